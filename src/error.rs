@@ -1,0 +1,55 @@
+//! Exit codes and the one error type that changes them.
+//!
+//! Everything fallible returns `anyhow::Result` with context; an error that
+//! the user can fix by changing the command line (a bad token, a missing
+//! privilege, an unknown interface) is wrapped in [`UsageError`] so that
+//! `main` exits with [`EXIT_USAGE`] instead of [`EXIT_FAILURE`].
+
+use std::fmt;
+
+/// The scan ran and finished.
+pub const EXIT_OK: i32 = 0;
+/// Something failed while running (I/O error, lab command failed).
+pub const EXIT_FAILURE: i32 = 1;
+/// The command line cannot be run as given: bad option value, unknown
+/// technique, unknown interface, no route, missing privileges.
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Builds an error that makes `flagscan` exit with [`EXIT_USAGE`].
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// The exit code for an error that reached `main`.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if err.chain().any(|e| e.is::<UsageError>()) {
+        EXIT_USAGE
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn usage_errors_exit_2_even_with_context() {
+        let e: anyhow::Result<()> = Err(usage("bad port '70000'"));
+        let e = e.context("parsing -p").unwrap_err();
+        assert_eq!(exit_code(&e), EXIT_USAGE);
+        assert_eq!(exit_code(&anyhow::anyhow!("io")), EXIT_FAILURE);
+    }
+}

@@ -1,0 +1,26 @@
+//! flagscan: a raw-packet TCP port scanner.
+//!
+//! Data flow (see docs/architecture.md):
+//! targets x ports x techniques -> [`permutation`] -> [`sender`] thread -> [`rawsock`]
+//! -> network -> [`receiver`] thread ([`wire`] parse, [`cookie`] validate) -> channel
+//! -> [`tracker`] (states, retries, RTT) -> [`output`].
+
+pub mod cli;
+pub mod cookie;
+pub mod error;
+pub mod lab;
+pub mod output;
+pub mod permutation;
+pub mod ports;
+pub mod privilege;
+pub mod rawsock;
+pub mod receiver;
+pub mod route;
+pub mod scan;
+pub mod sender;
+pub mod services;
+pub mod targets;
+pub mod technique;
+pub mod timing;
+pub mod tracker;
+pub mod wire;
