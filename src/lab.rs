@@ -1,1 +1,1010 @@
-//! Lab of network namespaces. (stub: being written)
+//! A lab of real Linux hosts in network namespaces.
+//!
+//! The design's network rule says flagscan may only ever scan addresses that
+//! exist inside namespaces we created, so the lab is the place where every
+//! firewall behaviour (DROP, ICMP rejects, tcp-reset, stateful drops, a
+//! routed hop) can be seen for real and compared against nmap.
+//!
+//! ```text
+//!   {p}-scan 10.213.1.1 ─┐
+//!   {p}-web  10.213.1.2 ─┼─ br0 10.213.1.254 ┐
+//!   {p}-rst  10.213.1.3 ─┘                   ├ {p}-gw (forwards)
+//!   {p}-far  10.213.2.2 ──── v-far 10.213.2.254 ┘
+//! ```
+//!
+//! Every command runs inside one of the lab's namespaces (`ip -n NS` or
+//! `ip netns exec NS`): veth pairs are created in the gateway with their
+//! peer placed straight into the host namespace, so no interface, route or
+//! firewall rule of the root namespace is ever touched. A unit test checks
+//! that property on the whole plan.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::error::usage;
+
+pub const DEFAULT_PREFIX: &str = "flagscan";
+
+/// The LAN the scanner, web and rst share through the gateway's bridge.
+const LAN_PREFIX_LEN: u8 = 24;
+const GW_LAN: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 254);
+const SCAN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 1);
+const FAR_NET: &str = "10.213.2.0/24";
+const GW_FAR: Ipv4Addr = Ipv4Addr::new(10, 213, 2, 254);
+
+/// Where `ip netns add` mounts named namespaces.
+const NETNS_DIR: &str = "/run/netns";
+
+/// Linux caps interface names at IFNAMSIZ - 1.
+const MAX_IFNAME: usize = 15;
+
+/// One scan target of the lab.
+#[derive(Debug)]
+pub struct LabHost {
+    pub name: &'static str,
+    pub netns_suffix: &'static str,
+    pub addr: Ipv4Addr,
+    /// One sentence: what this host demonstrates.
+    pub role: &'static str,
+    pub listening: &'static [u16],
+    /// Human-readable summaries, one per firewall rule.
+    pub rules: &'static [&'static str],
+}
+
+/// Which segment a host is plugged into decides its veth, gateway and routes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Segment {
+    Lan,
+    Far,
+}
+
+/// What the lab needs to build a host besides what is shown to users.
+struct HostSpec {
+    host: &'static LabHost,
+    segment: Segment,
+    /// iptables INPUT rules, whitespace-separated arguments after `-A INPUT`.
+    iptables: &'static [Rule],
+}
+
+struct Rule {
+    args: &'static str,
+    /// Used when the kernel lacks the conntrack match: loses the
+    /// "established connections are fine" nuance, keeps the observable
+    /// behaviour for single probes.
+    fallback: Option<&'static str>,
+}
+
+const fn rule(args: &'static str) -> Rule {
+    Rule {
+        args,
+        fallback: None,
+    }
+}
+
+static HOSTS: [LabHost; 3] = [
+    LabHost {
+        name: "web",
+        netns_suffix: "web",
+        addr: Ipv4Addr::new(10, 213, 1, 2),
+        role: "An RFC 793 host behind a firewall: every filtered state nmap knows \
+               (drop, ICMP rejects, forged reset, stateful drop) on one address.",
+        listening: &[22, 80, 443, 3306, 8080],
+        rules: &[
+            "tcp/135 DROP",
+            "tcp/137-139 DROP",
+            "tcp/111 REJECT icmp-port-unreachable",
+            "tcp/445 REJECT icmp-admin-prohibited",
+            "tcp/23 REJECT tcp-reset",
+            "tcp/8000-8100 non-SYN DROP (SYN reaches 8080 listening, the rest closed)",
+            "tcp/5430-5439 non-SYN that opens nothing (conntrack NEW/INVALID) DROP; 5432 closed",
+        ],
+    },
+    LabHost {
+        name: "rst",
+        netns_suffix: "rst",
+        addr: Ipv4Addr::new(10, 213, 1, 3),
+        role: "A host whose firewall resets every non-SYN probe, so FIN/NULL/Xmas \
+               see every port closed (like Windows or Cisco).",
+        listening: &[22, 80, 443],
+        rules: &[
+            "tcp non-SYN that opens nothing (conntrack NEW/INVALID) REJECT tcp-reset, all ports",
+        ],
+    },
+    LabHost {
+        name: "far",
+        netns_suffix: "far",
+        addr: Ipv4Addr::new(10, 213, 2, 2),
+        role: "A host behind a gateway: probes are routed one hop, replies come \
+               back through it.",
+        listening: &[22, 443],
+        rules: &["tcp/25 DROP"],
+    },
+];
+
+/// The lab's scan targets: web, rst, far.
+pub fn hosts() -> &'static [LabHost] {
+    &HOSTS
+}
+
+static SPECS: [HostSpec; 3] = [
+    HostSpec {
+        host: &HOSTS[0],
+        segment: Segment::Lan,
+        iptables: &[
+            rule("-p tcp --dport 135 -j DROP"),
+            rule("-p tcp --dport 137:139 -j DROP"),
+            rule("-p tcp --dport 111 -j REJECT --reject-with icmp-port-unreachable"),
+            rule("-p tcp --dport 445 -j REJECT --reject-with icmp-admin-prohibited"),
+            rule("-p tcp --dport 23 -j REJECT --reject-with tcp-reset"),
+            rule("-p tcp --dport 8000:8100 ! --syn -j DROP"),
+            Rule {
+                args: "-p tcp --dport 5430:5439 -m conntrack --ctstate INVALID,NEW ! --syn -j DROP",
+                fallback: Some("-p tcp --dport 5430:5439 ! --syn -j DROP"),
+            },
+        ],
+    },
+    HostSpec {
+        host: &HOSTS[1],
+        segment: Segment::Lan,
+        // Only packets that belong to no connection: resetting every
+        // non-SYN would also kill the handshake's own ACK, so connect scans
+        // and real clients would see open ports reset.
+        iptables: &[Rule {
+            args: "-p tcp ! --syn -m conntrack --ctstate INVALID,NEW -j REJECT --reject-with tcp-reset",
+            fallback: Some("-p tcp ! --syn -j REJECT --reject-with tcp-reset"),
+        }],
+    },
+    HostSpec {
+        host: &HOSTS[2],
+        segment: Segment::Far,
+        iptables: &[rule("-p tcp --dport 25 -j DROP")],
+    },
+];
+
+/// A lab named by its prefix; all its names derive from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lab {
+    pub prefix: String,
+}
+
+impl Lab {
+    pub fn scanner_netns(&self) -> String {
+        format!("{}-scan", self.prefix)
+    }
+
+    pub fn netns(&self, host: &LabHost) -> String {
+        format!("{}-{}", self.prefix, host.netns_suffix)
+    }
+
+    fn gw_netns(&self) -> String {
+        format!("{}-gw", self.prefix)
+    }
+
+    /// Every namespace of the lab, gateway first so that teardown and
+    /// creation agree on one order.
+    fn all_netns(&self) -> Vec<String> {
+        let mut all = vec![self.gw_netns(), self.scanner_netns()];
+        all.extend(hosts().iter().map(|h| self.netns(h)));
+        all
+    }
+}
+
+/// Removes the lab when dropped, ignoring errors, so `demo` and tests leave
+/// nothing behind on panic or early return.
+pub struct LabGuard(pub Lab);
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = down(&self.0.prefix);
+    }
+}
+
+/// How a listener process is started; the ports are appended as one
+/// comma-separated argument. Production runs flagscan itself; tests
+/// substitute their own binary because `current_exe` is the test harness.
+#[derive(Debug, Clone)]
+pub struct ListenerCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+}
+
+impl ListenerCommand {
+    /// `<exe> lab listen --ports P,Q,...`
+    pub fn flagscan(exe: &Path) -> Self {
+        ListenerCommand {
+            program: exe.to_path_buf(),
+            args: ["lab", "listen", "--ports"].map(OsString::from).to_vec(),
+            env: Vec::new(),
+        }
+    }
+
+    fn command(&self, netns: &str, ports: &[u16]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns])
+            .arg(&self.program)
+            .args(&self.args)
+            .arg(join_ports(ports))
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+}
+
+fn join_ports(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Builds the lab, with flagscan itself as the listener on every host.
+pub fn up(prefix: &str) -> Result<Lab> {
+    let exe = std::env::current_exe().context("finding the flagscan binary for lab listeners")?;
+    up_with(prefix, Some(&ListenerCommand::flagscan(&exe)))
+}
+
+/// Builds the lab; `listener: None` builds the topology without listening
+/// sockets (every port closed). A lab already using `prefix` is removed
+/// first; a failure midway removes whatever was built.
+pub fn up_with(prefix: &str, listener: Option<&ListenerCommand>) -> Result<Lab> {
+    check_prefix(prefix)?;
+    preflight()?;
+    if exists(prefix) {
+        down(prefix).with_context(|| format!("removing the previous lab '{prefix}'"))?;
+    }
+    let lab = Lab {
+        prefix: prefix.to_string(),
+    };
+    if let Err(e) = build(&lab, listener) {
+        // The build error is the one worth reporting; a teardown failure
+        // would only hide it.
+        let _ = down(prefix);
+        return Err(e.context(format!("building lab '{prefix}'")));
+    }
+    Ok(lab)
+}
+
+fn build(lab: &Lab, listener: Option<&ListenerCommand>) -> Result<()> {
+    for step in plan(lab) {
+        step.run()?;
+    }
+    if let Some(listener) = listener {
+        for host in hosts() {
+            start_listener(listener, &lab.netns(host), host.listening)
+                .with_context(|| format!("starting the listener on {}", host.name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the lab: kills every process inside its namespaces (otherwise a
+/// deleted namespace lives on, anonymous, as long as they do) and deletes
+/// the namespaces. Succeeds when nothing exists.
+pub fn down(prefix: &str) -> Result<()> {
+    check_prefix(prefix)?;
+    let lab = Lab {
+        prefix: prefix.to_string(),
+    };
+    let present: Vec<String> = lab
+        .all_netns()
+        .into_iter()
+        .filter(|ns| netns_exists(ns))
+        .collect();
+    if present.is_empty() {
+        return Ok(());
+    }
+    preflight()?;
+    for ns in &present {
+        kill_netns_pids(ns)?;
+    }
+    for ns in &present {
+        run(&strings(&["ip", "netns", "del", ns]))?;
+    }
+    Ok(())
+}
+
+/// True if any namespace of the lab exists, so a half-built lab counts too.
+pub fn exists(prefix: &str) -> bool {
+    let lab = Lab {
+        prefix: prefix.to_string(),
+    };
+    lab.all_netns().iter().any(|ns| netns_exists(ns))
+}
+
+pub fn status_text(prefix: &str) -> Result<String> {
+    check_prefix(prefix)?;
+    let lab = Lab {
+        prefix: prefix.to_string(),
+    };
+    let all = lab.all_netns();
+    let present = all.iter().filter(|ns| netns_exists(ns)).count();
+    let scan_ns = lab.scanner_netns();
+    let mut out = String::new();
+    match present {
+        0 => writeln!(
+            out,
+            "lab '{prefix}' is down (create it with `sudo flagscan lab up`)"
+        )?,
+        n if n == all.len() => writeln!(out, "lab '{prefix}' is up")?,
+        n => writeln!(
+            out,
+            "lab '{prefix}' is partly present ({n} of {} namespaces); \
+             run `sudo flagscan lab down` then `sudo flagscan lab up`",
+            all.len()
+        )?,
+    }
+    writeln!(out, "scanner namespace: {scan_ns} ({SCAN_ADDR})")?;
+    writeln!(out, "scan from it:")?;
+    writeln!(
+        out,
+        "  sudo flagscan --netns {scan_ns} -sS -sF {}",
+        hosts()[0].addr
+    )?;
+    writeln!(
+        out,
+        "  sudo ip netns exec {scan_ns} flagscan -sS -sF {}",
+        hosts()[0].addr
+    )?;
+    writeln!(out, "hosts:")?;
+    for host in hosts() {
+        writeln!(
+            out,
+            "  {:<11} {:<5} netns {}",
+            host.addr,
+            host.name,
+            lab.netns(host)
+        )?;
+        writeln!(out, "      {}", host.role)?;
+        writeln!(out, "      listening: tcp {}", join_ports(host.listening))?;
+        for r in host.rules {
+            writeln!(out, "      rule: {r}")?;
+        }
+    }
+    Ok(out)
+}
+
+/// Moves the calling thread into the named namespace. Only this thread
+/// moves, which is why it must run before any other thread starts: threads
+/// spawned afterwards inherit it, threads spawned before do not.
+pub fn enter_netns(name: &str) -> Result<()> {
+    let path = Path::new(NETNS_DIR).join(name);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(usage(format!(
+                "network namespace '{name}' does not exist ({} not found); \
+                 create the lab with `sudo flagscan lab up` or see `ip netns list`",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+        if e == nix::errno::Errno::EPERM {
+            usage(format!(
+                "entering network namespace '{name}' needs root (CAP_SYS_ADMIN): {e}"
+            ))
+        } else {
+            anyhow!("entering network namespace '{name}': {e}")
+        }
+    })
+}
+
+/// Body of `flagscan lab listen`: the listening sockets of one lab host.
+/// Prints `ready` once every port is bound, which is what `up` waits for.
+pub fn listen_forever(ports: &[u16]) -> Result<()> {
+    let listeners = bind_all(ports)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "ready").context("writing the ready line")?;
+    stdout.flush().context("writing the ready line")?;
+    drop(stdout);
+    // Accepting and dropping keeps the accept queue from filling up under
+    // connect scans, which would turn open ports into filtered ones.
+    let threads: Vec<_> = listeners
+        .into_iter()
+        .map(|l| {
+            std::thread::spawn(move || {
+                for conn in l.incoming() {
+                    drop(conn);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    // Only reachable if every accept loop ended, which std never does.
+    loop {
+        std::thread::park();
+    }
+}
+
+fn bind_all(ports: &[u16]) -> Result<Vec<TcpListener>> {
+    ports
+        .iter()
+        .map(|&p| {
+            TcpListener::bind(("0.0.0.0", p)).with_context(|| format!("listening on tcp/{p}"))
+        })
+        .collect()
+}
+
+/// Spawns the listener detached and waits for its `ready` line. Lines before
+/// `ready` are skipped (a test harness prints a banner); end of output
+/// without it means the child failed, and its stderr says why.
+fn start_listener(listener: &ListenerCommand, netns: &str, ports: &[u16]) -> Result<()> {
+    let mut cmd = listener.command(netns, ports);
+    let shown = show(&cmd);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so Ctrl-C in the terminal that ran
+        // `lab up` does not reach it; `down` kills it by namespace.
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(|e| spawn_error(e, &shown))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    let mut reader = BufReader::new(stdout);
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .with_context(|| format!("reading the output of `{shown}`"))?;
+        if n == 0 {
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut stderr);
+            }
+            let status = child
+                .wait()
+                .with_context(|| format!("waiting for `{shown}`"))?;
+            bail!(
+                "`{shown}` exited ({status}) without printing `ready`: {}",
+                stderr.trim()
+            );
+        }
+        if line.trim_end() == "ready" {
+            return Ok(());
+        }
+    }
+}
+
+/// One command of the topology plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Step {
+    argv: Vec<String>,
+    /// Tried when `argv` fails; see [`Rule::fallback`].
+    fallback: Option<Vec<String>>,
+    /// Some knobs are global on some kernels and refuse to be set per
+    /// namespace; the lab still works, only with rate-limited ICMP.
+    may_fail: bool,
+}
+
+impl Step {
+    fn new(argv: Vec<String>) -> Self {
+        Step {
+            argv,
+            fallback: None,
+            may_fail: false,
+        }
+    }
+
+    fn run(&self) -> Result<()> {
+        match run(&self.argv) {
+            Ok(_) => Ok(()),
+            Err(_) if self.may_fail => Ok(()),
+            Err(first) => match &self.fallback {
+                Some(fallback) => {
+                    eprintln!(
+                        "flagscan lab: `{}` failed, using `{}` instead",
+                        self.argv.join(" "),
+                        fallback.join(" ")
+                    );
+                    run(fallback).map(drop).context(first)
+                }
+                None => Err(first),
+            },
+        }
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// `ip -n NS ...`
+fn ip_n(ns: &str, args: &str) -> Step {
+    let mut argv = strings(&["ip", "-n", ns]);
+    argv.extend(args.split_whitespace().map(String::from));
+    Step::new(argv)
+}
+
+/// `ip netns exec NS ...`
+fn exec_in(ns: &str, args: &str) -> Step {
+    let mut argv = strings(&["ip", "netns", "exec", ns]);
+    argv.extend(args.split_whitespace().map(String::from));
+    Step::new(argv)
+}
+
+/// The veth end that stays in the gateway for a host.
+fn gw_port(suffix: &str) -> String {
+    format!("v-{suffix}")
+}
+
+/// The whole topology as commands, in order. Pure, so tests can check that
+/// every command stays inside the lab's namespaces.
+fn plan(lab: &Lab) -> Vec<Step> {
+    let gw = lab.gw_netns();
+    let scan = lab.scanner_netns();
+    let mut steps = Vec::new();
+
+    for ns in lab.all_netns() {
+        steps.push(Step::new(strings(&["ip", "netns", "add", &ns])));
+        steps.push(ip_n(&ns, "link set lo up"));
+    }
+
+    steps.push(ip_n(&gw, "link add br0 type bridge"));
+    steps.push(ip_n(
+        &gw,
+        &format!("addr add {GW_LAN}/{LAN_PREFIX_LEN} dev br0"),
+    ));
+    steps.push(ip_n(&gw, "link set br0 up"));
+    steps.push(exec_in(&gw, "sysctl -w net.ipv4.ip_forward=1"));
+
+    // (namespace, suffix, address, segment) of everything plugged into gw.
+    let mut members = vec![(scan.clone(), "scan", SCAN_ADDR, Segment::Lan)];
+    members.extend(SPECS.iter().map(|s| {
+        (
+            lab.netns(s.host),
+            s.host.netns_suffix,
+            s.host.addr,
+            s.segment,
+        )
+    }));
+    for (ns, suffix, addr, segment) in &members {
+        let port = gw_port(suffix);
+        // Created inside gw with the peer placed straight into the host, so
+        // the root namespace never sees either end.
+        steps.push(ip_n(
+            &gw,
+            &format!("link add {port} type veth peer name eth0 netns {ns}"),
+        ));
+        match segment {
+            Segment::Lan => steps.push(ip_n(&gw, &format!("link set {port} master br0"))),
+            Segment::Far => steps.push(ip_n(&gw, &format!("addr add {GW_FAR}/24 dev {port}"))),
+        }
+        steps.push(ip_n(&gw, &format!("link set {port} up")));
+        steps.push(ip_n(
+            ns,
+            &format!("addr add {addr}/{LAN_PREFIX_LEN} dev eth0"),
+        ));
+        steps.push(ip_n(ns, "link set eth0 up"));
+    }
+
+    steps.push(ip_n(&scan, &format!("route add {FAR_NET} via {GW_LAN}")));
+
+    for spec in &SPECS {
+        let ns = lab.netns(spec.host);
+        let via = match spec.segment {
+            Segment::Lan => GW_LAN,
+            Segment::Far => GW_FAR,
+        };
+        steps.push(ip_n(&ns, &format!("route add default via {via}")));
+    }
+
+    // ICMP rejects are answers under test; rate limiting would turn some of
+    // them into silence and the port into "filtered" by accident.
+    for spec in &SPECS {
+        let ns = lab.netns(spec.host);
+        steps.push(exec_in(&ns, "sysctl -w net.ipv4.icmp_ratelimit=0"));
+        let mut per_sec = exec_in(&ns, "sysctl -w net.ipv4.icmp_msgs_per_sec=100000");
+        per_sec.may_fail = true;
+        steps.push(per_sec);
+        for r in spec.iptables {
+            let mut step = exec_in(&ns, &format!("iptables -A INPUT {}", r.args));
+            step.fallback = r
+                .fallback
+                .map(|f| exec_in(&ns, &format!("iptables -A INPUT {f}")).argv);
+            steps.push(step);
+        }
+    }
+    steps
+}
+
+/// Runs a command, returning stdout; a failure names the command and
+/// carries its stderr.
+fn run(argv: &[String]) -> Result<String> {
+    let shown = argv.join(" ");
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| spawn_error(e, &shown))?;
+    if !out.status.success() {
+        bail!(
+            "`{shown}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn show(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn spawn_error(e: std::io::Error, shown: &str) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        let program = shown.split_whitespace().next().unwrap_or_default();
+        // Under `ip netns exec` a missing program is reported by ip itself
+        // through stderr; here it is the first word that is missing.
+        if let Some(hint) = install_hint(program) {
+            return usage(format!("`{program}` not found: {hint}"));
+        }
+    }
+    anyhow!(e).context(format!("running `{shown}`"))
+}
+
+fn install_hint(program: &str) -> Option<&'static str> {
+    match program {
+        "ip" => Some("the lab needs iproute2 (apt-get install iproute2)"),
+        "iptables" => Some("the lab needs iptables (apt-get install iptables)"),
+        "sysctl" => Some("the lab needs sysctl (apt-get install procps)"),
+        _ => None,
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Usage errors up front beat a half-built lab torn down again.
+fn preflight() -> Result<()> {
+    if !is_root() {
+        return Err(usage(
+            "the lab needs root: it creates network namespaces and firewall rules \
+             (run with sudo)",
+        ));
+    }
+    for (program, arg) in [
+        ("ip", "-V"),
+        ("iptables", "--version"),
+        ("sysctl", "--version"),
+    ] {
+        let status = Command::new(program)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if let Err(e) = status {
+            return Err(spawn_error(e, program));
+        }
+    }
+    Ok(())
+}
+
+/// Namespace names become file names under /run/netns and appear in shell
+/// commands we print, so keep them to a safe alphabet.
+fn check_prefix(prefix: &str) -> Result<()> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 64
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !prefix.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "bad lab prefix '{prefix}': use 1-64 letters, digits, '-' or '_', not starting with '-'"
+        )))
+    }
+}
+
+fn netns_exists(name: &str) -> bool {
+    Path::new(NETNS_DIR).join(name).exists()
+}
+
+fn kill_netns_pids(ns: &str) -> Result<()> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let out = run(&strings(&["ip", "netns", "pids", ns]))?;
+    for pid in parse_pids(&out) {
+        match kill(Pid::from_raw(pid), Signal::SIGKILL) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => bail!("killing pid {pid} in namespace {ns}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+fn parse_pids(text: &str) -> Vec<i32> {
+    text.split_whitespace()
+        .filter_map(|w| w.parse::<i32>().ok())
+        .filter(|&p| p > 0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    #[test]
+    fn names_derive_from_prefix() {
+        let lab = Lab {
+            prefix: "t1".into(),
+        };
+        assert_eq!(lab.scanner_netns(), "t1-scan");
+        assert_eq!(lab.netns(&hosts()[0]), "t1-web");
+        assert_eq!(
+            lab.all_netns(),
+            ["t1-gw", "t1-scan", "t1-web", "t1-rst", "t1-far"]
+        );
+        let names: Vec<_> = hosts().iter().map(|h| h.name).collect();
+        assert_eq!(names, ["web", "rst", "far"]);
+    }
+
+    #[test]
+    fn hosts_match_their_specs() {
+        assert_eq!(hosts().len(), SPECS.len());
+        for (h, s) in hosts().iter().zip(&SPECS) {
+            assert!(std::ptr::eq(h, s.host), "SPECS follows HOSTS order");
+            assert_eq!(
+                h.rules.len(),
+                s.iptables.len(),
+                "one summary per rule on {}",
+                h.name
+            );
+        }
+    }
+
+    #[test]
+    fn listener_command_is_flagscan_lab_listen() {
+        let cmd =
+            ListenerCommand::flagscan(Path::new("/usr/bin/flagscan")).command("p-web", &[22, 80]);
+        assert_eq!(
+            show(&cmd),
+            "ip netns exec p-web /usr/bin/flagscan lab listen --ports 22,80"
+        );
+    }
+
+    #[test]
+    fn every_step_stays_inside_the_lab() {
+        let lab = Lab {
+            prefix: "t1".into(),
+        };
+        let own: HashSet<String> = lab.all_netns().into_iter().collect();
+        for step in plan(&lab) {
+            for argv in std::iter::once(&step.argv).chain(step.fallback.as_ref()) {
+                assert_eq!(argv[0], "ip", "{argv:?}");
+                let ns = match argv[1].as_str() {
+                    "-n" => &argv[2],
+                    "netns" => {
+                        assert!(["add", "exec"].contains(&argv[2].as_str()), "{argv:?}");
+                        &argv[3]
+                    }
+                    _ => panic!("command outside the lab's namespaces: {argv:?}"),
+                };
+                assert!(own.contains(ns), "{argv:?}");
+                // A veth peer may only be sent into one of our namespaces.
+                if let Some(i) = argv.iter().position(|a| a == "netns").filter(|&i| i > 1) {
+                    assert!(own.contains(&argv[i + 1]), "{argv:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gateway_interface_names_fit() {
+        for s in ["scan", "web", "rst", "far"] {
+            assert!(gw_port(s).len() <= MAX_IFNAME);
+        }
+        let plan = plan(&Lab { prefix: "x".into() });
+        let text: Vec<String> = plan.iter().map(|s| s.argv.join(" ")).collect();
+        assert!(text.contains(
+            &"ip -n x-gw link add v-far type veth peer name eth0 netns x-far".to_string()
+        ));
+        assert!(text.contains(&"ip -n x-scan route add 10.213.2.0/24 via 10.213.1.254".to_string()));
+        assert!(text.contains(&"ip -n x-far route add default via 10.213.2.254".to_string()));
+        assert!(text.contains(
+            &"ip netns exec x-web iptables -A INPUT -p tcp --dport 23 -j REJECT --reject-with tcp-reset"
+                .to_string()
+        ));
+    }
+
+    #[test]
+    fn bad_prefixes_are_usage_errors() {
+        for p in ["", "-x", "a b", "a/b", "a;b"] {
+            let e = check_prefix(p).unwrap_err();
+            assert_eq!(
+                crate::error::exit_code(&e),
+                crate::error::EXIT_USAGE,
+                "{p:?}"
+            );
+        }
+        check_prefix(DEFAULT_PREFIX).unwrap();
+    }
+
+    #[test]
+    fn pids_parse() {
+        assert_eq!(parse_pids("12\n345\n\n"), [12, 345]);
+        assert_eq!(parse_pids(""), Vec::<i32>::new());
+    }
+
+    #[test]
+    fn missing_tools_name_their_package() {
+        let e = spawn_error(std::io::ErrorKind::NotFound.into(), "iptables -A INPUT");
+        assert!(e.to_string().contains("apt-get install iptables"), "{e}");
+        assert_eq!(crate::error::exit_code(&e), crate::error::EXIT_USAGE);
+        let e = spawn_error(std::io::ErrorKind::NotFound.into(), "ip netns add x");
+        assert!(e.to_string().contains("apt-get install iproute2"), "{e}");
+    }
+
+    #[test]
+    fn status_of_absent_lab() {
+        let text = status_text("flagscan-never-built").unwrap();
+        assert!(text.contains("is down"), "{text}");
+        assert!(
+            text.contains("--netns flagscan-never-built-scan -sS -sF 10.213.1.2"),
+            "{text}"
+        );
+        assert!(!exists("flagscan-never-built"));
+        down("flagscan-never-built").unwrap();
+    }
+
+    #[test]
+    fn entering_a_missing_namespace_is_a_usage_error() {
+        let e = enter_netns("flagscan-never-built-scan").unwrap_err();
+        assert!(e.to_string().contains("flagscan-never-built-scan"), "{e}");
+        assert_eq!(crate::error::exit_code(&e), crate::error::EXIT_USAGE);
+    }
+
+    /// The listener used by the root test: this test binary re-run with the
+    /// filter below, in place of `flagscan lab listen` which a unit test
+    /// cannot reach. Inert unless the environment asks for it.
+    #[test]
+    #[ignore = "child process of lab_up_down_as_root"]
+    fn listener_child() {
+        if std::env::var_os("FLAGSCAN_LAB_LISTENER_CHILD").is_none() {
+            return;
+        }
+        // libtest has printed "test ... " without a newline; `ready` must
+        // start a line of its own.
+        println!();
+        let ports = std::env::args().last().unwrap();
+        let ports: Vec<u16> = ports.split(',').map(|p| p.parse().unwrap()).collect();
+        listen_forever(&ports).unwrap();
+    }
+
+    fn test_listener() -> ListenerCommand {
+        ListenerCommand {
+            program: std::env::current_exe().unwrap(),
+            args: [
+                "--exact",
+                "lab::tests::listener_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ]
+            .map(OsString::from)
+            .to_vec(),
+            env: vec![("FLAGSCAN_LAB_LISTENER_CHILD".into(), "1".into())],
+        }
+    }
+
+    /// Connects from inside `ns` on a thread of its own, since setns moves
+    /// only the calling thread.
+    fn connect_from(ns: &str, to: Ipv4Addr, port: u16) -> std::io::Result<()> {
+        let ns = ns.to_string();
+        std::thread::spawn(move || {
+            enter_netns(&ns).unwrap();
+            let addr = SocketAddr::from((to, port));
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map(drop)
+        })
+        .join()
+        .unwrap()
+    }
+
+    fn listener_pids(lab: &Lab) -> Vec<i32> {
+        hosts()
+            .iter()
+            .flat_map(|h| {
+                parse_pids(&run(&strings(&["ip", "netns", "pids", &lab.netns(h)])).unwrap())
+            })
+            .collect()
+    }
+
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // A killed child of this test stays a zombie until reaped.
+            Ok(stat) => !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z'),
+            Err(_) => false,
+        }
+    }
+
+    #[test]
+    fn lab_up_down_as_root() {
+        if !is_root() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "lab_up_down_as_root must run as root in CI"
+            );
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let prefix = format!("flagscan-t{}", std::process::id());
+        let guard = LabGuard(up_with(&prefix, Some(&test_listener())).unwrap());
+        let lab = &guard.0;
+        assert!(exists(&prefix));
+        assert!(status_text(&prefix).unwrap().contains("is up"));
+
+        let scan = lab.scanner_netns();
+        let [web, rst, far] = [&hosts()[0], &hosts()[1], &hosts()[2]];
+        // Open on the LAN and across the gateway: addresses, bridge,
+        // forwarding, routes and the listener handshake all work.
+        for (h, port) in [(web, 22), (web, 8080), (rst, 443), (far, 22), (far, 443)] {
+            connect_from(&scan, h.addr, port).unwrap_or_else(|e| panic!("{}:{port}: {e}", h.name));
+        }
+        let refused = |h: &LabHost, port| {
+            let e = connect_from(&scan, h.addr, port).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused,
+                "{}:{port}: {e}",
+                h.name
+            );
+        };
+        refused(web, 81); // closed
+        refused(web, 23); // REJECT tcp-reset
+        refused(web, 111); // REJECT icmp-port-unreachable
+        refused(far, 444); // closed, across the gateway
+        if Path::new("/usr/bin/ping").exists() || Path::new("/bin/ping").exists() {
+            run(&strings(&[
+                "ip",
+                "netns",
+                "exec",
+                &scan,
+                "ping",
+                "-c1",
+                "-W1",
+                "10.213.2.2",
+            ]))
+            .unwrap();
+        }
+
+        let pids = listener_pids(lab);
+        assert_eq!(pids.len(), hosts().len(), "one listener per host: {pids:?}");
+
+        // A second `up` with the same prefix replaces the lab.
+        let lab2 = up_with(&prefix, None).unwrap();
+        assert_eq!(&lab2, lab);
+        assert!(pids.iter().all(|&p| !alive(p)), "old listeners survived");
+        refused(web, 22);
+
+        drop(guard);
+        assert!(!exists(&prefix));
+        let left = run(&strings(&["ip", "netns", "list"])).unwrap();
+        assert!(!left.contains(&prefix), "{left}");
+    }
+}

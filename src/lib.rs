@@ -12,7 +12,6 @@ pub mod lab;
 pub mod output;
 pub mod permutation;
 pub mod ports;
-pub mod privilege;
 pub mod rawsock;
 pub mod receiver;
 pub mod route;

@@ -1,11 +1,232 @@
-//! Port list parsing. (stub: being written)
+//! Port lists: `-p` parsing, the default list, and the IANA port classes.
 
-/// Parses `-p`: "22,80,8000-8100", "-" for 1-65535.
-pub fn parse_ports(_spec: &str) -> anyhow::Result<Vec<u16>> {
-    todo!()
+use crate::error::usage;
+
+/// Registered ports above 1024 that the teaching notes (../shared/ports.md)
+/// list as common services, so the default scan finds the databases, RDP
+/// and proxies that students are told to look for.
+const COMMON_REGISTERED: [u16; 10] = [1080, 1521, 1723, 1863, 3306, 3389, 3724, 5432, 6881, 8080];
+
+/// Describes [`default_ports`] for `--help` and the README.
+pub const DEFAULT_PORTS_HELP: &str = "Without -p, flagscan scans ports 1-1024 plus ten common \
+     registered ports (1080, 1521, 1723, 1863, 3306, 3389, 3724, 5432, 6881, 8080), 1034 ports in all.";
+
+/// Parses `-p` the way nmap does: "22,80,8000-8100", "-" for 1-65535,
+/// "-100" for 1-100, "60000-" for 60000-65535, an optional `T:` prefix.
+/// Returns the ports sorted and without duplicates.
+pub fn parse_ports(spec: &str) -> anyhow::Result<Vec<u16>> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err(usage(
+            "empty port list in -p: give ports like 22,80,8000-8100, or - for all",
+        ));
+    }
+    let mut wanted = vec![false; 1 << 16];
+    for item in spec.split(',').map(str::trim) {
+        let (lo, hi) = parse_item(strip_protocol(item)?, spec)?;
+        wanted[usize::from(lo)..=usize::from(hi)].fill(true);
+    }
+    Ok((0..=u16::MAX).filter(|&p| wanted[usize::from(p)]).collect())
 }
 
-/// The default port list.
+/// nmap lets each item carry a protocol prefix; only TCP can be scanned.
+fn strip_protocol(item: &str) -> anyhow::Result<&str> {
+    match item.get(..2) {
+        Some("T:" | "t:") => Ok(&item[2..]),
+        Some("U:" | "u:") => Err(usage(format!(
+            "invalid port item '{item}' in -p: UDP not supported yet (flagscan scans TCP only)"
+        ))),
+        _ => Ok(item),
+    }
+}
+
+fn parse_item(item: &str, spec: &str) -> anyhow::Result<(u16, u16)> {
+    if item.is_empty() {
+        return Err(usage(format!(
+            "invalid port list '{spec}' in -p: empty item between commas"
+        )));
+    }
+    let Some((start, end)) = item.split_once('-') else {
+        let port = parse_port(item)?;
+        return Ok((port, port));
+    };
+    if end.contains('-') {
+        return Err(usage(format!(
+            "invalid port range '{item}' in -p: a range has one '-'"
+        )));
+    }
+    // Port 0 is only scanned when written out: open ranges start at 1 as in nmap.
+    let lo = if start.is_empty() {
+        1
+    } else {
+        parse_port(start)?
+    };
+    let hi = if end.is_empty() {
+        u16::MAX
+    } else {
+        parse_port(end)?
+    };
+    if lo > hi {
+        return Err(usage(format!(
+            "invalid port range '{item}' in -p: start is above end"
+        )));
+    }
+    Ok((lo, hi))
+}
+
+fn parse_port(text: &str) -> anyhow::Result<u16> {
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(usage(format!("invalid port '{text}' in -p: not a number")));
+    }
+    text.parse()
+        .map_err(|_| usage(format!("invalid port '{text}' in -p: ports are 0-65535")))
+}
+
+/// The ports scanned when `-p` is not given; see [`DEFAULT_PORTS_HELP`].
 pub fn default_ports() -> Vec<u16> {
-    todo!()
+    let mut ports: Vec<u16> = (1..=1024).chain(COMMON_REGISTERED).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The IANA port ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortClass {
+    /// 0-1023: system services; only root may bind them on Linux.
+    WellKnown,
+    /// 1024-49151: registered by IANA for specific applications.
+    Registered,
+    /// 49152-65535: free for any program; clients' source ports.
+    Dynamic,
+}
+
+impl PortClass {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PortClass::WellKnown => "well-known",
+            PortClass::Registered => "registered",
+            PortClass::Dynamic => "dynamic",
+        }
+    }
+}
+
+pub fn port_class(port: u16) -> PortClass {
+    match port {
+        0..=1023 => PortClass::WellKnown,
+        1024..=49151 => PortClass::Registered,
+        _ => PortClass::Dynamic,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{exit_code, EXIT_USAGE};
+
+    fn err(spec: &str) -> String {
+        let e = parse_ports(spec).unwrap_err();
+        assert_eq!(exit_code(&e), EXIT_USAGE, "{spec}: {e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn single_ports_and_lists_are_sorted_and_deduplicated() {
+        assert_eq!(parse_ports("22").unwrap(), [22]);
+        assert_eq!(parse_ports("443,22,80,22").unwrap(), [22, 80, 443]);
+        assert_eq!(parse_ports(" 22 , 80 ").unwrap(), [22, 80]);
+        assert_eq!(parse_ports("65535").unwrap(), [65535]);
+    }
+
+    #[test]
+    fn ranges_including_open_ones() {
+        assert_eq!(parse_ports("8000-8003").unwrap(), [8000, 8001, 8002, 8003]);
+        assert_eq!(parse_ports("5-5").unwrap(), [5]);
+        assert_eq!(parse_ports("10-12,11-13").unwrap(), [10, 11, 12, 13]);
+        assert_eq!(parse_ports("-100").unwrap(), (1..=100).collect::<Vec<_>>());
+        assert_eq!(
+            parse_ports("60000-").unwrap(),
+            (60000..=65535).collect::<Vec<_>>()
+        );
+        assert_eq!(parse_ports("-").unwrap(), (1..=65535).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn port_zero_only_when_written() {
+        assert_eq!(parse_ports("0").unwrap(), [0]);
+        assert_eq!(parse_ports("0-2").unwrap(), [0, 1, 2]);
+        assert_eq!(parse_ports("0-").unwrap().len(), 65536);
+        assert_eq!(parse_ports("-2").unwrap(), [1, 2]);
+    }
+
+    #[test]
+    fn protocol_prefixes() {
+        assert_eq!(parse_ports("T:22,80").unwrap(), [22, 80]);
+        assert_eq!(parse_ports("T:22,T:80-81").unwrap(), [22, 80, 81]);
+        let msg = err("U:53");
+        assert!(
+            msg.contains("UDP not supported yet") && msg.contains("'U:53'"),
+            "{msg}"
+        );
+        assert!(err("T:22,U:53").contains("UDP"));
+    }
+
+    #[test]
+    fn errors_name_the_token() {
+        assert_eq!(
+            err("70000"),
+            "invalid port '70000' in -p: ports are 0-65535"
+        );
+        assert_eq!(
+            err("22,65536"),
+            "invalid port '65536' in -p: ports are 0-65535"
+        );
+        assert_eq!(
+            err("10-5"),
+            "invalid port range '10-5' in -p: start is above end"
+        );
+        assert_eq!(err("abc"), "invalid port 'abc' in -p: not a number");
+        assert_eq!(err("80-abc"), "invalid port 'abc' in -p: not a number");
+        assert_eq!(err("+80"), "invalid port '+80' in -p: not a number");
+        assert!(err("99999999999999999999").contains("'99999999999999999999'"));
+        assert!(err("").contains("empty port list"));
+        assert!(err("   ").contains("empty port list"));
+        assert_eq!(
+            err("1,,2"),
+            "invalid port list '1,,2' in -p: empty item between commas"
+        );
+        assert!(err("22,").contains("empty item"));
+        assert!(err("T:").contains("empty item"));
+        assert!(err("1-2-3").contains("'1-2-3'"));
+    }
+
+    #[test]
+    fn default_list_matches_its_help_text() {
+        let ports = default_ports();
+        assert_eq!(ports.len(), 1034);
+        assert!(ports.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!((ports[0], ports[1023]), (1, 1024));
+        assert!(!ports.contains(&0) && !ports.contains(&1025));
+        for port in COMMON_REGISTERED {
+            assert!(ports.contains(&port));
+            assert!(DEFAULT_PORTS_HELP.contains(&port.to_string()));
+        }
+        assert!(DEFAULT_PORTS_HELP.contains(&ports.len().to_string()));
+    }
+
+    #[test]
+    fn classes_follow_iana_ranges() {
+        let cases = [
+            (0, PortClass::WellKnown, "well-known"),
+            (1023, PortClass::WellKnown, "well-known"),
+            (1024, PortClass::Registered, "registered"),
+            (49151, PortClass::Registered, "registered"),
+            (49152, PortClass::Dynamic, "dynamic"),
+            (65535, PortClass::Dynamic, "dynamic"),
+        ];
+        for (port, class, name) in cases {
+            assert_eq!(port_class(port), class, "{port}");
+            assert_eq!(port_class(port).name(), name);
+        }
+    }
 }

@@ -1,12 +1,632 @@
-//! Target parsing. (stub: being written)
-use std::net::Ipv4Addr;
+//! Target parsing: IPv4 addresses, CIDR blocks, nmap-style octet ranges and
+//! host names, from the command line, `-iL`, `--exclude` and
+//! `--exclude-file`.
 
-/// Expands target tokens into addresses, minus the excluded ones.
-pub fn expand_targets(_tokens: &[String], _excludes: &[String]) -> anyhow::Result<Vec<Ipv4Addr>> {
-    todo!()
+use std::collections::HashSet;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+use std::path::Path;
+
+use ipnet::{Ipv4Net, Ipv6Net};
+
+use crate::error::usage;
+
+/// A /8. Anything larger is almost always a typo (`/4` for `/24`), and the
+/// address list alone would take hundreds of megabytes.
+pub const MAX_TARGETS: u64 = 1 << 24;
+
+/// Exclude specs up to this size go into a hash set, so a long
+/// `--exclude-file` costs one lookup per address instead of one per line.
+const EXCLUDE_SET_MAX: u64 = 256;
+
+/// Expands target tokens into addresses in input order, without duplicates
+/// (the first occurrence stays) and without the excluded addresses.
+///
+/// Each exclude element may be a comma-separated list, as nmap's `--exclude`
+/// takes it; that is why octet lists (`10.0.0,2.1`) work only in targets.
+pub fn expand_targets(tokens: &[String], excludes: &[String]) -> anyhow::Result<Vec<Ipv4Addr>> {
+    let mut specs = Vec::new();
+    let mut total = 0u64;
+    for token in tokens.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        let spec = parse_spec(token, "target")?;
+        total += spec.count();
+        // Checked before expanding so that a 0.0.0.0/0 never allocates.
+        if total > MAX_TARGETS {
+            return Err(usage(format!(
+                "too many targets: '{token}' brings the total to {total} addresses, \
+                 above the limit of {MAX_TARGETS} (a /8)"
+            )));
+        }
+        specs.push(spec);
+    }
+    let excluded = Excluded::parse(excludes)?;
+
+    // One spec never repeats an address, so the set is only needed when
+    // there are several; that spares a /8 scan well over 100 MB.
+    let dedup = specs.len() > 1;
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut dropped = 0u64;
+    for spec in &specs {
+        spec.for_each(|addr| {
+            if dedup && !seen.insert(addr) {
+                return;
+            }
+            if excluded.contains(addr) {
+                dropped += 1;
+            } else {
+                out.push(addr);
+            }
+        });
+    }
+    if out.is_empty() {
+        return Err(usage(if dropped > 0 {
+            format!("no targets left to scan: the excludes remove all {dropped} target addresses")
+        } else {
+            "no targets left to scan: no target was given".to_string()
+        }));
+    }
+    Ok(out)
 }
 
-/// Reads a target list file (`-iL`, `--exclude-file`).
-pub fn read_list_file(_path: &std::path::Path) -> anyhow::Result<Vec<String>> {
-    todo!()
+/// Reads a list file for `-iL` or `--exclude-file` (`-` is stdin): tokens
+/// separated by whitespace or newlines, `#` comments to the end of the line.
+pub fn read_list_file(path: &Path) -> anyhow::Result<Vec<String>> {
+    let bytes = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+    } else {
+        std::fs::read(path)
+    }
+    .map_err(|e| usage(format!("cannot read list file '{}': {e}", path.display())))?;
+    Ok(parse_list(&String::from_utf8_lossy(&bytes)))
+}
+
+fn parse_list(text: &str) -> Vec<String> {
+    text.lines()
+        .flat_map(|line| {
+            let line = line.split_once('#').map_or(line, |(before, _)| before);
+            line.split_whitespace()
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The addresses one token stands for.
+enum Spec {
+    Block(Ipv4Net),
+    Octets(Box<[OctetSet; 4]>),
+}
+
+impl Spec {
+    fn count(&self) -> u64 {
+        match self {
+            Spec::Block(net) => 1 << (32 - net.prefix_len()),
+            Spec::Octets(sets) => sets.iter().map(|s| s.order.len() as u64).product(),
+        }
+    }
+
+    fn contains(&self, addr: Ipv4Addr) -> bool {
+        match self {
+            Spec::Block(net) => net.contains(&addr),
+            Spec::Octets(sets) => sets.iter().zip(addr.octets()).all(|(s, o)| s.contains(o)),
+        }
+    }
+
+    /// Visits the addresses in nmap's order: CIDR blocks upward, octet
+    /// lists in the order written with the last octet varying fastest.
+    fn for_each(&self, mut f: impl FnMut(Ipv4Addr)) {
+        match self {
+            Spec::Block(net) => {
+                for n in u32::from(net.network())..=u32::from(net.broadcast()) {
+                    f(Ipv4Addr::from(n));
+                }
+            }
+            Spec::Octets(sets) => {
+                let [a, b, c, d] = &**sets;
+                for &a in &a.order {
+                    for &b in &b.order {
+                        for &c in &c.order {
+                            for &d in &d.order {
+                                f(Ipv4Addr::new(a, b, c, d));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The values one octet may take: written order for expansion, a bitmap
+/// for membership and for dropping repeats like `1-5,3`.
+#[derive(Default)]
+struct OctetSet {
+    order: Vec<u8>,
+    bits: [u64; 4],
+}
+
+impl OctetSet {
+    fn contains(&self, v: u8) -> bool {
+        self.bits[usize::from(v >> 6)] & (1 << (v & 63)) != 0
+    }
+
+    fn insert(&mut self, v: u8) {
+        if !self.contains(v) {
+            self.bits[usize::from(v >> 6)] |= 1 << (v & 63);
+            self.order.push(v);
+        }
+    }
+}
+
+struct Excluded {
+    addrs: HashSet<Ipv4Addr>,
+    big: Vec<Spec>,
+}
+
+impl Excluded {
+    fn parse(excludes: &[String]) -> anyhow::Result<Excluded> {
+        let mut excluded = Excluded {
+            addrs: HashSet::new(),
+            big: Vec::new(),
+        };
+        let tokens = excludes.iter().flat_map(|e| e.split(',')).map(str::trim);
+        for token in tokens.filter(|t| !t.is_empty()) {
+            let spec = parse_spec(token, "exclude")?;
+            if spec.count() <= EXCLUDE_SET_MAX {
+                spec.for_each(|addr| {
+                    excluded.addrs.insert(addr);
+                });
+            } else {
+                excluded.big.push(spec);
+            }
+        }
+        Ok(excluded)
+    }
+
+    fn contains(&self, addr: Ipv4Addr) -> bool {
+        self.addrs.contains(&addr) || self.big.iter().any(|s| s.contains(addr))
+    }
+}
+
+/// `what` is "target" or "exclude", for the error message.
+fn parse_spec(token: &str, what: &str) -> anyhow::Result<Spec> {
+    parse_spec_inner(token).map_err(|why| usage(format!("invalid {what} '{token}': {why}")))
+}
+
+fn parse_spec_inner(token: &str) -> Result<Spec, String> {
+    if token.contains(':') {
+        return Err(
+            if token.parse::<Ipv6Addr>().is_ok() || token.parse::<Ipv6Net>().is_ok() {
+                "IPv6 is not supported yet".to_string()
+            } else {
+                "':' is not part of an IPv4 address (ports go in -p; IPv6 is not supported yet)"
+                    .to_string()
+            },
+        );
+    }
+    if token.contains('*') {
+        return Err("'*' is not supported; write the octet as 0-255".to_string());
+    }
+    if let Some((host, prefix)) = token.split_once('/') {
+        let addr = parse_host(host)?;
+        let len = parse_prefix(prefix)?;
+        // nmap scans the whole block even when host bits are set (10.0.0.5/24).
+        let net = Ipv4Net::new(addr, len).map_err(|e| e.to_string())?.trunc();
+        return Ok(Spec::Block(net));
+    }
+    if looks_numeric(token) {
+        parse_octets(token)
+    } else {
+        resolve(token).map(|addr| Spec::Block(Ipv4Net::from(addr)))
+    }
+}
+
+/// Keeps typos such as "10.0.0.1;" or two targets in one argument from
+/// turning into DNS queries with a vague "not known" answer.
+fn check_host_name(name: &str) -> Result<(), String> {
+    match name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || "-._".contains(c)))
+    {
+        Some(c) if c.is_whitespace() => {
+            Err("whitespace in a target; give one target per argument".to_string())
+        }
+        Some(c) => Err(format!("{c:?} cannot appear in a host name")),
+        None => Ok(()),
+    }
+}
+
+/// Host names always contain a letter, so anything made of digits, dots,
+/// dashes and commas is meant as an address and gets precise errors
+/// instead of a confusing failed DNS lookup.
+fn looks_numeric(token: &str) -> bool {
+    token
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b".-,".contains(&b))
+}
+
+/// The part before `/`: one address or a host name, not an octet range.
+fn parse_host(host: &str) -> Result<Ipv4Addr, String> {
+    if host.is_empty() {
+        return Err("no address before '/'".to_string());
+    }
+    if !looks_numeric(host) {
+        return resolve(host);
+    }
+    let spec = parse_octets(host)?;
+    match spec {
+        Spec::Octets(sets) if spec_is_single(&sets) => Ok(Ipv4Addr::new(
+            sets[0].order[0],
+            sets[1].order[0],
+            sets[2].order[0],
+            sets[3].order[0],
+        )),
+        _ => Err("octet ranges cannot be combined with a /prefix".to_string()),
+    }
+}
+
+fn spec_is_single(sets: &[OctetSet; 4]) -> bool {
+    sets.iter().all(|s| s.order.len() == 1)
+}
+
+fn parse_prefix(prefix: &str) -> Result<u8, String> {
+    let len = decimal(prefix).ok_or_else(|| format!("prefix length '{prefix}' is not a number"))?;
+    u8::try_from(len)
+        .ok()
+        .filter(|&len| len <= 32)
+        .ok_or_else(|| format!("prefix length {prefix} is above 32"))
+}
+
+/// nmap octet syntax: four dot-separated octets, each a comma list of
+/// values and `a-b` ranges (`10.0.0.1-20`, `10.0.1-3.7`, `10.0.0,2.1`).
+fn parse_octets(token: &str) -> Result<Spec, String> {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 4 {
+        return Err(format!(
+            "an IPv4 address has 4 octets, this has {}",
+            parts.len()
+        ));
+    }
+    let mut sets: [OctetSet; 4] = Default::default();
+    for (i, (set, part)) in sets.iter_mut().zip(parts).enumerate() {
+        if part.is_empty() {
+            return Err(format!("octet {} is empty", i + 1));
+        }
+        for item in part.split(',') {
+            let (lo, hi) = match item.split_once('-') {
+                None if item.is_empty() => {
+                    return Err(format!("empty item in octet list '{part}'"));
+                }
+                None => {
+                    let v = octet(item)?;
+                    (v, v)
+                }
+                Some(("", _)) => return Err(format!("octet range '{item}' has no start")),
+                Some((_, "")) => return Err(format!("octet range '{item}' has no end")),
+                Some((lo, hi)) => {
+                    let (lo, hi) = (octet(lo)?, octet(hi)?);
+                    if lo > hi {
+                        return Err(format!("octet range '{item}' has start above end"));
+                    }
+                    (lo, hi)
+                }
+            };
+            (lo..=hi).for_each(|v| set.insert(v));
+        }
+    }
+    Ok(Spec::Octets(Box::new(sets)))
+}
+
+fn octet(text: &str) -> Result<u8, String> {
+    let value = decimal(text).ok_or_else(|| format!("octet '{text}' is not a number"))?;
+    u8::try_from(value).map_err(|_| format!("octet {text} is above 255"))
+}
+
+/// Plain decimal digits only (no sign); numbers too long for u32 saturate,
+/// which still reads as "too big" to the callers.
+fn decimal(text: &str) -> Option<u32> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse().unwrap_or(u32::MAX))
+}
+
+/// Resolves a host name to its first IPv4 address, as nmap does.
+fn resolve(name: &str) -> Result<Ipv4Addr, String> {
+    check_host_name(name)?;
+    let addrs = (name, 0u16)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve host name: {e}"))?;
+    let mut saw_v6 = false;
+    for addr in addrs {
+        match addr.ip() {
+            IpAddr::V4(v4) => return Ok(v4),
+            IpAddr::V6(_) => saw_v6 = true,
+        }
+    }
+    Err(if saw_v6 {
+        "the host name has only IPv6 addresses, and IPv6 is not supported yet".to_string()
+    } else {
+        "the host name has no addresses".to_string()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{exit_code, EXIT_USAGE};
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn expand(targets: &[&str], excludes: &[&str]) -> Vec<Ipv4Addr> {
+        expand_targets(&strings(targets), &strings(excludes)).unwrap()
+    }
+
+    fn err(targets: &[&str], excludes: &[&str]) -> String {
+        let e = expand_targets(&strings(targets), &strings(excludes)).unwrap_err();
+        assert_eq!(exit_code(&e), EXIT_USAGE, "{e}");
+        e.to_string()
+    }
+
+    fn ips(items: &[&str]) -> Vec<Ipv4Addr> {
+        items.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn single_addresses() {
+        assert_eq!(expand(&["10.0.0.1"], &[]), ips(&["10.0.0.1"]));
+        assert_eq!(
+            expand(&["0.0.0.0", "255.255.255.255"], &[]),
+            ips(&["0.0.0.0", "255.255.255.255"])
+        );
+        assert_eq!(expand(&[" 10.0.0.1 "], &[]), ips(&["10.0.0.1"]));
+    }
+
+    #[test]
+    fn cidr_blocks_include_network_and_broadcast() {
+        assert_eq!(
+            expand(&["192.168.1.0/30"], &[]),
+            ips(&["192.168.1.0", "192.168.1.1", "192.168.1.2", "192.168.1.3"])
+        );
+        assert_eq!(
+            expand(&["10.0.0.5/31"], &[]),
+            ips(&["10.0.0.4", "10.0.0.5"])
+        );
+        assert_eq!(expand(&["10.0.0.5/32"], &[]), ips(&["10.0.0.5"]));
+        let block = expand(&["10.1.2.77/24"], &[]);
+        assert_eq!(block.len(), 256);
+        assert_eq!(
+            (block[0], block[255]),
+            (Ipv4Addr::new(10, 1, 2, 0), Ipv4Addr::new(10, 1, 2, 255))
+        );
+    }
+
+    #[test]
+    fn octet_ranges_and_lists() {
+        assert_eq!(
+            expand(&["10.0.0.1-3"], &[]),
+            ips(&["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+        );
+        assert_eq!(
+            expand(&["10.0.1-3.7"], &[]),
+            ips(&["10.0.1.7", "10.0.2.7", "10.0.3.7"])
+        );
+        assert_eq!(expand(&["10.0.0,2.1"], &[]), ips(&["10.0.0.1", "10.0.2.1"]));
+        assert_eq!(
+            expand(&["10.0.0.9,1-2,2"], &[]),
+            ips(&["10.0.0.9", "10.0.0.1", "10.0.0.2"])
+        );
+        assert_eq!(
+            expand(&["10.0-1.0.1-2"], &[]),
+            ips(&["10.0.0.1", "10.0.0.2", "10.1.0.1", "10.1.0.2"])
+        );
+        assert_eq!(expand(&["1.2.3.0-255"], &[]).len(), 256);
+    }
+
+    #[test]
+    fn host_names_resolve_to_ipv4() {
+        assert_eq!(expand(&["localhost"], &[]), ips(&["127.0.0.1"]));
+        assert_eq!(
+            expand(&["localhost/31"], &[]),
+            ips(&["127.0.0.0", "127.0.0.1"])
+        );
+        // A label over 63 bytes cannot be encoded in a DNS query, so the
+        // resolver fails without sending anything.
+        let name = format!("{}.invalid", "a".repeat(64));
+        let msg = err(&[&name], &[]);
+        assert!(
+            msg.starts_with(&format!(
+                "invalid target '{name}': cannot resolve host name"
+            )),
+            "{msg}"
+        );
+        assert_eq!(
+            err(&["bad\0host"], &[]),
+            "invalid target 'bad\0host': '\\0' cannot appear in a host name"
+        );
+        assert_eq!(
+            err(&["10.0.0.1;"], &[]),
+            "invalid target '10.0.0.1;': ';' cannot appear in a host name"
+        );
+        assert!(err(&["10.0.0.1 10.0.0.2"], &[]).contains("one target per argument"));
+        assert!(err(&["10.0.0.*"], &[]).contains("write the octet as 0-255"));
+    }
+
+    #[test]
+    fn bad_tokens_are_usage_errors_naming_them() {
+        let cases = [
+            (
+                "10.0.0.300",
+                "invalid target '10.0.0.300': octet 300 is above 255",
+            ),
+            (
+                "10.0.0",
+                "invalid target '10.0.0': an IPv4 address has 4 octets, this has 3",
+            ),
+            (
+                "1.2.3.4.5",
+                "invalid target '1.2.3.4.5': an IPv4 address has 4 octets, this has 5",
+            ),
+            (
+                "10.0.0.1-",
+                "invalid target '10.0.0.1-': octet range '1-' has no end",
+            ),
+            (
+                "10.0.0.-1",
+                "invalid target '10.0.0.-1': octet range '-1' has no start",
+            ),
+            (
+                "10.0.0.5-1",
+                "invalid target '10.0.0.5-1': octet range '5-1' has start above end",
+            ),
+            ("10..0.1", "invalid target '10..0.1': octet 2 is empty"),
+            (
+                "10.0.0.1,,2",
+                "invalid target '10.0.0.1,,2': empty item in octet list '1,,2'",
+            ),
+            (
+                "10.0.0.1-2-3",
+                "invalid target '10.0.0.1-2-3': octet '2-3' is not a number",
+            ),
+            (
+                "10.0.0.99999999999",
+                "invalid target '10.0.0.99999999999': octet 99999999999 is above 255",
+            ),
+            (
+                "1.2.3.4/33",
+                "invalid target '1.2.3.4/33': prefix length 33 is above 32",
+            ),
+            (
+                "1.2.3.4/999",
+                "invalid target '1.2.3.4/999': prefix length 999 is above 32",
+            ),
+            (
+                "1.2.3.4/x",
+                "invalid target '1.2.3.4/x': prefix length 'x' is not a number",
+            ),
+            (
+                "1.2.3.4/",
+                "invalid target '1.2.3.4/': prefix length '' is not a number",
+            ),
+            ("/24", "invalid target '/24': no address before '/'"),
+            (
+                "1.2.3.1-2/24",
+                "invalid target '1.2.3.1-2/24': octet ranges cannot be combined with a /prefix",
+            ),
+            (
+                "1.2.3.300/24",
+                "invalid target '1.2.3.300/24': octet 300 is above 255",
+            ),
+            ("::1", "invalid target '::1': IPv6 is not supported yet"),
+            (
+                "2001:db8::/32",
+                "invalid target '2001:db8::/32': IPv6 is not supported yet",
+            ),
+        ];
+        for (token, want) in cases {
+            assert_eq!(err(&[token], &[]), want);
+        }
+        assert!(err(&["10.0.0.1:80"], &[]).contains("ports go in -p"));
+        assert_eq!(
+            err(&["10.0.0.1"], &["10.0.0.300"]),
+            "invalid exclude '10.0.0.300': octet 300 is above 255"
+        );
+    }
+
+    #[test]
+    fn duplicates_keep_the_first_occurrence() {
+        assert_eq!(
+            expand(&["10.0.0.3", "10.0.0.1-4", "10.0.0.1", "10.0.0.0/30"], &[]),
+            ips(&["10.0.0.3", "10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.0"])
+        );
+    }
+
+    #[test]
+    fn excludes_use_the_same_syntax_split_on_commas() {
+        assert_eq!(
+            expand(&["10.0.0.0/28"], &["10.0.0.0,10.0.0.2-13", "10.0.0.15/32"]),
+            ips(&["10.0.0.1", "10.0.0.14"])
+        );
+        // Larger than the exclude set size, so matched as a block.
+        assert_eq!(
+            expand(&["10.0.0.0/23", "10.0.2.1"], &["10.0.0.0/23"]),
+            ips(&["10.0.2.1"])
+        );
+        assert_eq!(
+            expand(&["127.0.0.1", "10.0.0.1"], &["localhost"]),
+            ips(&["10.0.0.1"])
+        );
+        assert_eq!(expand(&["10.0.0.1"], &["", " , "]), ips(&["10.0.0.1"]));
+    }
+
+    #[test]
+    fn nothing_left_is_a_usage_error() {
+        assert_eq!(
+            err(&["10.0.0.0/30"], &["10.0.0.0/8"]),
+            "no targets left to scan: the excludes remove all 4 target addresses"
+        );
+        assert_eq!(
+            err(&[], &[]),
+            "no targets left to scan: no target was given"
+        );
+        assert_eq!(
+            err(&["", "  "], &["10.0.0.1"]),
+            "no targets left to scan: no target was given"
+        );
+    }
+
+    #[test]
+    fn expansion_limit_is_checked_before_allocating() {
+        assert_eq!(
+            err(&["0.0.0.0/0"], &[]),
+            "too many targets: '0.0.0.0/0' brings the total to 4294967296 addresses, \
+             above the limit of 16777216 (a /8)"
+        );
+        assert!(err(&["10.0.0.0/8", "11.0.0.1"], &[])
+            .contains("'11.0.0.1' brings the total to 16777217"));
+        assert!(err(&["0-255.0-255.0-255.0-1"], &[]).contains("33554432"));
+    }
+
+    #[test]
+    fn a_slash_8_is_within_the_limit() {
+        let all = expand(&["10.0.0.0/8"], &["10.0.0.0/9"]);
+        assert_eq!(all.len(), 1 << 23);
+        assert_eq!(all[0], Ipv4Addr::new(10, 128, 0, 0));
+    }
+
+    #[test]
+    fn list_files_split_on_whitespace_and_drop_comments() {
+        let path =
+            std::env::temp_dir().join(format!("flagscan-targets-{}.txt", std::process::id()));
+        let text = "# lab hosts\n10.0.0.1 10.0.0.2\t10.0.1.0/30\n\n  scanme # the lab box\n#10.9.9.9\n10.0.0.5-7#tail\n";
+        std::fs::write(&path, text).unwrap();
+        let tokens = read_list_file(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            tokens.unwrap(),
+            strings(&[
+                "10.0.0.1",
+                "10.0.0.2",
+                "10.0.1.0/30",
+                "scanme",
+                "10.0.0.5-7"
+            ])
+        );
+    }
+
+    #[test]
+    fn missing_list_file_names_the_path() {
+        let path = Path::new("/nonexistent/flagscan/targets.txt");
+        let e = read_list_file(path).unwrap_err();
+        assert_eq!(exit_code(&e), EXIT_USAGE);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("cannot read list file '/nonexistent/flagscan/targets.txt': "),
+            "{msg}"
+        );
+        assert!(msg.contains("No such file"), "{msg}");
+    }
 }

@@ -1,0 +1,403 @@
+//! The command line: raw arguments first (clap), then a resolved
+//! configuration that consults the system, then the scan and its outputs.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{usage, EXIT_OK};
+use crate::lab;
+use crate::output;
+use crate::ports;
+use crate::scan::{self, ScanConfig, ScanResult};
+use crate::services::Services;
+use crate::targets;
+use crate::technique::{self, Technique};
+use crate::timing::TimingParams;
+
+const AFTER_HELP: &str = "\
+Techniques (any subset runs as one interleaved pass):
+  -sS  SYN scan      -sF  FIN scan      -sN  NULL scan      -sX  Xmas scan
+  or --scan syn,fin,null,xmas; --technique FILE adds a technique file.
+Targets: 10.0.0.2, 10.0.0.0/24, 10.0.0.1-20, 10.0.1-3.7, host names, -iL FILE.
+Ports: -p 22,80,8000-8100; -p- for 1-65535; port 0 only when named.
+Exit codes: 0 done, 1 failure while running, 2 bad command line or missing privileges.
+Raw sockets need root or CAP_NET_RAW: sudo setcap cap_net_raw,cap_net_admin+eip $(command -v flagscan)
+Try it without a network: sudo flagscan demo";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flagscan",
+    version,
+    about = "Raw-packet TCP port scanner: SYN, FIN, NULL and Xmas scans in one pass",
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Targets: addresses, CIDR blocks, octet ranges, host names.
+    pub targets: Vec<String>,
+
+    /// Techniques by name, comma-separated (-sS -sF -sN -sX are shorthands).
+    #[arg(long = "scan", value_delimiter = ',', value_name = "NAMES")]
+    pub scan: Vec<String>,
+
+    /// Load a technique from a TOML file (see scanners/).
+    #[arg(long = "technique", value_name = "FILE")]
+    pub technique_files: Vec<PathBuf>,
+
+    /// Ports to scan (-p- for all). Default: see below.
+    #[arg(short = 'p', long = "ports", value_name = "PORTS", help = ports::DEFAULT_PORTS_HELP)]
+    pub ports: Option<String>,
+
+    /// Read targets from FILE (-iL FILE; '-' for stdin).
+    #[arg(long = "input-list", value_name = "FILE")]
+    pub input_list: Option<PathBuf>,
+
+    /// Targets to leave out (comma-separated, same syntax as targets).
+    #[arg(long = "exclude", value_name = "LIST")]
+    pub exclude: Vec<String>,
+
+    /// Read targets to leave out from FILE.
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_file: Option<PathBuf>,
+
+    /// Write JSON Lines to FILE (-oJ FILE; '-' for stdout).
+    #[arg(long = "output-json", value_name = "FILE")]
+    pub output_json: Option<PathBuf>,
+
+    /// Show why each state was concluded, and the reply's TTL.
+    #[arg(long)]
+    pub reason: bool,
+
+    /// Times a probe is sent again before silence is concluded.
+    #[arg(long = "max-retries", value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(0..=20))]
+    pub max_retries: u8,
+
+    /// Send at most N probes per second.
+    #[arg(long = "max-rate", value_name = "N")]
+    pub max_rate: Option<f64>,
+
+    /// Seed for cookies, source ports and probe order (reproducible scans).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Send through this interface.
+    #[arg(short = 'e', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// Source address of the probes.
+    #[arg(short = 'S', long = "source", value_name = "ADDR")]
+    pub source: Option<Ipv4Addr>,
+
+    /// Scan from inside this network namespace (e.g. flagscan-scan from `flagscan lab up`).
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, inspect or remove the lab: real Linux hosts in network namespaces.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+        /// Name prefix of the lab's namespaces.
+        #[arg(long, default_value = lab::DEFAULT_PREFIX, global = true)]
+        prefix: String,
+    },
+    /// Bring the lab up, scan it with all four techniques, print, tear down.
+    Demo {
+        #[arg(long, default_value = lab::DEFAULT_PREFIX)]
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Create the lab (replacing one with the same prefix).
+    Up,
+    /// Remove the lab and its processes.
+    Down,
+    /// Show whether the lab is up, its hosts and what each demonstrates.
+    Status,
+    /// (internal) Listen on TCP ports until killed: the lab's open ports.
+    #[command(hide = true)]
+    Listen {
+        #[arg(long, value_delimiter = ',')]
+        ports: Vec<u16>,
+    },
+}
+
+/// Rewrites nmap-style spellings that clap cannot express (`-sS`, `-p-`,
+/// `-oJ`, `-iL`) into long options; unknown `-s?` letters are an error.
+pub fn normalize_args(raw: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, arg) in raw.into_iter().enumerate() {
+        if i == 0 {
+            out.push(arg);
+            continue;
+        }
+        match arg.as_str() {
+            "-p-" => out.push("--ports=-".into()),
+            "-oJ" => out.push("--output-json".into()),
+            "-iL" => out.push("--input-list".into()),
+            // nmap habits that are flagscan's behaviour anyway: no ping, no DNS.
+            "-Pn" | "-n" => {}
+            s if s.len() > 2 && s.starts_with("-s") => {
+                let letters = &s[2..];
+                let t = technique::builtin_by_name(letters).ok_or_else(|| {
+                    usage(format!(
+                        "unknown scan technique '{s}': flagscan knows -sS (syn), -sF (fin), -sN (null), -sX (xmas); \
+                         other techniques load with --technique FILE"
+                    ))
+                })?;
+                out.push(format!("--scan={}", t.name));
+            }
+            _ => out.push(arg),
+        }
+    }
+    Ok(out)
+}
+
+/// Everything a scan needs, resolved from the arguments.
+pub struct Resolved {
+    pub scan: ScanConfig,
+    pub json: Option<PathBuf>,
+    pub reason: bool,
+}
+
+pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
+    let mut techniques: Vec<Technique> = Vec::new();
+    for name in &args.scan {
+        let t = technique::builtin_by_name(name.trim()).ok_or_else(|| {
+            usage(format!(
+                "unknown technique '{name}' in --scan: use syn, fin, null, xmas or --technique FILE"
+            ))
+        })?;
+        if !techniques.iter().any(|x| x.name == t.name) {
+            techniques.push(t);
+        }
+    }
+    for path in &args.technique_files {
+        let t = Technique::load(path)?;
+        if techniques.iter().any(|x| x.name == t.name) {
+            return Err(usage(format!(
+                "technique '{}' from {} is already in this scan",
+                t.name,
+                path.display()
+            )));
+        }
+        techniques.push(t);
+    }
+    if techniques.is_empty() {
+        techniques.push(technique::builtin_by_name("syn").expect("syn is built in"));
+    }
+
+    let mut tokens = args.targets.clone();
+    if let Some(path) = &args.input_list {
+        tokens.extend(targets::read_list_file(path)?);
+    }
+    let mut excludes = args.exclude.clone();
+    if let Some(path) = &args.exclude_file {
+        excludes.extend(targets::read_list_file(path)?);
+    }
+    if tokens.is_empty() {
+        return Err(usage("no targets given: name at least one host, e.g. `flagscan -sS 10.0.0.2`, or try `flagscan demo`"));
+    }
+    let targets = targets::expand_targets(&tokens, &excludes)?;
+    let ports = match &args.ports {
+        Some(spec) => ports::parse_ports(spec)?,
+        None => ports::default_ports(),
+    };
+    if let Some(rate) = args.max_rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(usage(format!(
+                "invalid --max-rate '{rate}': give a positive number of probes per second"
+            )));
+        }
+    }
+    let timing = TimingParams {
+        max_retries: args.max_retries,
+        ..TimingParams::default()
+    };
+    Ok(Resolved {
+        scan: ScanConfig {
+            targets,
+            ports,
+            techniques,
+            timing,
+            seed: args.seed,
+            device: args.interface.clone(),
+            source: args.source,
+            max_rate: args.max_rate,
+        },
+        json: args.output_json.clone(),
+        reason: args.reason,
+    })
+}
+
+/// Runs the program; returns the exit code.
+pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {
+    let args = Args::try_parse_from(normalize_args(raw)?).unwrap_or_else(|e| e.exit());
+    match &args.command {
+        Some(Command::Lab { action, prefix }) => return run_lab(action, prefix),
+        Some(Command::Demo { prefix }) => return run_demo(prefix),
+        None => {}
+    }
+    // Enter the namespace first: names, routes and sockets are looked up there.
+    if let Some(ns) = &args.netns {
+        lab::enter_netns(ns)?;
+    }
+    let resolved = resolve(&args)?;
+    // Open the output before scanning, so a bad path fails in a second.
+    let mut json = match &resolved.json {
+        Some(path) => Some(output::open(path, "-oJ")?),
+        None => None,
+    };
+    let json_on_stdout = resolved.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    let result = scan::run(resolved.scan)?;
+    let services = Services::load();
+    if let Some(w) = json.as_mut() {
+        output::write_jsonl(w.as_mut(), &result, &services)?;
+    }
+    report(&result, &services, resolved.reason, json_on_stdout)?;
+    Ok(EXIT_OK)
+}
+
+fn report(
+    result: &ScanResult,
+    services: &Services,
+    reason: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    if quiet {
+        eprintln!("{}", output::summary(result));
+        return Ok(());
+    }
+    let stdout = std::io::stdout();
+    let mut w = stdout.lock();
+    output::write_text(&mut w, result, services, reason)?;
+    writeln!(w, "{}", output::summary(result))?;
+    Ok(())
+}
+
+fn run_lab(action: &LabAction, prefix: &str) -> anyhow::Result<i32> {
+    match action {
+        LabAction::Up => {
+            lab::up(prefix)?;
+            print!("{}", lab::status_text(prefix)?);
+        }
+        LabAction::Down => {
+            lab::down(prefix)?;
+            println!("lab '{prefix}' removed");
+        }
+        LabAction::Status => print!("{}", lab::status_text(prefix)?),
+        LabAction::Listen { ports } => lab::listen_forever(ports)?,
+    }
+    Ok(EXIT_OK)
+}
+
+/// Ports the demo scans: the defaults plus the lab's interesting ones.
+fn demo_ports() -> Vec<u16> {
+    let mut ports = ports::default_ports();
+    ports.extend([5432, 5433, 8000, 8080, 8081]);
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+fn run_demo(prefix: &str) -> anyhow::Result<i32> {
+    println!("Building the lab: real Linux hosts in network namespaces...");
+    let guard = lab::LabGuard(lab::up(prefix)?);
+    lab::enter_netns(&guard.0.scanner_netns())?;
+    for host in lab::hosts() {
+        println!("  {:<12} {}", host.addr, host.role);
+    }
+    println!("\nScanning them with SYN, FIN, NULL and Xmas in one pass:\n");
+    let techniques = ["syn", "fin", "null", "xmas"]
+        .iter()
+        .map(|n| technique::builtin_by_name(n).expect("built in"))
+        .collect();
+    let result = scan::run(ScanConfig {
+        targets: lab::hosts().iter().map(|h| h.addr).collect(),
+        ports: demo_ports(),
+        techniques,
+        timing: TimingParams::default(),
+        seed: None,
+        device: None,
+        source: None,
+        max_rate: None,
+    })?;
+    let services = Services::load();
+    report(&result, &services, true, false)?;
+    drop(guard);
+    println!("Lab removed.");
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        std::iter::once("flagscan")
+            .chain(s.split_whitespace())
+            .map(String::from)
+            .collect()
+    }
+
+    fn parse(s: &str) -> anyhow::Result<Resolved> {
+        let args = Args::try_parse_from(normalize_args(argv(s))?)?;
+        resolve(&args)
+    }
+
+    #[test]
+    fn nmap_spellings_become_one_interleaved_scan() {
+        let r = parse("-sS -sF -sN -sX -p- 127.0.0.1 -oJ out.jsonl").unwrap();
+        let names: Vec<&str> = r.scan.techniques.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["syn", "fin", "null", "xmas"]);
+        assert_eq!(r.scan.ports.len(), 65535);
+        assert_eq!(r.json, Some(PathBuf::from("out.jsonl")));
+        let r = parse("--scan syn,fin,syn -p 22 127.0.0.1").unwrap();
+        assert_eq!(r.scan.techniques.len(), 2);
+        let r = parse("127.0.0.1").unwrap();
+        assert_eq!(r.scan.techniques[0].name, "syn");
+        assert_eq!(r.scan.ports, ports::default_ports());
+    }
+
+    #[test]
+    fn bad_tokens_are_usage_errors_naming_them() {
+        for (cmd, token) in [
+            ("-sQ 127.0.0.1", "-sQ"),
+            ("--scan bogus 127.0.0.1", "bogus"),
+            ("-p 70000 127.0.0.1", "70000"),
+            ("-p 10-5 127.0.0.1", "10-5"),
+            ("10.0.0.300", "10.0.0.300"),
+            ("--max-rate=-5 127.0.0.1", "-5"),
+            ("--max-rate 0 127.0.0.1", "max-rate"),
+            (
+                "--technique /nonexistent.toml 127.0.0.1",
+                "/nonexistent.toml",
+            ),
+            ("-p 22", "no targets"),
+        ] {
+            let err = match normalize_args(argv(cmd)) {
+                Err(e) => e,
+                Ok(a) => resolve(&Args::try_parse_from(a).unwrap())
+                    .err()
+                    .unwrap_or_else(|| panic!("{cmd} passed")),
+            };
+            assert_eq!(
+                crate::error::exit_code(&err),
+                crate::error::EXIT_USAGE,
+                "{cmd}"
+            );
+            assert!(format!("{err:#}").contains(token), "{cmd}: {err:#}");
+        }
+    }
+}

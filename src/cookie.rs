@@ -1,0 +1,269 @@
+//! Stateless probe cookies (as zmap and masscan do).
+//!
+//! Every probe's sequence number (and, for probes that carry ACK, its
+//! acknowledgment number) is a keyed hash of the 4-tuple with a per-scan
+//! random key. The source port encodes the technique and the try, so a reply
+//! is attributed without any table lookup, and a reply is believed only when
+//! its numbers are what a real stack answering that very probe would send
+//! (RFC 9293 3.10.7.1 reset generation). Off-path forgers cannot guess them.
+
+use std::hash::Hasher;
+use std::net::Ipv4Addr;
+
+use siphasher::sip::SipHasher24;
+
+use crate::technique::flag;
+
+/// How many source ports each technique uses: one per try, so a late answer
+/// to the first try is not mistaken for an answer to the second.
+pub const TRY_SLOTS: u16 = 8;
+/// Techniques in one scan at most (the source port range is 256 wide).
+pub const MAX_TECHNIQUES: usize = 32;
+const RANGE: u16 = TRY_SLOTS * MAX_TECHNIQUES as u16;
+
+#[derive(Clone)]
+pub struct CookieKey {
+    k0: u64,
+    k1: u64,
+}
+
+/// The numbers a probe carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cookie {
+    pub seq: u32,
+    /// Sent in the acknowledgment field when the probe carries ACK.
+    pub ack: u32,
+}
+
+impl CookieKey {
+    pub fn new(k0: u64, k1: u64) -> CookieKey {
+        CookieKey { k0, k1 }
+    }
+
+    pub fn cookie(&self, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Cookie {
+        let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
+        h.write(&src.octets());
+        h.write(&dst.octets());
+        h.write_u16(sport);
+        h.write_u16(dport);
+        let v = h.finish();
+        Cookie {
+            seq: v as u32,
+            ack: (v >> 32) as u32,
+        }
+    }
+}
+
+/// The source ports of a scan: `base + technique * TRY_SLOTS + try % TRY_SLOTS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortPlan {
+    base: u16,
+}
+
+impl PortPlan {
+    /// `seed_bits` picks a base inside 33000..=64000, aligned so that the
+    /// range never wraps and stays clear of the well-known ports.
+    pub fn new(seed_bits: u64) -> PortPlan {
+        let slots = (64000 - 33000) / RANGE as u64;
+        PortPlan {
+            base: 33000 + (seed_bits % slots) as u16 * RANGE,
+        }
+    }
+
+    pub fn sport(&self, technique: usize, attempt: u8) -> u16 {
+        self.base + technique as u16 * TRY_SLOTS + (attempt as u16 % TRY_SLOTS)
+    }
+
+    /// Which technique and try slot a reply to `port` belongs to.
+    pub fn decode(&self, port: u16) -> Option<(usize, u8)> {
+        let off = port.checked_sub(self.base)?;
+        (off < RANGE).then(|| ((off / TRY_SLOTS) as usize, (off % TRY_SLOTS) as u8))
+    }
+
+    pub fn range(&self) -> (u16, u16) {
+        (self.base, self.base + RANGE - 1)
+    }
+}
+
+/// The TCP fields of a reply that the check needs.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpEcho {
+    pub flags: u8,
+    pub seq: u32,
+    pub ack: u32,
+}
+
+/// The probe's fields as sent, derived from the cookie and the technique.
+pub fn probe_numbers(cookie: Cookie, probe_flags: u8) -> (u32, u32) {
+    let ack = if probe_flags & flag::ACK != 0 {
+        cookie.ack
+    } else {
+        0
+    };
+    (cookie.seq, ack)
+}
+
+/// Does a TCP reply carry the numbers that only a receiver of our probe knows?
+pub fn tcp_reply_fits(cookie: Cookie, probe_flags: u8, reply: TcpEcho) -> bool {
+    let (seq, ack) = probe_numbers(cookie, probe_flags);
+    // SYN and FIN each take one sequence number.
+    let consumed =
+        u32::from(probe_flags & flag::SYN != 0) + u32::from(probe_flags & flag::FIN != 0);
+    let is_syn_ack = reply.flags & (flag::SYN | flag::ACK) == flag::SYN | flag::ACK;
+    if reply.flags & flag::RST != 0 {
+        if probe_flags & flag::ACK != 0 {
+            // RFC 9293: <SEQ=SEG.ACK><CTL=RST>.
+            reply.seq == ack
+        } else {
+            // RFC 9293: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+            reply.flags & flag::ACK != 0 && reply.ack == seq.wrapping_add(consumed)
+        }
+    } else if is_syn_ack {
+        probe_flags & flag::SYN != 0 && reply.ack == seq.wrapping_add(1)
+    } else {
+        false
+    }
+}
+
+/// Does an ICMP error quote our probe? Only 8 bytes of TCP are guaranteed:
+/// the ports (checked by the caller) and the sequence number.
+pub fn quoted_fits(cookie: Cookie, quoted_seq: u32) -> bool {
+    quoted_seq == cookie.seq
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 2);
+
+    #[test]
+    fn cookies_depend_on_key_and_every_tuple_field() {
+        let k = CookieKey::new(1, 2);
+        let c = k.cookie(SRC, DST, 40000, 22);
+        assert_eq!(c, k.cookie(SRC, DST, 40000, 22));
+        assert_ne!(c, CookieKey::new(1, 3).cookie(SRC, DST, 40000, 22));
+        assert_ne!(c, k.cookie(DST, SRC, 40000, 22));
+        assert_ne!(c, k.cookie(SRC, DST, 40001, 22));
+        assert_ne!(c, k.cookie(SRC, DST, 40000, 23));
+    }
+
+    #[test]
+    fn port_plan_round_trips_and_rejects_outside_ports() {
+        for seed in [0, 1, 77, u64::MAX] {
+            let plan = PortPlan::new(seed);
+            let (lo, hi) = plan.range();
+            assert!(lo >= 33000 && hi <= 64000, "{lo}-{hi}");
+            for t in 0..MAX_TECHNIQUES {
+                for attempt in 0..TRY_SLOTS as u8 {
+                    assert_eq!(plan.decode(plan.sport(t, attempt)), Some((t, attempt)));
+                }
+            }
+            assert_eq!(plan.decode(lo - 1), None);
+            assert_eq!(plan.decode(hi + 1), None);
+        }
+        // Tries beyond the slots reuse them.
+        let plan = PortPlan::new(5);
+        assert_eq!(plan.sport(1, 9), plan.sport(1, 1));
+    }
+
+    fn rst_ack(ack: u32) -> TcpEcho {
+        TcpEcho {
+            flags: flag::RST | flag::ACK,
+            seq: 0,
+            ack,
+        }
+    }
+
+    #[test]
+    fn resets_must_acknowledge_what_each_probe_consumed() {
+        let c = Cookie {
+            seq: 0xffff_fffe,
+            ack: 0x1234_5678,
+        };
+        // SYN and FIN consume one number: ack = c+1 (and it wraps).
+        for probe in [flag::SYN, flag::FIN, flag::FIN | flag::PSH | flag::URG] {
+            assert!(tcp_reply_fits(c, probe, rst_ack(0xffff_ffff)), "{probe:#x}");
+            assert!(
+                !tcp_reply_fits(c, probe, rst_ack(0xffff_fffe)),
+                "{probe:#x}"
+            );
+            assert!(!tcp_reply_fits(c, probe, rst_ack(0)), "{probe:#x}");
+        }
+        // NULL consumes nothing: ack = c.
+        assert!(tcp_reply_fits(c, 0, rst_ack(0xffff_fffe)));
+        assert!(!tcp_reply_fits(c, 0, rst_ack(0xffff_ffff)));
+        // A bare RST (no ACK) to a segment without ACK is not what RFC 9293 sends.
+        assert!(!tcp_reply_fits(
+            c,
+            flag::FIN,
+            TcpEcho {
+                flags: flag::RST,
+                seq: 0,
+                ack: 0xffff_ffff
+            }
+        ));
+    }
+
+    #[test]
+    fn probes_carrying_ack_are_proven_by_the_reset_sequence_number() {
+        let c = Cookie {
+            seq: 7,
+            ack: 0xdead_beef,
+        };
+        let probe = flag::ACK;
+        assert_eq!(probe_numbers(c, probe), (7, 0xdead_beef));
+        assert!(tcp_reply_fits(
+            c,
+            probe,
+            TcpEcho {
+                flags: flag::RST,
+                seq: 0xdead_beef,
+                ack: 0
+            }
+        ));
+        assert!(!tcp_reply_fits(
+            c,
+            probe,
+            TcpEcho {
+                flags: flag::RST,
+                seq: 0xdead_bef0,
+                ack: 0
+            }
+        ));
+        assert_eq!(probe_numbers(c, flag::SYN), (7, 0));
+    }
+
+    #[test]
+    fn syn_ack_must_acknowledge_our_syn() {
+        let c = Cookie { seq: 100, ack: 5 };
+        let synack = |ack| TcpEcho {
+            flags: flag::SYN | flag::ACK,
+            seq: 999,
+            ack,
+        };
+        assert!(tcp_reply_fits(c, flag::SYN, synack(101)));
+        assert!(!tcp_reply_fits(c, flag::SYN, synack(100)));
+        assert!(!tcp_reply_fits(c, flag::SYN, synack(102)));
+        // A SYN-ACK to a FIN probe is nonsense whatever its numbers.
+        assert!(!tcp_reply_fits(c, flag::FIN, synack(101)));
+        // Neither RST nor SYN-ACK: not a reply.
+        assert!(!tcp_reply_fits(
+            c,
+            flag::SYN,
+            TcpEcho {
+                flags: flag::ACK,
+                seq: 0,
+                ack: 101
+            }
+        ));
+    }
+
+    #[test]
+    fn icmp_quotes_must_hold_our_sequence_number() {
+        let c = Cookie { seq: 42, ack: 0 };
+        assert!(quoted_fits(c, 42));
+        assert!(!quoted_fits(c, 43));
+    }
+}

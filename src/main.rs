@@ -1,0 +1,17 @@
+use flagscan::error::{exit_code, EXIT_FAILURE};
+
+fn main() {
+    // A bug must not dump a backtrace on a user: one line, and a way to report it.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("flagscan: internal error: {info}; please report this with the command you ran");
+        std::process::exit(EXIT_FAILURE);
+    }));
+    let code = match flagscan::cli::run(std::env::args().collect()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("flagscan: {err:#}");
+            exit_code(&err)
+        }
+    };
+    std::process::exit(code);
+}

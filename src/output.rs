@@ -1,0 +1,279 @@
+//! Formatters over a finished scan: nmap-like text and JSON Lines.
+//! Each writes to any `io::Write`; `-` as a file name means stdout.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::usage;
+use crate::scan::ScanResult;
+use crate::services::Services;
+use crate::tracker::Finding;
+
+/// Ports sharing one answer are folded into a "Not shown" line above this
+/// many, as nmap does.
+const FOLD_THRESHOLD: usize = 25;
+
+/// Opens an output destination; `-` is stdout.
+pub fn open(path: &Path, option: &str) -> anyhow::Result<Box<dyn Write>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(BufWriter::new(io::stdout())));
+    }
+    let file = File::create(path).map_err(|e| {
+        usage(format!(
+            "cannot write {option} file {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(Box::new(BufWriter::new(file)))
+}
+
+/// One host's rows: port -> finding per technique.
+struct HostRows<'a> {
+    host: Ipv4Addr,
+    rows: Vec<(u16, &'a [Option<Finding>])>,
+}
+
+fn hosts(result: &ScanResult) -> Vec<HostRows<'_>> {
+    let per_host = result.space.ports.len() * result.techniques.len();
+    result
+        .space
+        .hosts
+        .iter()
+        .zip(result.findings.chunks(per_host.max(1)))
+        .map(|(host, chunk)| HostRows {
+            host: *host,
+            rows: result
+                .space
+                .ports
+                .iter()
+                .copied()
+                .zip(chunk.chunks(result.techniques.len().max(1)))
+                .collect(),
+        })
+        .collect()
+}
+
+fn cell(f: &Option<Finding>, reason: bool) -> String {
+    match f {
+        None => "unknown".to_string(),
+        Some(f) if reason => match f.ttl {
+            Some(ttl) => format!("{} ({} ttl {ttl})", f.state, f.reason),
+            None => format!("{} ({})", f.state, f.reason),
+        },
+        Some(f) => f.state.to_string(),
+    }
+}
+
+/// The key ports are folded by: every technique's state and reason.
+type RowKey = Vec<Option<(crate::technique::PortState, crate::technique::Reason)>>;
+
+fn row_key(findings: &[Option<Finding>]) -> RowKey {
+    findings
+        .iter()
+        .map(|f| f.map(|f| (f.state, f.reason)))
+        .collect()
+}
+
+pub fn write_text(
+    w: &mut dyn Write,
+    result: &ScanResult,
+    services: &Services,
+    reason: bool,
+) -> io::Result<()> {
+    let names: Vec<String> = result
+        .techniques
+        .iter()
+        .map(|t| t.name.to_uppercase())
+        .collect();
+    let single = names.len() == 1;
+    for host in hosts(result) {
+        writeln!(w, "flagscan report for {}", host.host)?;
+        // Fold the most common answer when it covers many ports.
+        let mut counts: HashMap<RowKey, usize> = HashMap::new();
+        for (_, f) in &host.rows {
+            *counts.entry(row_key(f)).or_default() += 1;
+        }
+        let folded = counts
+            .iter()
+            .filter(|(k, n)| **n > FOLD_THRESHOLD && k.iter().all(|c| c.is_some()))
+            .max_by_key(|(_, n)| **n)
+            .map(|(k, n)| (k.clone(), *n));
+        if let Some((key, n)) = &folded {
+            let states: Vec<String> = key
+                .iter()
+                .flatten()
+                .map(|(s, r)| format!("{s} ({r})"))
+                .collect();
+            if single {
+                let (s, r) = key[0].expect("folded rows are complete");
+                writeln!(w, "Not shown: {n} {s} tcp ports ({r})")?;
+            } else {
+                writeln!(
+                    w,
+                    "Not shown: {n} tcp ports answering {}",
+                    states.join(" / ")
+                )?;
+            }
+        }
+        let shown: Vec<_> = host
+            .rows
+            .iter()
+            .filter(|(_, f)| folded.as_ref().is_none_or(|(k, _)| row_key(f) != *k))
+            .collect();
+        if shown.is_empty() {
+            writeln!(
+                w,
+                "All {} scanned ports are shown above as folded.",
+                host.rows.len()
+            )?;
+            writeln!(w)?;
+            continue;
+        }
+        let cells: Vec<Vec<String>> = shown
+            .iter()
+            .map(|(_, f)| f.iter().map(|c| cell(c, reason)).collect())
+            .collect();
+        let widths: Vec<usize> = (0..names.len())
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|c| c[i].len())
+                    .chain([names[i].len(), 5])
+                    .max()
+                    .unwrap_or(5)
+            })
+            .collect();
+        if single {
+            let head = if reason {
+                "STATE (REASON TTL)"
+            } else {
+                "STATE"
+            };
+            let width = widths[0].max(head.len());
+            writeln!(w, "{:<9} {:<width$} SERVICE", "PORT", head)?;
+            for ((port, _), c) in shown.iter().zip(&cells) {
+                let svc = services.name(*port).unwrap_or("unknown");
+                writeln!(w, "{:<9} {:<width$} {svc}", format!("{port}/tcp"), c[0])?;
+            }
+        } else {
+            let mut line = format!("{:<9} {:<15}", "PORT", "SERVICE");
+            for (n, wd) in names.iter().zip(&widths) {
+                line.push_str(&format!(" {n:<wd$}"));
+            }
+            writeln!(w, "{}", line.trim_end())?;
+            for ((port, _), c) in shown.iter().zip(&cells) {
+                let svc = services.name(*port).unwrap_or("unknown");
+                let mut line = format!("{:<9} {svc:<15}", format!("{port}/tcp"));
+                for (v, wd) in c.iter().zip(&widths) {
+                    line.push_str(&format!(" {v:<wd$}"));
+                }
+                writeln!(w, "{}", line.trim_end())?;
+            }
+        }
+        writeln!(w)?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct PortRecord<'a> {
+    host: Ipv4Addr,
+    port: u16,
+    proto: &'static str,
+    scan: &'a str,
+    state: &'static str,
+    reason: &'static str,
+    ttl: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct StatsRecord {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    hosts: usize,
+    ports: usize,
+    scans: Vec<String>,
+    probes: u64,
+    retransmissions: u64,
+    replies: u64,
+    duplicates: u64,
+    invalid: u64,
+    elapsed_s: f64,
+    rate_pps: f64,
+}
+
+/// One record per (host, port, technique) probed, then a `stats` record.
+pub fn write_jsonl(w: &mut dyn Write, result: &ScanResult, services: &Services) -> io::Result<()> {
+    for host in hosts(result) {
+        for (port, findings) in &host.rows {
+            for (t, f) in result.techniques.iter().zip(findings.iter()) {
+                let Some(f) = f else { continue };
+                let rec = PortRecord {
+                    host: host.host,
+                    port: *port,
+                    proto: "tcp",
+                    scan: &t.name,
+                    state: f.state.as_str(),
+                    reason: f.reason.as_str(),
+                    ttl: f.ttl,
+                    service: services.name(*port),
+                };
+                serde_json::to_writer(&mut *w, &rec)?;
+                w.write_all(b"\n")?;
+            }
+        }
+    }
+    let s = &result.stats;
+    let rec = StatsRecord {
+        kind: "stats",
+        hosts: result.space.hosts.len(),
+        ports: result.space.ports.len(),
+        scans: result.techniques.iter().map(|t| t.name.clone()).collect(),
+        probes: s.tracker.sent,
+        retransmissions: s.tracker.retransmissions,
+        replies: s.tracker.replies,
+        duplicates: s.tracker.duplicates,
+        invalid: s.invalid,
+        elapsed_s: s.elapsed.as_secs_f64(),
+        rate_pps: rate(result),
+    };
+    serde_json::to_writer(&mut *w, &rec)?;
+    w.write_all(b"\n")?;
+    w.flush()
+}
+
+fn rate(result: &ScanResult) -> f64 {
+    let secs = result.stats.elapsed.as_secs_f64();
+    if secs > 0.0 {
+        result.stats.tracker.sent as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// The closing line.
+pub fn summary(result: &ScanResult) -> String {
+    let s = &result.stats;
+    let names: Vec<&str> = result.techniques.iter().map(|t| t.name.as_str()).collect();
+    format!(
+        "flagscan done: {} host(s) x {} port(s) x {} ({}): {} probes sent ({} retransmissions), \
+         {} replies, {} invalid packets dropped, {:.2} s, {:.0} probes/s",
+        result.space.hosts.len(),
+        result.space.ports.len(),
+        names.len(),
+        names.join(","),
+        s.tracker.sent,
+        s.tracker.retransmissions,
+        s.tracker.replies,
+        s.invalid,
+        s.elapsed.as_secs_f64(),
+        rate(result)
+    )
+}

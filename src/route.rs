@@ -1,0 +1,125 @@
+//! Which source address and interface reach each target.
+//!
+//! The kernel's routing table decides: connecting a UDP socket (which sends
+//! nothing) makes the kernel pick the route and source address, exactly as
+//! it will for the raw probes. The interface is the one holding that source
+//! address. `-e` and `-S` override.
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+
+use pnet::datalink::{self, NetworkInterface};
+
+use crate::error::usage;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePlan {
+    /// Source address per target, in target order.
+    pub sources: Vec<Ipv4Addr>,
+    /// Interfaces the probes leave through (names), deduplicated.
+    pub interfaces: Vec<String>,
+    /// Where to capture: one interface's index, or 0 for all of them.
+    pub capture_ifindex: u32,
+}
+
+pub fn plan(
+    targets: &[Ipv4Addr],
+    device: Option<&str>,
+    source: Option<Ipv4Addr>,
+) -> anyhow::Result<RoutePlan> {
+    let all = datalink::interfaces();
+    let forced = match device {
+        Some(name) => Some(all.iter().find(|i| i.name == name).ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|i| i.name.as_str()).collect();
+            usage(format!(
+                "unknown interface '{name}' (-e); this host has: {}",
+                names.join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let forced_source = match (source, forced) {
+        (Some(s), _) => Some(s),
+        (None, Some(iface)) => Some(first_ipv4(iface).ok_or_else(|| {
+            usage(format!(
+                "interface '{}' has no IPv4 address; give one with -S ADDR",
+                iface.name
+            ))
+        })?),
+        (None, None) => None,
+    };
+    let mut sources = Vec::with_capacity(targets.len());
+    let mut interfaces: Vec<String> = Vec::new();
+    for &target in targets {
+        let src = match forced_source {
+            Some(s) => s,
+            None => kernel_source(target)?,
+        };
+        let iface = match forced {
+            Some(i) => i.name.clone(),
+            None => all
+                .iter()
+                .find(|i| i.ips.iter().any(|ip| ip.ip() == src))
+                .map(|i| i.name.clone())
+                .unwrap_or_else(|| "?".to_string()),
+        };
+        if !interfaces.contains(&iface) {
+            interfaces.push(iface);
+        }
+        sources.push(src);
+    }
+    let capture_ifindex = match interfaces.as_slice() {
+        [one] => all.iter().find(|i| &i.name == one).map_or(0, |i| i.index),
+        _ => 0,
+    };
+    Ok(RoutePlan {
+        sources,
+        interfaces,
+        capture_ifindex,
+    })
+}
+
+fn first_ipv4(iface: &NetworkInterface) -> Option<Ipv4Addr> {
+    iface.ips.iter().find_map(|ip| match ip.ip() {
+        std::net::IpAddr::V4(v4) => Some(v4),
+        _ => None,
+    })
+}
+
+/// The source address the kernel would use to reach `target`.
+fn kernel_source(target: Ipv4Addr) -> anyhow::Result<Ipv4Addr> {
+    let no_route = |e: std::io::Error| usage(format!("no route to {target}: {e}"));
+    let sock = UdpSocket::bind("0.0.0.0:0")
+        .map_err(|e| anyhow::anyhow!("cannot open a UDP socket for route lookup: {e}"))?;
+    // Port 9 (discard); connect() only consults the routing table.
+    sock.connect(SocketAddrV4::new(target, 9))
+        .map_err(no_route)?;
+    match sock.local_addr().map_err(no_route)?.ip() {
+        std::net::IpAddr::V4(v4) if !v4.is_unspecified() => Ok(v4),
+        other => Err(usage(format!(
+            "no IPv4 source address to reach {target} (got {other})"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_reached_from_loopback() {
+        let p = plan(&[Ipv4Addr::LOCALHOST], None, None).unwrap();
+        assert_eq!(p.sources, vec![Ipv4Addr::LOCALHOST]);
+        assert_eq!(p.interfaces, vec!["lo".to_string()]);
+        assert_ne!(p.capture_ifindex, 0);
+    }
+
+    #[test]
+    fn overrides_and_unknown_interfaces() {
+        let src = Ipv4Addr::new(127, 0, 0, 9);
+        let p = plan(&[Ipv4Addr::LOCALHOST], Some("lo"), Some(src)).unwrap();
+        assert_eq!(p.sources, vec![src]);
+        let err = plan(&[Ipv4Addr::LOCALHOST], Some("nosuch0"), None).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
+        assert!(err.to_string().contains("nosuch0"), "{err}");
+    }
+}

@@ -1,0 +1,215 @@
+//! One scan: opens the sockets, starts the sender and receiver threads, and
+//! runs the tracker until every probe has an answer or its last timeout.
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossbeam_channel::{bounded, RecvTimeoutError};
+use rand::{RngCore, SeedableRng};
+
+use crate::cookie::{probe_numbers, CookieKey, PortPlan, MAX_TECHNIQUES};
+use crate::error::usage;
+use crate::rawsock::{RawReceiver, RawSender};
+use crate::receiver::{self, ReceiverStats, Validator};
+use crate::route::{self, RoutePlan};
+use crate::sender::{self, Order, SenderStats};
+use crate::technique::Technique;
+use crate::timing::TimingParams;
+use crate::tracker::{Finding, ProbeSpace, Tracker, TrackerStats};
+use crate::wire::{ProbeFields, ProbeTemplate};
+
+pub struct ScanConfig {
+    pub targets: Vec<Ipv4Addr>,
+    pub ports: Vec<u16>,
+    pub techniques: Vec<Technique>,
+    pub timing: TimingParams,
+    /// Makes cookies, source ports and probe order reproducible.
+    pub seed: Option<u64>,
+    pub device: Option<String>,
+    pub source: Option<Ipv4Addr>,
+    pub max_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ScanStats {
+    pub tracker: TrackerStats,
+    pub captured: u64,
+    pub invalid: u64,
+    pub overflow: u64,
+    pub send_failures: u64,
+    pub elapsed: Duration,
+}
+
+pub struct ScanResult {
+    pub space: ProbeSpace,
+    pub techniques: Vec<Technique>,
+    /// In (host, port, technique) order, one per probe.
+    pub findings: Vec<Option<Finding>>,
+    pub stats: ScanStats,
+    pub route: RoutePlan,
+}
+
+/// How often the receiver looks at the stop flag.
+const CAPTURE_POLL: Duration = Duration::from_millis(20);
+/// Orders the scan loop hands out before looking at replies again.
+const SEND_BATCH: usize = 256;
+
+pub fn run(cfg: ScanConfig) -> anyhow::Result<ScanResult> {
+    if cfg.techniques.len() > MAX_TECHNIQUES {
+        return Err(usage(format!(
+            "at most {MAX_TECHNIQUES} techniques per scan"
+        )));
+    }
+    let route = route::plan(&cfg.targets, cfg.device.as_deref(), cfg.source)?;
+    let mut rng = match cfg.seed {
+        Some(s) => rand::rngs::StdRng::seed_from_u64(s),
+        None => rand::rngs::StdRng::from_entropy(),
+    };
+    let key = CookieKey::new(rng.next_u64(), rng.next_u64());
+    let ports = PortPlan::new(rng.next_u64());
+    let order_seed = rng.next_u64();
+
+    // Capture first: anything sent from here on can be heard.
+    let rx_socket = RawReceiver::open(route.capture_ifindex, CAPTURE_POLL)?;
+    let tx_socket = RawSender::open(cfg.device.as_deref())?;
+
+    let validator = Validator {
+        key: key.clone(),
+        ports,
+        probe_flags: cfg.techniques.iter().map(|t| t.flags).collect(),
+    };
+    let templates: Vec<ProbeTemplate> = cfg
+        .techniques
+        .iter()
+        .map(|t| ProbeTemplate::new(t.flags))
+        .collect();
+    let space = ProbeSpace::new(cfg.targets.clone(), cfg.ports.clone(), cfg.techniques.len());
+    let source_of: std::collections::HashMap<Ipv4Addr, Ipv4Addr> = cfg
+        .targets
+        .iter()
+        .copied()
+        .zip(route.sources.iter().copied())
+        .collect();
+    let probe_flags = validator.probe_flags.clone();
+    let mut tracker = Tracker::new(space, cfg.techniques, cfg.timing, order_seed);
+
+    let clock = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let rstats = Arc::new(ReceiverStats::default());
+    let sstats = Arc::new(SenderStats::default());
+    let (reply_tx, reply_rx) = bounded(1 << 16);
+    let (ready_tx, ready_rx) = bounded(1);
+    let (order_tx, order_rx) = bounded::<Order>(1024);
+
+    let receiver = {
+        let (stop, rstats) = (stop.clone(), rstats.clone());
+        std::thread::Builder::new()
+            .name("receiver".into())
+            .spawn(move || {
+                receiver::run(
+                    rx_socket, validator, clock, reply_tx, ready_tx, stop, rstats,
+                )
+            })
+            .context("cannot start the receiver thread")?
+    };
+    // The handshake: no probe leaves before the receiver is reading.
+    ready_rx
+        .recv()
+        .context("the receiver thread stopped before it started")?;
+    let sender = {
+        let sstats = sstats.clone();
+        let max_rate = cfg.max_rate;
+        std::thread::Builder::new()
+            .name("sender".into())
+            .spawn(move || sender::run(tx_socket, templates, order_rx, max_rate, sstats))
+            .context("cannot start the sender thread")?
+    };
+
+    while !tracker.is_done() {
+        while let Ok(reply) = reply_rx.try_recv() {
+            tracker.on_reply(&reply);
+        }
+        let now = clock.elapsed();
+        let mut handed = 0;
+        while handed < SEND_BATCH {
+            let Some(o) = tracker.poll_send(now) else {
+                break;
+            };
+            let src = source_of[&o.host];
+            let sport = ports.sport(o.technique, o.attempt);
+            let (seq, ack) = probe_numbers(
+                key.cookie(src, o.host, sport, o.port),
+                probe_flags[o.technique],
+            );
+            let fields = ProbeFields {
+                src,
+                dst: o.host,
+                sport,
+                dport: o.port,
+                seq,
+                ack,
+            };
+            if order_tx
+                .send(Order {
+                    technique: o.technique,
+                    fields,
+                })
+                .is_err()
+            {
+                anyhow::bail!("the sender thread stopped unexpectedly");
+            }
+            handed += 1;
+        }
+        if handed > 0 || tracker.is_done() {
+            continue;
+        }
+        // Nothing may be sent now: wait for a reply or the next timeout.
+        let wait = tracker
+            .next_deadline()
+            .map_or(CAPTURE_POLL, |d| d.saturating_sub(clock.elapsed()));
+        match reply_rx.recv_timeout(wait) {
+            Ok(reply) => {
+                tracker.on_reply(&reply);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                let why = rstats.error.lock().ok().and_then(|e| e.clone());
+                anyhow::bail!(
+                    "the receiver thread stopped: {}",
+                    why.unwrap_or_else(|| "unknown reason".into())
+                );
+            }
+        }
+    }
+    let elapsed = clock.elapsed();
+    drop(order_tx);
+    stop.store(true, Ordering::Relaxed);
+    let _ = sender.join();
+    let _ = receiver.join();
+
+    let stats = ScanStats {
+        tracker: tracker.stats(),
+        captured: rstats.captured.load(Ordering::Relaxed),
+        invalid: rstats.invalid.load(Ordering::Relaxed),
+        overflow: rstats.overflow.load(Ordering::Relaxed),
+        send_failures: sstats.failed.load(Ordering::Relaxed),
+        elapsed,
+    };
+    if let Some(err) = sstats.last_error.lock().ok().and_then(|e| e.clone()) {
+        eprintln!(
+            "flagscan: warning: {} probes could not be sent; last error: {err}",
+            stats.send_failures
+        );
+    }
+    let findings = tracker.findings().map(|(_, _, _, f)| f).collect();
+    Ok(ScanResult {
+        space: tracker.space().clone(),
+        techniques: tracker.techniques().to_vec(),
+        findings,
+        stats,
+        route,
+    })
+}

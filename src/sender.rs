@@ -1,0 +1,103 @@
+//! The sender thread: turns probe orders into packets on the wire.
+//!
+//! Each technique has a prebuilt template; per probe only addresses, ports,
+//! sequence numbers and checksums change. The thread paces itself to
+//! `--max-rate` and retries when the kernel's queue is momentarily full.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use crate::rawsock::RawSender;
+use crate::wire::{ProbeFields, ProbeTemplate};
+
+/// One probe to send, fully decided by the scan loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Order {
+    pub technique: usize,
+    pub fields: ProbeFields,
+}
+
+#[derive(Debug, Default)]
+pub struct SenderStats {
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// Paces sends to a maximum rate without sleeping per packet.
+struct Pacer {
+    interval: Option<Duration>,
+    next: Instant,
+}
+
+impl Pacer {
+    fn new(max_rate: Option<f64>) -> Pacer {
+        Pacer {
+            interval: max_rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+            next: Instant::now(),
+        }
+    }
+
+    fn wait(&mut self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let now = Instant::now();
+        if self.next > now {
+            std::thread::sleep(self.next - now);
+        } else if now - self.next > interval * 64 {
+            // Idle for a while: do not burst to catch up.
+            self.next = now;
+        }
+        self.next += interval;
+    }
+}
+
+pub fn run(
+    socket: RawSender,
+    templates: Vec<ProbeTemplate>,
+    orders: Receiver<Order>,
+    max_rate: Option<f64>,
+    stats: Arc<SenderStats>,
+) {
+    let mut buf = Vec::with_capacity(64);
+    let mut pacer = Pacer::new(max_rate);
+    let mut ip_id: u16 = 0;
+    for order in orders {
+        templates[order.technique].write(&order.fields, ip_id, &mut buf);
+        ip_id = ip_id.wrapping_add(1);
+        pacer.wait();
+        let mut backoff = Duration::from_micros(50);
+        loop {
+            match socket.send(&buf, order.fields.dst) {
+                Ok(()) => {
+                    stats.sent.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) if is_transient(&e) && backoff < Duration::from_millis(100) => {
+                    std::thread::sleep(backoff);
+                    backoff *= 2;
+                }
+                Err(e) => {
+                    // The probe counts as sent and unanswered: the tracker
+                    // retries it and concludes from silence, as on loss.
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(format!("sending to {}: {e}", order.fields.dst));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)
+    )
+}

@@ -1,0 +1,622 @@
+//! Scan techniques as data.
+//!
+//! A technique (`scanners/*.toml`) says which TCP flags to send, where the
+//! cookie goes, and how each kind of reply maps to a port state and reason.
+//! The engine only ever consults this table, so adding a technique (ACK,
+//! Window, Maimon) is a new file, not new code.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::error::usage;
+
+/// TCP flag bits, as they sit in byte 13 of the TCP header.
+pub mod flag {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+
+    pub const NAMES: [(&str, u8); 8] = [
+        ("FIN", FIN),
+        ("SYN", SYN),
+        ("RST", RST),
+        ("PSH", PSH),
+        ("ACK", ACK),
+        ("URG", URG),
+        ("ECE", ECE),
+        ("CWR", CWR),
+    ];
+
+    /// "SYN/ACK", "FIN/PSH/URG", "none".
+    pub fn describe(bits: u8) -> String {
+        let names: Vec<&str> = NAMES
+            .iter()
+            .filter(|(_, b)| bits & b != 0)
+            .map(|(n, _)| *n)
+            .collect();
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join("/")
+        }
+    }
+}
+
+/// Port states, in nmap's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+pub enum PortState {
+    #[serde(rename = "open")]
+    Open,
+    #[serde(rename = "closed")]
+    Closed,
+    #[serde(rename = "filtered")]
+    Filtered,
+    #[serde(rename = "unfiltered")]
+    Unfiltered,
+    #[serde(rename = "open|filtered")]
+    OpenFiltered,
+    #[serde(rename = "closed|filtered")]
+    ClosedFiltered,
+}
+
+impl PortState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Open => "open",
+            PortState::Closed => "closed",
+            PortState::Filtered => "filtered",
+            PortState::Unfiltered => "unfiltered",
+            PortState::OpenFiltered => "open|filtered",
+            PortState::ClosedFiltered => "closed|filtered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PortState> {
+        ALL_STATES.iter().copied().find(|st| st.as_str() == s)
+    }
+}
+
+pub const ALL_STATES: [PortState; 6] = [
+    PortState::Open,
+    PortState::Closed,
+    PortState::Filtered,
+    PortState::Unfiltered,
+    PortState::OpenFiltered,
+    PortState::ClosedFiltered,
+];
+
+impl fmt::Display for PortState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a state was concluded, in nmap's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    SynAck,
+    Reset,
+    NoResponse,
+    /// ICMP destination unreachable with this code.
+    Unreachable(u8),
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::SynAck => "syn-ack",
+            Reason::Reset => "reset",
+            Reason::NoResponse => "no-response",
+            Reason::Unreachable(code) => match code {
+                0 => "net-unreach",
+                1 => "host-unreach",
+                2 => "proto-unreach",
+                3 => "port-unreach",
+                9 => "net-prohibited",
+                10 => "host-prohibited",
+                13 => "admin-prohibited",
+                _ => "icmp-unreach",
+            },
+        }
+    }
+
+    fn from_word(word: &str) -> Option<Reason> {
+        match word {
+            "syn-ack" => Some(Reason::SynAck),
+            "reset" => Some(Reason::Reset),
+            "no-response" => Some(Reason::NoResponse),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What came back for a probe, reduced to what the tables distinguish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    SynAck,
+    /// RST (with or without ACK); the window matters to the Window scan.
+    Rst {
+        window: u16,
+    },
+    /// ICMP destination unreachable.
+    Unreachable {
+        code: u8,
+    },
+}
+
+/// Where the per-probe cookie travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CookieField {
+    /// In the sequence number: replies prove it in their ack (RFC 9293 reset
+    /// generation for segments without ACK).
+    Seq,
+    /// In the acknowledgment number: a RST to a segment carrying ACK takes
+    /// its sequence number from our ack.
+    Ack,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub state: PortState,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowCond {
+    #[default]
+    Any,
+    Zero,
+    Nonzero,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplyMatch {
+    SynAck,
+    Rst,
+    IcmpUnreachable,
+}
+
+/// One row of a technique's reply table, as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyRule {
+    pub reply: ReplyMatch,
+    pub state: String,
+    /// Required for TCP replies; ICMP rows take the code's name.
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub codes: Vec<u8>,
+    #[serde(default)]
+    pub window: WindowCond,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoResponse {
+    pub state: String,
+    pub reason: String,
+}
+
+/// The teaching card of a technique in one language.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Teaching {
+    pub sent: String,
+    pub open: String,
+    pub closed: String,
+    pub rule: String,
+    pub exceptions: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TechniqueFile {
+    name: String,
+    title: String,
+    nmap: String,
+    flags: Vec<String>,
+    cookie: CookieField,
+    replies: Vec<ReplyRule>,
+    no_response: NoResponse,
+    #[serde(default)]
+    teach: BTreeMap<String, Teaching>,
+}
+
+/// A validated technique.
+#[derive(Debug, Clone)]
+pub struct Technique {
+    pub name: String,
+    pub title: String,
+    pub nmap: String,
+    /// Flag bits sent in the probe.
+    pub flags: u8,
+    pub cookie: CookieField,
+    pub rules: Vec<ReplyRule>,
+    /// Parsed state per rule, same index as `rules`.
+    rule_states: Vec<(PortState, Option<Reason>)>,
+    pub no_response: Outcome,
+    pub teach: BTreeMap<String, Teaching>,
+}
+
+impl Technique {
+    /// Parses and validates a technique file's text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> anyhow::Result<Technique> {
+        let file: TechniqueFile = toml::from_str(text)
+            .map_err(|e| usage(format!("technique file {origin} is malformed: {e}")))?;
+        let bad = |msg: String| usage(format!("technique file {origin}: {msg}"));
+
+        if file.name.is_empty()
+            || !file
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(bad(format!(
+                "name '{}' must be lowercase letters, digits and '-'",
+                file.name
+            )));
+        }
+        let mut flags = 0u8;
+        for name in &file.flags {
+            let bit = flag::NAMES
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, b)| *b)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "unknown flag '{name}' (use FIN SYN RST PSH ACK URG ECE CWR)"
+                    ))
+                })?;
+            flags |= bit;
+        }
+        if flags & flag::RST != 0 {
+            return Err(bad("a probe with RST set gets no reply by design".into()));
+        }
+        // A reply proves it saw our probe only through the field the stack
+        // echoes back: the ack (from our seq) unless the probe carries ACK,
+        // in which case a RST copies our ack into its seq.
+        let expected = if flags & flag::ACK != 0 {
+            CookieField::Ack
+        } else {
+            CookieField::Seq
+        };
+        if file.cookie != expected {
+            return Err(bad(format!(
+                "cookie must be \"{}\" for a probe with flags {}",
+                if expected == CookieField::Ack {
+                    "ack"
+                } else {
+                    "seq"
+                },
+                flag::describe(flags)
+            )));
+        }
+        let mut rule_states = Vec::new();
+        for (i, rule) in file.replies.iter().enumerate() {
+            let row = i + 1;
+            let state = PortState::parse(&rule.state).ok_or_else(|| {
+                bad(format!(
+                    "reply row {row}: unknown state '{}' (use {})",
+                    rule.state,
+                    state_words()
+                ))
+            })?;
+            let reason = match (rule.reply, &rule.reason) {
+                (ReplyMatch::IcmpUnreachable, None) => None,
+                (ReplyMatch::IcmpUnreachable, Some(_)) => return Err(bad(format!(
+                    "reply row {row}: ICMP rows take their reason from the code; remove 'reason'"
+                ))),
+                (_, None) => return Err(bad(format!("reply row {row}: 'reason' is missing"))),
+                (_, Some(word)) => Some(Reason::from_word(word).ok_or_else(|| {
+                    bad(format!(
+                        "reply row {row}: unknown reason '{word}' (use syn-ack, reset)"
+                    ))
+                })?),
+            };
+            match rule.reply {
+                ReplyMatch::IcmpUnreachable => {
+                    if rule.codes.is_empty() || rule.codes.iter().any(|&c| c > 15) {
+                        return Err(bad(format!(
+                            "reply row {row}: 'codes' must list ICMP unreachable codes 0-15"
+                        )));
+                    }
+                }
+                _ if !rule.codes.is_empty() => {
+                    return Err(bad(format!(
+                        "reply row {row}: 'codes' only applies to icmp-unreachable"
+                    )))
+                }
+                _ => {}
+            }
+            if rule.window != WindowCond::Any && rule.reply != ReplyMatch::Rst {
+                return Err(bad(format!(
+                    "reply row {row}: 'window' only applies to rst"
+                )));
+            }
+            rule_states.push((state, reason));
+        }
+        let no_response = Outcome {
+            state: PortState::parse(&file.no_response.state).ok_or_else(|| {
+                bad(format!(
+                    "no_response: unknown state '{}' (use {})",
+                    file.no_response.state,
+                    state_words()
+                ))
+            })?,
+            reason: Reason::from_word(&file.no_response.reason)
+                .filter(|r| *r == Reason::NoResponse)
+                .ok_or_else(|| bad("no_response: reason must be 'no-response'".into()))?,
+        };
+        Ok(Technique {
+            name: file.name,
+            title: file.title,
+            nmap: file.nmap,
+            flags,
+            cookie: file.cookie,
+            rules: file.replies,
+            rule_states,
+            no_response,
+            teach: file.teach,
+        })
+    }
+
+    /// Loads a technique file given with `--technique FILE`.
+    pub fn load(path: &Path) -> anyhow::Result<Technique> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            usage(format!(
+                "cannot read technique file {}: {e}",
+                path.display()
+            ))
+        })?;
+        Technique::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The table row that decides a reply, and the outcome; `None` when the
+    /// table has no row for it (the reply is then ignored and counted).
+    pub fn classify(&self, reply: ReplyKind) -> Option<(usize, Outcome)> {
+        self.rules.iter().enumerate().find_map(|(i, rule)| {
+            let hit = match (rule.reply, reply) {
+                (ReplyMatch::SynAck, ReplyKind::SynAck) => true,
+                (ReplyMatch::Rst, ReplyKind::Rst { window }) => match rule.window {
+                    WindowCond::Any => true,
+                    WindowCond::Zero => window == 0,
+                    WindowCond::Nonzero => window != 0,
+                },
+                (ReplyMatch::IcmpUnreachable, ReplyKind::Unreachable { code }) => {
+                    rule.codes.contains(&code)
+                }
+                _ => false,
+            };
+            if !hit {
+                return None;
+            }
+            let (state, reason) = self.rule_states[i];
+            let reason = reason.unwrap_or(match reply {
+                ReplyKind::Unreachable { code } => Reason::Unreachable(code),
+                _ => Reason::Reset,
+            });
+            Some((i, Outcome { state, reason }))
+        })
+    }
+
+    /// The teaching card in `lang`, falling back to English.
+    pub fn teaching(&self, lang: &str) -> Option<&Teaching> {
+        self.teach.get(lang).or_else(|| self.teach.get("en"))
+    }
+}
+
+fn state_words() -> String {
+    ALL_STATES.map(|s| s.as_str()).join(", ")
+}
+
+/// The techniques built into the binary, in the order `--help` lists them.
+pub const BUILTIN_FILES: [(&str, &str); 4] = [
+    ("syn.toml", include_str!("../scanners/syn.toml")),
+    ("fin.toml", include_str!("../scanners/fin.toml")),
+    ("null.toml", include_str!("../scanners/null.toml")),
+    ("xmas.toml", include_str!("../scanners/xmas.toml")),
+];
+
+pub fn builtin() -> Vec<Technique> {
+    BUILTIN_FILES
+        .iter()
+        .map(|(file, text)| {
+            Technique::from_toml(text, file)
+                .with_context(|| format!("built-in technique {file} is invalid"))
+                // The build-time files are validated by the test suite.
+                .expect("built-in techniques are valid")
+        })
+        .collect()
+}
+
+/// Finds a built-in technique by name (`syn`) or nmap option letter (`S`).
+pub fn builtin_by_name(name: &str) -> Option<Technique> {
+    builtin()
+        .into_iter()
+        .find(|t| t.name == name || t.nmap.strip_prefix("-s").is_some_and(|l| l == name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scanner_file_in_the_tree_is_valid_and_embedded() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scanners");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".toml"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = BUILTIN_FILES.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(
+            on_disk, embedded,
+            "every file in scanners/ must be embedded"
+        );
+        for name in on_disk {
+            let t = Technique::load(&dir.join(&name)).unwrap();
+            assert_eq!(format!("{}.toml", t.name), name);
+            for lang in ["en", "ja"] {
+                let card = t
+                    .teach
+                    .get(lang)
+                    .unwrap_or_else(|| panic!("{name}: no {lang} card"));
+                assert!(!card.sent.is_empty() && !card.rule.is_empty());
+            }
+        }
+    }
+
+    fn outcome(t: &Technique, reply: ReplyKind) -> Option<(PortState, &'static str)> {
+        t.classify(reply).map(|(_, o)| (o.state, o.reason.as_str()))
+    }
+
+    /// The reply tables of design.md (nmap's reference guide), row by row.
+    #[test]
+    fn builtin_tables_match_nmap() {
+        use PortState::*;
+        let rst = ReplyKind::Rst { window: 0 };
+        let icmp = |code| ReplyKind::Unreachable { code };
+        let syn = builtin_by_name("syn").unwrap();
+        assert_eq!(syn.flags, flag::SYN);
+        assert_eq!(outcome(&syn, ReplyKind::SynAck), Some((Open, "syn-ack")));
+        assert_eq!(outcome(&syn, rst), Some((Closed, "reset")));
+        assert_eq!(
+            syn.no_response,
+            Outcome {
+                state: Filtered,
+                reason: Reason::NoResponse
+            }
+        );
+        for name in ["fin", "null", "xmas"] {
+            let t = builtin_by_name(name).unwrap();
+            assert_eq!(outcome(&t, rst), Some((Closed, "reset")), "{name}");
+            assert_eq!(outcome(&t, ReplyKind::SynAck), None, "{name}");
+            assert_eq!(t.no_response.state, OpenFiltered, "{name}");
+        }
+        for t in builtin() {
+            for (code, word) in [
+                (0, "net-unreach"),
+                (1, "host-unreach"),
+                (2, "proto-unreach"),
+                (3, "port-unreach"),
+                (9, "net-prohibited"),
+                (10, "host-prohibited"),
+                (13, "admin-prohibited"),
+            ] {
+                assert_eq!(
+                    outcome(&t, icmp(code)),
+                    Some((Filtered, word)),
+                    "{}",
+                    t.name
+                );
+            }
+            // Fragmentation needed (4) says nothing about the port.
+            assert_eq!(outcome(&t, icmp(4)), None);
+        }
+        assert_eq!(builtin_by_name("fin").unwrap().flags, flag::FIN);
+        assert_eq!(builtin_by_name("null").unwrap().flags, 0);
+        assert_eq!(
+            builtin_by_name("X").unwrap().flags,
+            flag::FIN | flag::PSH | flag::URG
+        );
+        assert!(builtin_by_name("Q").is_none());
+    }
+
+    const WINDOW: &str = r#"
+name = "window"
+title = "TCP Window scan"
+nmap = "-sW"
+flags = ["ACK"]
+cookie = "ack"
+[[replies]]
+reply = "rst"
+window = "nonzero"
+state = "open"
+reason = "reset"
+[[replies]]
+reply = "rst"
+state = "closed"
+reason = "reset"
+[no_response]
+state = "filtered"
+reason = "no-response"
+"#;
+
+    #[test]
+    fn a_new_technique_is_only_a_file() {
+        let t = Technique::from_toml(WINDOW, "window.toml").unwrap();
+        assert_eq!(t.cookie, CookieField::Ack);
+        assert_eq!(
+            outcome(&t, ReplyKind::Rst { window: 512 }),
+            Some((PortState::Open, "reset"))
+        );
+        assert_eq!(
+            outcome(&t, ReplyKind::Rst { window: 0 }),
+            Some((PortState::Closed, "reset"))
+        );
+        assert_eq!(t.classify(ReplyKind::Rst { window: 0 }).unwrap().0, 1);
+    }
+
+    #[test]
+    fn malformed_files_are_rejected_with_the_reason() {
+        let cases = [
+            ("name = ", "malformed"),
+            (
+                &WINDOW.replace("cookie = \"ack\"", "cookie = \"seq\""),
+                "cookie must be \"ack\"",
+            ),
+            (
+                &WINDOW.replace("[\"ACK\"]", "[\"ACK\", \"BOGUS\"]"),
+                "unknown flag 'BOGUS'",
+            ),
+            (
+                &WINDOW.replace("state = \"open\"", "state = \"ajar\""),
+                "unknown state 'ajar'",
+            ),
+            (
+                &WINDOW.replace("reason = \"no-response\"", "reason = \"reset\""),
+                "no-response",
+            ),
+            (
+                &WINDOW.replace("window = \"nonzero\"", "codes = [3]"),
+                "'codes' only applies",
+            ),
+            (
+                &WINDOW.replace("name = \"window\"", "name = \"Win dow\""),
+                "name 'Win dow'",
+            ),
+            (
+                &WINDOW.replace("title =", "colour = \"red\"\ntitle ="),
+                "unknown field",
+            ),
+            (&WINDOW.replace("[\"ACK\"]", "[\"RST\"]"), "RST"),
+        ];
+        for (text, want) in cases {
+            let err = Technique::from_toml(text, "t.toml").unwrap_err();
+            assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
+            let msg = format!("{err:#}");
+            assert!(msg.contains(want), "{msg:?} should mention {want:?}");
+            assert!(msg.contains("t.toml"), "{msg:?} should name the file");
+        }
+    }
+}

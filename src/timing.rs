@@ -1,0 +1,160 @@
+//! Round-trip time and the congestion window.
+//!
+//! RTT smoothing and the retransmission timeout follow RFC 6298; the window
+//! follows nmap's scan engine: it grows with every reply and halves when an
+//! answer arrives for a retransmission, the sign that the first try was lost.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimingParams {
+    /// Timeout before the first RTT sample.
+    pub initial_rto: Duration,
+    pub min_rto: Duration,
+    pub max_rto: Duration,
+    /// Probes sent again after the first, before concluding no-response.
+    pub max_retries: u8,
+    pub initial_cwnd: f64,
+    pub max_cwnd: f64,
+}
+
+impl Default for TimingParams {
+    /// nmap -T4's values (initial 500 ms, floor 100 ms, ceiling 1250 ms).
+    fn default() -> TimingParams {
+        TimingParams {
+            initial_rto: Duration::from_millis(500),
+            min_rto: Duration::from_millis(100),
+            max_rto: Duration::from_millis(1250),
+            max_retries: 2,
+            initial_cwnd: 64.0,
+            max_cwnd: 4096.0,
+        }
+    }
+}
+
+/// RFC 6298 estimator.
+#[derive(Debug, Clone, Default)]
+pub struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+}
+
+impl RttEstimator {
+    pub fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(srtt) => {
+                let err = srtt.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + err) / 4;
+                self.srtt = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    pub fn rto(&self, p: &TimingParams) -> Duration {
+        match self.srtt {
+            None => p.initial_rto,
+            Some(srtt) => (srtt + self.rttvar * 4).clamp(p.min_rto, p.max_rto),
+        }
+    }
+}
+
+/// How many probes may be awaiting an answer at once.
+#[derive(Debug, Clone)]
+pub struct CongestionWindow {
+    cwnd: f64,
+    ssthresh: f64,
+    max: f64,
+}
+
+impl CongestionWindow {
+    pub fn new(p: &TimingParams) -> CongestionWindow {
+        CongestionWindow {
+            cwnd: p.initial_cwnd,
+            ssthresh: p.max_cwnd,
+            max: p.max_cwnd,
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.cwnd as usize
+    }
+
+    pub fn on_reply(&mut self) {
+        // Slow start doubles per window of replies, then linear growth.
+        self.cwnd += if self.cwnd < self.ssthresh {
+            1.0
+        } else {
+            1.0 / self.cwnd
+        };
+        self.cwnd = self.cwnd.min(self.max);
+    }
+
+    pub fn on_drop(&mut self) {
+        self.ssthresh = (self.cwnd / 2.0).max(2.0);
+        self.cwnd = self.ssthresh;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn rto_follows_rfc6298_and_is_clamped() {
+        let p = TimingParams {
+            min_rto: ms(10),
+            ..TimingParams::default()
+        };
+        let mut e = RttEstimator::default();
+        assert_eq!(e.rto(&p), p.initial_rto);
+        e.sample(ms(100));
+        // srtt 100, rttvar 50 -> 300.
+        assert_eq!(e.rto(&p), ms(300));
+        e.sample(ms(100));
+        // rttvar 37.5 -> 250.
+        assert_eq!(e.rto(&p), ms(250));
+        let mut fast = RttEstimator::default();
+        fast.sample(Duration::from_micros(50));
+        assert_eq!(fast.rto(&p), ms(10));
+        let mut slow = RttEstimator::default();
+        slow.sample(Duration::from_secs(5));
+        assert_eq!(slow.rto(&p), p.max_rto);
+    }
+
+    #[test]
+    fn window_grows_on_replies_and_halves_on_drops() {
+        let p = TimingParams {
+            initial_cwnd: 10.0,
+            max_cwnd: 100.0,
+            ..TimingParams::default()
+        };
+        let mut w = CongestionWindow::new(&p);
+        for _ in 0..10 {
+            w.on_reply();
+        }
+        assert_eq!(w.size(), 20);
+        w.on_drop();
+        assert_eq!(w.size(), 10);
+        // After a drop, growth is linear: ten replies add about one.
+        for _ in 0..10 {
+            w.on_reply();
+        }
+        assert_eq!(w.size(), 10);
+        for _ in 0..100_000 {
+            w.on_reply();
+        }
+        assert_eq!(w.size(), 100);
+    }
+}
