@@ -42,9 +42,6 @@ const GW_FAR: Ipv4Addr = Ipv4Addr::new(10, 213, 2, 254);
 /// Where `ip netns add` mounts named namespaces.
 const NETNS_DIR: &str = "/run/netns";
 
-/// Linux caps interface names at IFNAMSIZ - 1.
-const MAX_IFNAME: usize = 15;
-
 /// One scan target of the lab.
 #[derive(Debug)]
 pub struct LabHost {
@@ -810,6 +807,9 @@ mod tests {
         }
     }
 
+    /// Linux caps interface names at IFNAMSIZ - 1.
+    const MAX_IFNAME: usize = 15;
+
     #[test]
     fn gateway_interface_names_fit() {
         for s in ["scan", "web", "rst", "far"] {
@@ -887,7 +887,7 @@ mod tests {
         // libtest has printed "test ... " without a newline; `ready` must
         // start a line of its own.
         println!();
-        let ports = std::env::args().last().unwrap();
+        let ports = std::env::args().next_back().unwrap();
         let ports: Vec<u16> = ports.split(',').map(|p| p.parse().unwrap()).collect();
         listen_forever(&ports).unwrap();
     }

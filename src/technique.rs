@@ -321,9 +321,11 @@ impl Technique {
             })?;
             let reason = match (rule.reply, &rule.reason) {
                 (ReplyMatch::IcmpUnreachable, None) => None,
-                (ReplyMatch::IcmpUnreachable, Some(_)) => return Err(bad(format!(
+                (ReplyMatch::IcmpUnreachable, Some(_)) => {
+                    return Err(bad(format!(
                     "reply row {row}: ICMP rows take their reason from the code; remove 'reason'"
-                ))),
+                )))
+                }
                 (_, None) => return Err(bad(format!("reply row {row}: 'reason' is missing"))),
                 (_, Some(word)) => Some(Reason::from_word(word).ok_or_else(|| {
                     bad(format!(

@@ -1,0 +1,151 @@
+//! Real scans (root): flagscan against nmap, the oracle, on a lab of Linux
+//! hosts in network namespaces. Same lab, same technique, same ports: the
+//! same state and reason for every port.
+
+mod common;
+
+use common::*;
+
+const WEB: &str = "10.213.1.2";
+const RST: &str = "10.213.1.3";
+const FAR: &str = "10.213.2.2";
+const TECHNIQUES: [(&str, &str); 4] = [
+    ("-sS", "syn"),
+    ("-sF", "fin"),
+    ("-sN", "null"),
+    ("-sX", "xmas"),
+];
+
+fn diff(ours: &States, theirs: &States) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in theirs {
+        match ours.get(k) {
+            Some(o) if o == v => {}
+            o => out.push(format!("{k:?}: nmap {v:?}, flagscan {o:?}")),
+        }
+    }
+    for k in ours.keys().filter(|k| !theirs.contains_key(*k)) {
+        out.push(format!("{k:?}: only flagscan reports it"));
+    }
+    out
+}
+
+#[test]
+fn all_four_techniques_match_nmap_on_every_port_of_every_lab_host() {
+    if !have_root("all_four_techniques_match_nmap_on_every_port_of_every_lab_host") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-nmap");
+    let ns = lab.scan_ns();
+    let json = std::env::temp_dir().join("flagscan-lab-vs-nmap.jsonl");
+    let out = flagscan(&[
+        "--netns",
+        &ns,
+        "-sS",
+        "-sF",
+        "-sN",
+        "-sX",
+        "-p-",
+        WEB,
+        RST,
+        FAR,
+        "-oJ",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "flagscan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = parse_jsonl(&std::fs::read_to_string(&json).unwrap());
+    assert_eq!(
+        ours.len(),
+        3 * 65535 * 4,
+        "one record per host, port and technique"
+    );
+
+    let mut theirs = States::new();
+    for (flag, scan) in TECHNIQUES {
+        theirs.extend(nmap(Some(&ns), flag, scan, "1-65535", &[WEB, RST, FAR]));
+    }
+    assert_eq!(theirs.len(), ours.len(), "nmap reported every port too");
+    let d = diff(&ours, &theirs);
+    assert!(
+        d.is_empty(),
+        "{} differences from nmap, first ones:\n{}",
+        d.len(),
+        d[..d.len().min(20)].join("\n")
+    );
+
+    // The lab shows every behaviour the comparison is meant to cover, so a
+    // lab that silently lost its rules cannot pass this test.
+    let at = |h: &str, p: u16, s: &str| ours[&(h.to_string(), p, s.to_string())].clone();
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(at(WEB, 22, "syn"), pair("open", "syn-ack"));
+    assert_eq!(at(WEB, 22, "fin"), pair("open|filtered", "no-response"));
+    assert_eq!(at(WEB, 135, "syn"), pair("filtered", "no-response"));
+    assert_eq!(at(WEB, 111, "null"), pair("filtered", "port-unreach"));
+    assert_eq!(at(WEB, 445, "xmas"), pair("filtered", "admin-prohibited"));
+    assert_eq!(at(WEB, 23, "syn"), pair("closed", "reset"));
+    assert_eq!(at(WEB, 8001, "syn"), pair("closed", "reset"));
+    assert_eq!(at(WEB, 8001, "fin"), pair("open|filtered", "no-response"));
+    assert_eq!(at(WEB, 5432, "xmas"), pair("open|filtered", "no-response"));
+    assert_eq!(at(WEB, 1, "fin"), pair("closed", "reset"));
+    assert_eq!(at(RST, 22, "syn"), pair("open", "syn-ack"));
+    assert_eq!(at(RST, 22, "fin"), pair("closed", "reset"));
+    assert_eq!(at(FAR, 443, "syn"), pair("open", "syn-ack"));
+    assert_eq!(at(FAR, 25, "syn"), pair("filtered", "no-response"));
+
+    // Replies from behind the gateway crossed one router.
+    let text = std::fs::read_to_string(&json).unwrap();
+    let far_ttl = text
+        .lines()
+        .find(|l| l.contains(FAR) && l.contains("\"port\":22,") && l.contains("\"syn\""))
+        .unwrap();
+    assert!(far_ttl.contains("\"ttl\":63"), "{far_ttl}");
+    let stats: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(stats["type"], "stats");
+    assert_eq!(stats["invalid"], 0);
+    assert!(stats["probes"].as_u64().unwrap() >= 3 * 65535 * 4);
+    let _ = std::fs::remove_file(json);
+}
+
+#[test]
+fn loopback_matches_nmap() {
+    if !have_root("loopback_matches_nmap") {
+        return;
+    }
+    let _serial = serial();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let ports = format!(
+        "{}-{}",
+        open.saturating_sub(20).max(1),
+        open.saturating_add(20)
+    );
+    let json = std::env::temp_dir().join("flagscan-loopback.jsonl");
+    let out = flagscan(&[
+        "-sS",
+        "-sF",
+        "-p",
+        &ports,
+        "127.0.0.1",
+        "-oJ",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = parse_jsonl(&std::fs::read_to_string(&json).unwrap());
+    let mut theirs = nmap(None, "-sS", "syn", &ports, &["127.0.0.1"]);
+    theirs.extend(nmap(None, "-sF", "fin", &ports, &["127.0.0.1"]));
+    let d = diff(&ours, &theirs);
+    assert!(d.is_empty(), "{}", d.join("\n"));
+    let key = ("127.0.0.1".to_string(), open, "syn".to_string());
+    assert_eq!(ours[&key].0, "open");
+    drop(listener);
+    let _ = std::fs::remove_file(json);
+}
