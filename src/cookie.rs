@@ -77,7 +77,7 @@ impl PortPlan {
     /// Which technique and try slot a reply to `port` belongs to.
     pub fn decode(&self, port: u16) -> Option<(usize, u8)> {
         let off = port.checked_sub(self.base)?;
-        (off < RANGE).then(|| ((off / TRY_SLOTS) as usize, (off % TRY_SLOTS) as u8))
+        (off < RANGE).then_some(((off / TRY_SLOTS) as usize, (off % TRY_SLOTS) as u8))
     }
 
     pub fn range(&self) -> (u16, u16) {

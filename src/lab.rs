@@ -719,7 +719,10 @@ fn kill_netns_pids(ns: &str) -> Result<()> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     let out = run(&strings(&["ip", "netns", "pids", ns]))?;
-    for pid in parse_pids(&out) {
+    // `demo` scans from inside the scanner namespace and tears the lab
+    // down from there: it must not kill itself.
+    let me = std::process::id() as i32;
+    for pid in parse_pids(&out).into_iter().filter(|&p| p != me) {
         match kill(Pid::from_raw(pid), Signal::SIGKILL) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
             Err(e) => bail!("killing pid {pid} in namespace {ns}: {e}"),

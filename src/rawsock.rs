@@ -204,7 +204,7 @@ impl RawReceiver {
                     _ => Err(err),
                 };
             }
-            if sll.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+            if sll.sll_pkttype == libc::PACKET_OUTGOING {
                 continue;
             }
             return Ok(Received::Packet(n as usize));

@@ -334,13 +334,14 @@ impl Technique {
                 })?),
             };
             match rule.reply {
-                ReplyMatch::IcmpUnreachable => {
-                    if rule.codes.is_empty() || rule.codes.iter().any(|&c| c > 15) {
-                        return Err(bad(format!(
-                            "reply row {row}: 'codes' must list ICMP unreachable codes 0-15"
-                        )));
-                    }
+                ReplyMatch::IcmpUnreachable
+                    if rule.codes.is_empty() || rule.codes.iter().any(|&c| c > 15) =>
+                {
+                    return Err(bad(format!(
+                        "reply row {row}: 'codes' must list ICMP unreachable codes 0-15"
+                    )));
                 }
+                ReplyMatch::IcmpUnreachable => {}
                 _ if !rule.codes.is_empty() => {
                     return Err(bad(format!(
                         "reply row {row}: 'codes' only applies to icmp-unreachable"
