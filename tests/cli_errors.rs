@@ -7,11 +7,21 @@ use std::process::{Command, Output};
 
 fn assert_usage_error(out: &Output, must_mention: &[&str], what: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{what}: exit code; stderr: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{what}: exit code; stderr: {err}"
+    );
     for word in must_mention {
-        assert!(err.contains(word), "{what}: {err:?} should mention {word:?}");
+        assert!(
+            err.contains(word),
+            "{what}: {err:?} should mention {word:?}"
+        );
     }
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{what}: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{what}: {err}"
+    );
     assert!(out.stdout.is_empty(), "{what}: nothing on stdout");
 }
 
@@ -29,12 +39,24 @@ fn bad_tokens_exit_2_naming_the_token() {
         (&["--scan", "syn,bogus", "127.0.0.1"], &["bogus"]),
         (&["-e", "nosuch0", "127.0.0.1"], &["nosuch0"]),
         (&["--technique", bad, "127.0.0.1"], &[bad, "missing field"]),
-        (&["--technique", "/nonexistent/t.toml", "127.0.0.1"], &["/nonexistent/t.toml"]),
-        (&["-iL", "/nonexistent/targets.txt"], &["/nonexistent/targets.txt"]),
-        (&["--exclude", "127.0.0.1", "127.0.0.1"], &["no targets left"]),
+        (
+            &["--technique", "/nonexistent/t.toml", "127.0.0.1"],
+            &["/nonexistent/t.toml"],
+        ),
+        (
+            &["-iL", "/nonexistent/targets.txt"],
+            &["/nonexistent/targets.txt"],
+        ),
+        (
+            &["--exclude", "127.0.0.1", "127.0.0.1"],
+            &["no targets left"],
+        ),
         (&["-p", "22"], &["no targets"]),
         (&["--max-retries", "x", "127.0.0.1"], &["x"]),
-        (&["-oJ", "/nonexistent/dir/out.jsonl", "-p", "1", "127.0.0.1"], &["/nonexistent/dir/out.jsonl"]),
+        (
+            &["-oJ", "/nonexistent/dir/out.jsonl", "-p", "1", "127.0.0.1"],
+            &["/nonexistent/dir/out.jsonl"],
+        ),
     ];
     for (args, words) in cases {
         assert_usage_error(&flagscan(args), words, &args.join(" "));
@@ -56,13 +78,30 @@ fn missing_privileges_say_how_to_grant_them() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(&bin)
         .args(["-sS", "-p", "22", "127.0.0.1"])
         .output()
         .expect("setpriv (util-linux) runs the binary as nobody");
-    assert_usage_error(&out, &["CAP_NET_RAW", "setcap cap_net_raw,cap_net_admin+eip", "root"], "as nobody");
-    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1, "one line");
+    assert_usage_error(
+        &out,
+        &[
+            "CAP_NET_RAW",
+            "setcap cap_net_raw,cap_net_admin+eip",
+            "root",
+        ],
+        "as nobody",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().count(),
+        1,
+        "one line"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -82,8 +121,16 @@ fn no_route_to_a_target_names_it() {
     }
     let ns = BareNetns("fst-noroute");
     let _ = Command::new("ip").args(["netns", "del", ns.0]).output();
-    assert!(Command::new("ip").args(["netns", "add", ns.0]).status().unwrap().success());
-    assert!(Command::new("ip").args(["-n", ns.0, "link", "set", "lo", "up"]).status().unwrap().success());
+    assert!(Command::new("ip")
+        .args(["netns", "add", ns.0])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("ip")
+        .args(["-n", ns.0, "link", "set", "lo", "up"])
+        .status()
+        .unwrap()
+        .success());
     // Route lookup only: the kernel refuses before any packet exists.
     let out = flagscan(&["--netns", ns.0, "-p", "22", "10.213.99.1"]);
     assert_usage_error(&out, &["no route to 10.213.99.1"], "no route");
