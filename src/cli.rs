@@ -311,7 +311,33 @@ fn demo_ports() -> Vec<u16> {
     ports
 }
 
+/// Tears the lab down if Ctrl-C or SIGTERM arrives, so an interrupted demo
+/// leaves no namespace or listener behind. Must run before any other thread
+/// starts: the signals are blocked in this thread and every thread it
+/// spawns, and only the watcher thread takes them.
+fn teardown_on_signal(prefix: &str) -> anyhow::Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block()
+        .map_err(|e| anyhow::anyhow!("cannot block SIGINT/SIGTERM: {e}"))?;
+    let prefix = prefix.to_string();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Ok(sig) = set.wait() {
+                eprintln!("\nflagscan: {sig}: removing the lab '{prefix}'...");
+                let _ = lab::down(&prefix);
+                std::process::exit(130);
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the signal thread: {e}"))?;
+    Ok(())
+}
+
 fn run_demo(prefix: &str) -> anyhow::Result<i32> {
+    teardown_on_signal(prefix)?;
     println!("Building the lab: real Linux hosts in network namespaces...");
     let guard = lab::LabGuard(lab::up(prefix)?);
     lab::enter_netns(&guard.0.scanner_netns())?;

@@ -33,6 +33,7 @@ fn demo_scans_the_lab_and_leaves_nothing_behind() {
     if !have_root("demo_scans_the_lab_and_leaves_nothing_behind") {
         return;
     }
+    let _serial = serial();
     let before = listener_pids();
     let out = flagscan(&["demo", "--prefix", "fst-demo"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -65,6 +66,46 @@ fn demo_scans_the_lab_and_leaves_nothing_behind() {
         namespaces("fst-demo-").is_empty(),
         "namespaces left: {:?}",
         namespaces("fst-demo-")
+    );
+    let left: Vec<_> = listener_pids().difference(&before).cloned().collect();
+    assert!(left.is_empty(), "listener processes left: {left:?}");
+}
+
+#[test]
+fn ctrl_c_during_the_demo_removes_the_lab() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    if !have_root("ctrl_c_during_the_demo_removes_the_lab") {
+        return;
+    }
+    let _serial = serial();
+    let before = listener_pids();
+    let mut child = Command::new(flagscan_bin())
+        .args(["demo", "--prefix", "fst-demoint"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the lab is up (the demo says so), then interrupt.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let up = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("10.213.2.2"));
+    assert!(up, "the demo never listed the lab hosts");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    // Either the signal arrived mid-demo (130) or the demo had just finished (0);
+    // both must leave nothing behind.
+    assert!(matches!(status.code(), Some(130) | Some(0)), "{status:?}");
+    assert!(
+        namespaces("fst-demoint-").is_empty(),
+        "namespaces left: {:?}",
+        namespaces("fst-demoint-")
     );
     let left: Vec<_> = listener_pids().difference(&before).cloned().collect();
     assert!(left.is_empty(), "listener processes left: {left:?}");
