@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::demo;
 use crate::error::{usage, EXIT_OK};
+use crate::findings::Lang;
 use crate::lab;
 use crate::output;
 use crate::ports;
@@ -74,9 +76,10 @@ pub struct Args {
     #[arg(long)]
     pub reason: bool,
 
-    /// Times a probe is sent again before silence is concluded.
+    /// Times a probe is sent again before silence is concluded (0-7: the
+    /// try travels in the source port).
     #[arg(long = "max-retries", value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u8).range(0..=20))]
+          value_parser = clap::value_parser!(u8).range(0..=7))]
     pub max_retries: u8,
 
     /// Send at most N probes per second.
@@ -95,6 +98,20 @@ pub struct Args {
     #[arg(short = 'S', long = "source", value_name = "ADDR")]
     pub source: Option<Ipv4Addr>,
 
+    /// Print every probe and reply as it happens, with the cookie check and
+    /// the table row that decided the state.
+    #[arg(long = "packet-trace")]
+    pub packet_trace: bool,
+
+    /// Write every probe sent and every reply captured to a pcap file.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+
+    /// Language of the teaching texts (findings, verdicts): en or ja.
+    /// Default: from LC_ALL / LC_MESSAGES / LANG.
+    #[arg(long, value_name = "LANG", global = true, value_parser = parse_lang)]
+    pub lang: Option<Lang>,
+
     /// Scan from inside this network namespace (e.g. flagscan-scan from `flagscan lab up`).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
@@ -110,7 +127,16 @@ pub enum Command {
         #[arg(long, default_value = lab::DEFAULT_PREFIX, global = true)]
         prefix: String,
     },
-    /// Bring the lab up, scan it with all four techniques, print, tear down.
+    /// Print a technique's card (syn, fin, null, xmas or a technique file),
+    /// or what a port is: `flagscan explain port 445`.
+    Explain {
+        /// A technique name, a technique file, or `port`.
+        topic: String,
+        /// The port number, after `port`.
+        port: Option<String>,
+    },
+    /// A guided tour: bring the lab up, scan it with all four techniques in
+    /// one pass, explain the differences, tear it down.
     Demo {
         #[arg(long, default_value = lab::DEFAULT_PREFIX)]
         prefix: String,
@@ -131,6 +157,10 @@ pub enum LabAction {
         #[arg(long, value_delimiter = ',')]
         ports: Vec<u16>,
     },
+}
+
+fn parse_lang(s: &str) -> Result<Lang, String> {
+    Lang::parse(s).ok_or_else(|| format!("unknown language '{s}': use en or ja"))
 }
 
 /// Rewrites nmap-style spellings that clap cannot express (`-sS`, `-p-`,
@@ -168,7 +198,7 @@ pub fn normalize_args(raw: Vec<String>) -> anyhow::Result<Vec<String>> {
 pub struct Resolved {
     pub scan: ScanConfig,
     pub json: Option<PathBuf>,
-    pub reason: bool,
+    pub text: output::TextOptions,
 }
 
 pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
@@ -235,9 +265,14 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             device: args.interface.clone(),
             source: args.source,
             max_rate: args.max_rate,
+            packet_trace: args.packet_trace,
+            pcap: args.pcap.clone(),
         },
         json: args.output_json.clone(),
-        reason: args.reason,
+        text: output::TextOptions {
+            reason: args.reason,
+            lang: args.lang.unwrap_or_else(Lang::from_env),
+        },
     })
 }
 
@@ -246,7 +281,15 @@ pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {
     let args = Args::try_parse_from(normalize_args(raw)?).unwrap_or_else(|e| e.exit());
     match &args.command {
         Some(Command::Lab { action, prefix }) => return run_lab(action, prefix),
-        Some(Command::Demo { prefix }) => return run_demo(prefix),
+        Some(Command::Explain { topic, port }) => {
+            let lang = args.lang.unwrap_or_else(Lang::from_env);
+            print!("{}", explain(topic, port.as_deref(), lang)?);
+            return Ok(EXIT_OK);
+        }
+        Some(Command::Demo { prefix }) => {
+            demo::run(prefix, args.lang.unwrap_or_else(Lang::from_env))?;
+            return Ok(EXIT_OK);
+        }
         None => {}
     }
     // Enter the namespace first: names, routes and sockets are looked up there.
@@ -260,19 +303,52 @@ pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {
         None => None,
     };
     let json_on_stdout = resolved.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
-    let result = scan::run(resolved.scan)?;
+    // With JSON on stdout, the trace goes to stderr to keep the JSON clean.
+    let trace_out: Box<dyn Write + Send> = if json_on_stdout {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    let result = scan::run_with_trace(resolved.scan, trace_out)?;
     let services = Services::load();
     if let Some(w) = json.as_mut() {
-        output::write_jsonl(w.as_mut(), &result, &services)?;
+        output::write_jsonl(w.as_mut(), &result, &services, resolved.text.lang)?;
     }
-    report(&result, &services, resolved.reason, json_on_stdout)?;
+    report(&result, &services, resolved.text, json_on_stdout)?;
     Ok(EXIT_OK)
 }
 
-fn report(
+fn explain(topic: &str, port: Option<&str>, lang: Lang) -> anyhow::Result<String> {
+    if topic == "port" {
+        let arg = port.ok_or_else(|| {
+            usage("explain port needs a port number, e.g. `flagscan explain port 445`")
+        })?;
+        let n: u16 = arg.parse().map_err(|_| {
+            usage(format!(
+                "invalid port '{arg}' for explain port: ports are 0-65535"
+            ))
+        })?;
+        return Ok(crate::explain::port_card(n, &Services::load(), lang));
+    }
+    if let Some(extra) = port {
+        return Err(usage(format!("unexpected '{extra}' after explain {topic}")));
+    }
+    let t = match technique::builtin_by_name(topic) {
+        Some(t) => t,
+        None if std::path::Path::new(topic).exists() => Technique::load(std::path::Path::new(topic))?,
+        None => {
+            return Err(usage(format!(
+                "nothing to explain called '{topic}': use syn, fin, null, xmas, a technique file, or `port N`"
+            )))
+        }
+    };
+    Ok(crate::explain::technique_card(&t, lang))
+}
+
+pub(crate) fn report(
     result: &ScanResult,
     services: &Services,
-    reason: bool,
+    opts: output::TextOptions,
     quiet: bool,
 ) -> anyhow::Result<()> {
     if quiet {
@@ -281,7 +357,7 @@ fn report(
     }
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
-    output::write_text(&mut w, result, services, reason)?;
+    output::write_text(&mut w, result, services, opts)?;
     writeln!(w, "{}", output::summary(result))?;
     Ok(())
 }
@@ -299,70 +375,6 @@ fn run_lab(action: &LabAction, prefix: &str) -> anyhow::Result<i32> {
         LabAction::Status => print!("{}", lab::status_text(prefix)?),
         LabAction::Listen { ports } => lab::listen_forever(ports)?,
     }
-    Ok(EXIT_OK)
-}
-
-/// Ports the demo scans: the defaults plus the lab's interesting ones.
-fn demo_ports() -> Vec<u16> {
-    let mut ports = ports::default_ports();
-    ports.extend([5432, 5433, 8000, 8080, 8081]);
-    ports.sort_unstable();
-    ports.dedup();
-    ports
-}
-
-/// Tears the lab down if Ctrl-C or SIGTERM arrives, so an interrupted demo
-/// leaves no namespace or listener behind. Must run before any other thread
-/// starts: the signals are blocked in this thread and every thread it
-/// spawns, and only the watcher thread takes them.
-fn teardown_on_signal(prefix: &str) -> anyhow::Result<()> {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.thread_block()
-        .map_err(|e| anyhow::anyhow!("cannot block SIGINT/SIGTERM: {e}"))?;
-    let prefix = prefix.to_string();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Ok(sig) = set.wait() {
-                eprintln!("\nflagscan: {sig}: removing the lab '{prefix}'...");
-                let _ = lab::down(&prefix);
-                std::process::exit(130);
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("cannot start the signal thread: {e}"))?;
-    Ok(())
-}
-
-fn run_demo(prefix: &str) -> anyhow::Result<i32> {
-    teardown_on_signal(prefix)?;
-    println!("Building the lab: real Linux hosts in network namespaces...");
-    let guard = lab::LabGuard(lab::up(prefix)?);
-    lab::enter_netns(&guard.0.scanner_netns())?;
-    for host in lab::hosts() {
-        println!("  {:<12} {}", host.addr, host.role);
-    }
-    println!("\nScanning them with SYN, FIN, NULL and Xmas in one pass:\n");
-    let techniques = ["syn", "fin", "null", "xmas"]
-        .iter()
-        .map(|n| technique::builtin_by_name(n).expect("built in"))
-        .collect();
-    let result = scan::run(ScanConfig {
-        targets: lab::hosts().iter().map(|h| h.addr).collect(),
-        ports: demo_ports(),
-        techniques,
-        timing: TimingParams::default(),
-        seed: None,
-        device: None,
-        source: None,
-        max_rate: None,
-    })?;
-    let services = Services::load();
-    report(&result, &services, true, false)?;
-    drop(guard);
-    println!("Lab removed.");
     Ok(EXIT_OK)
 }
 

@@ -5,12 +5,17 @@
 //! -> network -> [`receiver`] thread ([`wire`] parse, [`cookie`] validate) -> channel
 //! -> [`tracker`] (states, retries, RTT) -> [`output`].
 
+pub mod capture;
 pub mod cli;
 pub mod cookie;
+pub mod demo;
 pub mod error;
+pub mod explain;
+pub mod findings;
 pub mod lab;
 pub mod output;
 pub mod permutation;
+pub mod portnotes;
 pub mod ports;
 pub mod rawsock;
 pub mod receiver;
@@ -21,5 +26,6 @@ pub mod services;
 pub mod targets;
 pub mod technique;
 pub mod timing;
+pub mod trace;
 pub mod tracker;
 pub mod wire;

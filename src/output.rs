@@ -10,8 +10,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::usage;
+use crate::findings::{self, HostFinding, Lang, PortRow};
+use crate::portnotes;
 use crate::scan::ScanResult;
 use crate::services::Services;
+use crate::technique::PortState;
 use crate::tracker::Finding;
 
 /// Ports sharing one answer are folded into a "Not shown" line above this
@@ -36,6 +39,22 @@ pub fn open(path: &Path, option: &str) -> anyhow::Result<Box<dyn Write>> {
 struct HostRows<'a> {
     host: Ipv4Addr,
     rows: Vec<(u16, &'a [Option<Finding>])>,
+}
+
+impl HostRows<'_> {
+    fn port_rows(&self) -> Vec<PortRow<'_>> {
+        self.rows
+            .iter()
+            .map(|(port, findings)| PortRow {
+                port: *port,
+                findings,
+            })
+            .collect()
+    }
+
+    fn findings(&self, result: &ScanResult, lang: Lang) -> Vec<HostFinding> {
+        findings::host_findings(&self.port_rows(), &result.techniques, lang)
+    }
 }
 
 fn hosts(result: &ScanResult) -> Vec<HostRows<'_>> {
@@ -79,12 +98,21 @@ fn row_key(findings: &[Option<Finding>]) -> RowKey {
         .collect()
 }
 
+/// How the text view is written.
+#[derive(Debug, Clone, Copy)]
+pub struct TextOptions {
+    /// Show the reason and the reply's TTL in every cell.
+    pub reason: bool,
+    pub lang: Lang,
+}
+
 pub fn write_text(
     w: &mut dyn Write,
     result: &ScanResult,
     services: &Services,
-    reason: bool,
+    opts: TextOptions,
 ) -> io::Result<()> {
+    let reason = opts.reason;
     let names: Vec<String> = result
         .techniques
         .iter()
@@ -165,14 +193,52 @@ pub fn write_text(
             for (n, wd) in names.iter().zip(&widths) {
                 line.push_str(&format!(" {n:<wd$}"));
             }
+            line.push_str(" VERDICT");
             writeln!(w, "{}", line.trim_end())?;
-            for ((port, _), c) in shown.iter().zip(&cells) {
+            for ((port, f), c) in shown.iter().zip(&cells) {
                 let svc = services.name(*port).unwrap_or("unknown");
                 let mut line = format!("{:<9} {svc:<15}", format!("{port}/tcp"));
                 for (v, wd) in c.iter().zip(&widths) {
                     line.push_str(&format!(" {v:<wd$}"));
                 }
+                let row = PortRow {
+                    port: *port,
+                    findings: f,
+                };
+                line.push(' ');
+                line.push_str(&findings::verdict(&row, &result.techniques, opts.lang));
                 writeln!(w, "{}", line.trim_end())?;
+            }
+        }
+        let open: Vec<u16> = shown
+            .iter()
+            .filter(|(_, f)| f.iter().flatten().any(|f| f.state == PortState::Open))
+            .map(|(p, _)| *p)
+            .collect();
+        if !open.is_empty() {
+            writeln!(w)?;
+            writeln!(
+                w,
+                "{}",
+                match opts.lang {
+                    Lang::En => "Open ports:",
+                    Lang::Ja => "オープンポート:",
+                }
+            )?;
+        }
+        for port in open {
+            let class = portnotes::class_name(port, opts.lang);
+            match portnotes::note_text(port, opts.lang) {
+                Some(note) => writeln!(w, "  {port}/tcp ({class}): {note}")?,
+                None => writeln!(w, "  {port}/tcp ({class})")?,
+            }
+        }
+        let host_findings = host.findings(result, opts.lang);
+        if !host_findings.is_empty() {
+            writeln!(w)?;
+            for f in &host_findings {
+                writeln!(w, "* {} [{}]", findings::narrate_id(f.id, opts.lang), f.id)?;
+                writeln!(w, "  {}", f.text)?;
             }
         }
         writeln!(w)?;
@@ -191,6 +257,11 @@ struct PortRecord<'a> {
     ttl: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     service: Option<&'a str>,
+    /// Open ports only: the IANA range class and the teaching note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -209,12 +280,27 @@ struct StatsRecord {
     rate_pps: f64,
 }
 
-/// One record per (host, port, technique) probed, then a `stats` record.
-pub fn write_jsonl(w: &mut dyn Write, result: &ScanResult, services: &Services) -> io::Result<()> {
+#[derive(Serialize)]
+struct HostRecord<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    host: Ipv4Addr,
+    findings: &'a [HostFinding],
+}
+
+/// One record per (host, port, technique) probed, a `host` record with the
+/// findings after each host's ports, then a `stats` record.
+pub fn write_jsonl(
+    w: &mut dyn Write,
+    result: &ScanResult,
+    services: &Services,
+    lang: Lang,
+) -> io::Result<()> {
     for host in hosts(result) {
         for (port, findings) in &host.rows {
             for (t, f) in result.techniques.iter().zip(findings.iter()) {
                 let Some(f) = f else { continue };
+                let is_open = f.state == PortState::Open;
                 let rec = PortRecord {
                     host: host.host,
                     port: *port,
@@ -224,11 +310,21 @@ pub fn write_jsonl(w: &mut dyn Write, result: &ScanResult, services: &Services) 
                     reason: f.reason.as_str(),
                     ttl: f.ttl,
                     service: services.name(*port),
+                    class: is_open.then(|| crate::ports::port_class(*port).name()),
+                    note: is_open.then(|| portnotes::note_text(*port, lang)).flatten(),
                 };
                 serde_json::to_writer(&mut *w, &rec)?;
                 w.write_all(b"\n")?;
             }
         }
+        let findings = host.findings(result, lang);
+        let rec = HostRecord {
+            kind: "host",
+            host: host.host,
+            findings: &findings,
+        };
+        serde_json::to_writer(&mut *w, &rec)?;
+        w.write_all(b"\n")?;
     }
     let s = &result.stats;
     let rec = StatsRecord {

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use crate::capture::{self, Direction, SharedPcap};
 use crate::cookie::{quoted_fits, tcp_reply_fits, CookieKey, PortPlan, TcpEcho};
 use crate::rawsock::{RawReceiver, Received};
 use crate::technique::{flag, ReplyKind};
@@ -35,7 +36,61 @@ pub enum Verdict {
     NotOurs,
 }
 
+/// What the receiver hands the scan loop.
+#[derive(Debug)]
+pub enum Heard {
+    /// A reply that passed validation (the only message without `--packet-trace`).
+    Reply(Reply),
+    /// With `--packet-trace`: any packet addressed to our probe ports, with
+    /// what validation said, so the scan loop can print it. Boxed, so the
+    /// message stays as small as a bare [`Reply`] when tracing is off.
+    Traced(Box<Traced>),
+}
+
+/// A captured packet as `--packet-trace` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traced {
+    pub at: Time,
+    /// Bytes captured.
+    pub len: usize,
+    /// `None` when the packet was malformed.
+    pub packet: Option<Packet>,
+    pub verdict: Verdict,
+}
+
+/// Optional copies of what is heard: `--pcap` and `--packet-trace`.
+#[derive(Default)]
+pub struct Taps {
+    pub pcap: Option<SharedPcap>,
+    pub trace: bool,
+}
+
+impl Taps {
+    fn any(&self) -> bool {
+        self.pcap.is_some() || self.trace
+    }
+}
+
 impl Validator {
+    /// Is this packet addressed to our probe ports, though not a reply we
+    /// believe? (For `--pcap` and `--packet-trace`: e.g. a bare ACK or SYN
+    /// sent to a probe's source port.) Our own probes, which loop back on
+    /// `lo`, are not: their source port is one of ours too.
+    pub fn addressed_to_us(&self, parsed: &Parsed, verdict: &Verdict) -> bool {
+        match verdict {
+            Verdict::Reply(_) | Verdict::Invalid => true,
+            Verdict::NotOurs => match parsed {
+                Parsed::Packet(Packet {
+                    body: Body::Tcp(seg),
+                    ..
+                }) => {
+                    self.ports.decode(seg.dport).is_some() && self.ports.decode(seg.sport).is_none()
+                }
+                _ => false,
+            },
+        }
+    }
+
     pub fn check(&self, parsed: Parsed, at: Time) -> Verdict {
         let p = match parsed {
             Parsed::Packet(p) => p,
@@ -123,15 +178,18 @@ pub struct ReceiverStats {
 
 /// Runs until `stop` is set. Signals `ready` once it is about to read, so
 /// the scan loop starts sending only after capture is under way.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     socket: RawReceiver,
     validator: Validator,
     clock: Instant,
-    replies: Sender<Reply>,
+    replies: Sender<Heard>,
     ready: Sender<()>,
     stop: Arc<AtomicBool>,
     stats: Arc<ReceiverStats>,
+    taps: Taps,
 ) {
+    let tapped = taps.any();
     let mut buf = vec![0u8; 65536];
     let _ = ready.send(());
     drop(ready);
@@ -147,18 +205,72 @@ pub fn run(
         };
         stats.captured.fetch_add(1, Ordering::Relaxed);
         let at = clock.elapsed();
-        match validator.check(parse_ipv4(&buf[..n]), at) {
-            Verdict::Reply(r) => match replies.try_send(r) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    stats.overflow.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(TrySendError::Disconnected(_)) => return,
-            },
-            Verdict::Invalid => {
-                stats.invalid.fetch_add(1, Ordering::Relaxed);
-            }
-            Verdict::NotOurs => {}
+        let packet = &buf[..n];
+        let parsed = parse_ipv4(packet);
+        let verdict = validator.check(parsed, at);
+        if matches!(verdict, Verdict::Invalid) {
+            stats.invalid.fetch_add(1, Ordering::Relaxed);
         }
+        let message = if tapped {
+            match tap(&validator, &taps, packet, parsed, verdict, at) {
+                Some(m) => m,
+                None => continue,
+            }
+        } else {
+            match verdict {
+                Verdict::Reply(r) => Heard::Reply(r),
+                Verdict::Invalid | Verdict::NotOurs => continue,
+            }
+        };
+        match replies.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                stats.overflow.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+    }
+}
+
+/// The slow path, with `--pcap` or `--packet-trace`: records a packet
+/// addressed to our probe ports and decides what to forward.
+fn tap(
+    validator: &Validator,
+    taps: &Taps,
+    packet: &[u8],
+    parsed: Parsed,
+    verdict: Verdict,
+    at: Time,
+) -> Option<Heard> {
+    if !validator.addressed_to_us(&parsed, &verdict) {
+        return None;
+    }
+    if let Some(pcap) = &taps.pcap {
+        capture::record(pcap, Direction::Received, packet);
+    }
+    if taps.trace {
+        return Some(Heard::Traced(Box::new(Traced {
+            at,
+            len: packet.len(),
+            packet: match parsed {
+                Parsed::Packet(p) => Some(p),
+                Parsed::Ignored | Parsed::Malformed => None,
+            },
+            verdict,
+        })));
+    }
+    match verdict {
+        Verdict::Reply(r) => Some(Heard::Reply(r)),
+        Verdict::Invalid | Verdict::NotOurs => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracing_off_costs_no_bigger_messages() {
+        assert_eq!(std::mem::size_of::<Heard>(), std::mem::size_of::<Reply>());
     }
 }

@@ -1,23 +1,27 @@
 //! One scan: opens the sockets, starts the sender and receiver threads, and
 //! runs the tracker until every probe has an answer or its last timeout.
 
+use std::io::Write;
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::{bounded, RecvTimeoutError};
 use rand::{RngCore, SeedableRng};
 
+use crate::capture::{PcapCounts, PcapSink};
 use crate::cookie::{probe_numbers, CookieKey, PortPlan, MAX_TECHNIQUES};
 use crate::error::usage;
 use crate::rawsock::{RawReceiver, RawSender};
-use crate::receiver::{self, ReceiverStats, Validator};
+use crate::receiver::{self, Heard, ReceiverStats, Validator, Verdict};
 use crate::route::{self, RoutePlan};
-use crate::sender::{self, Order, SenderStats};
+use crate::sender::{self, Order, SendTrace, SenderStats};
 use crate::technique::Technique;
 use crate::timing::TimingParams;
+use crate::trace::{self, TraceSink};
 use crate::tracker::{Finding, ProbeSpace, Tracker, TrackerStats};
 use crate::wire::{ProbeFields, ProbeTemplate};
 
@@ -31,6 +35,10 @@ pub struct ScanConfig {
     pub device: Option<String>,
     pub source: Option<Ipv4Addr>,
     pub max_rate: Option<f64>,
+    /// `--packet-trace`: a line per probe and per reply, as they happen.
+    pub packet_trace: bool,
+    /// `--pcap FILE`: every probe and every reply captured, to this file.
+    pub pcap: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -41,6 +49,9 @@ pub struct ScanStats {
     pub overflow: u64,
     pub send_failures: u64,
     pub elapsed: Duration,
+    /// Packets written with `--pcap`: `sent` is `tracker.sent` minus
+    /// `send_failures` (a probe the kernel refused never left).
+    pub pcap: Option<PcapCounts>,
 }
 
 pub struct ScanResult {
@@ -57,7 +68,17 @@ const CAPTURE_POLL: Duration = Duration::from_millis(20);
 /// Orders the scan loop hands out before looking at replies again.
 const SEND_BATCH: usize = 256;
 
+/// Runs a scan; `--packet-trace` lines (if on) go to stdout.
 pub fn run(cfg: ScanConfig) -> anyhow::Result<ScanResult> {
+    run_with_trace(cfg, Box::new(std::io::stdout()))
+}
+
+/// Runs a scan; `--packet-trace` lines (if on) go to `trace_out` (stderr
+/// when stdout carries JSON). `trace_out` is unused without the option.
+pub fn run_with_trace(
+    cfg: ScanConfig,
+    trace_out: Box<dyn Write + Send>,
+) -> anyhow::Result<ScanResult> {
     if cfg.techniques.len() > MAX_TECHNIQUES {
         return Err(usage(format!(
             "at most {MAX_TECHNIQUES} techniques per scan"
@@ -71,6 +92,13 @@ pub fn run(cfg: ScanConfig) -> anyhow::Result<ScanResult> {
     let key = CookieKey::new(rng.next_u64(), rng.next_u64());
     let ports = PortPlan::new(rng.next_u64());
     let order_seed = rng.next_u64();
+
+    // Before any socket: a bad --pcap path is a usage error in a second.
+    let pcap = match &cfg.pcap {
+        Some(path) => Some(Arc::new(Mutex::new(PcapSink::create(path)?))),
+        None => None,
+    };
+    let trace_sink = cfg.packet_trace.then(|| TraceSink::new(trace_out));
 
     // Capture first: anything sent from here on can be heard.
     let rx_socket = RawReceiver::open(route.capture_ifindex, CAPTURE_POLL)?;
@@ -94,23 +122,32 @@ pub fn run(cfg: ScanConfig) -> anyhow::Result<ScanResult> {
         .zip(route.sources.iter().copied())
         .collect();
     let probe_flags = validator.probe_flags.clone();
+    let labels: Vec<(String, u8)> = cfg
+        .techniques
+        .iter()
+        .map(|t| (t.name.clone(), t.flags))
+        .collect();
     let mut tracker = Tracker::new(space, cfg.techniques, cfg.timing, order_seed);
 
     let clock = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let rstats = Arc::new(ReceiverStats::default());
     let sstats = Arc::new(SenderStats::default());
-    let (reply_tx, reply_rx) = bounded(1 << 16);
+    let (reply_tx, reply_rx) = bounded::<Heard>(1 << 16);
     let (ready_tx, ready_rx) = bounded(1);
     let (order_tx, order_rx) = bounded::<Order>(1024);
 
     let receiver = {
         let (stop, rstats) = (stop.clone(), rstats.clone());
+        let taps = receiver::Taps {
+            pcap: pcap.clone(),
+            trace: trace_sink.is_some(),
+        };
         std::thread::Builder::new()
             .name("receiver".into())
             .spawn(move || {
                 receiver::run(
-                    rx_socket, validator, clock, reply_tx, ready_tx, stop, rstats,
+                    rx_socket, validator, clock, reply_tx, ready_tx, stop, rstats, taps,
                 )
             })
             .context("cannot start the receiver thread")?
@@ -122,15 +159,23 @@ pub fn run(cfg: ScanConfig) -> anyhow::Result<ScanResult> {
     let sender = {
         let sstats = sstats.clone();
         let max_rate = cfg.max_rate;
+        let taps = sender::Taps {
+            pcap: pcap.clone(),
+            trace: trace_sink.as_ref().map(|sink| SendTrace {
+                sink: sink.clone(),
+                clock,
+                techniques: labels,
+            }),
+        };
         std::thread::Builder::new()
             .name("sender".into())
-            .spawn(move || sender::run(tx_socket, templates, order_rx, max_rate, sstats))
+            .spawn(move || sender::run(tx_socket, templates, order_rx, max_rate, sstats, taps))
             .context("cannot start the sender thread")?
     };
 
     while !tracker.is_done() {
-        while let Ok(reply) = reply_rx.try_recv() {
-            tracker.on_reply(&reply);
+        while let Ok(heard) = reply_rx.try_recv() {
+            on_heard(&mut tracker, heard, trace_sink.as_ref());
         }
         let now = clock.elapsed();
         let mut handed = 0;
@@ -155,6 +200,7 @@ pub fn run(cfg: ScanConfig) -> anyhow::Result<ScanResult> {
             if order_tx
                 .send(Order {
                     technique: o.technique,
+                    attempt: o.attempt,
                     fields,
                 })
                 .is_err()
@@ -171,9 +217,7 @@ pub fn run(cfg: ScanConfig) -> anyhow::Result<ScanResult> {
             .next_deadline()
             .map_or(CAPTURE_POLL, |d| d.saturating_sub(clock.elapsed()));
         match reply_rx.recv_timeout(wait) {
-            Ok(reply) => {
-                tracker.on_reply(&reply);
-            }
+            Ok(heard) => on_heard(&mut tracker, heard, trace_sink.as_ref()),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 let why = rstats.error.lock().ok().and_then(|e| e.clone());
@@ -189,6 +233,25 @@ pub fn run(cfg: ScanConfig) -> anyhow::Result<ScanResult> {
     stop.store(true, Ordering::Relaxed);
     let _ = sender.join();
     let _ = receiver.join();
+    // Late replies heard before the receiver stopped: all duplicates now,
+    // but counted (and traced) like the others.
+    while let Ok(heard) = reply_rx.try_recv() {
+        on_heard(&mut tracker, heard, trace_sink.as_ref());
+    }
+    if let Some(sink) = &trace_sink {
+        sink.flush();
+    }
+    // Both threads are gone, so this is the last holder of the sink.
+    let pcap_counts = match pcap {
+        Some(sink) => {
+            let sink = Arc::try_unwrap(sink)
+                .map_err(|_| anyhow::anyhow!("the --pcap file is still in use"))?
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner());
+            Some(sink.finish()?.0)
+        }
+        None => None,
+    };
 
     let stats = ScanStats {
         tracker: tracker.stats(),
@@ -197,6 +260,7 @@ pub fn run(cfg: ScanConfig) -> anyhow::Result<ScanResult> {
         overflow: rstats.overflow.load(Ordering::Relaxed),
         send_failures: sstats.failed.load(Ordering::Relaxed),
         elapsed,
+        pcap: pcap_counts,
     };
     if let Some(err) = sstats.last_error.lock().ok().and_then(|e| e.clone()) {
         eprintln!(
@@ -212,4 +276,23 @@ pub fn run(cfg: ScanConfig) -> anyhow::Result<ScanResult> {
         stats,
         route,
     })
+}
+
+/// Applies what the receiver heard to the tracker and, with
+/// `--packet-trace`, prints it with what it did.
+fn on_heard(tracker: &mut Tracker, heard: Heard, trace: Option<&TraceSink>) {
+    match heard {
+        Heard::Reply(reply) => {
+            tracker.on_reply(&reply);
+        }
+        Heard::Traced(t) => {
+            let effect = match t.verdict {
+                Verdict::Reply(reply) => Some(tracker.on_reply(&reply)),
+                Verdict::Invalid | Verdict::NotOurs => None,
+            };
+            if let Some(sink) = trace {
+                sink.line(trace::rcvd_line(&t, effect, tracker.techniques()));
+            }
+        }
+    }
 }

@@ -11,14 +11,49 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::capture::{self, Direction, SharedPcap};
 use crate::rawsock::RawSender;
+use crate::trace::{self, TraceSink};
 use crate::wire::{ProbeFields, ProbeTemplate};
 
 /// One probe to send, fully decided by the scan loop.
 #[derive(Debug, Clone, Copy)]
 pub struct Order {
     pub technique: usize,
+    /// 0 for the first try (shown by `--packet-trace`).
+    pub attempt: u8,
     pub fields: ProbeFields,
+}
+
+/// `--packet-trace` as the sender needs it.
+pub struct SendTrace {
+    pub sink: TraceSink,
+    /// The scan's start: trace times are offsets from it.
+    pub clock: Instant,
+    /// Name and flags of each technique, by index.
+    pub techniques: Vec<(String, u8)>,
+}
+
+impl SendTrace {
+    fn line(&self, order: &Order, error: Option<&str>) {
+        let at = self.clock.elapsed();
+        let (name, flags) = self
+            .techniques
+            .get(order.technique)
+            .map_or(("?", 0), |(n, f)| (n.as_str(), *f));
+        let f = &order.fields;
+        self.sink.line(match error {
+            None => trace::sent_line(at, f, flags, name, order.attempt),
+            Some(e) => trace::send_failed_line(at, f, flags, name, order.attempt, e),
+        });
+    }
+}
+
+/// Optional copies of what is sent: `--pcap` and `--packet-trace`.
+#[derive(Default)]
+pub struct Taps {
+    pub pcap: Option<SharedPcap>,
+    pub trace: Option<SendTrace>,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +98,7 @@ pub fn run(
     orders: Receiver<Order>,
     max_rate: Option<f64>,
     stats: Arc<SenderStats>,
+    taps: Taps,
 ) {
     let mut buf = Vec::with_capacity(64);
     let mut pacer = Pacer::new(max_rate);
@@ -76,6 +112,12 @@ pub fn run(
             match socket.send(&buf, order.fields.dst) {
                 Ok(()) => {
                     stats.sent.fetch_add(1, Ordering::Relaxed);
+                    if let Some(pcap) = &taps.pcap {
+                        capture::record(pcap, Direction::Sent, &buf);
+                    }
+                    if let Some(t) = &taps.trace {
+                        t.line(&order, None);
+                    }
                     break;
                 }
                 Err(e) if is_transient(&e) && backoff < Duration::from_millis(100) => {
@@ -88,6 +130,9 @@ pub fn run(
                     stats.failed.fetch_add(1, Ordering::Relaxed);
                     *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some(format!("sending to {}: {e}", order.fields.dst));
+                    if let Some(t) = &taps.trace {
+                        t.line(&order, Some(&e.to_string()));
+                    }
                     break;
                 }
             }

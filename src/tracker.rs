@@ -294,7 +294,9 @@ impl Tracker {
                 self.stats.unexpected += 1;
                 return ReplyEffect::Unexpected;
             }
-            Slot::InFlight { attempt, .. } | Slot::Retry { attempt } => attempt,
+            Slot::InFlight { attempt, .. } => attempt,
+            // `Retry` holds the try waiting to go out; the last one sent is before it.
+            Slot::Retry { attempt } => attempt - 1,
         };
         if reply.attempt_slot as u16 >= TRY_SLOTS || reply.attempt_slot > current {
             // Answers a try we have not sent: forged or stale from another scan.
@@ -491,6 +493,20 @@ mod tests {
             ReplyEffect::Unmatched
         );
         assert!(!f.is_done());
+    }
+
+    #[test]
+    fn a_reply_to_a_try_still_waiting_to_be_sent_is_unexpected() {
+        let mut t = tracker(vec![22], &["syn"]);
+        let first = t.poll_send(ms(0)).unwrap();
+        // Time out both hosts' probes; the window is then kept full so the
+        // retries wait in the queue.
+        t.expire(TimingParams::default().initial_rto);
+        let mut r = reply_to(&first, ReplyKind::SynAck, ms(501));
+        r.attempt_slot = 1;
+        assert_eq!(t.on_reply(&r), ReplyEffect::Unexpected);
+        r.attempt_slot = 0;
+        assert!(matches!(t.on_reply(&r), ReplyEffect::Decided { .. }));
     }
 
     #[test]

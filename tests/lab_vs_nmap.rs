@@ -38,7 +38,8 @@ fn all_four_techniques_match_nmap_on_every_port_of_every_lab_host() {
     let _serial = serial();
     let lab = Lab::up("fst-nmap");
     let ns = lab.scan_ns();
-    let json = std::env::temp_dir().join("flagscan-lab-vs-nmap.jsonl");
+    let json =
+        std::env::temp_dir().join(format!("flagscan-lab-vs-nmap-{}.jsonl", std::process::id()));
     let out = flagscan(&[
         "--netns",
         &ns,
@@ -104,6 +105,50 @@ fn all_four_techniques_match_nmap_on_every_port_of_every_lab_host() {
         .find(|l| l.contains(FAR) && l.contains("\"port\":22,") && l.contains("\"syn\""))
         .unwrap();
     assert!(far_ttl.contains("\"ttl\":63"), "{far_ttl}");
+    // One `host` record per host with the findings (issue: compare and teach).
+    let findings = |host: &str| -> Vec<(String, Vec<u64>)> {
+        let rec = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["type"] == "host" && v["host"] == host)
+            .unwrap_or_else(|| panic!("no host record for {host}"));
+        rec["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                assert!(!f["text"].as_str().unwrap().is_empty());
+                let ports = f["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.as_u64().unwrap())
+                    .collect();
+                (f["id"].as_str().unwrap().to_string(), ports)
+            })
+            .collect()
+    };
+    let id = |list: &[(String, Vec<u64>)], id: &str| {
+        list.iter().find(|(i, _)| i == id).map(|(_, p)| p.clone())
+    };
+    let rst = findings(RST);
+    assert_eq!(
+        id(&rst, "resets-non-syn"),
+        Some(vec![22, 80, 443]),
+        "{rst:?}"
+    );
+    let web = findings(WEB);
+    assert_eq!(id(&web, "resets-non-syn"), None, "{web:?}");
+    let stateful: Vec<u64> = (5430..=5439)
+        .chain((8000..=8100).filter(|p| *p != 8080))
+        .collect();
+    assert_eq!(id(&web, "drops-non-syn"), Some(stateful));
+    assert_eq!(id(&web, "silent-filter"), Some(vec![135, 137, 138, 139]));
+    assert_eq!(id(&web, "icmp-filter"), Some(vec![111, 445]));
+    let far = findings(FAR);
+    assert_eq!(id(&far, "silent-filter"), Some(vec![25]));
+    assert_eq!(id(&far, "rfc793"), Some(vec![22, 443]));
+
     let stats: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(stats["type"], "stats");
     assert_eq!(stats["invalid"], 0);
@@ -124,7 +169,7 @@ fn loopback_matches_nmap() {
         open.saturating_sub(20).max(1),
         open.saturating_add(20)
     );
-    let json = std::env::temp_dir().join("flagscan-loopback.jsonl");
+    let json = std::env::temp_dir().join(format!("flagscan-loopback-{}.jsonl", std::process::id()));
     let out = flagscan(&[
         "-sS",
         "-sF",

@@ -1,0 +1,205 @@
+//! `--pcap FILE`: every probe sent and every reply captured, in one pcap file
+//! that Wireshark and tshark open.
+//!
+//! Packets go in as the IPv4 packets they are (link type RAW, 101: no
+//! Ethernet header), stamped with the real clock. The sender and the
+//! receiver thread both write, through one [`SharedPcap`]; when `--pcap` is
+//! off neither touches it (an `Option` checked once per packet).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, Endianness, TsResolution};
+
+use crate::error::usage;
+
+/// Longest packet kept whole; IPv4 packets are never longer.
+pub const SNAPLEN: u32 = 65535;
+
+/// Which way a packet went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A probe we sent.
+    Sent,
+    /// A packet we captured (a reply, valid or not).
+    Received,
+}
+
+/// How many packets went into the file, each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PcapCounts {
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// A pcap file being written.
+pub struct PcapSink<W: Write = BufWriter<File>> {
+    writer: PcapWriter<W>,
+    path: PathBuf,
+    counts: PcapCounts,
+    /// The first write error; nothing more is written after it.
+    error: Option<String>,
+}
+
+/// The sink as both threads hold it.
+pub type SharedPcap = Arc<Mutex<PcapSink>>;
+
+/// pcap-file calls every I/O error "Error reading bytes", even on write:
+/// say what the system said instead.
+fn describe(e: pcap_file::PcapError) -> String {
+    match e {
+        pcap_file::PcapError::IoError(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn header() -> PcapHeader {
+    PcapHeader {
+        snaplen: SNAPLEN,
+        datalink: DataLink::RAW,
+        ts_resolution: TsResolution::MicroSecond,
+        endianness: Endianness::native(),
+        ..PcapHeader::default()
+    }
+}
+
+impl PcapSink {
+    /// Creates (or truncates) `path` and writes the file header, so a bad
+    /// path is a usage error before any probe leaves.
+    pub fn create(path: &Path) -> anyhow::Result<PcapSink> {
+        let fail = |e: String| usage(format!("cannot write --pcap file {}: {e}", path.display()));
+        let file = File::create(path).map_err(|e| fail(e.to_string()))?;
+        PcapSink::with_writer(BufWriter::new(file), path).map_err(|e| fail(describe(e)))
+    }
+}
+
+impl<W: Write> PcapSink<W> {
+    /// A sink over any writer; `path` only names it in messages.
+    pub fn with_writer(writer: W, path: &Path) -> Result<PcapSink<W>, pcap_file::PcapError> {
+        Ok(PcapSink {
+            writer: PcapWriter::with_header(writer, header())?,
+            path: path.to_path_buf(),
+            counts: PcapCounts::default(),
+            error: None,
+        })
+    }
+
+    /// Appends one IPv4 packet, stamped now.
+    pub fn write(&mut self, direction: Direction, packet: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let kept = &packet[..packet.len().min(SNAPLEN as usize)];
+        let orig_len = u32::try_from(packet.len()).unwrap_or(u32::MAX);
+        match self
+            .writer
+            .write_packet(&PcapPacket::new(now, orig_len, kept))
+        {
+            Ok(_) => match direction {
+                Direction::Sent => self.counts.sent += 1,
+                Direction::Received => self.counts.received += 1,
+            },
+            Err(e) => self.error = Some(describe(e)),
+        }
+    }
+
+    pub fn counts(&self) -> PcapCounts {
+        self.counts
+    }
+
+    /// Flushes and closes the file; reports the first write error, if any.
+    pub fn finish(self) -> anyhow::Result<(PcapCounts, W)> {
+        let path = self.path.display().to_string();
+        if let Some(e) = self.error {
+            anyhow::bail!("cannot write --pcap file {path}: {e}");
+        }
+        let mut w = self.writer.into_writer();
+        w.flush()
+            .map_err(|e| anyhow::anyhow!("cannot write --pcap file {path}: {e}"))?;
+        Ok((self.counts, w))
+    }
+}
+
+/// Writes through a shared sink (a poisoned lock still writes: the file
+/// stays consistent because each packet is written whole under the lock).
+pub fn record(sink: &SharedPcap, direction: Direction, packet: &[u8]) {
+    sink.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .write(direction, packet);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pcap_file::pcap::PcapReader;
+
+    #[test]
+    fn packets_go_in_whole_as_raw_ipv4_and_read_back() {
+        let mut sink = PcapSink::with_writer(Vec::new(), Path::new("mem.pcap")).unwrap();
+        let probe = [0x45u8; 40];
+        let reply = [0x46u8; 56];
+        sink.write(Direction::Sent, &probe);
+        sink.write(Direction::Received, &reply);
+        sink.write(Direction::Sent, &probe);
+        assert_eq!(
+            sink.counts(),
+            PcapCounts {
+                sent: 2,
+                received: 1
+            }
+        );
+        let (_, bytes) = sink.finish().unwrap();
+        let mut reader = PcapReader::new(&bytes[..]).unwrap();
+        assert_eq!(reader.header().datalink, DataLink::RAW);
+        assert_eq!(u32::from(reader.header().datalink), 101);
+        let mut got = Vec::new();
+        while let Some(p) = reader.next_packet() {
+            let p = p.unwrap();
+            assert_eq!(p.orig_len as usize, p.data.len());
+            // The real clock: after 2020, not a scan-relative offset.
+            assert!(p.timestamp.as_secs() > 1_577_836_800);
+            got.push(p.data.into_owned());
+        }
+        assert_eq!(got, vec![probe.to_vec(), reply.to_vec(), probe.to_vec()]);
+    }
+
+    #[test]
+    fn a_bad_path_is_a_usage_error_naming_it() {
+        let path = Path::new("/nonexistent-dir/scan.pcap");
+        let err = PcapSink::create(path).err().expect("cannot create there");
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
+        assert!(
+            format!("{err:#}").contains("/nonexistent-dir/scan.pcap"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn a_write_error_stops_writing_and_is_reported_at_the_end() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        // The header goes through BufWriter, so the error shows on a packet.
+        let w = BufWriter::with_capacity(30, Full);
+        let mut sink = PcapSink::with_writer(w, Path::new("full.pcap")).unwrap();
+        sink.write(Direction::Sent, &[0x45; 40]);
+        sink.write(Direction::Sent, &[0x45; 40]);
+        assert_eq!(sink.counts().sent, 0);
+        let err = sink.finish().err().unwrap();
+        assert!(format!("{err}").contains("full.pcap"), "{err}");
+        assert!(format!("{err}").contains("disk full"), "{err}");
+    }
+}

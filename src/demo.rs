@@ -1,0 +1,135 @@
+//! `flagscan demo`: a guided tour of the lab in English or Japanese.
+
+use crate::cli::report;
+use crate::findings::Lang;
+use crate::lab;
+use crate::output::TextOptions;
+use crate::ports;
+use crate::scan::{self, ScanConfig};
+use crate::services::Services;
+use crate::technique;
+use crate::timing::TimingParams;
+
+/// Ports the demo scans: the defaults plus the lab's interesting ones.
+fn demo_ports() -> Vec<u16> {
+    let mut ports = ports::default_ports();
+    ports.extend([5432, 5433, 8000, 8080, 8081]);
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+struct Narration {
+    building: &'static str,
+    hosts: &'static str,
+    scanning: &'static str,
+    reading: &'static str,
+    removed: &'static str,
+    try_it: &'static str,
+}
+
+const EN: Narration = Narration {
+    building: "Step 1. Building the lab: real Linux hosts in network namespaces on this machine (nothing outside them is touched).",
+    hosts: "The hosts and what each one demonstrates:",
+    scanning: "Step 2. Scanning all three with SYN, FIN, NULL and Xmas probes in one interleaved pass.\n\
+A SYN is the first step of a handshake: an open port answers SYN/ACK, a closed one RST.\n\
+FIN, NULL and Xmas probes open nothing: by RFC 9293 a closed port answers RST and an open port stays silent.",
+    reading: "Step 3. Reading it: compare each port's columns. Where SYN says open and the others stay silent, the host follows RFC 793;\n\
+where they answer RST anyway, their 'closed' cannot be trusted; where SYN gets a RST and the others silence, a filter drops what opens no connection.",
+    removed: "Lab removed: no namespace, interface or process is left.",
+    try_it: "To explore by hand: sudo flagscan lab up, then sudo flagscan --netns flagscan-scan -sS -sF --reason 10.213.1.2 (exercises: docs/lab.md).",
+};
+
+const JA: Narration = Narration {
+    building: "ステップ1. ラボを構築します: このマシン上のネットワーク名前空間に本物のLinuxホストを作ります(外部には一切触れません)。",
+    hosts: "ホストとそれぞれが示すもの:",
+    scanning: "ステップ2. 3台すべてを、TCP SYNスキャン、FINスキャン、NULLスキャン、Xmas Treeスキャンの1回のパスでポートスキャンします。\n\
+SYNは3ウェイハンドシェイクの最初の一歩: オープンポートはSYN/ACK、閉じたポートはRSTで応答します。\n\
+FIN・NULL・Xmasのプローブは接続を開きません: RFC 9293により、閉じたポートはRSTを返し、オープンポートは応答しません。",
+    reading: "ステップ3. 読み方: ポートごとに列を比べます。SYNがopenで他が無応答なら、そのホストはRFC 793どおりです。\n\
+それでもRSTが返るなら、それらのclosedは信用できません。SYNにRST、他に無応答なら、接続を開かないパケットを破棄するファイアウォールがあります。",
+    removed: "ラボを削除しました: 名前空間・インターフェース・プロセスは残っていません。",
+    try_it: "自分で試すには: sudo flagscan lab up のあと sudo flagscan --netns flagscan-scan -sS -sF --reason 10.213.1.2 (演習: docs/lab.md)。",
+};
+
+fn host_role_ja(name: &str) -> Option<&'static str> {
+    match name {
+        "web" => Some("ファイアウォールの内側にあるRFC 793どおりのホスト: 破棄(DROP)、ICMPによる拒否、偽のリセット、ステートフルな破棄を1つのアドレスで示します。"),
+        "rst" => Some("FIN・NULL・Xmasのプローブすべてにリセットで応答するホスト(WindowsやCisco機器のように、全ポートがclosedに見えます)。"),
+        "far" => Some("ゲートウェイの向こうのホスト: プローブは1ホップ転送され、応答はTTL 63で戻ります。"),
+        _ => None,
+    }
+}
+
+/// Tears the lab down if Ctrl-C or SIGTERM arrives, so an interrupted demo
+/// leaves no namespace or listener behind. Must run before any other thread
+/// starts: the signals are blocked in this thread and every thread it
+/// spawns, and only the watcher thread takes them.
+fn teardown_on_signal(prefix: &str) -> anyhow::Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block()
+        .map_err(|e| anyhow::anyhow!("cannot block SIGINT/SIGTERM: {e}"))?;
+    let prefix = prefix.to_string();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Ok(sig) = set.wait() {
+                eprintln!("\nflagscan: {sig}: removing the lab '{prefix}'...");
+                let _ = lab::down(&prefix);
+                std::process::exit(130);
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the signal thread: {e}"))?;
+    Ok(())
+}
+
+pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
+    let say = match lang {
+        Lang::En => &EN,
+        Lang::Ja => &JA,
+    };
+    teardown_on_signal(prefix)?;
+    println!("{}", say.building);
+    let guard = lab::LabGuard(lab::up(prefix)?);
+    lab::enter_netns(&guard.0.scanner_netns())?;
+    println!("{}", say.hosts);
+    for host in lab::hosts() {
+        let role = match lang {
+            Lang::Ja => host_role_ja(host.name).unwrap_or(host.role),
+            Lang::En => host.role,
+        };
+        println!("  {:<12} {:<4} {}", host.addr, host.name, role);
+    }
+    println!("\n{}\n", say.scanning);
+    let techniques = ["syn", "fin", "null", "xmas"]
+        .iter()
+        .map(|n| technique::builtin_by_name(n).expect("built in"))
+        .collect();
+    let result = scan::run(ScanConfig {
+        targets: lab::hosts().iter().map(|h| h.addr).collect(),
+        ports: demo_ports(),
+        techniques,
+        timing: TimingParams::default(),
+        seed: None,
+        device: None,
+        source: None,
+        max_rate: None,
+        packet_trace: false,
+        pcap: None,
+    })?;
+    let services = Services::load();
+    report(
+        &result,
+        &services,
+        TextOptions { reason: true, lang },
+        false,
+    )?;
+    println!("{}\n", say.reading);
+    drop(guard);
+    println!("{}", say.removed);
+    println!("{}", say.try_it);
+    Ok(())
+}
