@@ -691,26 +691,11 @@ mod tests {
         assert!(syn.contains("SYN/ACK") && syn.contains("syn-ack"));
     }
 
-    const WINDOW_EN_ONLY: &str = r#"
-name = "window"
-title = "TCP Window scan"
-nmap = "-sW"
-flags = ["ACK"]
-cookie = "ack"
-[[replies]]
-reply = "rst"
-window = "nonzero"
-state = "open"
-reason = "reset"
-[[replies]]
-reply = "rst"
-window = "zero"
-state = "closed"
-reason = "reset"
-[no_response]
-state = "filtered"
-reason = "no-response"
-[teach.en]
+    fn window_en_only() -> String {
+        format!("{}{}", crate::technique::WINDOW_TOML, TEACH_EN)
+    }
+
+    const TEACH_EN: &str = r#"[teach.en]
 sent = "A TCP segment with only ACK set."
 open = "scanner  --ACK-->  target\nscanner  <--RST (window > 0)--  target  => open"
 closed = "scanner  --ACK-->  target\nscanner  <--RST (window 0)--  target  => closed"
@@ -723,7 +708,7 @@ exceptions = "Only some systems set a window in their RST."
         let dir = std::env::temp_dir().join(format!("flagscan-explain-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("window.toml");
-        std::fs::write(&path, WINDOW_EN_ONLY).unwrap();
+        std::fs::write(&path, window_en_only()).unwrap();
         let t = Technique::load(&path);
         std::fs::remove_dir_all(&dir).unwrap();
         let t = t.unwrap();
@@ -755,7 +740,7 @@ exceptions = "Only some systems set a window in their RST."
     #[test]
     fn a_file_with_another_language_only_is_shown_in_it() {
         let t = Technique::from_toml(
-            &WINDOW_EN_ONLY.replace("[teach.en]", "[teach.fr]"),
+            &window_en_only().replace("[teach.en]", "[teach.fr]"),
             "fr.toml",
         )
         .unwrap();
@@ -771,7 +756,8 @@ exceptions = "Only some systems set a window in their RST."
 
     #[test]
     fn a_file_without_teaching_text_says_so_in_every_section() {
-        let bare = WINDOW_EN_ONLY.split("[teach.en]").next().unwrap();
+        let full = window_en_only();
+        let bare = full.split("[teach.en]").next().unwrap();
         let t = Technique::from_toml(bare, "bare.toml").unwrap();
         let en = technique_card(&t, Lang::En);
         assert_eq!(

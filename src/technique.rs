@@ -457,6 +457,29 @@ pub fn builtin_by_name(name: &str) -> Option<Technique> {
         .find(|t| t.name == name || t.nmap.strip_prefix("-s").is_some_and(|l| l == name))
 }
 
+/// A Window scan file: the tests' example of a technique that is only data.
+#[cfg(test)]
+pub(crate) const WINDOW_TOML: &str = r#"
+name = "window"
+title = "TCP Window scan"
+nmap = "-sW"
+flags = ["ACK"]
+cookie = "ack"
+[[replies]]
+reply = "rst"
+window = "nonzero"
+state = "open"
+reason = "reset"
+[[replies]]
+reply = "rst"
+window = "zero"
+state = "closed"
+reason = "reset"
+[no_response]
+state = "filtered"
+reason = "no-response"
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,25 +568,7 @@ mod tests {
         assert!(builtin_by_name("Q").is_none());
     }
 
-    const WINDOW: &str = r#"
-name = "window"
-title = "TCP Window scan"
-nmap = "-sW"
-flags = ["ACK"]
-cookie = "ack"
-[[replies]]
-reply = "rst"
-window = "nonzero"
-state = "open"
-reason = "reset"
-[[replies]]
-reply = "rst"
-state = "closed"
-reason = "reset"
-[no_response]
-state = "filtered"
-reason = "no-response"
-"#;
+    use super::WINDOW_TOML as WINDOW;
 
     #[test]
     fn a_new_technique_is_only_a_file() {

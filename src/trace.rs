@@ -431,26 +431,7 @@ mod tests {
 
     #[test]
     fn window_rows_name_their_condition() {
-        let text = r#"
-name = "window"
-title = "TCP Window scan"
-nmap = "-sW"
-flags = ["ACK"]
-cookie = "ack"
-[[replies]]
-reply = "rst"
-window = "nonzero"
-state = "open"
-reason = "reset"
-[[replies]]
-reply = "rst"
-window = "zero"
-state = "closed"
-reason = "reset"
-[no_response]
-state = "filtered"
-reason = "no-response"
-"#;
+        let text = crate::technique::WINDOW_TOML;
         let w = Technique::from_toml(text, "window.toml").unwrap();
         assert_eq!(rule_name(&w, 0), "rst (window > 0)");
         assert_eq!(rule_name(&w, 1), "rst (window 0)");
