@@ -107,6 +107,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
 
+    /// Stay root while scanning (by default flagscan becomes the sudo user,
+    /// or nobody, once its sockets and files are open).
+    #[arg(long = "keep-privileges")]
+    pub keep_privileges: bool,
+
     /// Language of the teaching texts (findings, verdicts): en or ja.
     /// Default: from LC_ALL / LC_MESSAGES / LANG.
     #[arg(long, value_name = "LANG", global = true, value_parser = parse_lang)]
@@ -267,6 +272,9 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             max_rate: args.max_rate,
             packet_trace: args.packet_trace,
             pcap: args.pcap.clone(),
+            drop_privileges: (!args.keep_privileges).then(|| crate::privilege::DropPlan {
+                chown: args.output_json.iter().chain(&args.pcap).cloned().collect(),
+            }),
         },
         json: args.output_json.clone(),
         text: output::TextOptions {

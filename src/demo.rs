@@ -119,6 +119,8 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         max_rate: None,
         packet_trace: false,
         pcap: None,
+        // The demo removes its lab afterwards, which needs root.
+        drop_privileges: None,
     })?;
     let services = Services::load();
     report(

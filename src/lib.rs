@@ -17,6 +17,7 @@ pub mod output;
 pub mod permutation;
 pub mod portnotes;
 pub mod ports;
+pub mod privilege;
 pub mod rawsock;
 pub mod receiver;
 pub mod route;

@@ -20,7 +20,7 @@ use crate::receiver::{self, Heard, ReceiverStats, Validator, Verdict};
 use crate::route::{self, RoutePlan};
 use crate::sender::{self, Order, SendTrace, SenderStats};
 use crate::technique::Technique;
-use crate::timing::TimingParams;
+use crate::timing::{RateBudget, TimingParams};
 use crate::trace::{self, TraceSink};
 use crate::tracker::{Finding, ProbeSpace, Tracker, TrackerStats};
 use crate::wire::{ProbeFields, ProbeTemplate};
@@ -39,6 +39,9 @@ pub struct ScanConfig {
     pub packet_trace: bool,
     /// `--pcap FILE`: every probe and every reply captured, to this file.
     pub pcap: Option<PathBuf>,
+    /// Give up root once the sockets are open (`None`: keep it, as
+    /// `--keep-privileges` and the demo, which must remove its lab, do).
+    pub drop_privileges: Option<crate::privilege::DropPlan>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -103,6 +106,10 @@ pub fn run_with_trace(
     // Capture first: anything sent from here on can be heard.
     let rx_socket = RawReceiver::open(route.capture_ifindex, CAPTURE_POLL)?;
     let tx_socket = RawSender::open(cfg.device.as_deref())?;
+    // Every socket and file is open: nothing below needs root.
+    if let Some(plan) = &cfg.drop_privileges {
+        crate::privilege::drop_privileges(plan)?;
+    }
 
     let validator = Validator {
         key: key.clone(),
@@ -135,7 +142,7 @@ pub fn run_with_trace(
     let sstats = Arc::new(SenderStats::default());
     let (reply_tx, reply_rx) = bounded::<Heard>(1 << 16);
     let (ready_tx, ready_rx) = bounded(1);
-    let (order_tx, order_rx) = bounded::<Order>(1024);
+    let (order_tx, order_rx) = bounded::<Order>(SEND_BATCH);
 
     let receiver = {
         let (stop, rstats) = (stop.clone(), rstats.clone());
@@ -158,7 +165,6 @@ pub fn run_with_trace(
         .context("the receiver thread stopped before it started")?;
     let sender = {
         let sstats = sstats.clone();
-        let max_rate = cfg.max_rate;
         let taps = sender::Taps {
             pcap: pcap.clone(),
             trace: trace_sink.as_ref().map(|sink| SendTrace {
@@ -169,17 +175,21 @@ pub fn run_with_trace(
         };
         std::thread::Builder::new()
             .name("sender".into())
-            .spawn(move || sender::run(tx_socket, templates, order_rx, max_rate, sstats, taps))
+            .spawn(move || sender::run(tx_socket, templates, order_rx, sstats, taps))
             .context("cannot start the sender thread")?
     };
 
+    let mut rate = cfg.max_rate.map(RateBudget::new);
     while !tracker.is_done() {
         while let Ok(heard) = reply_rx.try_recv() {
             on_heard(&mut tracker, heard, trace_sink.as_ref());
         }
         let now = clock.elapsed();
+        let allowed = rate
+            .as_mut()
+            .map_or(SEND_BATCH, |r| r.available(now).min(SEND_BATCH));
         let mut handed = 0;
-        while handed < SEND_BATCH {
+        while handed < allowed {
             let Some(o) = tracker.poll_send(now) else {
                 break;
             };
@@ -209,13 +219,23 @@ pub fn run_with_trace(
             }
             handed += 1;
         }
+        if let Some(r) = rate.as_mut() {
+            r.take(handed);
+        }
         if handed > 0 || tracker.is_done() {
             continue;
         }
-        // Nothing may be sent now: wait for a reply or the next timeout.
-        let wait = tracker
+        // Nothing may be sent now: wait for a reply, the next timeout, or
+        // (when the rate cap is what holds probes back) the next token.
+        let mut wait = tracker
             .next_deadline()
             .map_or(CAPTURE_POLL, |d| d.saturating_sub(clock.elapsed()));
+        if let Some(r) = rate
+            .as_ref()
+            .filter(|_| allowed == 0 && tracker.has_unsent())
+        {
+            wait = wait.min(r.wait());
+        }
         match reply_rx.recv_timeout(wait) {
             Ok(heard) => on_heard(&mut tracker, heard, trace_sink.as_ref()),
             Err(RecvTimeoutError::Timeout) => {}

@@ -63,50 +63,18 @@ pub struct SenderStats {
     pub last_error: Mutex<Option<String>>,
 }
 
-/// Paces sends to a maximum rate without sleeping per packet.
-struct Pacer {
-    interval: Option<Duration>,
-    next: Instant,
-}
-
-impl Pacer {
-    fn new(max_rate: Option<f64>) -> Pacer {
-        Pacer {
-            interval: max_rate.map(|r| Duration::from_secs_f64(1.0 / r)),
-            next: Instant::now(),
-        }
-    }
-
-    fn wait(&mut self) {
-        let Some(interval) = self.interval else {
-            return;
-        };
-        let now = Instant::now();
-        if self.next > now {
-            std::thread::sleep(self.next - now);
-        } else if now - self.next > interval * 64 {
-            // Idle for a while: do not burst to catch up.
-            self.next = now;
-        }
-        self.next += interval;
-    }
-}
-
 pub fn run(
     socket: RawSender,
     templates: Vec<ProbeTemplate>,
     orders: Receiver<Order>,
-    max_rate: Option<f64>,
     stats: Arc<SenderStats>,
     taps: Taps,
 ) {
     let mut buf = Vec::with_capacity(64);
-    let mut pacer = Pacer::new(max_rate);
     let mut ip_id: u16 = 0;
     for order in orders {
         templates[order.technique].write(&order.fields, ip_id, &mut buf);
         ip_id = ip_id.wrapping_add(1);
-        pacer.wait();
         let mut backoff = Duration::from_micros(50);
         loop {
             match socket.send(&buf, order.fields.dst) {

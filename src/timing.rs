@@ -103,6 +103,52 @@ impl CongestionWindow {
     }
 }
 
+/// A token bucket for `--max-rate`, kept by the scan loop (not the sender)
+/// so that a probe's send time is when it really may leave: pacing inside
+/// the sender would let queued probes time out before they were sent.
+#[derive(Debug, Clone)]
+pub struct RateBudget {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Duration,
+}
+
+impl RateBudget {
+    /// `rate` probes per second; bursts of at most 10 ms worth (and at
+    /// least one probe), so an idle spell does not turn into a flood.
+    pub fn new(rate: f64) -> RateBudget {
+        let burst = (rate / 100.0).max(1.0);
+        RateBudget {
+            rate,
+            burst,
+            tokens: burst,
+            last: Duration::ZERO,
+        }
+    }
+
+    fn refill(&mut self, now: Duration) {
+        let dt = now.saturating_sub(self.last).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        self.last = now;
+    }
+
+    /// How many probes may go now.
+    pub fn available(&mut self, now: Duration) -> usize {
+        self.refill(now);
+        self.tokens.floor() as usize
+    }
+
+    pub fn take(&mut self, n: usize) {
+        self.tokens -= n as f64;
+    }
+
+    /// How long until one more probe may go.
+    pub fn wait(&self) -> Duration {
+        Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).max(0.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +177,29 @@ mod tests {
         let mut slow = RttEstimator::default();
         slow.sample(Duration::from_secs(5));
         assert_eq!(slow.rto(&p), p.max_rto);
+    }
+
+    #[test]
+    fn rate_budget_paces_and_does_not_bank_idle_time() {
+        let mut b = RateBudget::new(1000.0);
+        // Burst of 10 ms worth.
+        assert_eq!(b.available(Duration::ZERO), 10);
+        b.take(10);
+        assert_eq!(b.available(Duration::ZERO), 0);
+        assert_eq!(b.wait(), ms(1));
+        assert_eq!(b.available(ms(5)), 5);
+        b.take(5);
+        // A long idle spell refills only the burst.
+        assert_eq!(b.available(Duration::from_secs(10)), 10);
+        // Over a second of steady use, about `rate` probes go.
+        let mut b = RateBudget::new(300.0);
+        let mut sent = 0;
+        for t in 0..=1000 {
+            let n = b.available(ms(t));
+            b.take(n);
+            sent += n;
+        }
+        assert!((300..=304).contains(&sent), "{sent}");
     }
 
     #[test]
