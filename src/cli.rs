@@ -107,6 +107,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
 
+    /// Go ahead with more than 2^24 target addresses (a /8).
+    #[arg(long)]
+    pub yes: bool,
+
     /// Stay root while scanning (by default flagscan becomes the sudo user,
     /// or nobody, once its sockets and files are open).
     #[arg(long = "keep-privileges")]
@@ -244,7 +248,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     if tokens.is_empty() {
         return Err(usage("no targets given: name at least one host, e.g. `flagscan -sS 10.0.0.2`, or try `flagscan demo`"));
     }
-    let targets = targets::expand_targets(&tokens, &excludes)?;
+    let targets = targets::expand_targets_confirmed(&tokens, &excludes, args.yes)?;
     let ports = match &args.ports {
         Some(spec) => ports::parse_ports(spec)?,
         None => ports::default_ports(),

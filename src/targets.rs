@@ -11,9 +11,13 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::usage;
 
-/// A /8. Anything larger is almost always a typo (`/4` for `/24`), and the
-/// address list alone would take hundreds of megabytes.
+/// A /8. Anything larger is almost always a typo (`/4` for `/24`), so it
+/// must be confirmed with `--yes`.
 pub const MAX_TARGETS: u64 = 1 << 24;
+
+/// A /6, even with `--yes`: beyond it the per-probe state alone would not
+/// fit in memory.
+pub const HARD_MAX_TARGETS: u64 = 1 << 26;
 
 /// Exclude specs up to this size go into a hash set, so a long
 /// `--exclude-file` costs one lookup per address instead of one per line.
@@ -25,16 +29,32 @@ const EXCLUDE_SET_MAX: u64 = 256;
 /// Each exclude element may be a comma-separated list, as nmap's `--exclude`
 /// takes it; that is why octet lists (`10.0.0,2.1`) work only in targets.
 pub fn expand_targets(tokens: &[String], excludes: &[String]) -> anyhow::Result<Vec<Ipv4Addr>> {
+    expand_targets_confirmed(tokens, excludes, false)
+}
+
+/// As [`expand_targets`]; `confirmed` (`--yes`) lifts the limit from
+/// [`MAX_TARGETS`] to [`HARD_MAX_TARGETS`].
+pub fn expand_targets_confirmed(
+    tokens: &[String],
+    excludes: &[String],
+    confirmed: bool,
+) -> anyhow::Result<Vec<Ipv4Addr>> {
     let mut specs = Vec::new();
     let mut total = 0u64;
     for token in tokens.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
         let spec = parse_spec(token, "target")?;
         total += spec.count();
         // Checked before expanding so that a 0.0.0.0/0 never allocates.
-        if total > MAX_TARGETS {
+        if total > HARD_MAX_TARGETS {
             return Err(usage(format!(
                 "too many targets: '{token}' brings the total to {total} addresses, \
-                 above the limit of {MAX_TARGETS} (a /8)"
+                 above flagscan's limit of {HARD_MAX_TARGETS} (a /6)"
+            )));
+        }
+        if total > MAX_TARGETS && !confirmed {
+            return Err(usage(format!(
+                "'{token}' brings the total to {total} addresses, more than {MAX_TARGETS} (a /8): \
+                 check the prefix length, and add --yes if you mean it"
             )));
         }
         specs.push(spec);
@@ -583,11 +603,21 @@ mod tests {
         assert_eq!(
             err(&["0.0.0.0/0"], &[]),
             "too many targets: '0.0.0.0/0' brings the total to 4294967296 addresses, \
-             above the limit of 16777216 (a /8)"
+             above flagscan's limit of 67108864 (a /6)"
         );
-        assert!(err(&["10.0.0.0/8", "11.0.0.1"], &[])
-            .contains("'11.0.0.1' brings the total to 16777217"));
+        let over = err(&["10.0.0.0/8", "11.0.0.1"], &[]);
+        assert!(
+            over.contains("'11.0.0.1' brings the total to 16777217") && over.contains("--yes"),
+            "{over}"
+        );
         assert!(err(&["0-255.0-255.0-255.0-1"], &[]).contains("33554432"));
+        // --yes lifts the /8 limit, not the hard one.
+        let tokens = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let two =
+            expand_targets_confirmed(&tokens(&["10.0.0.0/8", "11.0.0.1"]), &[], true).unwrap();
+        assert_eq!(two.len(), (1 << 24) + 1);
+        let e = expand_targets_confirmed(&tokens(&["0.0.0.0/5"]), &[], true).unwrap_err();
+        assert!(e.to_string().contains("limit of 67108864"), "{e}");
     }
 
     #[test]

@@ -26,10 +26,14 @@ fn assert_usage_error(out: &Output, must_mention: &[&str], what: &str) {
 }
 
 #[test]
-fn bad_tokens_exit_2_naming_the_token() {
+fn every_option_rejects_bad_values_with_exit_2_naming_them() {
     let bad_technique = std::env::temp_dir().join("flagscan-bad-technique.toml");
     std::fs::write(&bad_technique, "name = \"x\"\nflags = [\"FIN\"]\n").unwrap();
     let bad = bad_technique.to_str().unwrap();
+    let empty_list =
+        std::env::temp_dir().join(format!("flagscan-empty-{}.txt", std::process::id()));
+    std::fs::write(&empty_list, "# nothing but a comment\n").unwrap();
+    let empty = empty_list.to_str().unwrap();
     let cases: &[(&[&str], &[&str])] = &[
         (&["-p", "70000", "127.0.0.1"], &["70000"]),
         (&["-p", "10-5", "127.0.0.1"], &["10-5"]),
@@ -57,11 +61,38 @@ fn bad_tokens_exit_2_naming_the_token() {
             &["-oJ", "/nonexistent/dir/out.jsonl", "-p", "1", "127.0.0.1"],
             &["/nonexistent/dir/out.jsonl"],
         ),
+        (&["--max-rate", "0", "127.0.0.1"], &["--max-rate"]),
+        (&["--max-rate", "fast", "127.0.0.1"], &["fast"]),
+        (&["--max-retries", "8", "127.0.0.1"], &["8"]),
+        (&["--max-retries=-1", "127.0.0.1"], &["-1"]),
+        (&["--seed", "x", "127.0.0.1"], &["x"]),
+        (&["-S", "10.0.0.999", "127.0.0.1"], &["10.0.0.999"]),
+        (&["--lang", "fr", "127.0.0.1"], &["fr"]),
+        (
+            &["--exclude-file", "/nonexistent/ex.txt", "127.0.0.1"],
+            &["/nonexistent/ex.txt"],
+        ),
+        (
+            &["--pcap", "/nonexistent/dir/p.pcap", "-p", "1", "127.0.0.1"],
+            &["/nonexistent/dir/p.pcap"],
+        ),
+        (&["-iL", empty], &["no target"]),
+        (&["10.0.0.0/7"], &["10.0.0.0/7", "--yes"]),
+        (&["0.0.0.0/0", "--yes"], &["0.0.0.0/0", "limit"]),
+        (
+            &["--exclude", "127.0.0.0/30", "127.0.0.1-3"],
+            &["no targets left"],
+        ),
+        (&["-p", "0-", "127.0.0.1", "--scan", ""], &["technique"]),
+        (&["explain", "bogus"], &["bogus"]),
+        (&["explain", "port", "70000"], &["70000"]),
+        (&["lab", "up", "--prefix", "bad prefix"], &["bad prefix"]),
     ];
     for (args, words) in cases {
         assert_usage_error(&flagscan(args), words, &args.join(" "));
     }
     let _ = std::fs::remove_file(bad_technique);
+    let _ = std::fs::remove_file(empty_list);
 }
 
 #[test]
