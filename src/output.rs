@@ -276,6 +276,9 @@ struct StatsRecord {
     replies: u64,
     duplicates: u64,
     invalid: u64,
+    /// Valid replies dropped because the scan loop fell behind the
+    /// receiver (the channel between them is bounded).
+    overflow: u64,
     elapsed_s: f64,
     rate_pps: f64,
 }
@@ -337,6 +340,7 @@ pub fn write_jsonl(
         replies: s.tracker.replies,
         duplicates: s.tracker.duplicates,
         invalid: s.invalid,
+        overflow: s.overflow,
         elapsed_s: s.elapsed.as_secs_f64(),
         rate_pps: rate(result),
     };
