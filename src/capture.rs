@@ -7,7 +7,7 @@
 //! off neither touches it (an `Option` checked once per packet).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -37,7 +37,7 @@ pub struct PcapCounts {
 }
 
 /// A pcap file being written.
-pub struct PcapSink<W: Write = BufWriter<File>> {
+pub struct PcapSink<W: Write = BufWriter<PcapFile>> {
     writer: PcapWriter<W>,
     path: PathBuf,
     counts: PcapCounts,
@@ -73,7 +73,74 @@ impl PcapSink {
     pub fn create(path: &Path) -> anyhow::Result<PcapSink> {
         let fail = |e: String| usage(format!("cannot write --pcap file {}: {e}", path.display()));
         let file = File::create(path).map_err(|e| fail(e.to_string()))?;
+        let file = PcapFile { file, skip: 0 };
         PcapSink::with_writer(BufWriter::new(file), path).map_err(|e| fail(describe(e)))
+    }
+
+    /// Appends to `path` (`--resume`): a pcap file flagscan wrote keeps its
+    /// header and gets the new packets after the old ones; a missing or
+    /// empty file is created. Any other file is a usage error.
+    pub fn append(path: &Path) -> anyhow::Result<PcapSink> {
+        let fail = |e: String| {
+            usage(format!(
+                "cannot append to --pcap file {}: {e}",
+                path.display()
+            ))
+        };
+        let mut ours = Vec::new();
+        header()
+            .write_to(&mut ours)
+            .map_err(|e| fail(describe(e)))?;
+        let mut theirs = Vec::new();
+        match File::open(path) {
+            Ok(f) => {
+                f.take(ours.len() as u64)
+                    .read_to_end(&mut theirs)
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(e.to_string())),
+        }
+        if theirs.is_empty() {
+            return PcapSink::create(path);
+        }
+        if theirs != ours {
+            return Err(fail(
+                "it is not a pcap file of raw IPv4 packets as flagscan writes them".into(),
+            ));
+        }
+        let file = File::options()
+            .append(true)
+            .open(path)
+            .map_err(|e| fail(e.to_string()))?;
+        // The file has its header: the one the writer starts with is dropped.
+        let file = PcapFile {
+            file,
+            skip: ours.len(),
+        };
+        PcapSink::with_writer(BufWriter::new(file), path).map_err(|e| fail(describe(e)))
+    }
+}
+
+/// The file under a [`PcapSink`]: when appending, the first `skip` bytes
+/// written (the file header, already in the file) are dropped.
+pub struct PcapFile {
+    file: File,
+    skip: usize,
+}
+
+impl Write for PcapFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.skip > 0 {
+            let n = self.skip.min(buf.len());
+            self.skip -= n;
+            return Ok(n);
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -168,6 +235,31 @@ mod tests {
             got.push(p.data.into_owned());
         }
         assert_eq!(got, vec![probe.to_vec(), reply.to_vec(), probe.to_vec()]);
+    }
+
+    #[test]
+    fn appending_keeps_one_header_and_every_packet() {
+        let path =
+            std::env::temp_dir().join(format!("flagscan-append-{}.pcap", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        // A missing file is created; an existing one grows.
+        for len in [40usize, 44] {
+            let mut sink = PcapSink::append(&path).unwrap();
+            sink.write(Direction::Sent, &vec![0x45; len]);
+            sink.finish().unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let mut reader = PcapReader::new(&bytes[..]).unwrap();
+        let mut lens = Vec::new();
+        while let Some(p) = reader.next_packet() {
+            lens.push(p.unwrap().data.len());
+        }
+        assert_eq!(lens, [40, 44]);
+        std::fs::write(&path, b"not a pcap file at all, longer than a header").unwrap();
+        let err = PcapSink::append(&path).err().unwrap();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
+        assert!(format!("{err:#}").contains("not a pcap file"), "{err:#}");
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -3,16 +3,18 @@
 
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
 use crate::demo;
-use crate::error::{usage, EXIT_OK};
+use crate::error::{usage, EXIT_INTERRUPTED, EXIT_OK};
 use crate::findings::Lang;
 use crate::lab;
 use crate::output;
 use crate::ports;
+use crate::rawsock::IoMode;
+use crate::resume::{self, ResumeFile, ResumeSink};
 use crate::scan::{self, ScanConfig, ScanResult};
 use crate::services::Services;
 use crate::targets;
@@ -25,7 +27,11 @@ Techniques (any subset runs as one interleaved pass):
   or --scan syn,fin,null,xmas; --technique FILE adds a technique file.
 Targets: 10.0.0.2, 10.0.0.0/24, 10.0.0.1-20, 10.0.1-3.7, host names, -iL FILE.
 Ports: -p 22,80,8000-8100; -p- for 1-65535; port 0 only when named.
-Exit codes: 0 done, 1 failure while running, 2 bad command line or missing privileges.
+Ctrl-C (or SIGTERM) stops a scan: the results so far go to every output and a resume
+  file (flagscan.resume, or --resume-file PATH); `flagscan --resume FILE` finishes the scan,
+  appending to the same output files. A second Ctrl-C quits at once.
+Exit codes: 0 done, 1 failure while running, 2 bad command line or missing privileges,
+  3 interrupted (results so far and a resume file written), 130 quit by a second Ctrl-C.
 Raw sockets need root or CAP_NET_RAW: sudo setcap cap_net_raw,cap_net_admin+eip $(command -v flagscan)
 Try it without a network: sudo flagscan demo";
 
@@ -77,7 +83,8 @@ pub struct Args {
     pub reason: bool,
 
     /// Times a probe is sent again before silence is concluded (0-7: the
-    /// try travels in the source port).
+    /// try travels in the source port). When answers arrive only on
+    /// retries (loss), the scan allows more, up to 6, as nmap does.
     #[arg(long = "max-retries", value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u8).range(0..=7))]
     pub max_retries: u8,
@@ -116,6 +123,12 @@ pub struct Args {
     #[arg(long = "keep-privileges")]
     pub keep_privileges: bool,
 
+    /// Packet I/O: fast (Linux: batched sends, a TPACKET_V3 ring and a
+    /// kernel filter) or portable (pnet, one packet per call). The fast path
+    /// falls back to the portable one, with a notice, where it is unavailable.
+    #[arg(long = "io", value_name = "PATH", value_enum, default_value_t = IoMode::Fast)]
+    pub io: IoMode,
+
     /// Language of the teaching texts (findings, verdicts): en or ja.
     /// Default: from LC_ALL / LC_MESSAGES / LANG.
     #[arg(long, value_name = "LANG", global = true, value_parser = parse_lang)]
@@ -124,6 +137,15 @@ pub struct Args {
     /// Scan from inside this network namespace (e.g. flagscan-scan from `flagscan lab up`).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
+
+    /// Where an interrupted scan writes its resume file [default: flagscan.resume].
+    #[arg(long = "resume-file", value_name = "PATH")]
+    pub resume_file: Option<PathBuf>,
+
+    /// Finish an interrupted scan: its options, targets and seed come from
+    /// FILE, and its records are appended to the same output files.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,6 +301,9 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             drop_privileges: (!args.keep_privileges).then(|| crate::privilege::DropPlan {
                 chown: args.output_json.iter().chain(&args.pcap).cloned().collect(),
             }),
+            io: args.io,
+            interrupt: None,
+            resume: None,
         },
         json: args.output_json.clone(),
         text: output::TextOptions {
@@ -290,7 +315,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
 
 /// Runs the program; returns the exit code.
 pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {
-    let args = Args::try_parse_from(normalize_args(raw)?).unwrap_or_else(|e| e.exit());
+    let mut args = Args::try_parse_from(normalize_args(raw.clone())?).unwrap_or_else(|e| e.exit());
     match &args.command {
         Some(Command::Lab { action, prefix }) => return run_lab(action, prefix),
         Some(Command::Explain { topic, port }) => {
@@ -304,16 +329,58 @@ pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {
         }
         None => {}
     }
+    // --resume: the saved command line (and seed) replaces this one.
+    let resumed = match args.resume.clone() {
+        Some(path) => {
+            let (saved, rf) = resume_args(&raw, &args, &path)?;
+            args = saved;
+            Some(rf)
+        }
+        None => None,
+    };
+    let saved_args = match &resumed {
+        Some(rf) => rf.args.clone(),
+        None => resume::saved_args(&raw),
+    };
     // Enter the namespace first: names, routes and sockets are looked up there.
     if let Some(ns) = &args.netns {
         lab::enter_netns(ns)?;
     }
-    let resolved = resolve(&args)?;
-    // Open the output before scanning, so a bad path fails in a second.
+    let mut resolved = resolve(&args)?;
+    if let Some(rf) = &resumed {
+        let probes = crate::tracker::ProbeSpace::new(
+            resolved.scan.targets.clone(),
+            resolved.scan.ports.clone(),
+            resolved.scan.techniques.len(),
+        )
+        .len();
+        if probes != rf.probes {
+            return Err(usage(format!(
+                "cannot resume from {}: its arguments now describe {probes} probes, not the {} \
+                 of the interrupted scan (did a host name resolve differently?)",
+                args.resume.as_deref().unwrap_or(Path::new("")).display(),
+                rf.probes
+            )));
+        }
+        resolved.scan.resume = Some(rf.decided_ranges());
+    }
+    // Open the outputs before scanning, so a bad path fails in a second
+    // (and while root may still create them). A resumed scan appends.
     let mut json = match &resolved.json {
+        Some(path) if resumed.is_some() => Some(output::open_append(path, "-oJ")?),
         Some(path) => Some(output::open(path, "-oJ")?),
         None => None,
     };
+    let dropping = resolved.scan.drop_privileges.is_some();
+    let mut resume_sink = open_resume_file(args.resume_file.as_deref(), dropping)?;
+    if let (Some(plan), Some(sink)) = (resolved.scan.drop_privileges.as_mut(), &resume_sink) {
+        if sink.created {
+            plan.chown.push(sink.path.clone());
+        }
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    // Before any thread starts: every scan thread inherits the signal mask.
+    resolved.scan.interrupt = Some(crate::interrupt::stop_flag()?);
     let json_on_stdout = resolved.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
     // With JSON on stdout, the trace goes to stderr to keep the JSON clean.
     let trace_out: Box<dyn Write + Send> = if json_on_stdout {
@@ -321,13 +388,127 @@ pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {
     } else {
         Box::new(std::io::stdout())
     };
-    let result = scan::run_with_trace(resolved.scan, trace_out)?;
-    let services = Services::load();
-    if let Some(w) = json.as_mut() {
-        output::write_jsonl(w.as_mut(), &result, &services, resolved.text.lang)?;
+    let written = scan::run_with_trace(resolved.scan, trace_out).and_then(|result| {
+        let services = Services::load();
+        if let Some(w) = json.as_mut() {
+            output::write_jsonl(w.as_mut(), &result, &services, resolved.text.lang)?;
+        }
+        report(&result, &services, resolved.text, json_on_stdout)?;
+        Ok(result)
+    });
+    let result = match written {
+        Ok(result) => result,
+        Err(e) => {
+            // Nothing to resume from: the outputs may lack what it would skip.
+            if let Some(sink) = resume_sink {
+                sink.finish(false);
+            }
+            return Err(e);
+        }
+    };
+    if !result.interrupted {
+        if let Some(sink) = resume_sink {
+            // The file this scan resumed from is used up.
+            let consumed = args.resume.as_deref() == Some(sink.path.as_path());
+            sink.finish(consumed);
+        }
+        return Ok(EXIT_OK);
     }
-    report(&result, &services, resolved.text, json_on_stdout)?;
-    Ok(EXIT_OK)
+    let rf = ResumeFile::new(
+        saved_args,
+        cwd,
+        result.seed,
+        result.space.len(),
+        &result.decided,
+    );
+    match resume_sink.as_mut() {
+        Some(sink) => {
+            sink.write(&rf)?;
+            eprintln!(
+                "flagscan: interrupted: {} of {} probes concluded; resume file {}; \
+                 finish with: flagscan --resume {}",
+                rf.decided_count,
+                rf.probes,
+                sink.path.display(),
+                sink.path.display()
+            );
+        }
+        None => eprintln!("flagscan: interrupted; no resume file could be created"),
+    }
+    Ok(EXIT_INTERRUPTED)
+}
+
+/// `--resume FILE`: the arguments saved in FILE, with the seed it used and
+/// the resume file to write if interrupted again (FILE itself unless
+/// `--resume-file` is given); moves to the directory the scan ran in.
+fn resume_args(raw: &[String], given: &Args, path: &Path) -> anyhow::Result<(Args, ResumeFile)> {
+    let extra = resume::saved_args(raw);
+    if !extra.is_empty() {
+        return Err(usage(format!(
+            "--resume takes the scan's options from {}; give no others than --resume-file (got: {})",
+            path.display(),
+            extra.join(" ")
+        )));
+    }
+    let rf = ResumeFile::load(path)?;
+    // Absolute before moving to the scan's directory.
+    let resume_file = std::path::absolute(given.resume_file.as_deref().unwrap_or(path))
+        .map_err(|e| usage(format!("resume file {}: {e}", path.display())))?;
+    let argv = std::iter::once("flagscan".to_string()).chain(rf.args.iter().cloned());
+    let bad = |why: String| usage(format!("bad resume file {}: {why}", path.display()));
+    let argv = normalize_args(argv.collect()).map_err(|e| bad(format!("{e:#}")))?;
+    let mut args = Args::try_parse_from(argv).map_err(|e| {
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or_default();
+        bad(format!(
+            "its arguments do not parse: {}",
+            first.trim_start_matches("error: ")
+        ))
+    })?;
+    if args.command.is_some() || args.resume.is_some() {
+        return Err(bad("its arguments are not a scan".into()));
+    }
+    args.seed = Some(rf.seed);
+    args.resume = Some(resume_file.clone());
+    args.resume_file = Some(resume_file);
+    if !rf.cwd.as_os_str().is_empty() {
+        std::env::set_current_dir(&rf.cwd).map_err(|e| {
+            usage(format!(
+                "cannot resume in {}, where the scan ran (its relative paths start there): {e}",
+                rf.cwd.display()
+            ))
+        })?;
+    }
+    Ok((args, rf))
+}
+
+/// Creates (or opens) the resume file before the scan, while root may still
+/// write anywhere. A path the user named must work; the default may fail
+/// with a warning.
+fn open_resume_file(named: Option<&Path>, dropping: bool) -> anyhow::Result<Option<ResumeSink>> {
+    let default;
+    let path = match named {
+        Some(p) => p,
+        None => {
+            default = resume::default_path(dropping);
+            default.as_path()
+        }
+    };
+    match ResumeSink::open(path) {
+        Ok(sink) => Ok(Some(sink)),
+        Err(e) if named.is_some() => Err(usage(format!(
+            "cannot write --resume-file {}: {e}",
+            path.display()
+        ))),
+        Err(e) => {
+            eprintln!(
+                "flagscan: warning: cannot create {}: {e}; an interrupted scan could not be \
+                 resumed (use --resume-file PATH)",
+                path.display()
+            );
+            Ok(None)
+        }
+    }
 }
 
 fn explain(topic: &str, port: Option<&str>, lang: Lang) -> anyhow::Result<String> {
@@ -449,5 +630,65 @@ mod tests {
             );
             assert!(format!("{err:#}").contains(token), "{cmd}: {err:#}");
         }
+    }
+
+    #[test]
+    fn resume_reparses_the_saved_arguments_with_the_seed_used() {
+        let raw = argv("-sS -sF -p 1-20,80 --resume-file R 10.0.0.2 10.0.0.3 -oJ a.jsonl --reason");
+        let saved = resume::saved_args(&raw);
+        assert!(!saved.iter().any(|a| a == "R" || a == "--resume-file"));
+        let original = parse(&saved.join(" ")).unwrap();
+        // The directory is this one: a unit test must not move the process.
+        let cwd = std::env::current_dir().unwrap();
+        let rf = ResumeFile::new(saved, cwd, 42, 2 * 21 * 2, &[0..10, 12..13]);
+        let path = std::env::temp_dir().join(format!("flagscan-cli-resume-{}", std::process::id()));
+        std::fs::write(&path, rf.to_json().unwrap()).unwrap();
+        let p = path.to_str().unwrap();
+
+        let given = argv(&format!("--resume {p}"));
+        let args = Args::try_parse_from(normalize_args(given.clone()).unwrap()).unwrap();
+        let (args, loaded) = resume_args(&given, &args, &path).unwrap();
+        assert_eq!(loaded, rf);
+        assert_eq!(args.seed, Some(42));
+        // Interrupted again, it rewrites the file it resumed from.
+        assert_eq!(args.resume_file.as_deref(), Some(path.as_path()));
+        let r = resolve(&args).unwrap();
+        assert_eq!(r.scan.targets, original.scan.targets);
+        assert_eq!(r.scan.ports, original.scan.ports);
+        let names = |r: &Resolved| -> Vec<String> {
+            r.scan.techniques.iter().map(|t| t.name.clone()).collect()
+        };
+        assert_eq!(names(&r), ["syn", "fin"]);
+        assert_eq!(r.json, Some(PathBuf::from("a.jsonl")));
+        assert!(r.text.reason);
+        assert_eq!(r.scan.seed, Some(42));
+
+        // --resume-file with --resume names where to write instead.
+        let given = argv(&format!("--resume {p} --resume-file other.resume"));
+        let args = Args::try_parse_from(normalize_args(given.clone()).unwrap()).unwrap();
+        let (args, _) = resume_args(&given, &args, &path).unwrap();
+        assert_eq!(args.resume_file, Some(cwd_join("other.resume")));
+
+        // Other options with --resume, or saved arguments that no longer
+        // parse, are usage errors naming the problem.
+        let given = argv(&format!("--resume {p} -p 22"));
+        let args = Args::try_parse_from(normalize_args(given.clone()).unwrap()).unwrap();
+        let err = resume_args(&given, &args, &path).err().unwrap();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
+        assert!(format!("{err:#}").contains("-p 22"), "{err:#}");
+        let mut bad = rf.clone();
+        bad.args.push("--no-such-option".into());
+        std::fs::write(&path, bad.to_json().unwrap()).unwrap();
+        let given = argv(&format!("--resume {p}"));
+        let args = Args::try_parse_from(normalize_args(given.clone()).unwrap()).unwrap();
+        let err = resume_args(&given, &args, &path).err().unwrap();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
+        let msg = format!("{err:#}");
+        assert!(msg.contains(p) && msg.contains("--no-such-option"), "{msg}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    fn cwd_join(p: &str) -> PathBuf {
+        std::env::current_dir().unwrap().join(p)
     }
 }

@@ -66,24 +66,12 @@ fn host_role_ja(name: &str) -> Option<&'static str> {
 /// starts: the signals are blocked in this thread and every thread it
 /// spawns, and only the watcher thread takes them.
 fn teardown_on_signal(prefix: &str) -> anyhow::Result<()> {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.thread_block()
-        .map_err(|e| anyhow::anyhow!("cannot block SIGINT/SIGTERM: {e}"))?;
     let prefix = prefix.to_string();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Ok(sig) = set.wait() {
-                eprintln!("\nflagscan: {sig}: removing the lab '{prefix}'...");
-                let _ = lab::down(&prefix);
-                std::process::exit(130);
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("cannot start the signal thread: {e}"))?;
-    Ok(())
+    crate::interrupt::watch(move |sig| {
+        eprintln!("\nflagscan: {sig}: removing the lab '{prefix}'...");
+        let _ = lab::down(&prefix);
+        std::process::exit(crate::interrupt::EXIT_KILLED);
+    })
 }
 
 pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
@@ -121,6 +109,10 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         pcap: None,
         // The demo removes its lab afterwards, which needs root.
         drop_privileges: None,
+        io: Default::default(),
+        // A signal removes the lab and exits (above).
+        interrupt: None,
+        resume: None,
     })?;
     let services = Services::load();
     report(

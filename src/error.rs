@@ -14,6 +14,10 @@ pub const EXIT_FAILURE: i32 = 1;
 /// The command line cannot be run as given: bad option value, unknown
 /// technique, unknown interface, no route, missing privileges.
 pub const EXIT_USAGE: i32 = 2;
+/// Stopped by Ctrl-C or SIGTERM: the results so far are written to every
+/// output and a resume file says how to finish (`flagscan --resume FILE`).
+/// (A second signal quits at once with [`crate::interrupt::EXIT_KILLED`].)
+pub const EXIT_INTERRUPTED: i32 = 3;
 
 #[derive(Debug)]
 pub struct UsageError(pub String);

@@ -5,6 +5,7 @@
 //! -> network -> [`receiver`] thread ([`wire`] parse, [`cookie`] validate) -> channel
 //! -> [`tracker`] (states, retries, RTT) -> [`output`].
 
+pub mod bpf;
 pub mod capture;
 pub mod cli;
 pub mod cookie;
@@ -12,14 +13,18 @@ pub mod demo;
 pub mod error;
 pub mod explain;
 pub mod findings;
+pub mod interrupt;
 pub mod lab;
 pub mod output;
 pub mod permutation;
+pub mod portable_io;
 pub mod portnotes;
 pub mod ports;
 pub mod privilege;
 pub mod rawsock;
 pub mod receiver;
+pub mod resume;
+pub mod ring;
 pub mod route;
 pub mod scan;
 pub mod sender;

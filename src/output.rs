@@ -35,6 +35,25 @@ pub fn open(path: &Path, option: &str) -> anyhow::Result<Box<dyn Write>> {
     Ok(Box::new(BufWriter::new(file)))
 }
 
+/// Like [`open`], but appends to an existing file (`--resume` adds the
+/// records of the probes it concludes to the interrupted run's file).
+pub fn open_append(path: &Path, option: &str) -> anyhow::Result<Box<dyn Write>> {
+    if path.as_os_str() == "-" {
+        return open(path, option);
+    }
+    let file = File::options()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| {
+            usage(format!(
+                "cannot append to {option} file {}: {e}",
+                path.display()
+            ))
+        })?;
+    Ok(Box::new(BufWriter::new(file)))
+}
+
 /// One host's rows: port -> finding per technique.
 struct HostRows<'a> {
     host: Ipv4Addr,
@@ -148,11 +167,26 @@ pub fn write_text(
                 )?;
             }
         }
+        // Ports with no answer concluded in this run (interrupted, or
+        // concluded by the run this one resumed) are counted, not listed.
+        let unconcluded = host
+            .rows
+            .iter()
+            .filter(|(_, f)| f.iter().all(|c| c.is_none()))
+            .count();
+        if unconcluded > 0 {
+            writeln!(w, "{}", unconcluded_line(result, unconcluded, opts.lang))?;
+        }
         let shown: Vec<_> = host
             .rows
             .iter()
             .filter(|(_, f)| folded.as_ref().is_none_or(|(k, _)| row_key(f) != *k))
+            .filter(|(_, f)| f.iter().any(|c| c.is_some()))
             .collect();
+        if shown.is_empty() && unconcluded > 0 {
+            writeln!(w)?;
+            continue;
+        }
         if shown.is_empty() {
             writeln!(
                 w,
@@ -246,6 +280,24 @@ pub fn write_text(
     Ok(())
 }
 
+fn unconcluded_line(result: &ScanResult, n: usize, lang: Lang) -> String {
+    let (interrupted, resumed) = (result.interrupted, result.stats.skipped > 0);
+    match (lang, interrupted, resumed) {
+        (Lang::En, true, false) => format!("Not shown: {n} tcp ports not concluded (scan interrupted)"),
+        (Lang::En, false, _) => {
+            format!("Not shown: {n} tcp ports concluded by the interrupted run this one resumed")
+        }
+        (Lang::En, true, true) => format!(
+            "Not shown: {n} tcp ports not concluded in this run (interrupted, or concluded by the run it resumed)"
+        ),
+        (Lang::Ja, true, false) => format!("非表示: 未確定のtcpポート {n} 個(スキャン中断)"),
+        (Lang::Ja, false, _) => format!("非表示: 再開元の中断したスキャンで確定したtcpポート {n} 個"),
+        (Lang::Ja, true, true) => format!(
+            "非表示: この実行で未確定のtcpポート {n} 個(中断、または再開元のスキャンで確定済み)"
+        ),
+    }
+}
+
 #[derive(Serialize)]
 struct PortRecord<'a> {
     host: Ipv4Addr,
@@ -281,6 +333,17 @@ struct StatsRecord {
     overflow: u64,
     elapsed_s: f64,
     rate_pps: f64,
+    /// Stopped by Ctrl-C or SIGTERM: the records above are what was
+    /// concluded; `flagscan --resume` adds the rest.
+    interrupted: bool,
+    /// A resumed run: probes concluded by the run it resumed, whose
+    /// records are earlier in the file.
+    #[serde(skip_serializing_if = "is_zero")]
+    skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize)]
@@ -343,6 +406,8 @@ pub fn write_jsonl(
         overflow: s.overflow,
         elapsed_s: s.elapsed.as_secs_f64(),
         rate_pps: rate(result),
+        interrupted: result.interrupted,
+        skipped: s.skipped,
     };
     serde_json::to_writer(&mut *w, &rec)?;
     w.write_all(b"\n")?;
@@ -362,9 +427,25 @@ fn rate(result: &ScanResult) -> f64 {
 pub fn summary(result: &ScanResult) -> String {
     let s = &result.stats;
     let names: Vec<&str> = result.techniques.iter().map(|t| t.name.as_str()).collect();
+    let mut tail = String::new();
+    if result.interrupted {
+        let concluded = result.findings.iter().filter(|f| f.is_some()).count();
+        tail.push_str(&format!(
+            "; interrupted: {concluded} of {} probes concluded",
+            result.findings.len() as u64 - s.skipped
+        ));
+    }
+    if s.skipped > 0 {
+        tail.push_str(&format!("; resumed: {} probes concluded before", s.skipped));
+    }
     format!(
-        "flagscan done: {} host(s) x {} port(s) x {} ({}): {} probes sent ({} retransmissions), \
-         {} replies, {} invalid packets dropped, {:.2} s, {:.0} probes/s",
+        "flagscan {}: {} host(s) x {} port(s) x {} ({}): {} probes sent ({} retransmissions), \
+         {} replies, {} invalid packets dropped, {:.2} s, {:.0} probes/s{tail}",
+        if result.interrupted {
+            "interrupted"
+        } else {
+            "done"
+        },
         result.space.hosts.len(),
         result.space.ports.len(),
         names.len(),

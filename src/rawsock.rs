@@ -1,31 +1,80 @@
 //! Raw sockets (Linux): the only code that needs CAP_NET_RAW.
 //!
-//! Probes leave through an `AF_INET`/`IPPROTO_RAW` socket: we write the
-//! whole IPv4 packet and the kernel routes it and resolves the next hop's
-//! MAC (ARP) for loopback, veth, bridges and gateways alike. Replies are
-//! read from an `AF_PACKET`/`SOCK_DGRAM` socket, which hands over the IP
-//! packet whatever the link type and tells incoming from outgoing.
+//! Two paths, chosen by `--io`:
+//!
+//! - **fast** (default): probes leave through an `AF_INET`/`IPPROTO_RAW`
+//!   socket in batches of up to [`BATCH`] packets per `sendmmsg` call; we
+//!   write the whole IPv4 packet and the kernel routes it and resolves the
+//!   next hop's MAC (ARP) for loopback, veth, bridges and gateways alike.
+//!   Replies come from a TPACKET_V3 ring ([`crate::ring`]) behind a classic
+//!   BPF filter ([`crate::bpf`]) that passes only what can be a reply to our
+//!   probes (or a malformed packet, which the receiver counts).
+//! - **portable** ([`crate::portable_io`]): pnet's transport channel (raw
+//!   IPv4, header included) to send one packet per call, and pnet's datalink
+//!   channel to capture, without a kernel filter.
+//!
+//! When the fast path cannot be set up for a reason other than permission
+//! (a kernel without TPACKET_V3, say), the scan falls back to the portable
+//! one with a one-line notice on stderr.
 
 use std::io;
 use std::mem;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::usage;
-
-const ETH_P_IP: u16 = 0x0800;
-/// linux/if_packet.h; older kernels reject it and we filter by hand.
-const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+use crate::portable_io::{PortableCapture, PortableSender};
+use crate::ring::{Ring, RingConfig, RingError};
 
 pub const PRIVILEGE_HINT: &str = "flagscan needs CAP_NET_RAW to send and capture raw packets: \
 run it as root (sudo flagscan ...) or grant the capability once with \
 `sudo setcap cap_net_raw,cap_net_admin+eip $(command -v flagscan)`";
 
-fn open_error(what: &str, err: io::Error) -> anyhow::Error {
-    match err.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => usage(PRIVILEGE_HINT),
-        _ => anyhow::anyhow!("cannot open the {what} socket: {err}"),
+/// `--io`: which packet I/O path a scan uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IoMode {
+    /// sendmmsg batches, a TPACKET_V3 ring and a kernel filter (Linux).
+    #[default]
+    Fast,
+    /// pnet: one send and one receive call per packet, no kernel filter.
+    Portable,
+}
+
+/// Probes per `sendmmsg` call.
+pub const BATCH: usize = 64;
+/// The longest probe: an IPv4 and a TCP header with all their options.
+pub const FRAME_MAX: usize = 120;
+
+/// One probe ready to leave: an IPv4 packet and where it goes.
+#[derive(Clone, Copy)]
+pub struct Frame {
+    pub bytes: [u8; FRAME_MAX],
+    pub len: usize,
+    pub dst: Ipv4Addr,
+}
+
+impl Frame {
+    pub const EMPTY: Frame = Frame {
+        bytes: [0; FRAME_MAX],
+        len: 0,
+        dst: Ipv4Addr::UNSPECIFIED,
+    };
+
+    pub fn packet(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+fn is_permission(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+}
+
+pub(crate) fn open_error(what: &str, err: io::Error) -> anyhow::Error {
+    if is_permission(&err) {
+        usage(PRIVILEGE_HINT)
+    } else {
+        anyhow::anyhow!("cannot open the {what} socket: {err}")
     }
 }
 
@@ -58,9 +107,46 @@ fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Resul
     }
 }
 
-/// Sends complete IPv4 packets.
+/// `-e IFACE`: pins a socket to an interface (`SO_BINDTODEVICE`).
+pub(crate) fn bind_to_device(fd: libc::c_int, dev: &str) -> anyhow::Result<()> {
+    let name = std::ffi::CString::new(dev)
+        .map_err(|_| usage(format!("invalid interface name '{dev}'")))?;
+    // SAFETY: the name is NUL-terminated and we pass its length.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            name.as_ptr() as *const libc::c_void,
+            name.as_bytes_with_nul().len() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        return Err(match err.raw_os_error() {
+            Some(libc::ENODEV) => usage(format!("unknown interface '{dev}' (-e)")),
+            _ => open_error("raw send", err),
+        });
+    }
+    Ok(())
+}
+
+fn sockaddr(dst: Ipv4Addr) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(dst).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// Sends complete IPv4 packets, many per system call.
 pub struct RawSender {
     fd: OwnedFd,
+    /// `sendmmsg` is missing (ENOSYS): one `sendto` per packet.
+    single: bool,
 }
 
 impl RawSender {
@@ -71,39 +157,23 @@ impl RawSender {
         let size: libc::c_int = 4 << 20;
         let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &size);
         if let Some(dev) = device {
-            let name = std::ffi::CString::new(dev)
-                .map_err(|_| usage(format!("invalid interface name '{dev}'")))?;
-            // SAFETY: the name is NUL-terminated and we pass its length.
-            let rc = unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_BINDTODEVICE,
-                    name.as_ptr() as *const libc::c_void,
-                    name.as_bytes_with_nul().len() as libc::socklen_t,
-                )
-            };
-            if rc != 0 {
-                let err = io::Error::last_os_error();
-                return Err(match err.raw_os_error() {
-                    Some(libc::ENODEV) => usage(format!("unknown interface '{dev}' (-e)")),
-                    _ => open_error("raw send", err),
-                });
-            }
+            bind_to_device(fd.as_raw_fd(), dev)?;
         }
-        Ok(RawSender { fd })
+        Ok(RawSender { fd, single: false })
+    }
+
+    /// The same socket, for another thread (the kernel's raw send path
+    /// takes no socket lock for header-included packets).
+    pub fn try_clone(&self) -> io::Result<RawSender> {
+        Ok(RawSender {
+            fd: self.fd.try_clone()?,
+            single: self.single,
+        })
     }
 
     /// Sends one packet. `WouldBlock`/`ENOBUFS` mean "try again shortly".
     pub fn send(&self, packet: &[u8], dst: Ipv4Addr) -> io::Result<()> {
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(dst).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
+        let addr = sockaddr(dst);
         // SAFETY: buffer and address are valid for the given lengths.
         let rc = unsafe {
             libc::sendto(
@@ -121,93 +191,252 @@ impl RawSender {
             Ok(())
         }
     }
-}
 
-/// Captures incoming IPv4 packets.
-pub struct RawReceiver {
-    fd: OwnedFd,
-}
-
-/// What `recv` got.
-pub enum Received {
-    /// An incoming IPv4 packet of this length, at the start of the buffer.
-    Packet(usize),
-    /// Nothing within the poll interval.
-    Timeout,
-}
-
-impl RawReceiver {
-    /// `ifindex` 0 captures on every interface.
-    pub fn open(ifindex: u32, poll: Duration) -> anyhow::Result<RawReceiver> {
-        let fd = socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM,
-            ETH_P_IP.to_be() as libc::c_int,
-        )
-        .map_err(|e| open_error("packet capture", e))?;
-        let one: libc::c_int = 1;
-        // Our own probes would otherwise come back to us on every interface.
-        let _ = setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one);
-        let size: libc::c_int = 16 << 20;
-        if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
-            let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
+    /// Sends the first packets of `frames` (up to [`BATCH`]) in one call.
+    /// Returns how many left (at least one), or the error that stopped the
+    /// first: the caller retries or skips it and calls again for the rest.
+    pub fn send_many(&mut self, frames: &[Frame]) -> io::Result<usize> {
+        let frames = &frames[..frames.len().min(BATCH)];
+        if frames.is_empty() {
+            return Ok(0);
         }
-        let tv = libc::timeval {
-            tv_sec: poll.as_secs() as libc::time_t,
-            tv_usec: poll.subsec_micros() as libc::suseconds_t,
-        };
-        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
-            .map_err(|e| anyhow::anyhow!("cannot set the capture timeout: {e}"))?;
-        // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
-        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as libc::c_ushort;
-        sll.sll_protocol = ETH_P_IP.to_be();
-        sll.sll_ifindex = ifindex as libc::c_int;
-        // SAFETY: sll is a valid sockaddr_ll and we pass its size.
+        if self.single {
+            self.send(frames[0].packet(), frames[0].dst)?;
+            return Ok(1);
+        }
+        // Everything lives on the stack, rebuilt per call: no allocation,
+        // and no pointers kept across calls.
+        let mut addrs = [sockaddr(Ipv4Addr::UNSPECIFIED); BATCH];
+        // SAFETY: iovec and mmsghdr are plain C structs; zero is valid.
+        let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
+        // SAFETY: as above.
+        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+        for (i, f) in frames.iter().enumerate() {
+            addrs[i] = sockaddr(f.dst);
+            iov[i] = libc::iovec {
+                iov_base: f.bytes.as_ptr() as *mut libc::c_void,
+                iov_len: f.len,
+            };
+        }
+        for i in 0..frames.len() {
+            let h = &mut msgs[i].msg_hdr;
+            h.msg_name = &mut addrs[i] as *mut libc::sockaddr_in as *mut libc::c_void;
+            h.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_iov = &mut iov[i];
+            h.msg_iovlen = 1;
+        }
+        // SAFETY: every header points at live buffers on this stack frame
+        // or in `frames`, for the lengths given; the kernel only reads them.
         let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            libc::sendmmsg(
+                self.fd.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                frames.len() as libc::c_uint,
+                0,
             )
         };
-        if rc != 0 {
-            return Err(anyhow::anyhow!(
-                "cannot bind the capture socket to interface index {ifindex}: {}",
-                io::Error::last_os_error()
-            ));
+        if rc > 0 {
+            return Ok(rc as usize);
         }
-        Ok(RawReceiver { fd })
+        let err = if rc == 0 {
+            io::Error::from_raw_os_error(libc::EAGAIN)
+        } else {
+            io::Error::last_os_error()
+        };
+        if err.raw_os_error() == Some(libc::ENOSYS) {
+            self.single = true;
+            return self.send_many(frames);
+        }
+        Err(err)
+    }
+}
+
+/// The sending half of a scan's packet I/O.
+pub enum PacketSender {
+    Fast(RawSender),
+    Portable(PortableSender),
+}
+
+impl PacketSender {
+    /// Another handle on the same socket, for a second sending thread
+    /// (fast path only: `None` on the portable one).
+    pub fn try_clone(&self) -> Option<PacketSender> {
+        match self {
+            PacketSender::Fast(s) => s.try_clone().ok().map(PacketSender::Fast),
+            PacketSender::Portable(_) => None,
+        }
     }
 
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
-        loop {
-            // SAFETY: as above.
-            let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-            let mut len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            // SAFETY: buffer and address are valid for the given lengths.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    buf.len(),
-                    0,
-                    &mut sll as *mut libc::sockaddr_ll as *mut libc::sockaddr,
-                    &mut len,
-                )
-            };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                return match err.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Ok(Received::Timeout),
-                    io::ErrorKind::Interrupted => continue,
-                    _ => Err(err),
-                };
-            }
-            if sll.sll_pkttype == libc::PACKET_OUTGOING {
-                continue;
-            }
-            return Ok(Received::Packet(n as usize));
+    /// As [`RawSender::send_many`].
+    pub fn send_many(&mut self, frames: &[Frame]) -> io::Result<usize> {
+        match self {
+            PacketSender::Fast(s) => s.send_many(frames),
+            PacketSender::Portable(s) => s.send_many(frames),
         }
+    }
+}
+
+/// The capturing half of a scan's packet I/O.
+pub enum Capture {
+    Fast(Ring),
+    Portable(PortableCapture),
+}
+
+/// When a captured packet arrived.
+#[derive(Debug, Clone, Copy)]
+pub enum Stamp {
+    /// From the kernel's timestamp: `age` before `seen`.
+    Kernel { seen: Instant, age: Duration },
+    /// Only known as "just now".
+    Now,
+}
+
+impl Capture {
+    /// Waits up to `timeout` for packets, then calls `each` for every
+    /// IPv4 packet captured (from the IP header on). Returns how many.
+    pub fn read<F: FnMut(&[u8], Stamp)>(
+        &mut self,
+        timeout: Duration,
+        mut each: F,
+    ) -> io::Result<usize> {
+        match self {
+            Capture::Fast(r) => {
+                r.read(timeout, |p, seen, age| each(p, Stamp::Kernel { seen, age }))
+            }
+            Capture::Portable(c) => c.read(timeout, |p| each(p, Stamp::Now)),
+        }
+    }
+
+    /// Packets the kernel dropped for want of room (fast path only).
+    pub fn drops(&self) -> u64 {
+        match self {
+            Capture::Fast(r) => r.drops(),
+            Capture::Portable(_) => 0,
+        }
+    }
+}
+
+/// What opening a scan's packet I/O needs to know.
+#[derive(Debug, Clone)]
+pub struct IoPlan<'a> {
+    /// `-e IFACE`.
+    pub device: Option<&'a str>,
+    /// Where to capture: an interface index, or 0 for all of them.
+    pub capture_ifindex: u32,
+    /// The longest a capture read waits (the receiver checks its stop flag
+    /// this often).
+    pub poll: Duration,
+    /// Our probes' source ports: replies come to these.
+    pub ports: (u16, u16),
+    /// `--pcap`/`--packet-trace`: capture every TCP packet to our ports,
+    /// not only the ones with reply flags.
+    pub any_flags: bool,
+}
+
+/// Opens the packet I/O of a scan: capture first (so that nothing sent
+/// can be missed), then the sender.
+pub fn open(mode: IoMode, plan: &IoPlan) -> anyhow::Result<(PacketSender, Capture)> {
+    if mode == IoMode::Fast {
+        let (lo, hi) = plan.ports;
+        let filter = crate::bpf::reply_filter(lo, hi, plan.any_flags);
+        match Ring::open(plan.capture_ifindex, &filter, RingConfig::default()) {
+            Ok(ring) => {
+                let sender = RawSender::open(plan.device)?;
+                return Ok((PacketSender::Fast(sender), Capture::Fast(ring)));
+            }
+            Err(e) => match fast_failure(&e, plan.capture_ifindex) {
+                FastFailure::Fatal(err) => return Err(err),
+                FastFailure::FallBack => eprintln!(
+                    "flagscan: notice: the fast packet path is unavailable ({e}); \
+                     using the portable one (--io portable)"
+                ),
+            },
+        }
+    }
+    let capture = PortableCapture::open(plan.capture_ifindex, plan.poll)?;
+    let sender = PortableSender::open(plan.device)?;
+    Ok((PacketSender::Portable(sender), Capture::Portable(capture)))
+}
+
+enum FastFailure {
+    /// The portable path would fail the same way: report it.
+    Fatal(anyhow::Error),
+    FallBack,
+}
+
+fn fast_failure(e: &RingError, ifindex: u32) -> FastFailure {
+    if is_permission(&e.err) {
+        FastFailure::Fatal(usage(PRIVILEGE_HINT))
+    } else if e.step == "bind" {
+        FastFailure::Fatal(anyhow::anyhow!(
+            "cannot bind the capture socket to interface index {ifindex}: {}",
+            e.err
+        ))
+    } else {
+        FastFailure::FallBack
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring_error(step: &'static str, errno: i32) -> RingError {
+        RingError {
+            step,
+            err: io::Error::from_raw_os_error(errno),
+        }
+    }
+
+    #[test]
+    fn only_unsupported_features_fall_back() {
+        for (step, errno) in [
+            ("TPACKET_V3", libc::EINVAL),
+            ("TPACKET_V3", libc::ENOPROTOOPT),
+            ("receive ring", libc::ENOMEM),
+            ("mapping the receive ring", libc::ENOMEM),
+            ("capture filter", libc::EINVAL),
+            ("packet socket", libc::EAFNOSUPPORT),
+        ] {
+            assert!(
+                matches!(
+                    fast_failure(&ring_error(step, errno), 1),
+                    FastFailure::FallBack
+                ),
+                "{step} {errno}"
+            );
+        }
+        for (step, errno) in [
+            ("packet socket", libc::EPERM),
+            ("receive ring", libc::EACCES),
+            ("bind", libc::ENODEV),
+        ] {
+            assert!(
+                matches!(
+                    fast_failure(&ring_error(step, errno), 1),
+                    FastFailure::Fatal(_)
+                ),
+                "{step} {errno}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_ring_geometry_is_an_error_not_a_crash() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let filter = crate::bpf::reply_filter(40000, 40255, false);
+        // Not a multiple of the page size: the kernel refuses it.
+        let bad = RingConfig {
+            block_size: 1000,
+            block_nr: 4,
+            retire_ms: 2,
+        };
+        let err = Ring::open(0, &filter, bad).err().expect("refused");
+        assert_eq!(err.step, "receive ring");
+        assert!(matches!(fast_failure(&err, 0), FastFailure::FallBack));
+        // The real geometry and filter are accepted.
+        assert!(Ring::open(0, &filter, RingConfig::default()).is_ok());
     }
 }

@@ -7,13 +7,13 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::capture::{self, Direction, SharedPcap};
 use crate::cookie::{quoted_fits, tcp_reply_fits, CookieKey, PortPlan, TcpEcho};
-use crate::rawsock::{RawReceiver, Received};
+use crate::rawsock::{Capture, Stamp};
 use crate::technique::{flag, ReplyKind};
 use crate::tracker::{Reply, Time};
 use crate::wire::{parse_ipv4, Body, Packet, Parsed};
@@ -173,14 +173,25 @@ pub struct ReceiverStats {
     pub invalid: AtomicU64,
     /// Valid replies dropped because the scan loop fell behind.
     pub overflow: AtomicU64,
+    /// Packets the kernel dropped because the capture ring was full
+    /// (fast path; read when the receiver stops).
+    pub ring_drops: AtomicU64,
     pub error: std::sync::Mutex<Option<String>>,
+}
+
+/// Scan time of a captured packet.
+fn scan_time(start: Instant, stamp: Stamp) -> Time {
+    match stamp {
+        Stamp::Kernel { seen, age } => seen.saturating_duration_since(start).saturating_sub(age),
+        Stamp::Now => start.elapsed(),
+    }
 }
 
 /// Runs until `stop` is set. Signals `ready` once it is about to read, so
 /// the scan loop starts sending only after capture is under way.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
-    socket: RawReceiver,
+    mut capture: Capture,
     validator: Validator,
     clock: Instant,
     replies: Sender<Heard>,
@@ -190,47 +201,57 @@ pub fn run(
     taps: Taps,
 ) {
     let tapped = taps.any();
-    let mut buf = vec![0u8; 65536];
     let _ = ready.send(());
     drop(ready);
-    while !stop.load(Ordering::Relaxed) {
-        let n = match socket.recv(&mut buf) {
-            Ok(Received::Packet(n)) => n,
-            Ok(Received::Timeout) => continue,
-            Err(e) => {
-                *stats.error.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(format!("capture failed: {e}"));
+    // Counted locally, published once per read.
+    let (mut captured, mut invalid, mut overflow) = (0u64, 0u64, 0u64);
+    let mut disconnected = false;
+    while !stop.load(Ordering::Relaxed) && !disconnected {
+        let read = capture.read(POLL, |packet, stamp| {
+            if disconnected {
                 return;
             }
-        };
-        stats.captured.fetch_add(1, Ordering::Relaxed);
-        let at = clock.elapsed();
-        let packet = &buf[..n];
-        let parsed = parse_ipv4(packet);
-        let verdict = validator.check(parsed, at);
-        if matches!(verdict, Verdict::Invalid) {
-            stats.invalid.fetch_add(1, Ordering::Relaxed);
-        }
-        let message = if tapped {
-            match tap(&validator, &taps, packet, parsed, verdict, at) {
-                Some(m) => m,
-                None => continue,
+            captured += 1;
+            let at = scan_time(clock, stamp);
+            let parsed = parse_ipv4(packet);
+            let verdict = validator.check(parsed, at);
+            if matches!(verdict, Verdict::Invalid) {
+                invalid += 1;
             }
-        } else {
-            match verdict {
-                Verdict::Reply(r) => Heard::Reply(r),
-                Verdict::Invalid | Verdict::NotOurs => continue,
+            let message = if tapped {
+                match tap(&validator, &taps, packet, parsed, verdict, at) {
+                    Some(m) => m,
+                    None => return,
+                }
+            } else {
+                match verdict {
+                    Verdict::Reply(r) => Heard::Reply(r),
+                    Verdict::Invalid | Verdict::NotOurs => return,
+                }
+            };
+            match replies.try_send(message) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => overflow += 1,
+                Err(TrySendError::Disconnected(_)) => disconnected = true,
             }
-        };
-        match replies.try_send(message) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                stats.overflow.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Disconnected(_)) => return,
+        });
+        stats.captured.fetch_add(captured, Ordering::Relaxed);
+        stats.invalid.fetch_add(invalid, Ordering::Relaxed);
+        stats.overflow.fetch_add(overflow, Ordering::Relaxed);
+        (captured, invalid, overflow) = (0, 0, 0);
+        if let Err(e) = read {
+            *stats.error.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(format!("capture failed: {e}"));
+            return;
         }
     }
+    stats
+        .ring_drops
+        .fetch_add(capture.drops(), Ordering::Relaxed);
 }
+
+/// How long one capture read waits before the stop flag is looked at again.
+const POLL: Duration = Duration::from_millis(20);
 
 /// The slow path, with `--pcap` or `--packet-trace`: records a packet
 /// addressed to our probe ports and decides what to forward.

@@ -3,19 +3,20 @@
 
 use std::io::Write;
 use std::net::Ipv4Addr;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossbeam_channel::{bounded, RecvTimeoutError};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use rand::{RngCore, SeedableRng};
 
 use crate::capture::{PcapCounts, PcapSink};
 use crate::cookie::{probe_numbers, CookieKey, PortPlan, MAX_TECHNIQUES};
 use crate::error::usage;
-use crate::rawsock::{RawReceiver, RawSender};
+use crate::rawsock::{self, IoMode, IoPlan};
 use crate::receiver::{self, Heard, ReceiverStats, Validator, Verdict};
 use crate::route::{self, RoutePlan};
 use crate::sender::{self, Order, SendTrace, SenderStats};
@@ -42,6 +43,17 @@ pub struct ScanConfig {
     /// Give up root once the sockets are open (`None`: keep it, as
     /// `--keep-privileges` and the demo, which must remove its lab, do).
     pub drop_privileges: Option<crate::privilege::DropPlan>,
+    /// `--io`: the fast Linux packet path (default) or the portable one.
+    pub io: IoMode,
+    /// Set (by [`crate::interrupt::stop_flag`]) to stop the scan: no probe is
+    /// sent after it, replies in flight are awaited for at most one
+    /// retransmission timeout (capped at [`MAX_GRACE`]), and the result
+    /// holds what was concluded, with `interrupted` set.
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// `--resume`: positions in the probe order that the interrupted run
+    /// (same seed) concluded; neither sent nor reported. A resumed scan
+    /// appends to its `--pcap` file.
+    pub resume: Option<Vec<Range<u64>>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -55,6 +67,8 @@ pub struct ScanStats {
     /// Packets written with `--pcap`: `sent` is `tracker.sent` minus
     /// `send_failures` (a probe the kernel refused never left).
     pub pcap: Option<PcapCounts>,
+    /// Probes concluded by the run this one resumed (not sent, not reported).
+    pub skipped: u64,
 }
 
 pub struct ScanResult {
@@ -64,12 +78,22 @@ pub struct ScanResult {
     pub findings: Vec<Option<Finding>>,
     pub stats: ScanStats,
     pub route: RoutePlan,
+    /// The seed the scan used (drawn at random without `--seed`).
+    pub seed: u64,
+    /// Stopped by [`ScanConfig::interrupt`] before every probe was concluded.
+    pub interrupted: bool,
+    /// When interrupted: positions in the probe order concluded so far, in
+    /// this run or the one it resumed (what a resume file keeps).
+    pub decided: Vec<Range<u64>>,
 }
 
 /// How often the receiver looks at the stop flag.
 const CAPTURE_POLL: Duration = Duration::from_millis(20);
 /// Orders the scan loop hands out before looking at replies again.
 const SEND_BATCH: usize = 256;
+/// The longest an interrupted scan waits for replies in flight (it waits
+/// one retransmission timeout of the measured RTT, at most this).
+pub const MAX_GRACE: Duration = Duration::from_secs(1);
 
 /// Runs a scan; `--packet-trace` lines (if on) go to stdout.
 pub fn run(cfg: ScanConfig) -> anyhow::Result<ScanResult> {
@@ -88,24 +112,33 @@ pub fn run_with_trace(
         )));
     }
     let route = route::plan(&cfg.targets, cfg.device.as_deref(), cfg.source)?;
-    let mut rng = match cfg.seed {
-        Some(s) => rand::rngs::StdRng::seed_from_u64(s),
-        None => rand::rngs::StdRng::from_entropy(),
-    };
+    // A drawn seed is kept: a resume file records it to redo the same
+    // cookies, source ports and order.
+    let seed = cfg.seed.unwrap_or_else(|| rand::rngs::OsRng.next_u64());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let key = CookieKey::new(rng.next_u64(), rng.next_u64());
     let ports = PortPlan::new(rng.next_u64());
     let order_seed = rng.next_u64();
 
     // Before any socket: a bad --pcap path is a usage error in a second.
     let pcap = match &cfg.pcap {
+        Some(path) if cfg.resume.is_some() => Some(Arc::new(Mutex::new(PcapSink::append(path)?))),
         Some(path) => Some(Arc::new(Mutex::new(PcapSink::create(path)?))),
         None => None,
     };
     let trace_sink = cfg.packet_trace.then(|| TraceSink::new(trace_out));
 
     // Capture first: anything sent from here on can be heard.
-    let rx_socket = RawReceiver::open(route.capture_ifindex, CAPTURE_POLL)?;
-    let tx_socket = RawSender::open(cfg.device.as_deref())?;
+    let (tx_socket, rx_socket) = rawsock::open(
+        cfg.io,
+        &IoPlan {
+            device: cfg.device.as_deref(),
+            capture_ifindex: route.capture_ifindex,
+            poll: CAPTURE_POLL,
+            ports: ports.range(),
+            any_flags: pcap.is_some() || trace_sink.is_some(),
+        },
+    )?;
     // Every socket and file is open: nothing below needs root.
     if let Some(plan) = &cfg.drop_privileges {
         crate::privilege::drop_privileges(plan)?;
@@ -135,6 +168,11 @@ pub fn run_with_trace(
         .map(|t| (t.name.clone(), t.flags))
         .collect();
     let mut tracker = Tracker::new(space, cfg.techniques, cfg.timing, order_seed);
+    if let Some(decided) = &cfg.resume {
+        tracker.skip_positions(decided);
+    }
+    let interrupt = cfg.interrupt.clone();
+    let interrupted = || interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
 
     let clock = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
@@ -180,9 +218,28 @@ pub fn run_with_trace(
     };
 
     let mut rate = cfg.max_rate.map(RateBudget::new);
+    // Set once interrupted: until when replies in flight are awaited.
+    let mut grace_until: Option<Duration> = None;
     while !tracker.is_done() {
+        if grace_until.is_none() && interrupted() {
+            let grace = tracker.rtt().rto(&cfg.timing).min(MAX_GRACE);
+            grace_until = Some(clock.elapsed() + grace);
+        }
         while let Ok(heard) = reply_rx.try_recv() {
             on_heard(&mut tracker, heard, trace_sink.as_ref());
+        }
+        if let Some(until) = grace_until {
+            // Interrupted: nothing more is sent. A last try that times out
+            // now concludes as usual; earlier tries stay undecided.
+            let now = clock.elapsed();
+            tracker.expire(now);
+            if now >= until || tracker.in_flight() == 0 {
+                break;
+            }
+            if let Some(heard) = recv_reply(&reply_rx, (until - now).min(CAPTURE_POLL), &rstats)? {
+                on_heard(&mut tracker, heard, trace_sink.as_ref());
+            }
+            continue;
         }
         let now = clock.elapsed();
         let allowed = rate
@@ -236,16 +293,12 @@ pub fn run_with_trace(
         {
             wait = wait.min(r.wait());
         }
-        match reply_rx.recv_timeout(wait) {
-            Ok(heard) => on_heard(&mut tracker, heard, trace_sink.as_ref()),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                let why = rstats.error.lock().ok().and_then(|e| e.clone());
-                anyhow::bail!(
-                    "the receiver thread stopped: {}",
-                    why.unwrap_or_else(|| "unknown reason".into())
-                );
-            }
+        if interrupt.is_some() {
+            // Look at the stop flag at least this often.
+            wait = wait.min(CAPTURE_POLL);
+        }
+        if let Some(heard) = recv_reply(&reply_rx, wait, &rstats)? {
+            on_heard(&mut tracker, heard, trace_sink.as_ref());
         }
     }
     let elapsed = clock.elapsed();
@@ -281,6 +334,7 @@ pub fn run_with_trace(
         send_failures: sstats.failed.load(Ordering::Relaxed),
         elapsed,
         pcap: pcap_counts,
+        skipped: tracker.skipped(),
     };
     if let Some(err) = sstats.last_error.lock().ok().and_then(|e| e.clone()) {
         eprintln!(
@@ -289,13 +343,40 @@ pub fn run_with_trace(
         );
     }
     let findings = tracker.findings().map(|(_, _, _, f)| f).collect();
+    let interrupted = !tracker.is_done();
     Ok(ScanResult {
         space: tracker.space().clone(),
         techniques: tracker.techniques().to_vec(),
         findings,
         stats,
         route,
+        seed,
+        interrupted,
+        decided: if interrupted {
+            tracker.decided_positions()
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// Waits up to `wait` for what the receiver heard.
+fn recv_reply(
+    rx: &Receiver<Heard>,
+    wait: Duration,
+    rstats: &ReceiverStats,
+) -> anyhow::Result<Option<Heard>> {
+    match rx.recv_timeout(wait) {
+        Ok(heard) => Ok(Some(heard)),
+        Err(RecvTimeoutError::Timeout) => Ok(None),
+        Err(RecvTimeoutError::Disconnected) => {
+            let why = rstats.error.lock().ok().and_then(|e| e.clone());
+            anyhow::bail!(
+                "the receiver thread stopped: {}",
+                why.unwrap_or_else(|| "unknown reason".into())
+            );
+        }
+    }
 }
 
 /// Applies what the receiver heard to the tracker and, with

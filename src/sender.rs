@@ -1,8 +1,10 @@
 //! The sender thread: turns probe orders into packets on the wire.
 //!
 //! Each technique has a prebuilt template; per probe only addresses, ports,
-//! sequence numbers and checksums change. The thread paces itself to
-//! `--max-rate` and retries when the kernel's queue is momentarily full.
+//! sequence numbers and checksums change. The thread takes the orders that
+//! are queued (up to [`BATCH`]) and sends them with one system call on the
+//! fast path, and retries when the kernel's queue is momentarily full.
+//! Pacing to `--max-rate` is the scan loop's job.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use crate::capture::{self, Direction, SharedPcap};
-use crate::rawsock::RawSender;
+use crate::rawsock::{Frame, PacketSender, BATCH, FRAME_MAX};
 use crate::trace::{self, TraceSink};
 use crate::wire::{ProbeFields, ProbeTemplate};
 
@@ -63,30 +65,198 @@ pub struct SenderStats {
     pub last_error: Mutex<Option<String>>,
 }
 
+/// The wire bytes of one technique's probe, patched per probe: addresses,
+/// ports, sequence and acknowledgment numbers, IP id, and both checksums
+/// from sums precomputed over the fields that never change. No allocation.
+#[derive(Clone)]
+pub struct FastTemplate {
+    bytes: [u8; FRAME_MAX],
+    len: usize,
+    /// Where the TCP header starts (the IPv4 header's length).
+    tcp: usize,
+    /// One's complement sums of the constant words: the IPv4 header
+    /// without id, checksum and addresses; the TCP header without ports,
+    /// numbers and checksum, plus the pseudo header's protocol and length.
+    ip_sum: u32,
+    tcp_sum: u32,
+}
+
+fn sum_words(bytes: &[u8]) -> u32 {
+    bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum()
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn addr_sum(a: std::net::Ipv4Addr) -> u32 {
+    let v = u32::from(a);
+    (v >> 16) + (v & 0xffff)
+}
+
+impl FastTemplate {
+    /// From the reference template in [`crate::wire`].
+    pub fn new(t: &ProbeTemplate) -> FastTemplate {
+        let unspecified = std::net::Ipv4Addr::UNSPECIFIED;
+        let zero = ProbeFields {
+            src: unspecified,
+            dst: unspecified,
+            sport: 0,
+            dport: 0,
+            seq: 0,
+            ack: 0,
+        };
+        let mut v = Vec::new();
+        t.write(&zero, 0, &mut v);
+        assert!(v.len() <= FRAME_MAX && v.len() >= 40, "probe template size");
+        let tcp = usize::from(v[0] & 0x0f) * 4;
+        let mut bytes = [0u8; FRAME_MAX];
+        bytes[..v.len()].copy_from_slice(&v);
+        // Zero the variable fields: ip id, ip checksum, tcp checksum (the
+        // addresses, ports and numbers are zero already).
+        bytes[4..6].fill(0);
+        bytes[10..12].fill(0);
+        bytes[tcp + 16..tcp + 18].fill(0);
+        let tcp_len = (v.len() - tcp) as u32;
+        FastTemplate {
+            bytes,
+            len: v.len(),
+            tcp,
+            ip_sum: sum_words(&bytes[..tcp]),
+            tcp_sum: sum_words(&bytes[tcp..v.len()]) + u32::from(bytes[9]) + tcp_len,
+        }
+    }
+
+    /// Writes the probe for `p` into `out`.
+    pub fn write(&self, p: &ProbeFields, ip_id: u16, out: &mut Frame) {
+        let t = self.tcp;
+        let b = &mut out.bytes;
+        b[..self.len].copy_from_slice(&self.bytes[..self.len]);
+        b[4..6].copy_from_slice(&ip_id.to_be_bytes());
+        b[12..16].copy_from_slice(&p.src.octets());
+        b[16..20].copy_from_slice(&p.dst.octets());
+        let addrs = addr_sum(p.src) + addr_sum(p.dst);
+        let ip = fold(self.ip_sum + u32::from(ip_id) + addrs);
+        b[10..12].copy_from_slice(&ip.to_be_bytes());
+        b[t..t + 2].copy_from_slice(&p.sport.to_be_bytes());
+        b[t + 2..t + 4].copy_from_slice(&p.dport.to_be_bytes());
+        b[t + 4..t + 8].copy_from_slice(&p.seq.to_be_bytes());
+        b[t + 8..t + 12].copy_from_slice(&p.ack.to_be_bytes());
+        let numbers = (p.seq >> 16) + (p.seq & 0xffff) + (p.ack >> 16) + (p.ack & 0xffff);
+        let sum = self.tcp_sum + addrs + u32::from(p.sport) + u32::from(p.dport) + numbers;
+        b[t + 16..t + 18].copy_from_slice(&fold(sum).to_be_bytes());
+        out.len = self.len;
+        out.dst = p.dst;
+    }
+}
+
+/// Sending threads on the fast path (this one included): [`SENDERS`], at
+/// most one per core. On a veth or loopback path the kernel delivers each
+/// probe, and builds and captures the target's reply, inside the sending
+/// thread's system call, so that is where most of a scan's CPU time goes
+/// (about 70% of it in the lab); more threads spread it over the cores.
+fn sender_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    SENDERS.clamp(1, cores)
+}
+
+/// Measured on 2 cores (65,535 SYN probes to a lab host): one sender
+/// 0.89 s, two 0.53 s, with the same CPU time. More than two were not
+/// measured (no more cores here).
+const SENDERS: usize = 2;
+
+/// Sends the orders until the scan loop drops its end of the channel.
+/// With `--pcap` or `--packet-trace` one thread sends, so that their
+/// records keep the order in which probes left.
 pub fn run(
-    socket: RawSender,
+    socket: PacketSender,
     templates: Vec<ProbeTemplate>,
     orders: Receiver<Order>,
     stats: Arc<SenderStats>,
     taps: Taps,
 ) {
-    let mut buf = Vec::with_capacity(64);
-    let mut ip_id: u16 = 0;
-    for order in orders {
-        templates[order.technique].write(&order.fields, ip_id, &mut buf);
-        ip_id = ip_id.wrapping_add(1);
+    let templates: Vec<FastTemplate> = templates.iter().map(FastTemplate::new).collect();
+    let tapped = taps.pcap.is_some() || taps.trace.is_some();
+    let mut helpers = Vec::new();
+    if !tapped {
+        for _ in 1..sender_threads() {
+            match socket.try_clone() {
+                Some(s) => helpers.push(s),
+                None => break,
+            }
+        }
+    }
+    std::thread::scope(|scope| {
+        for (i, sock) in helpers.into_iter().enumerate() {
+            let (templates, orders, stats) = (&templates, orders.clone(), &stats);
+            // IP ids: each thread counts from its own offset.
+            let first_id = ((i + 1) as u16).wrapping_mul(0x4000);
+            let spawned = std::thread::Builder::new()
+                .name("sender".into())
+                .spawn_scoped(scope, move || {
+                    send_loop(sock, templates, orders, stats, &Taps::default(), first_id)
+                });
+            if spawned.is_err() {
+                // One thread fewer; the others carry on.
+                break;
+            }
+        }
+        send_loop(socket, &templates, orders, &stats, &taps, 0);
+    });
+}
+
+fn send_loop(
+    mut socket: PacketSender,
+    templates: &[FastTemplate],
+    orders: Receiver<Order>,
+    stats: &SenderStats,
+    taps: &Taps,
+    first_id: u16,
+) {
+    // Allocated once: a batch of frames and the orders they came from.
+    let mut frames = vec![Frame::EMPTY; BATCH];
+    let mut batch: Vec<Order> = Vec::with_capacity(BATCH);
+    let mut ip_id: u16 = first_id;
+    // Block for the first order of a batch, then take what is queued.
+    while let Ok(first) = orders.recv() {
+        batch.clear();
+        batch.push(first);
+        while batch.len() < BATCH {
+            match orders.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        for (order, frame) in batch.iter().zip(frames.iter_mut()) {
+            templates[order.technique].write(&order.fields, ip_id, frame);
+            ip_id = ip_id.wrapping_add(1);
+        }
+        let n = batch.len();
+        let mut at = 0;
         let mut backoff = Duration::from_micros(50);
-        loop {
-            match socket.send(&buf, order.fields.dst) {
-                Ok(()) => {
-                    stats.sent.fetch_add(1, Ordering::Relaxed);
-                    if let Some(pcap) = &taps.pcap {
-                        capture::record(pcap, Direction::Sent, &buf);
+        while at < n {
+            match socket.send_many(&frames[at..n]) {
+                Ok(k) => {
+                    let k = k.max(1).min(n - at);
+                    stats.sent.fetch_add(k as u64, Ordering::Relaxed);
+                    if taps.pcap.is_some() || taps.trace.is_some() {
+                        for (order, frame) in batch[at..at + k].iter().zip(&frames[at..at + k]) {
+                            if let Some(pcap) = &taps.pcap {
+                                capture::record(pcap, Direction::Sent, frame.packet());
+                            }
+                            if let Some(t) = &taps.trace {
+                                t.line(order, None);
+                            }
+                        }
                     }
-                    if let Some(t) = &taps.trace {
-                        t.line(&order, None);
-                    }
-                    break;
+                    at += k;
+                    backoff = Duration::from_micros(50);
                 }
                 Err(e) if is_transient(&e) && backoff < Duration::from_millis(100) => {
                     std::thread::sleep(backoff);
@@ -95,13 +265,15 @@ pub fn run(
                 Err(e) => {
                     // The probe counts as sent and unanswered: the tracker
                     // retries it and concludes from silence, as on loss.
+                    let order = &batch[at];
                     stats.failed.fetch_add(1, Ordering::Relaxed);
                     *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some(format!("sending to {}: {e}", order.fields.dst));
                     if let Some(t) = &taps.trace {
-                        t.line(&order, Some(&e.to_string()));
+                        t.line(order, Some(&e.to_string()));
                     }
-                    break;
+                    at += 1;
+                    backoff = Duration::from_micros(50);
                 }
             }
         }
@@ -113,4 +285,44 @@ fn is_transient(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use crate::technique::builtin;
+
+    #[test]
+    fn fast_template_writes_what_the_reference_template_writes() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut reference = Vec::new();
+        let mut frame = Frame::EMPTY;
+        let mut flags: Vec<u8> = builtin().iter().map(|t| t.flags).collect();
+        flags.extend([0xff, 0x00, 0x29]);
+        for f in flags {
+            let slow = ProbeTemplate::new(f);
+            let fast = FastTemplate::new(&slow);
+            for _ in 0..2000 {
+                let p = ProbeFields {
+                    src: rng.gen::<u32>().into(),
+                    dst: rng.gen::<u32>().into(),
+                    sport: rng.gen(),
+                    dport: rng.gen(),
+                    seq: rng.gen(),
+                    ack: rng.gen(),
+                };
+                let id = rng.gen();
+                slow.write(&p, id, &mut reference);
+                // Leftovers from an earlier probe must not matter.
+                frame.bytes.fill(0xa5);
+                fast.write(&p, id, &mut frame);
+                assert_eq!(frame.packet(), &reference[..], "flags {f:#x} {p:?}");
+                assert_eq!(frame.dst, p.dst);
+            }
+        }
+    }
 }

@@ -14,6 +14,9 @@ pub struct TimingParams {
     pub max_rto: Duration,
     /// Probes sent again after the first, before concluding no-response.
     pub max_retries: u8,
+    /// When answers to retransmissions show loss, the tracker allows more
+    /// retries, up to this many (nmap -T4 allows 6).
+    pub max_adaptive_retries: u8,
     pub initial_cwnd: f64,
     pub max_cwnd: f64,
 }
@@ -26,6 +29,7 @@ impl Default for TimingParams {
             min_rto: Duration::from_millis(100),
             max_rto: Duration::from_millis(1250),
             max_retries: 2,
+            max_adaptive_retries: 6,
             initial_cwnd: 64.0,
             max_cwnd: 4096.0,
         }
@@ -64,6 +68,19 @@ impl RttEstimator {
             Some(srtt) => (srtt + self.rttvar * 4).clamp(p.min_rto, p.max_rto),
         }
     }
+}
+
+/// Retries needed so that, with `loss` the share of answers that came only
+/// on a retry, fewer than 0.01 of `probes` probes would fail every try and
+/// be taken for silent. Clamped to `[base, cap]`.
+pub fn retries_for_loss(loss: f64, probes: u64, base: u8, cap: u8) -> u8 {
+    if loss <= 0.0 {
+        return base;
+    }
+    let loss = loss.min(0.99);
+    let tries = ((0.01 / probes.max(1) as f64).ln() / loss.ln()).ceil();
+    let retries = (tries - 1.0).clamp(0.0, 255.0) as u8;
+    retries.clamp(base, cap.max(base))
 }
 
 /// How many probes may be awaiting an answer at once.
@@ -177,6 +194,19 @@ mod tests {
         let mut slow = RttEstimator::default();
         slow.sample(Duration::from_secs(5));
         assert_eq!(slow.rto(&p), p.max_rto);
+    }
+
+    #[test]
+    fn retries_grow_with_observed_loss() {
+        // No loss seen: the configured retries.
+        assert_eq!(retries_for_loss(0.0, 10_000, 2, 6), 2);
+        // 10% of answers needed a retry: 10,000 probes need 6 tries.
+        assert_eq!(retries_for_loss(0.1, 10_000, 2, 6), 5);
+        // A stray late answer among thousands: no change.
+        assert_eq!(retries_for_loss(2.0 / 65_537.0, 65_535, 2, 6), 2);
+        // Heavy loss hits the cap; the cap never goes below the base.
+        assert_eq!(retries_for_loss(0.5, 10_000, 2, 6), 6);
+        assert_eq!(retries_for_loss(0.5, 10_000, 7, 6), 7);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::Ipv4Addr;
+use std::ops::Range;
 use std::time::Duration;
 
 use crate::cookie::TRY_SLOTS;
@@ -116,6 +117,8 @@ enum Slot {
         attempt: u8,
     },
     Done(Finding),
+    /// Decided by an earlier run this one resumes: never sent, never reported.
+    Skipped,
 }
 
 /// What a reply did to the tracker.
@@ -152,10 +155,26 @@ pub struct Tracker {
     deadlines: BinaryHeap<Reverse<(Time, u64, u8)>>,
     retries: VecDeque<u64>,
     in_flight: usize,
+    /// Done or skipped.
     decided: u64,
+    skipped: u64,
+    /// Positions from here on were never skipped ([`Tracker::skip_positions`]).
+    skip_end: u64,
     rtt: RttEstimator,
     window: CongestionWindow,
     stats: TrackerStats,
+    /// Replies that decided a probe, and how many of them answered a retry:
+    /// the loss the retries must cover.
+    answered: u64,
+    answered_late: u64,
+    /// Retries a probe gets now (grows with observed loss).
+    retry_budget: u8,
+    /// Probes concluded on silence, with the retries they had: if loss
+    /// turns out higher, they get the extra tries too.
+    silent: Vec<(u64, u8)>,
+    /// When the window last shrank: at most once per timeout, as TCP's
+    /// fast recovery does, or random loss would pin it at the floor.
+    last_drop: Option<Time>,
 }
 
 impl Tracker {
@@ -179,8 +198,15 @@ impl Tracker {
             retries: VecDeque::new(),
             in_flight: 0,
             decided: 0,
+            skipped: 0,
+            skip_end: 0,
             rtt: RttEstimator::default(),
             stats: TrackerStats::default(),
+            answered: 0,
+            answered_late: 0,
+            retry_budget: params.max_retries,
+            silent: Vec::new(),
+            last_drop: None,
         }
     }
 
@@ -208,6 +234,77 @@ impl Tracker {
         self.in_flight
     }
 
+    /// Marks probes an earlier run decided (`--resume`) as done without a
+    /// finding: they are neither sent nor reported, and count as decided.
+    /// `indices` are probe indices ([`ProbeSpace::index`]); only probes not
+    /// yet sent are skipped (out-of-range indices and probes already under
+    /// way are ignored). Returns how many were newly skipped.
+    pub fn skip(&mut self, indices: impl IntoIterator<Item = u64>) -> u64 {
+        let mut n = 0;
+        for index in indices {
+            if let Some(slot @ Slot::Pending) = self.slots.get_mut(index as usize) {
+                *slot = Slot::Skipped;
+                n += 1;
+            }
+        }
+        self.skipped += n;
+        self.decided += n;
+        if n > 0 {
+            // Positions unknown: any may be skipped.
+            self.skip_end = self.order.len();
+        }
+        n
+    }
+
+    /// [`Tracker::skip`] for probes given by their positions in the seeded
+    /// probe order (what a resume file stores): with the same seed and
+    /// probe space, the same positions name the same probes.
+    pub fn skip_positions(&mut self, positions: &[Range<u64>]) -> u64 {
+        let n = self.order.len();
+        let order = self.order.clone();
+        let end = self.skip_end;
+        let skipped = self.skip(
+            positions
+                .iter()
+                .flat_map(|r| r.start.min(n)..r.end.min(n))
+                .map(move |pos| order.at(pos)),
+        );
+        let last = positions.iter().map(|r| r.end.min(n)).max().unwrap_or(0);
+        self.skip_end = end.max(last);
+        skipped
+    }
+
+    /// Probes skipped with [`Tracker::skip`].
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// How many probes are decided (in this run or skipped).
+    pub fn decided(&self) -> u64 {
+        self.decided
+    }
+
+    /// Positions in the probe order whose probe is decided, in this run or
+    /// skipped, as sorted, disjoint, non-adjacent ranges. The scan walks
+    /// the order from the start, so an interrupted scan's decided set is a
+    /// prefix with a few holes (probes in flight or waiting for a retry):
+    /// a handful of ranges however large the scan.
+    pub fn decided_positions(&self) -> Vec<Range<u64>> {
+        let mut out: Vec<Range<u64>> = Vec::new();
+        // Only probes handed out or skipped can be decided.
+        for pos in 0..self.next_new.max(self.skip_end) {
+            let index = self.order.at(pos);
+            if !matches!(self.slots[index as usize], Slot::Done(_) | Slot::Skipped) {
+                continue;
+            }
+            match out.last_mut() {
+                Some(r) if r.end == pos => r.end = pos + 1,
+                _ => out.push(pos..pos + 1),
+            }
+        }
+        out
+    }
+
     /// The next probe to send at `now`, if the window has room.
     pub fn poll_send(&mut self, now: Time) -> Option<SendOrder> {
         self.expire(now);
@@ -225,6 +322,10 @@ impl Tracker {
             if self.next_new < self.order.len() {
                 let index = self.order.at(self.next_new);
                 self.next_new += 1;
+                if self.slots[index as usize] != Slot::Pending {
+                    // Skipped: an earlier run decided it.
+                    continue;
+                }
                 break (index, 0);
             }
             return None;
@@ -261,7 +362,7 @@ impl Tracker {
                 continue;
             }
             self.in_flight -= 1;
-            if attempt < self.params.max_retries {
+            if attempt < self.retry_budget {
                 *slot = Slot::Retry {
                     attempt: attempt + 1,
                 };
@@ -275,8 +376,43 @@ impl Tracker {
                     ttl: None,
                 });
                 self.decided += 1;
+                self.silent.push((index, attempt));
             }
         }
+    }
+
+    /// Re-derives the retry budget from the loss seen so far; probes that
+    /// were concluded silent with fewer retries are opened again.
+    fn update_retry_budget(&mut self) {
+        let loss = (self.answered_late as f64 + 1.0) / (self.answered as f64 + 2.0);
+        let budget = crate::timing::retries_for_loss(
+            loss,
+            self.space.len(),
+            self.params.max_retries,
+            self.params.max_adaptive_retries,
+        );
+        // Once every probe is decided the scan is over: late replies
+        // drained after it must not reopen anything.
+        if budget <= self.retry_budget || self.is_done() {
+            return;
+        }
+        self.retry_budget = budget;
+        let slots = &mut self.slots;
+        let (retries, decided) = (&mut self.retries, &mut self.decided);
+        self.silent.retain(|&(index, had)| {
+            if had >= budget {
+                return true;
+            }
+            slots[index as usize] = Slot::Retry { attempt: had + 1 };
+            retries.push_back(index);
+            *decided -= 1;
+            false
+        });
+    }
+
+    /// Retries a probe gets now.
+    pub fn retry_budget(&self) -> u8 {
+        self.retry_budget
     }
 
     pub fn on_reply(&mut self, reply: &Reply) -> ReplyEffect {
@@ -290,7 +426,9 @@ impl Tracker {
                 self.stats.duplicates += 1;
                 return ReplyEffect::Duplicate;
             }
-            Slot::Pending => {
+            // Not sent yet, or decided by the run this one resumes (its
+            // cookies are the same: same seed).
+            Slot::Pending | Slot::Skipped => {
                 self.stats.unexpected += 1;
                 return ReplyEffect::Unexpected;
             }
@@ -315,9 +453,16 @@ impl Tracker {
             }
         }
         self.window.on_reply();
+        self.answered += 1;
         if reply.attempt_slot > 0 {
             // The first try got no answer but a later one did: a drop.
-            self.window.on_drop();
+            self.answered_late += 1;
+            let rto = self.rtt.rto(&self.params);
+            if self.last_drop.is_none_or(|t| reply.at >= t + rto) {
+                self.window.on_drop();
+                self.last_drop = Some(reply.at);
+            }
+            self.update_retry_budget();
         }
         self.slots[index as usize] = Slot::Done(Finding {
             state: outcome.state,
@@ -507,6 +652,204 @@ mod tests {
         assert_eq!(t.on_reply(&r), ReplyEffect::Unexpected);
         r.attempt_slot = 0;
         assert!(matches!(t.on_reply(&r), ReplyEffect::Decided { .. }));
+    }
+
+    /// Answers the probes sent as a simple host would, until `stop` have been
+    /// sent (an interruption) or the tracker is done; then lets timeouts
+    /// run out for `grace`. Returns the orders sent.
+    fn run_until(t: &mut Tracker, stop: usize, grace: Time) -> Vec<SendOrder> {
+        let mut now = ms(0);
+        let mut sent = Vec::new();
+        while !t.is_done() && sent.len() < stop {
+            let batch: Vec<_> = std::iter::from_fn(|| t.poll_send(now)).collect();
+            now += ms(1);
+            // Every fifth port listens (SYN-ACK to SYN, silence to FIN);
+            // every third probe's first try is lost, like a lossy link.
+            for o in &batch {
+                let kind = match (o.port % 5 == 0, o.technique) {
+                    (true, 0) => ReplyKind::SynAck,
+                    (true, _) => continue,
+                    (false, _) => ReplyKind::Rst { window: 0 },
+                };
+                if o.attempt > 0 || o.index % 3 != 0 {
+                    t.on_reply(&reply_to(o, kind, now));
+                }
+            }
+            sent.extend(batch);
+            if let Some(d) = t.next_deadline() {
+                now = now.max(d.min(now + ms(50)));
+            }
+        }
+        t.expire(now + grace);
+        sent
+    }
+
+    fn reported(t: &Tracker) -> Vec<(u64, Finding)> {
+        t.findings()
+            .enumerate()
+            .filter_map(|(i, (_, _, _, f))| f.map(|f| (i as u64, f)))
+            .collect()
+    }
+
+    #[test]
+    fn skipped_probes_are_neither_sent_nor_reported_and_count_as_decided() {
+        let mut t = tracker((1..=50).collect(), &["syn", "fin"]);
+        let n = t.space().len();
+        let skipped: Vec<u64> = (0..n).filter(|i| i % 4 == 1).collect();
+        assert_eq!(t.skip(skipped.iter().copied()), skipped.len() as u64);
+        // Again, or out of range: nothing more.
+        assert_eq!(t.skip([skipped[0], n, n + 7]), 0);
+        assert_eq!(t.skipped(), skipped.len() as u64);
+        let sent = run_until(&mut t, usize::MAX, ms(0));
+        assert!(t.is_done());
+        assert!(
+            sent.iter().all(|o| o.index % 4 != 1),
+            "a skipped probe was sent"
+        );
+        assert_eq!(
+            sent.iter().filter(|o| o.attempt == 0).count() as u64,
+            n - skipped.len() as u64
+        );
+        let got: Vec<u64> = reported(&t).iter().map(|(i, _)| *i).collect();
+        assert_eq!(got, (0..n).filter(|i| i % 4 != 1).collect::<Vec<_>>());
+        assert_eq!(t.decided(), n);
+        assert_eq!(t.decided_positions(), vec![0..n]);
+        // A reply to a skipped probe (a late answer to the earlier run,
+        // whose cookies are the same) decides nothing.
+        let (host, port, technique) = t.space().probe(skipped[0]);
+        let late = Reply {
+            host,
+            port,
+            technique,
+            attempt_slot: 0,
+            kind: ReplyKind::SynAck,
+            ttl: 64,
+            at: ms(1),
+        };
+        let mut u = tracker((1..=50).collect(), &["syn", "fin"]);
+        u.skip([skipped[0]]);
+        assert_eq!(u.on_reply(&late), ReplyEffect::Unexpected);
+        assert!(u.findings().all(|(_, _, _, f)| f.is_none()));
+    }
+
+    #[test]
+    fn an_interrupted_run_and_its_resumption_report_every_probe_once() {
+        let ports: Vec<u16> = (1..=300).collect();
+        let mut whole = tracker(ports.clone(), &["syn", "fin"]);
+        run_until(&mut whole, usize::MAX, ms(0));
+        let truth = reported(&whole);
+        assert_eq!(truth.len() as u64, whole.space().len());
+        let states: std::collections::HashSet<_> = truth.iter().map(|(_, f)| f.state).collect();
+        assert_eq!(
+            states.len(),
+            3,
+            "open, closed and open|filtered: {states:?}"
+        );
+
+        // Interrupted after 250 probes: some answered, some in flight.
+        let mut first = tracker(ports.clone(), &["syn", "fin"]);
+        run_until(&mut first, 250, ms(5));
+        assert!(!first.is_done());
+        let part = reported(&first);
+        assert!(!part.is_empty() && part.len() < truth.len());
+        let decided = first.decided_positions();
+        assert_eq!(
+            decided.iter().map(|r| r.end - r.start).sum::<u64>(),
+            part.len() as u64
+        );
+        // The order is walked from the start: a prefix with few holes.
+        assert!(decided.len() <= 1 + first.in_flight() + 250, "{decided:?}");
+
+        // Resumed with the same seed: the rest, and only the rest.
+        let mut second = tracker(ports.clone(), &["syn", "fin"]);
+        assert_eq!(second.skip_positions(&decided), part.len() as u64);
+        let sent = run_until(&mut second, usize::MAX, ms(0));
+        assert!(second.is_done());
+        let rest = reported(&second);
+        assert_eq!(
+            sent.iter().filter(|o| o.attempt == 0).count(),
+            rest.len(),
+            "every probe sent is one not concluded before"
+        );
+        let mut union: Vec<(u64, Finding)> = part.iter().chain(&rest).copied().collect();
+        union.sort_by_key(|(i, _)| *i);
+        assert_eq!(
+            union, truth,
+            "the union is the uninterrupted scan, no probe twice"
+        );
+
+        // Interrupted again: the new decided set holds both runs' probes.
+        let mut third = tracker(ports, &["syn", "fin"]);
+        third.skip_positions(&decided);
+        run_until(&mut third, 100, ms(5));
+        let both = third.decided_positions();
+        let count: u64 = both.iter().map(|r| r.end - r.start).sum();
+        assert_eq!(count, part.len() as u64 + reported(&third).len() as u64);
+        for r in &decided {
+            assert!(both.iter().any(|b| b.start <= r.start && r.end <= b.end));
+        }
+    }
+
+    #[test]
+    fn observed_loss_buys_silent_probes_more_tries() {
+        let techniques = vec![builtin_by_name("syn").unwrap()];
+        let space = ProbeSpace::new(vec![H1, H2], (1..=10).collect(), 1);
+        let params = TimingParams {
+            initial_cwnd: 10.0,
+            max_retries: 1,
+            max_adaptive_retries: 3,
+            ..TimingParams::default()
+        };
+        let rto = params.initial_rto;
+        let mut t = Tracker::new(space, techniques, params, 3);
+        let drain =
+            |t: &mut Tracker, now| std::iter::from_fn(|| t.poll_send(now)).collect::<Vec<_>>();
+        // Ten probes go unanswered through both tries and are concluded silent.
+        let first = drain(&mut t, ms(0));
+        assert_eq!(drain(&mut t, rto).len(), 10);
+        let next = drain(&mut t, rto * 2);
+        assert_eq!(next.len(), 10);
+        assert!(next
+            .iter()
+            .all(|o| o.attempt == 0 && !first.iter().any(|f| f.index == o.index)));
+        // The other ten are answered only on their retry: heavy loss.
+        let retried = drain(&mut t, rto * 3);
+        for o in &retried {
+            t.on_reply(&reply_to(o, ReplyKind::Rst { window: 0 }, rto * 3 + ms(1)));
+        }
+        assert_eq!(t.retry_budget(), 3);
+        // The ten silent ones are opened again and get a third try.
+        assert!(!t.is_done());
+        let open: Vec<u64> = t
+            .findings()
+            .enumerate()
+            .filter(|(_, f)| f.3.is_none())
+            .map(|(i, _)| i as u64)
+            .collect();
+        let mut silent: Vec<u64> = first.iter().map(|o| o.index).collect();
+        silent.sort_unstable();
+        assert_eq!(open, silent);
+        let again = drain(&mut t, rto * 3 + ms(2));
+        assert!(!again.is_empty());
+        assert!(again
+            .iter()
+            .all(|o| o.attempt == 2 && silent.contains(&o.index)));
+    }
+
+    #[test]
+    fn the_window_shrinks_at_most_once_per_timeout() {
+        let mut t = tracker((1..=40).collect(), &["syn"]);
+        let first: Vec<_> = std::iter::from_fn(|| t.poll_send(ms(0))).collect();
+        let rto = TimingParams::default().initial_rto;
+        let again: Vec<_> = std::iter::from_fn(|| t.poll_send(rto)).collect();
+        assert_eq!((first.len(), again.len()), (4, 4));
+        // Four answers to retries in one burst halve the window once:
+        // 4 + 1 = 5, halved to 2.5, then linear growth to about 3.56.
+        // Halving on every one would leave it at the floor of 2.
+        for o in &again {
+            t.on_reply(&reply_to(o, ReplyKind::Rst { window: 0 }, rto + ms(1)));
+        }
+        assert_eq!(t.window.size(), 3);
     }
 
     #[test]

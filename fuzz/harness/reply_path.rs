@@ -1,0 +1,120 @@
+// The reply path under test, shared through `include!` by the fuzz target
+// (fuzz/fuzz_targets/reply_path.rs) and the corpus replay test
+// (tests/fuzz_corpus.rs), so both run exactly the same code:
+//
+//     bytes -> wire::parse_ipv4 -> receiver::Validator::check -> Tracker::on_reply
+//
+// The scan is the lab scan the real fixtures in the corpus were captured
+// from (src/wire.rs, its test module): `--seed 7`, techniques syn fin null
+// xmas, hosts web/rst/far, ports 22,23,81,111,445. So the captured replies
+// reach the tracker and decide ports, and mutations of them exercise every
+// branch of validation and classification.
+
+#[allow(dead_code)]
+mod reply_path {
+    use std::net::Ipv4Addr;
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use rand::rngs::StdRng;
+    use rand::{RngCore, SeedableRng};
+
+    use flagscan::cookie::{CookieKey, PortPlan};
+    use flagscan::receiver::{Validator, Verdict};
+    use flagscan::technique::{builtin_by_name, Technique};
+    use flagscan::timing::TimingParams;
+    use flagscan::tracker::{ProbeSpace, ReplyEffect, Tracker};
+    use flagscan::wire::{parse_ipv4, Parsed};
+
+    /// What one input did.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Outcome {
+        Malformed,
+        Ignored,
+        /// Parsed, but failed validation (forged, stale, wrong slot).
+        Invalid,
+        /// Parsed, not addressed to our probes.
+        NotOurs,
+        /// Validated and given to the tracker.
+        Reply(ReplyEffect),
+    }
+
+    pub const TECHNIQUES: [&str; 4] = ["syn", "fin", "null", "xmas"];
+    pub const HOSTS: [Ipv4Addr; 3] = [
+        Ipv4Addr::new(10, 213, 1, 2),
+        Ipv4Addr::new(10, 213, 1, 3),
+        Ipv4Addr::new(10, 213, 2, 2),
+    ];
+    pub const PORTS: [u16; 5] = [22, 23, 81, 111, 445];
+    const SEED: u64 = 7;
+    const AT: Duration = Duration::from_millis(3);
+
+    /// Key and source ports exactly as `scan::run` derives them from `--seed 7`.
+    pub fn validator() -> &'static Validator {
+        static VALIDATOR: OnceLock<Validator> = OnceLock::new();
+        VALIDATOR.get_or_init(|| {
+            let mut rng = StdRng::seed_from_u64(SEED);
+            let key = CookieKey::new(rng.next_u64(), rng.next_u64());
+            let ports = PortPlan::new(rng.next_u64());
+            let probe_flags = techniques().iter().map(|t| t.flags).collect();
+            Validator {
+                key,
+                ports,
+                probe_flags,
+            }
+        })
+    }
+
+    /// Parsed once: the fuzzer builds a fresh tracker for every input.
+    fn techniques() -> Vec<Technique> {
+        static PARSED: OnceLock<Vec<Technique>> = OnceLock::new();
+        PARSED
+            .get_or_init(|| {
+                TECHNIQUES
+                    .iter()
+                    .map(|n| builtin_by_name(n).expect("built in"))
+                    .collect()
+            })
+            .clone()
+    }
+
+    /// A tracker with every probe of the lab scan sent (try 0) at time 0.
+    pub fn tracker() -> Tracker {
+        let space = ProbeSpace::new(HOSTS.to_vec(), PORTS.to_vec(), TECHNIQUES.len());
+        let params = TimingParams {
+            initial_cwnd: 64.0,
+            ..TimingParams::default()
+        };
+        let mut tracker = Tracker::new(space, techniques(), params, SEED);
+        while tracker.poll_send(Duration::ZERO).is_some() {}
+        assert_eq!(tracker.in_flight() as u64, tracker.space().len());
+        tracker
+    }
+
+    /// Runs one packet through the path; panics only on a broken invariant.
+    /// `tracker` is built (by [`tracker`]) only when a reply passes
+    /// validation, which few inputs do: that keeps the fuzzer fast.
+    pub fn run(validator: &Validator, tracker: &mut Option<Tracker>, bytes: &[u8]) -> Outcome {
+        let parsed = parse_ipv4(bytes);
+        let verdict = validator.check(parsed, AT);
+        // Computed for --pcap/--packet-trace on every captured packet.
+        let to_us = validator.addressed_to_us(&parsed, &verdict);
+        match (parsed, verdict) {
+            (Parsed::Malformed, Verdict::Invalid) => Outcome::Malformed,
+            (Parsed::Ignored, Verdict::NotOurs) => Outcome::Ignored,
+            (Parsed::Packet(_), Verdict::Invalid) => Outcome::Invalid,
+            (Parsed::Packet(_), Verdict::NotOurs) => Outcome::NotOurs,
+            (Parsed::Packet(_), Verdict::Reply(reply)) => {
+                assert!(to_us, "a validated reply is addressed to us");
+                let tracker = tracker.get_or_insert_with(self::tracker);
+                let effect = tracker.on_reply(&reply);
+                if let ReplyEffect::Decided { .. } = effect {
+                    // The same reply again never decides twice.
+                    assert_eq!(tracker.on_reply(&reply), ReplyEffect::Duplicate);
+                }
+                Outcome::Reply(effect)
+            }
+            (parsed, verdict) => panic!("{parsed:?} judged {verdict:?}"),
+        }
+    }
+}
