@@ -19,7 +19,6 @@ use crate::scan::{self, ScanConfig, ScanResult};
 use crate::services::Services;
 use crate::targets;
 use crate::technique::{self, Technique};
-use crate::timing::TimingParams;
 
 const AFTER_HELP: &str = "\
 Techniques (any subset runs as one interleaved pass):
@@ -83,11 +82,21 @@ pub struct Args {
     pub reason: bool,
 
     /// Times a probe is sent again before silence is concluded (0-7: the
-    /// try travels in the source port). When answers arrive only on
-    /// retries (loss), the scan allows more, up to 6, as nmap does.
-    #[arg(long = "max-retries", value_name = "N", default_value_t = 2,
+    /// try travels in the source port; default 2). When answers arrive only
+    /// on retries (loss), the scan allows more, up to 6, as nmap does.
+    #[arg(long = "max-retries", value_name = "N",
           value_parser = clap::value_parser!(u8).range(0..=7))]
-    pub max_retries: u8,
+    pub max_retries: Option<u8>,
+
+    /// Timing template 0-5 (-T0 .. -T5): paranoid, sneaky, polite, normal,
+    /// aggressive (default), insane. --max-retries and --max-rate override it.
+    #[arg(long = "timing", value_name = "0-5", default_value_t = 4,
+          value_parser = clap::value_parser!(u8).range(0..=5))]
+    pub timing: u8,
+
+    /// Send at least N probes per second, even past the congestion window.
+    #[arg(long = "min-rate", value_name = "N")]
+    pub min_rate: Option<f64>,
 
     /// Send at most N probes per second.
     #[arg(long = "max-rate", value_name = "N")]
@@ -209,6 +218,7 @@ pub fn normalize_args(raw: Vec<String>) -> anyhow::Result<Vec<String>> {
             "-iL" => out.push("--input-list".into()),
             // nmap habits that are flagscan's behaviour anyway: no ping, no DNS.
             "-Pn" | "-n" => {}
+            s if s.len() == 3 && s.starts_with("-T") => out.push(format!("--timing={}", &s[2..])),
             s if s.len() > 2 && s.starts_with("-s") => {
                 let letters = &s[2..];
                 let t = technique::builtin_by_name(letters).ok_or_else(|| {
@@ -275,17 +285,27 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
         Some(spec) => ports::parse_ports(spec)?,
         None => ports::default_ports(),
     };
-    if let Some(rate) = args.max_rate {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(usage(format!(
-                "invalid --max-rate '{rate}': give a positive number of probes per second"
-            )));
+    for (option, rate) in [("--max-rate", args.max_rate), ("--min-rate", args.min_rate)] {
+        if let Some(rate) = rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(usage(format!(
+                    "invalid {option} '{rate}': give a positive number of probes per second"
+                )));
+            }
         }
     }
-    let timing = TimingParams {
-        max_retries: args.max_retries,
-        ..TimingParams::default()
-    };
+    if let (Some(min), Some(max)) = (args.min_rate, args.max_rate) {
+        if min > max {
+            return Err(usage(format!("--min-rate {min} is above --max-rate {max}")));
+        }
+    }
+    let template = crate::timing::template(args.timing).expect("clap keeps -T within 0-5");
+    let mut timing = template.params;
+    if let Some(n) = args.max_retries {
+        timing.max_retries = n;
+        timing.max_adaptive_retries = timing.max_adaptive_retries.max(n);
+    }
+    let max_rate = args.max_rate.or(template.max_rate);
     Ok(Resolved {
         scan: ScanConfig {
             targets,
@@ -295,7 +315,8 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             seed: args.seed,
             device: args.interface.clone(),
             source: args.source,
-            max_rate: args.max_rate,
+            max_rate,
+            min_rate: args.min_rate,
             packet_trace: args.packet_trace,
             pcap: args.pcap.clone(),
             drop_privileges: (!args.keep_privileges).then(|| crate::privilege::DropPlan {

@@ -105,6 +105,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         device: None,
         source: None,
         max_rate: None,
+        min_rate: None,
         packet_trace: false,
         pcap: None,
         // The demo removes its lab afterwards, which needs root.

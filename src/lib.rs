@@ -21,6 +21,7 @@ pub mod portable_io;
 pub mod portnotes;
 pub mod ports;
 pub mod privilege;
+pub mod progress;
 pub mod rawsock;
 pub mod receiver;
 pub mod resume;

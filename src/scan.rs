@@ -36,6 +36,8 @@ pub struct ScanConfig {
     pub device: Option<String>,
     pub source: Option<Ipv4Addr>,
     pub max_rate: Option<f64>,
+    /// `--min-rate`: sends go past the congestion window to keep this rate.
+    pub min_rate: Option<f64>,
     /// `--packet-trace`: a line per probe and per reply, as they happen.
     pub packet_trace: bool,
     /// `--pcap FILE`: every probe and every reply captured, to this file.
@@ -89,6 +91,8 @@ pub struct ScanResult {
 
 /// How often the receiver looks at the stop flag.
 const CAPTURE_POLL: Duration = Duration::from_millis(20);
+/// How often the progress line is refreshed.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Orders the scan loop hands out before looking at replies again.
 const SEND_BATCH: usize = 256;
 /// The longest an interrupted scan waits for replies in flight (it waits
@@ -217,7 +221,34 @@ pub fn run_with_trace(
             .context("cannot start the sender thread")?
     };
 
+    // Turns the tracker's decision into a probe for the sender.
+    let hand_out = |o: crate::tracker::SendOrder| -> anyhow::Result<()> {
+        let src = source_of[&o.host];
+        let sport = ports.sport(o.technique, o.attempt);
+        let (seq, ack) = probe_numbers(
+            key.cookie(src, o.host, sport, o.port),
+            probe_flags[o.technique],
+        );
+        let fields = ProbeFields {
+            src,
+            dst: o.host,
+            sport,
+            dport: o.port,
+            seq,
+            ack,
+        };
+        order_tx
+            .send(Order {
+                technique: o.technique,
+                attempt: o.attempt,
+                fields,
+            })
+            .map_err(|_| anyhow::anyhow!("the sender thread stopped unexpectedly"))
+    };
     let mut rate = cfg.max_rate.map(RateBudget::new);
+    let mut floor = cfg.min_rate.map(RateBudget::new);
+    let progress = crate::progress::Progress::new(tracker.space().len());
+    let mut shown_at = Duration::ZERO;
     // Set once interrupted: until when replies in flight are awaited.
     let mut grace_until: Option<Duration> = None;
     while !tracker.is_done() {
@@ -250,34 +281,33 @@ pub fn run_with_trace(
             let Some(o) = tracker.poll_send(now) else {
                 break;
             };
-            let src = source_of[&o.host];
-            let sport = ports.sport(o.technique, o.attempt);
-            let (seq, ack) = probe_numbers(
-                key.cookie(src, o.host, sport, o.port),
-                probe_flags[o.technique],
-            );
-            let fields = ProbeFields {
-                src,
-                dst: o.host,
-                sport,
-                dport: o.port,
-                seq,
-                ack,
-            };
-            if order_tx
-                .send(Order {
-                    technique: o.technique,
-                    attempt: o.attempt,
-                    fields,
-                })
-                .is_err()
-            {
-                anyhow::bail!("the sender thread stopped unexpectedly");
-            }
+            hand_out(o)?;
             handed += 1;
         }
         if let Some(r) = rate.as_mut() {
             r.take(handed);
+        }
+        if let Some(f) = floor.as_mut() {
+            // Behind the --min-rate floor: send past a full window.
+            f.take(handed);
+            let owed = f.available(now).min(allowed - handed);
+            let mut forced = 0;
+            while forced < owed {
+                let Some(o) = tracker.poll_send_forced(now) else {
+                    break;
+                };
+                hand_out(o)?;
+                forced += 1;
+            }
+            f.take(forced);
+            if let Some(r) = rate.as_mut() {
+                r.take(forced);
+            }
+            handed += forced;
+        }
+        if progress.is_visible() && now >= shown_at + PROGRESS_EVERY {
+            progress.update(tracker.decided(), tracker.open_found());
+            shown_at = now;
         }
         if handed > 0 || tracker.is_done() {
             continue;
@@ -292,6 +322,12 @@ pub fn run_with_trace(
             .filter(|_| allowed == 0 && tracker.has_unsent())
         {
             wait = wait.min(r.wait());
+        }
+        if let Some(f) = floor.as_ref().filter(|_| tracker.has_unsent()) {
+            wait = wait.min(f.wait());
+        }
+        if progress.is_visible() {
+            wait = wait.min(PROGRESS_EVERY);
         }
         if interrupt.is_some() {
             // Look at the stop flag at least this often.

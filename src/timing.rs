@@ -36,6 +36,56 @@ impl Default for TimingParams {
     }
 }
 
+/// A timing template (`-T0`..`-T5`), nmap's names and spirit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Template {
+    pub name: &'static str,
+    pub params: TimingParams,
+    /// Probes per second at most (`--max-rate` overrides).
+    pub max_rate: Option<f64>,
+}
+
+/// The values `--help` and the README document for `-T0`..`-T5`.
+pub fn template(level: u8) -> Option<Template> {
+    let ms = Duration::from_millis;
+    let base = TimingParams::default();
+    let t = |name, initial, min, max, cwnd: f64, max_cwnd: f64, adaptive, max_rate| Template {
+        name,
+        params: TimingParams {
+            initial_rto: ms(initial),
+            min_rto: ms(min),
+            max_rto: ms(max),
+            initial_cwnd: cwnd,
+            max_cwnd,
+            max_adaptive_retries: adaptive,
+            ..base
+        },
+        max_rate,
+    };
+    Some(match level {
+        0 => t(
+            "paranoid",
+            5000,
+            1000,
+            10_000,
+            1.0,
+            1.0,
+            6,
+            Some(1.0 / 300.0),
+        ),
+        1 => t("sneaky", 5000, 1000, 10_000, 1.0, 1.0, 6, Some(1.0 / 15.0)),
+        2 => t("polite", 1000, 100, 10_000, 1.0, 16.0, 6, Some(2.5)),
+        3 => t("normal", 1000, 100, 10_000, 64.0, 4096.0, 7, None),
+        4 => Template {
+            name: "aggressive",
+            params: base,
+            max_rate: None,
+        },
+        5 => t("insane", 250, 50, 300, 256.0, 8192.0, 2, None),
+        _ => return None,
+    })
+}
+
 /// RFC 6298 estimator.
 #[derive(Debug, Clone, Default)]
 pub struct RttEstimator {
@@ -115,7 +165,7 @@ impl CongestionWindow {
     }
 
     pub fn on_drop(&mut self) {
-        self.ssthresh = (self.cwnd / 2.0).max(2.0);
+        self.ssthresh = (self.cwnd / 2.0).max(2.0).min(self.max);
         self.cwnd = self.ssthresh;
     }
 }
@@ -194,6 +244,24 @@ mod tests {
         let mut slow = RttEstimator::default();
         slow.sample(Duration::from_secs(5));
         assert_eq!(slow.rto(&p), p.max_rto);
+    }
+
+    #[test]
+    fn templates_slow_down_from_5_to_0() {
+        assert_eq!(template(4).unwrap().params, TimingParams::default());
+        assert!(template(6).is_none());
+        let rates: Vec<f64> = (0..=5)
+            .map(|l| template(l).unwrap().max_rate.unwrap_or(f64::INFINITY))
+            .collect();
+        assert!(rates.windows(2).all(|w| w[0] <= w[1]), "{rates:?}");
+        let rto: Vec<Duration> = (0..=5)
+            .map(|l| template(l).unwrap().params.initial_rto)
+            .collect();
+        assert!(rto.windows(2).all(|w| w[0] >= w[1]), "{rto:?}");
+        // A one-probe window stays one probe even after a drop.
+        let mut w = CongestionWindow::new(&template(0).unwrap().params);
+        w.on_drop();
+        assert_eq!(w.size(), 1);
     }
 
     #[test]

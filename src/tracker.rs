@@ -62,6 +62,11 @@ impl ProbeSpace {
             .then(|| (h * self.ports.len() as u64 + p) * self.techniques as u64 + technique as u64)
     }
 
+    /// The host's position in `hosts`.
+    pub fn host_of(&self, index: u64) -> usize {
+        (index / self.techniques as u64 / self.ports.len() as u64) as usize
+    }
+
     pub fn probe(&self, index: u64) -> (Ipv4Addr, u16, usize) {
         let t = (index % self.techniques as u64) as usize;
         let rest = index / self.techniques as u64;
@@ -161,8 +166,13 @@ pub struct Tracker {
     /// Positions from here on were never skipped ([`Tracker::skip_positions`]).
     skip_end: u64,
     rtt: RttEstimator,
+    /// Per host, so one slow host does not stretch every other host's
+    /// timeouts (and a fast one is not held to the global mean).
+    host_rtt: Vec<RttEstimator>,
     window: CongestionWindow,
     stats: TrackerStats,
+    /// Probes decided `open`, for the progress line.
+    open_found: u64,
     /// Replies that decided a probe, and how many of them answered a retry:
     /// the loss the retries must cover.
     answered: u64,
@@ -186,6 +196,7 @@ impl Tracker {
     ) -> Tracker {
         assert_eq!(space.techniques, techniques.len());
         let n = space.len();
+        let hosts = space.hosts.len();
         Tracker {
             order: Permutation::new(n, seed),
             slots: vec![Slot::Pending; n as usize],
@@ -201,7 +212,9 @@ impl Tracker {
             skipped: 0,
             skip_end: 0,
             rtt: RttEstimator::default(),
+            host_rtt: vec![RttEstimator::default(); hosts],
             stats: TrackerStats::default(),
+            open_found: 0,
             answered: 0,
             answered_late: 0,
             retry_budget: params.max_retries,
@@ -224,6 +237,22 @@ impl Tracker {
 
     pub fn rtt(&self) -> &RttEstimator {
         &self.rtt
+    }
+
+    /// A host's timeout: from its own round trips once it has answered,
+    /// from the scan's until then.
+    fn rto_for(&self, host: usize) -> Duration {
+        let own = &self.host_rtt[host];
+        if own.srtt().is_some() {
+            own.rto(&self.params)
+        } else {
+            self.rtt.rto(&self.params)
+        }
+    }
+
+    /// Probes decided `open` so far.
+    pub fn open_found(&self) -> u64 {
+        self.open_found
     }
 
     pub fn is_done(&self) -> bool {
@@ -311,6 +340,17 @@ impl Tracker {
         if self.in_flight >= self.window.size() {
             return None;
         }
+        self.next_order(now)
+    }
+
+    /// Like [`Tracker::poll_send`] but past a full window: `--min-rate`
+    /// puts a floor under the rate that congestion control may not cross.
+    pub fn poll_send_forced(&mut self, now: Time) -> Option<SendOrder> {
+        self.expire(now);
+        self.next_order(now)
+    }
+
+    fn next_order(&mut self, now: Time) -> Option<SendOrder> {
         // Retransmissions first: they are the oldest unanswered work.
         let (index, attempt) = loop {
             if let Some(index) = self.retries.pop_front() {
@@ -336,9 +376,9 @@ impl Tracker {
         if attempt > 0 {
             self.stats.retransmissions += 1;
         }
-        self.deadlines
-            .push(Reverse((now + self.rtt.rto(&self.params), index, attempt)));
         let (host, port, technique) = self.space.probe(index);
+        let rto = self.rto_for(self.space.host_of(index));
+        self.deadlines.push(Reverse((now + rto, index, attempt)));
         Some(SendOrder {
             index,
             host,
@@ -450,10 +490,14 @@ impl Tracker {
             // Karn's rule: only a reply to the latest try times a round trip.
             if reply.attempt_slot == attempt % TRY_SLOTS as u8 && reply.at >= sent {
                 self.rtt.sample(reply.at - sent);
+                self.host_rtt[self.space.host_of(index)].sample(reply.at - sent);
             }
         }
         self.window.on_reply();
         self.answered += 1;
+        if outcome.state == PortState::Open {
+            self.open_found += 1;
+        }
         if reply.attempt_slot > 0 {
             // The first try got no answer but a later one did: a drop.
             self.answered_late += 1;
@@ -850,6 +894,34 @@ mod tests {
             t.on_reply(&reply_to(o, ReplyKind::Rst { window: 0 }, rto + ms(1)));
         }
         assert_eq!(t.window.size(), 3);
+    }
+
+    #[test]
+    fn each_host_gets_its_own_timeout_once_it_answers() {
+        let h3 = Ipv4Addr::new(10, 0, 0, 3);
+        let techniques = vec![builtin_by_name("syn").unwrap()];
+        let space = ProbeSpace::new(vec![H1, H2, h3], vec![22], 1);
+        let mut t = Tracker::new(space, techniques, TimingParams::default(), 1);
+        let sent: Vec<_> = std::iter::from_fn(|| t.poll_send(ms(0))).collect();
+        let to = |h| sent.iter().find(|o| o.host == h).unwrap();
+        t.on_reply(&reply_to(to(H1), ReplyKind::SynAck, ms(10)));
+        t.on_reply(&reply_to(to(H2), ReplyKind::SynAck, ms(400)));
+        // H1: 10 ms round trips, clamped to the 100 ms floor. H2: srtt 400,
+        // rttvar 200 -> 1200 ms. H3 has not answered: the scan's estimate
+        // (srtt 58.75, rttvar 101.25 -> 463.75 ms).
+        assert_eq!(t.rto_for(0), ms(100));
+        assert_eq!(t.rto_for(1), ms(1200));
+        assert_eq!(t.rto_for(2), Duration::from_micros(463_750));
+        assert_eq!(t.open_found(), 2);
+    }
+
+    #[test]
+    fn a_forced_send_passes_a_full_window() {
+        let mut t = tracker((1..=10).collect(), &["syn"]);
+        assert_eq!(std::iter::from_fn(|| t.poll_send(ms(0))).count(), 4);
+        assert!(t.poll_send(ms(0)).is_none());
+        assert!(t.poll_send_forced(ms(0)).is_some());
+        assert_eq!(t.in_flight(), 5);
     }
 
     #[test]
