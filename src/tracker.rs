@@ -421,6 +421,25 @@ impl Tracker {
         }
     }
 
+    /// The probes sent before the first round trip was measured wait for
+    /// the initial timeout (500 ms at -T4); once the real RTT is known,
+    /// their deadlines are recomputed from it so a fast network does not
+    /// wait out a guess. Happens once per scan, over at most a window of
+    /// probes.
+    fn retime_in_flight(&mut self) {
+        let entries: Vec<_> = self.deadlines.drain().collect();
+        for Reverse((deadline, index, attempt)) in entries {
+            let new = match self.slots[index as usize] {
+                Slot::InFlight { attempt: a, sent } if a == attempt => {
+                    (sent + self.rto_for(self.space.host_of(index))).min(deadline)
+                }
+                // Stale: dropped when popped, as before.
+                _ => deadline,
+            };
+            self.deadlines.push(Reverse((new, index, attempt)));
+        }
+    }
+
     /// Re-derives the retry budget from the loss seen so far; probes that
     /// were concluded silent with fewer retries are opened again.
     fn update_retry_budget(&mut self) {
@@ -489,8 +508,12 @@ impl Tracker {
             self.in_flight -= 1;
             // Karn's rule: only a reply to the latest try times a round trip.
             if reply.attempt_slot == attempt % TRY_SLOTS as u8 && reply.at >= sent {
+                let first = self.rtt.srtt().is_none();
                 self.rtt.sample(reply.at - sent);
                 self.host_rtt[self.space.host_of(index)].sample(reply.at - sent);
+                if first {
+                    self.retime_in_flight();
+                }
             }
         }
         self.window.on_reply();
@@ -913,6 +936,23 @@ mod tests {
         assert_eq!(t.rto_for(1), ms(1200));
         assert_eq!(t.rto_for(2), Duration::from_micros(463_750));
         assert_eq!(t.open_found(), 2);
+    }
+
+    #[test]
+    fn the_first_round_trip_shortens_the_initial_guess() {
+        let mut t = tracker(vec![22, 23], &["syn"]);
+        let sent: Vec<_> = std::iter::from_fn(|| t.poll_send(ms(0))).collect();
+        assert_eq!(sent.len(), 4);
+        assert_eq!(t.next_deadline(), Some(TimingParams::default().initial_rto));
+        // One answer in 1 ms: the others' deadlines drop to the 100 ms floor.
+        t.on_reply(&reply_to(&sent[0], ReplyKind::Rst { window: 0 }, ms(1)));
+        assert_eq!(t.next_deadline(), Some(ms(100)));
+        t.expire(ms(100));
+        assert_eq!(
+            t.in_flight(),
+            0,
+            "the three silent probes timed out at 100 ms"
+        );
     }
 
     #[test]
