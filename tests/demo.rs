@@ -35,7 +35,8 @@ fn demo_scans_the_lab_and_leaves_nothing_behind() {
     }
     let _serial = serial();
     let before = listener_pids();
-    let out = flagscan(&["demo", "--prefix", "fst-demo"]);
+    let prefix = format!("fst-demo{}", std::process::id());
+    let out = flagscan(&["demo", "--prefix", &prefix]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -63,9 +64,9 @@ fn demo_scans_the_lab_and_leaves_nothing_behind() {
         && l.contains("closed (reset")));
     assert!(text.contains("flagscan done:"));
     assert!(
-        namespaces("fst-demo-").is_empty(),
+        namespaces(&format!("{prefix}-")).is_empty(),
         "namespaces left: {:?}",
-        namespaces("fst-demo-")
+        namespaces(&format!("{prefix}-"))
     );
     let left: Vec<_> = listener_pids().difference(&before).cloned().collect();
     assert!(left.is_empty(), "listener processes left: {left:?}");
@@ -80,8 +81,9 @@ fn ctrl_c_during_the_demo_removes_the_lab() {
     }
     let _serial = serial();
     let before = listener_pids();
+    let prefix = format!("fst-demoint{}", std::process::id());
     let mut child = Command::new(flagscan_bin())
-        .args(["demo", "--prefix", "fst-demoint"])
+        .args(["demo", "--prefix", &prefix])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -103,9 +105,9 @@ fn ctrl_c_during_the_demo_removes_the_lab() {
     // both must leave nothing behind.
     assert!(matches!(status.code(), Some(130) | Some(0)), "{status:?}");
     assert!(
-        namespaces("fst-demoint-").is_empty(),
+        namespaces(&format!("{prefix}-")).is_empty(),
         "namespaces left: {:?}",
-        namespaces("fst-demoint-")
+        namespaces(&format!("{prefix}-"))
     );
     let left: Vec<_> = listener_pids().difference(&before).cloned().collect();
     assert!(left.is_empty(), "listener processes left: {left:?}");

@@ -47,7 +47,10 @@ pub struct Lab {
 }
 
 impl Lab {
+    /// The prefix gets this process's id, so that two test runs on one
+    /// machine (two checkouts, say) never share a lab.
     pub fn up(prefix: &str) -> Lab {
+        let prefix = &format!("{prefix}-{}", std::process::id());
         let out = flagscan(&["lab", "up", "--prefix", prefix]);
         assert!(
             out.status.success(),
