@@ -554,6 +554,16 @@ fn plan(lab: &Lab) -> Vec<Step> {
     ));
     steps.push(ip_n(&gw, "link set br0 up"));
     steps.push(exec_in(&gw, "sysctl -w net.ipv4.ip_forward=1"));
+    // The bridge is the lab's switch. Where br_netfilter is loaded (Docker
+    // loads it), bridged frames would also go through the gateway's
+    // iptables and conntrack: a cost per probe no real switch has, which
+    // would slow every scan of the lab. The keys exist only with the
+    // module, hence may_fail.
+    for key in ["iptables", "ip6tables", "arptables"] {
+        let mut off = exec_in(&gw, &format!("sysctl -w net.bridge.bridge-nf-call-{key}=0"));
+        off.may_fail = true;
+        steps.push(off);
+    }
 
     // (namespace, suffix, address, segment) of everything plugged into gw.
     let mut members = vec![(scan.clone(), "scan", SCAN_ADDR, Segment::Lan)];

@@ -340,6 +340,10 @@ struct StatsRecord {
     /// records are earlier in the file.
     #[serde(skip_serializing_if = "is_zero")]
     skipped: u64,
+    /// Replies that came after their probe's last try timed out, and
+    /// turned a no-response conclusion into what they say.
+    #[serde(skip_serializing_if = "is_zero")]
+    late_replies: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -408,6 +412,7 @@ pub fn write_jsonl(
         rate_pps: rate(result),
         interrupted: result.interrupted,
         skipped: s.skipped,
+        late_replies: s.tracker.revised,
     };
     serde_json::to_writer(&mut *w, &rec)?;
     w.write_all(b"\n")?;
@@ -437,6 +442,12 @@ pub fn summary(result: &ScanResult) -> String {
     }
     if s.skipped > 0 {
         tail.push_str(&format!("; resumed: {} probes concluded before", s.skipped));
+    }
+    if s.tracker.revised > 0 {
+        tail.push_str(&format!(
+            "; {} late replies revised a no-response",
+            s.tracker.revised
+        ));
     }
     format!(
         "flagscan {}: {} host(s) x {} port(s) x {} ({}): {} probes sent ({} retransmissions), \

@@ -188,7 +188,10 @@ fn scan_time(start: Instant, stamp: Stamp) -> Time {
 }
 
 /// Runs until `stop` is set. Signals `ready` once it is about to read, so
-/// the scan loop starts sending only after capture is under way.
+/// the scan loop starts sending only after capture is under way, and again
+/// when it has read its last packet and let go of `taps`: closing the
+/// capture socket then waits for the kernel (an RCU grace period, tens of
+/// milliseconds), which the scan need not wait for.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     mut capture: Capture,
@@ -202,7 +205,6 @@ pub fn run(
 ) {
     let tapped = taps.any();
     let _ = ready.send(());
-    drop(ready);
     // Counted locally, published once per read.
     let (mut captured, mut invalid, mut overflow) = (0u64, 0u64, 0u64);
     let mut disconnected = false;
@@ -248,10 +250,17 @@ pub fn run(
     stats
         .ring_drops
         .fetch_add(capture.drops(), Ordering::Relaxed);
+    drop(taps);
+    let _ = ready.send(());
+    drop(capture);
 }
 
-/// How long one capture read waits before the stop flag is looked at again.
-const POLL: Duration = Duration::from_millis(20);
+/// How long one capture read waits before the stop flag is looked at again:
+/// the scan's end waits for this thread, so this is time added to every
+/// scan. While replies flow the ring hands over a block every 2 ms anyway
+/// (its retire timeout), so a short wait costs nothing then; idle, it is a
+/// few hundred wake-ups a second.
+const POLL: Duration = Duration::from_millis(2);
 
 /// The slow path, with `--pcap` or `--packet-trace`: records a packet
 /// addressed to our probe ports and decides what to forward.

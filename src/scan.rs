@@ -253,7 +253,7 @@ pub fn run_with_trace(
     let mut grace_until: Option<Duration> = None;
     while !tracker.is_done() {
         if grace_until.is_none() && interrupted() {
-            let grace = tracker.rtt().rto(&cfg.timing).min(MAX_GRACE);
+            let grace = tracker.rto().min(MAX_GRACE);
             grace_until = Some(clock.elapsed() + grace);
         }
         while let Ok(heard) = reply_rx.try_recv() {
@@ -337,11 +337,28 @@ pub fn run_with_trace(
             on_heard(&mut tracker, heard, trace_sink.as_ref());
         }
     }
+    if tracker.is_done() {
+        // A timeout concluded silence, not an answer: listen a little
+        // longer for replies that would revise the last conclusions.
+        let until = clock.elapsed() + tracker.final_wait();
+        loop {
+            let now = clock.elapsed();
+            if now >= until || (grace_until.is_none() && interrupted()) {
+                break;
+            }
+            if let Some(heard) = recv_reply(&reply_rx, (until - now).min(CAPTURE_POLL), &rstats)? {
+                on_heard(&mut tracker, heard, trace_sink.as_ref());
+            }
+        }
+    }
     let elapsed = clock.elapsed();
     drop(order_tx);
     stop.store(true, Ordering::Relaxed);
     let _ = sender.join();
-    let _ = receiver.join();
+    // Its second signal: every packet read and handed over, its taps let
+    // go. The thread may still be closing its socket; it is not joined.
+    let _ = ready_rx.recv();
+    drop(receiver);
     // Late replies heard before the receiver stopped: all duplicates now,
     // but counted (and traced) like the others.
     while let Ok(heard) = reply_rx.try_recv() {

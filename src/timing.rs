@@ -22,11 +22,17 @@ pub struct TimingParams {
 }
 
 impl Default for TimingParams {
-    /// nmap -T4's values (initial 500 ms, floor 100 ms, ceiling 1250 ms).
+    /// nmap -T4's values (initial 500 ms, ceiling 1250 ms), but a floor of
+    /// 10 ms instead of 100 ms: the timeout comes from the measured round
+    /// trips (RFC 6298), and a reply that comes after it is not lost, it
+    /// revises the no-response conclusion (and doubles the floor) until
+    /// the scan ends, which waits for such replies (see
+    /// `Tracker::final_wait`). On a LAN, nmap's 100 ms floor is what most
+    /// of a scan of a filtering host waits for.
     fn default() -> TimingParams {
         TimingParams {
             initial_rto: Duration::from_millis(500),
-            min_rto: Duration::from_millis(100),
+            min_rto: Duration::from_millis(10),
             max_rto: Duration::from_millis(1250),
             max_retries: 2,
             max_adaptive_retries: 6,
@@ -81,7 +87,7 @@ pub fn template(level: u8) -> Option<Template> {
             params: base,
             max_rate: None,
         },
-        5 => t("insane", 250, 50, 300, 256.0, 8192.0, 2, None),
+        5 => t("insane", 250, 5, 300, 256.0, 8192.0, 2, None),
         _ => return None,
     })
 }

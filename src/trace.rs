@@ -187,6 +187,16 @@ pub fn rcvd_line(t: &Traced, effect: Option<ReplyEffect>, techniques: &[Techniqu
                 outcome.reason
             );
         }
+        Some(ReplyEffect::Revised { rule, outcome }) => {
+            let _ = write!(
+                line,
+                "{tech_name} row {}: {} => {} ({}), late: revises no-response",
+                rule + 1,
+                technique.map_or_else(|| "?".to_string(), |t| rule_name(t, rule)),
+                outcome.state,
+                outcome.reason
+            );
+        }
         Some(ReplyEffect::Duplicate) => line.push_str("duplicate: already decided"),
         Some(ReplyEffect::Unmatched) => {
             let _ = write!(

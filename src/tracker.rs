@@ -122,6 +122,12 @@ enum Slot {
         attempt: u8,
     },
     Done(Finding),
+    /// Concluded on silence after try `last`: a reply to any of its tries
+    /// that still comes in before the scan ends revises it.
+    Silent {
+        finding: Finding,
+        last: u8,
+    },
     /// Decided by an earlier run this one resumes: never sent, never reported.
     Skipped,
 }
@@ -131,7 +137,12 @@ enum Slot {
 pub enum ReplyEffect {
     /// Decided the port, by this row of the technique's table.
     Decided { rule: usize, outcome: Outcome },
-    /// The port was already decided (duplicate or late reply).
+    /// A reply to a probe concluded on silence: its try timed out, but the
+    /// answer came before the scan ended. Silence is only the absence of
+    /// evidence, so the reply decides (by this row), and timeouts grow.
+    Revised { rule: usize, outcome: Outcome },
+    /// The port was already decided by a reply (a duplicate, or an answer
+    /// to an earlier try).
     Duplicate,
     /// No row of the technique's table covers this reply.
     Unmatched,
@@ -143,8 +154,11 @@ pub enum ReplyEffect {
 pub struct TrackerStats {
     pub sent: u64,
     pub retransmissions: u64,
-    /// Replies that decided a port.
+    /// Replies that decided a port (revisions included).
     pub replies: u64,
+    /// Replies that came after their probe was concluded on silence, and
+    /// revised it ([`ReplyEffect::Revised`]).
+    pub revised: u64,
     pub duplicates: u64,
     pub unmatched: u64,
     pub unexpected: u64,
@@ -185,6 +199,14 @@ pub struct Tracker {
     /// When the window last shrank: at most once per timeout, as TCP's
     /// fast recovery does, or random loss would pin it at the floor.
     last_drop: Option<Time>,
+    /// No timeout is shorter than this: `min_rto`, doubled by every reply
+    /// that came after its probe was concluded on silence, and by replies
+    /// to a try that a retransmission already followed (the timeout was
+    /// too short, not the packet lost; at most once per timeout).
+    floor: Duration,
+    last_backoff: Option<Time>,
+    /// The longest round trip measured.
+    max_rtt: Duration,
 }
 
 impl Tracker {
@@ -220,6 +242,9 @@ impl Tracker {
             retry_budget: params.max_retries,
             silent: Vec::new(),
             last_drop: None,
+            floor: params.min_rto,
+            last_backoff: None,
+            max_rtt: Duration::ZERO,
         }
     }
 
@@ -243,11 +268,28 @@ impl Tracker {
     /// from the scan's until then.
     fn rto_for(&self, host: usize) -> Duration {
         let own = &self.host_rtt[host];
-        if own.srtt().is_some() {
+        let rto = if own.srtt().is_some() {
             own.rto(&self.params)
         } else {
             self.rtt.rto(&self.params)
+        };
+        rto.max(self.floor)
+    }
+
+    /// The scan's timeout now (from all hosts' round trips).
+    pub fn rto(&self) -> Duration {
+        self.rtt.rto(&self.params).max(self.floor)
+    }
+
+    /// How long the scan listens after its last conclusion, for replies
+    /// that would revise a conclusion drawn from silence: the scan's
+    /// timeout, or twice the longest round trip seen if that is longer (at
+    /// most `max_rto`). Zero when nothing was concluded on silence.
+    pub fn final_wait(&self) -> Duration {
+        if self.silent.is_empty() {
+            return Duration::ZERO;
         }
+        self.rto().max((self.max_rtt * 2).min(self.params.max_rto))
     }
 
     /// Probes decided `open` so far.
@@ -323,7 +365,10 @@ impl Tracker {
         // Only probes handed out or skipped can be decided.
         for pos in 0..self.next_new.max(self.skip_end) {
             let index = self.order.at(pos);
-            if !matches!(self.slots[index as usize], Slot::Done(_) | Slot::Skipped) {
+            if !matches!(
+                self.slots[index as usize],
+                Slot::Done(_) | Slot::Silent { .. } | Slot::Skipped
+            ) {
                 continue;
             }
             match out.last_mut() {
@@ -410,11 +455,14 @@ impl Tracker {
             } else {
                 let technique = (index % self.space.techniques as u64) as usize;
                 let o = self.techniques[technique].no_response;
-                *slot = Slot::Done(Finding {
-                    state: o.state,
-                    reason: o.reason,
-                    ttl: None,
-                });
+                *slot = Slot::Silent {
+                    finding: Finding {
+                        state: o.state,
+                        reason: o.reason,
+                        ttl: None,
+                    },
+                    last: attempt,
+                };
                 self.decided += 1;
                 self.silent.push((index, attempt));
             }
@@ -459,6 +507,10 @@ impl Tracker {
         let slots = &mut self.slots;
         let (retries, decided) = (&mut self.retries, &mut self.decided);
         self.silent.retain(|&(index, had)| {
+            if !matches!(slots[index as usize], Slot::Silent { .. }) {
+                // Revised by a late reply since.
+                return false;
+            }
             if had >= budget {
                 return true;
             }
@@ -485,6 +537,7 @@ impl Tracker {
                 self.stats.duplicates += 1;
                 return ReplyEffect::Duplicate;
             }
+            Slot::Silent { last, .. } => return self.revise(index, last, reply),
             // Not sent yet, or decided by the run this one resumes (its
             // cookies are the same: same seed).
             Slot::Pending | Slot::Skipped => {
@@ -504,13 +557,19 @@ impl Tracker {
             self.stats.unmatched += 1;
             return ReplyEffect::Unmatched;
         };
+        if reply.attempt_slot < current {
+            // A retransmission followed this try, yet the try was answered.
+            self.back_off(reply.at);
+        }
         if let Slot::InFlight { attempt, sent } = slot {
             self.in_flight -= 1;
             // Karn's rule: only a reply to the latest try times a round trip.
             if reply.attempt_slot == attempt % TRY_SLOTS as u8 && reply.at >= sent {
                 let first = self.rtt.srtt().is_none();
-                self.rtt.sample(reply.at - sent);
-                self.host_rtt[self.space.host_of(index)].sample(reply.at - sent);
+                let rtt = reply.at - sent;
+                self.rtt.sample(rtt);
+                self.host_rtt[self.space.host_of(index)].sample(rtt);
+                self.max_rtt = self.max_rtt.max(rtt);
                 if first {
                     self.retime_in_flight();
                 }
@@ -524,7 +583,7 @@ impl Tracker {
         if reply.attempt_slot > 0 {
             // The first try got no answer but a later one did: a drop.
             self.answered_late += 1;
-            let rto = self.rtt.rto(&self.params);
+            let rto = self.rto();
             if self.last_drop.is_none_or(|t| reply.at >= t + rto) {
                 self.window.on_drop();
                 self.last_drop = Some(reply.at);
@@ -539,6 +598,43 @@ impl Tracker {
         self.decided += 1;
         self.stats.replies += 1;
         ReplyEffect::Decided { rule, outcome }
+    }
+
+    /// A reply to a probe concluded on silence after try `last`.
+    fn revise(&mut self, index: u64, last: u8, reply: &Reply) -> ReplyEffect {
+        if reply.attempt_slot as u16 >= TRY_SLOTS || reply.attempt_slot > last {
+            self.stats.unexpected += 1;
+            return ReplyEffect::Unexpected;
+        }
+        let Some((rule, outcome)) = self.techniques[reply.technique].classify(reply.kind) else {
+            self.stats.unmatched += 1;
+            return ReplyEffect::Unmatched;
+        };
+        self.slots[index as usize] = Slot::Done(Finding {
+            state: outcome.state,
+            reason: outcome.reason,
+            ttl: Some(reply.ttl),
+        });
+        if outcome.state == PortState::Open {
+            self.open_found += 1;
+        }
+        self.stats.replies += 1;
+        self.stats.revised += 1;
+        // Our timeouts were too short for this reply: be more patient
+        // from now on, as TCP backs off.
+        self.floor = (self.floor * 2).min(self.params.max_rto.max(self.params.min_rto));
+        ReplyEffect::Revised { rule, outcome }
+    }
+
+    /// A timeout fired although the reply was on its way: doubles the
+    /// floor, at most once per timeout (one stall of the network delays
+    /// many replies at once and should count once).
+    fn back_off(&mut self, at: Time) {
+        let rto = self.rto();
+        if self.last_backoff.is_none_or(|t| at >= t + rto) {
+            self.floor = (self.floor * 2).min(self.params.max_rto.max(self.params.min_rto));
+            self.last_backoff = Some(at);
+        }
     }
 
     /// When the next timeout falls, if any probe is waiting for one.
@@ -557,7 +653,7 @@ impl Tracker {
         self.slots.iter().enumerate().map(|(i, slot)| {
             let (h, p, t) = self.space.probe(i as u64);
             let f = match slot {
-                Slot::Done(f) => Some(*f),
+                Slot::Done(f) | Slot::Silent { finding: f, .. } => Some(*f),
                 _ => None,
             };
             (h, p, t, f)
@@ -929,10 +1025,10 @@ mod tests {
         let to = |h| sent.iter().find(|o| o.host == h).unwrap();
         t.on_reply(&reply_to(to(H1), ReplyKind::SynAck, ms(10)));
         t.on_reply(&reply_to(to(H2), ReplyKind::SynAck, ms(400)));
-        // H1: 10 ms round trips, clamped to the 100 ms floor. H2: srtt 400,
-        // rttvar 200 -> 1200 ms. H3 has not answered: the scan's estimate
-        // (srtt 58.75, rttvar 101.25 -> 463.75 ms).
-        assert_eq!(t.rto_for(0), ms(100));
+        // H1: srtt 10, rttvar 5 -> 30 ms. H2: srtt 400, rttvar 200 ->
+        // 1200 ms. H3 has not answered: the scan's estimate (srtt 58.75,
+        // rttvar 101.25 -> 463.75 ms).
+        assert_eq!(t.rto_for(0), ms(30));
         assert_eq!(t.rto_for(1), ms(1200));
         assert_eq!(t.rto_for(2), Duration::from_micros(463_750));
         assert_eq!(t.open_found(), 2);
@@ -944,15 +1040,98 @@ mod tests {
         let sent: Vec<_> = std::iter::from_fn(|| t.poll_send(ms(0))).collect();
         assert_eq!(sent.len(), 4);
         assert_eq!(t.next_deadline(), Some(TimingParams::default().initial_rto));
-        // One answer in 1 ms: the others' deadlines drop to the 100 ms floor.
+        // One answer in 1 ms: the others' deadlines drop to the 10 ms floor.
         t.on_reply(&reply_to(&sent[0], ReplyKind::Rst { window: 0 }, ms(1)));
-        assert_eq!(t.next_deadline(), Some(ms(100)));
-        t.expire(ms(100));
+        assert_eq!(t.next_deadline(), Some(ms(10)));
+        t.expire(ms(10));
         assert_eq!(
             t.in_flight(),
             0,
-            "the three silent probes timed out at 100 ms"
+            "the three silent probes timed out at 10 ms"
         );
+    }
+
+    /// Sends and times out until every probe is decided; returns the orders.
+    fn run_silent(t: &mut Tracker, mut now: Time) -> (Vec<SendOrder>, Time) {
+        let mut orders = Vec::new();
+        while !t.is_done() {
+            orders.extend(std::iter::from_fn(|| t.poll_send(now)));
+            now = t
+                .next_deadline()
+                .expect("undecided probes wait for a timeout");
+            t.expire(now);
+        }
+        (orders, now)
+    }
+
+    #[test]
+    fn a_late_reply_revises_silence_and_makes_timeouts_longer() {
+        let mut t = tracker(vec![22, 23], &["syn"]);
+        let (orders, end) = run_silent(&mut t, ms(0));
+        assert!(t
+            .findings()
+            .all(|f| f.3.unwrap().reason == Reason::NoResponse));
+        assert!(t.final_wait() >= t.rto());
+        let floor = t.floor;
+        // The first try's answer, after all three tries timed out.
+        let first = orders.iter().find(|o| o.attempt == 0).unwrap();
+        let late = reply_to(first, ReplyKind::SynAck, end + ms(1));
+        assert!(matches!(
+            t.on_reply(&late),
+            ReplyEffect::Revised { rule: 0, .. }
+        ));
+        let f = t.findings().nth(first.index as usize).unwrap().3.unwrap();
+        assert_eq!((f.state, f.ttl), (PortState::Open, Some(64)));
+        assert_eq!(t.floor, floor * 2);
+        assert_eq!(
+            (t.stats().revised, t.stats().replies, t.open_found()),
+            (1, 1, 1)
+        );
+        // Now decided by a reply: another copy is a duplicate.
+        assert_eq!(t.on_reply(&late), ReplyEffect::Duplicate);
+        // An answer to a try never sent (the fourth) is not believed.
+        let other = orders
+            .iter()
+            .find(|o| o.index != first.index && o.attempt == 0)
+            .unwrap();
+        let mut forged = reply_to(other, ReplyKind::SynAck, end + ms(2));
+        forged.attempt_slot = 3;
+        assert_eq!(t.on_reply(&forged), ReplyEffect::Unexpected);
+        assert!(t.is_done());
+    }
+
+    #[test]
+    fn no_final_wait_when_every_probe_was_answered() {
+        let mut t = tracker(vec![22], &["syn"]);
+        let sent: Vec<_> = std::iter::from_fn(|| t.poll_send(ms(0))).collect();
+        for o in &sent {
+            t.on_reply(&reply_to(o, ReplyKind::Rst { window: 0 }, ms(1)));
+        }
+        assert!(t.is_done());
+        assert_eq!(t.final_wait(), Duration::ZERO);
+    }
+
+    #[test]
+    fn an_answer_overtaken_by_its_retransmission_doubles_the_floor_once_per_timeout() {
+        let mut t = tracker((1..=4).collect(), &["syn"]);
+        let first: Vec<_> = std::iter::from_fn(|| t.poll_send(ms(0))).collect();
+        assert_eq!(first.len(), 4);
+        // One quick answer sets the RTT (3 ms, so the 10 ms floor rules)...
+        t.on_reply(&reply_to(&first[0], ReplyKind::Rst { window: 0 }, ms(1)));
+        assert_eq!(t.floor, ms(10));
+        // ...the others time out at 10 ms and go again (before new probes)...
+        let again: Vec<_> = std::iter::from_fn(|| t.poll_send(ms(10))).collect();
+        assert_eq!(again.iter().filter(|o| o.attempt == 1).count(), 3);
+        assert!(again[..3].iter().all(|o| o.attempt == 1));
+        // ...and then their first tries' answers come: the timeout was too
+        // short. Three such answers in one burst double the floor once.
+        for o in &first[1..] {
+            let effect = t.on_reply(&reply_to(o, ReplyKind::Rst { window: 0 }, ms(12)));
+            assert!(matches!(effect, ReplyEffect::Decided { .. }));
+        }
+        assert_eq!(t.floor, ms(20));
+        assert_eq!(t.rto(), ms(20));
+        assert_eq!(t.stats().retransmissions, 3);
     }
 
     #[test]

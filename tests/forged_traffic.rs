@@ -645,7 +645,11 @@ fn scan_with(
     ports: &str,
 ) -> (States, serde_json::Value) {
     let json = temp_file(name);
-    let mut args = vec!["--netns", scan_ns];
+    // The forger is one thread that reads each probe and sends three
+    // packets back; at flagscan's full speed it falls behind, and what it
+    // sends after the scan's short final wait reaches no receiver. At this
+    // rate it keeps up, so every forgery is seen and counted.
+    let mut args = vec!["--netns", scan_ns, "--max-rate", "10000"];
     args.extend_from_slice(techniques);
     args.extend(["-p", ports, WEB_S, "-oJ", json.to_str().unwrap()]);
     let out = flagscan(&args);
@@ -796,8 +800,9 @@ fn forged_replies_from_the_target_change_no_result_and_are_counted_invalid() {
     // Counting. Every forgery is addressed to a probe source port of this
     // scan and fails the cookie check, so each one that reaches flagscan's
     // receiver while it runs counts as invalid; one sent after the receiver
-    // stopped would not, but the forger answers within a millisecond and
-    // flagscan waits for the last probes' replies far longer. Measured here:
+    // stopped would not, but the forger answers within a millisecond at
+    // this rate and flagscan waits for the last probes' replies longer
+    // (three tries and a final wait). Measured here:
     // every forgery counted; the 5% below is slack for a forger that falls
     // behind on a loaded machine, not an expected loss.
     //
