@@ -6,7 +6,9 @@
 //! replies ([`Tracker::on_reply`]) and sleeps until [`Tracker::next_deadline`].
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+
+use rustc_hash::FxHashMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::time::Duration;
@@ -23,11 +25,18 @@ pub type Time = Duration;
 #[derive(Debug, Clone)]
 pub struct ProbeSpace {
     pub hosts: Vec<Ipv4Addr>,
-    /// Sorted ascending (binary-searched when a reply comes in).
+    /// Sorted ascending.
     pub ports: Vec<u16>,
     pub techniques: usize,
-    host_index: HashMap<Ipv4Addr, u32>,
+    /// Every reply is looked up here, on the scan loop's thread: a fast
+    /// hash for hosts and a table for ports (256 KiB), rather than SipHash
+    /// and a binary search, which were 2.6% of a scan's CPU time.
+    host_index: FxHashMap<Ipv4Addr, u32>,
+    /// Port -> its position in `ports`, or `NO_PORT`.
+    port_index: Vec<u32>,
 }
+
+const NO_PORT: u32 = u32::MAX;
 
 impl ProbeSpace {
     pub fn new(hosts: Vec<Ipv4Addr>, mut ports: Vec<u16>, techniques: usize) -> ProbeSpace {
@@ -38,11 +47,16 @@ impl ProbeSpace {
             .enumerate()
             .map(|(i, h)| (*h, i as u32))
             .collect();
+        let mut port_index = vec![NO_PORT; 1 << 16];
+        for (i, p) in ports.iter().enumerate() {
+            port_index[usize::from(*p)] = i as u32;
+        }
         ProbeSpace {
             hosts,
             ports,
             techniques,
             host_index,
+            port_index,
         }
     }
 
@@ -57,7 +71,10 @@ impl ProbeSpace {
     /// Techniques vary fastest, so one port's techniques sit side by side.
     pub fn index(&self, host: Ipv4Addr, port: u16, technique: usize) -> Option<u64> {
         let h = *self.host_index.get(&host)? as u64;
-        let p = self.ports.binary_search(&port).ok()? as u64;
+        let p = match self.port_index[usize::from(port)] {
+            NO_PORT => return None,
+            p => u64::from(p),
+        };
         (technique < self.techniques)
             .then(|| (h * self.ports.len() as u64 + p) * self.techniques as u64 + technique as u64)
     }
