@@ -569,10 +569,13 @@ pub(crate) fn report(
         eprintln!("{}", output::summary(result));
         return Ok(());
     }
+    // Block-buffered: stdout is line-buffered, a system call per line, and
+    // the report of a /16 sweep has 458,753 lines (1.3 s of writes).
     let stdout = std::io::stdout();
-    let mut w = stdout.lock();
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     output::write_text(&mut w, result, services, opts)?;
     writeln!(w, "{}", output::summary(result))?;
+    w.flush()?;
     Ok(())
 }
 
