@@ -340,6 +340,10 @@ struct StatsRecord {
     /// records are earlier in the file.
     #[serde(skip_serializing_if = "is_zero")]
     skipped: u64,
+    /// Probes sent as Ethernet frames (`AF_PACKET`, `--io fast` with the
+    /// next hop's MAC known); the rest went through the kernel's IP layer.
+    #[serde(skip_serializing_if = "is_zero")]
+    link_layer: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -408,6 +412,7 @@ pub fn write_jsonl(
         rate_pps: rate(result),
         interrupted: result.interrupted,
         skipped: s.skipped,
+        link_layer: s.link_layer,
     };
     serde_json::to_writer(&mut *w, &rec)?;
     w.write_all(b"\n")?;
