@@ -31,7 +31,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -464,6 +464,8 @@ pub struct NextHops {
     /// Hops whose MAC is still unknown.
     unresolved: AtomicUsize,
     recheck: Mutex<Recheck>,
+    /// `recheck.first_fallback` is set.
+    fallback_noted: AtomicBool,
 }
 
 /// What [`NextHops::resolve`] found, for a one-line summary.
@@ -529,6 +531,7 @@ impl NextHops {
             by_target,
             unresolved: AtomicUsize::new(unresolved),
             recheck: Mutex::new(Recheck::default()),
+            fallback_noted: AtomicBool::new(false),
         }
     }
 
@@ -550,10 +553,16 @@ impl NextHops {
         self.hops.get(i as usize)
     }
 
-    /// Notes that a probe went out at layer 3 for want of a MAC.
+    /// Notes that a probe went out at layer 3 for want of a MAC. Once
+    /// noted, one atomic load: a sweep of absent on-link hosts comes here
+    /// for every probe.
     pub fn note_fallback(&self) {
+        if self.fallback_noted.load(Ordering::Relaxed) {
+            return;
+        }
         if let Ok(mut r) = self.recheck.try_lock() {
             r.first_fallback.get_or_insert_with(Instant::now);
+            self.fallback_noted.store(true, Ordering::Relaxed);
         }
     }
 

@@ -135,6 +135,20 @@ mod tests {
     }
 
     #[test]
+    fn netlink_and_udp_connect_agree_on_the_source() {
+        let targets: Vec<Ipv4Addr> = ["127.0.0.1", "127.0.0.5", "127.255.255.254"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let routes = nexthop::kernel_routes(&targets, None).unwrap();
+        for (t, r) in targets.iter().zip(routes) {
+            let r = r.unwrap_or_else(|| panic!("no route to {t}"));
+            assert_eq!(r.kind, RouteKind::Local, "{t}");
+            assert_eq!(r.source, Some(kernel_source(*t).unwrap()), "{t}");
+        }
+    }
+
+    #[test]
     fn overrides_and_unknown_interfaces() {
         let src = Ipv4Addr::new(127, 0, 0, 9);
         let p = plan(&[Ipv4Addr::LOCALHOST], Some("lo"), Some(src)).unwrap();
