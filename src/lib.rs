@@ -15,6 +15,7 @@ pub mod explain;
 pub mod findings;
 pub mod interrupt;
 pub mod lab;
+pub mod nexthop;
 pub mod output;
 pub mod permutation;
 pub mod portable_io;

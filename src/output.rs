@@ -344,6 +344,10 @@ struct StatsRecord {
     /// turned a no-response conclusion into what they say.
     #[serde(skip_serializing_if = "is_zero")]
     late_replies: u64,
+    /// Probes sent as Ethernet frames (`AF_PACKET`, `--io fast` with the
+    /// next hop's MAC known); the rest went through the kernel's IP layer.
+    #[serde(skip_serializing_if = "is_zero")]
+    link_layer: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -424,6 +428,7 @@ pub fn write_jsonl(
         interrupted: result.interrupted,
         skipped: s.skipped,
         late_replies: s.tracker.revised,
+        link_layer: s.link_layer,
     };
     serde_json::to_writer(&mut *w, &rec)?;
     w.write_all(b"\n")?;

@@ -16,6 +16,7 @@ use rand::{RngCore, SeedableRng};
 use crate::capture::{PcapCounts, PcapSink};
 use crate::cookie::{probe_numbers, CookieKey, PortPlan, MAX_TECHNIQUES};
 use crate::error::usage;
+use crate::nexthop::NextHops;
 use crate::rawsock::{self, IoMode, IoPlan};
 use crate::receiver::{self, Heard, ReceiverStats, Validator, Verdict};
 use crate::route::{self, RoutePlan};
@@ -65,6 +66,9 @@ pub struct ScanStats {
     pub invalid: u64,
     pub overflow: u64,
     pub send_failures: u64,
+    /// Probes that left as Ethernet frames (layer 2); the others went
+    /// through the kernel's IP layer.
+    pub link_layer: u64,
     pub elapsed: Duration,
     /// Packets written with `--pcap`: `sent` is `tracker.sent` minus
     /// `send_failures` (a probe the kernel refused never left).
@@ -131,6 +135,8 @@ pub fn run_with_trace(
         None => None,
     };
     let trace_sink = cfg.packet_trace.then(|| TraceSink::new(trace_out));
+    let next_hops =
+        (cfg.io == IoMode::Fast).then(|| Arc::new(NextHops::resolve(&cfg.targets, &route.kernel)));
 
     // Capture first: anything sent from here on can be heard.
     let (tx_socket, rx_socket) = rawsock::open(
@@ -141,6 +147,7 @@ pub fn run_with_trace(
             poll: CAPTURE_POLL,
             ports: ports.range(),
             any_flags: pcap.is_some() || trace_sink.is_some(),
+            next_hops,
         },
     )?;
     // Every socket and file is open: nothing below needs root.
@@ -385,6 +392,7 @@ pub fn run_with_trace(
         invalid: rstats.invalid.load(Ordering::Relaxed),
         overflow: rstats.overflow.load(Ordering::Relaxed),
         send_failures: sstats.failed.load(Ordering::Relaxed),
+        link_layer: sstats.link_layer.load(Ordering::Relaxed),
         elapsed,
         pcap: pcap_counts,
         skipped: tracker.skipped(),
