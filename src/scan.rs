@@ -166,12 +166,10 @@ pub fn run_with_trace(
         .map(|t| ProbeTemplate::new(t.flags))
         .collect();
     let space = ProbeSpace::new(cfg.targets.clone(), cfg.ports.clone(), cfg.techniques.len());
-    let source_of: std::collections::HashMap<Ipv4Addr, Ipv4Addr> = cfg
-        .targets
-        .iter()
-        .copied()
-        .zip(route.sources.iter().copied())
-        .collect();
+    // Source address by host position (the probe index says it): no hash
+    // per probe.
+    let sources = route.sources.clone();
+    let probes_per_host = (space.len() / space.hosts.len().max(1) as u64).max(1);
     let probe_flags = validator.probe_flags.clone();
     let labels: Vec<(String, u8)> = cfg
         .techniques
@@ -230,7 +228,10 @@ pub fn run_with_trace(
 
     // Turns the tracker's decision into a probe for the sender.
     let hand_out = |o: crate::tracker::SendOrder| -> anyhow::Result<()> {
-        let src = source_of[&o.host];
+        let src = sources
+            .get((o.index / probes_per_host) as usize)
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("no source address planned for {}", o.host))?;
         let sport = ports.sport(o.technique, o.attempt);
         let (seq, ack) = probe_numbers(
             key.cookie(src, o.host, sport, o.port),
