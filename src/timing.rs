@@ -19,6 +19,12 @@ pub struct TimingParams {
     pub max_adaptive_retries: u8,
     pub initial_cwnd: f64,
     pub max_cwnd: f64,
+    /// The window halves at most once per this long (or per timeout, if
+    /// that is longer). It is nmap's timeout floor: lowering the floor made
+    /// timeouts shorter, and must not make the window shrink ten times as
+    /// often under steady random loss (measured: 10% loss, 10,000 ports,
+    /// 0.7 s with this, 2.1 s with the 10 ms floor as the interval).
+    pub window_hold: Duration,
 }
 
 impl Default for TimingParams {
@@ -38,6 +44,7 @@ impl Default for TimingParams {
             max_adaptive_retries: 6,
             initial_cwnd: 64.0,
             max_cwnd: 4096.0,
+            window_hold: Duration::from_millis(100),
         }
     }
 }
@@ -60,6 +67,7 @@ pub fn template(level: u8) -> Option<Template> {
         params: TimingParams {
             initial_rto: ms(initial),
             min_rto: ms(min),
+            window_hold: ms(min).max(base.window_hold),
             max_rto: ms(max),
             initial_cwnd: cwnd,
             max_cwnd,
@@ -87,7 +95,13 @@ pub fn template(level: u8) -> Option<Template> {
             params: base,
             max_rate: None,
         },
-        5 => t("insane", 250, 5, 300, 256.0, 8192.0, 2, None),
+        5 => Template {
+            params: TimingParams {
+                window_hold: ms(50),
+                ..t("insane", 250, 5, 300, 256.0, 8192.0, 2, None).params
+            },
+            ..t("insane", 250, 5, 300, 256.0, 8192.0, 2, None)
+        },
         _ => return None,
     })
 }

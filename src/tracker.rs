@@ -600,7 +600,7 @@ impl Tracker {
         if reply.attempt_slot > 0 {
             // The first try got no answer but a later one did: a drop.
             self.answered_late += 1;
-            let rto = self.rto();
+            let rto = self.rto().max(self.params.window_hold);
             if self.last_drop.is_none_or(|t| reply.at >= t + rto) {
                 self.window.on_drop();
                 self.last_drop = Some(reply.at);
@@ -1030,6 +1030,41 @@ mod tests {
             t.on_reply(&reply_to(o, ReplyKind::Rst { window: 0 }, rto + ms(1)));
         }
         assert_eq!(t.window.size(), 3);
+    }
+
+    #[test]
+    fn under_steady_loss_the_window_halves_at_most_once_per_hold_not_per_short_timeout() {
+        let mut t = tracker((1..=400).collect(), &["syn"]);
+        let first: Vec<_> = std::iter::from_fn(|| t.poll_send(ms(0))).collect();
+        // A quick answer: timeouts drop to the 10 ms floor.
+        t.on_reply(&reply_to(&first[0], ReplyKind::Rst { window: 0 }, ms(1)));
+        for o in &first[1..] {
+            t.on_reply(&reply_to(o, ReplyKind::Rst { window: 0 }, ms(1)));
+        }
+        assert_eq!(t.rto(), ms(10));
+        // Rounds: one probe's first try is lost, its retry answered at the
+        // time given; every other probe is answered at once.
+        let mut sizes = Vec::new();
+        for answer_at in [ms(20), ms(50), ms(140)] {
+            let start = answer_at - ms(15);
+            let batch: Vec<_> = std::iter::from_fn(|| t.poll_send(start)).collect();
+            let (lost, rest) = batch.split_first().expect("room in the window");
+            for o in rest {
+                t.on_reply(&reply_to(o, ReplyKind::Rst { window: 0 }, start));
+            }
+            let retry = std::iter::from_fn(|| t.poll_send(answer_at - ms(1)))
+                .find(|o| o.index == lost.index)
+                .expect("the lost try is sent again after 10 ms");
+            assert_eq!(retry.attempt, 1);
+            let before = t.window.size();
+            t.on_reply(&reply_to(&retry, ReplyKind::Rst { window: 0 }, answer_at));
+            sizes.push((before, t.window.size()));
+        }
+        // The first drop halves; 30 ms later (three timeouts, but within
+        // the 100 ms hold) the next does not; 120 ms later one does again.
+        assert!(sizes[0].1 < sizes[0].0, "{sizes:?}");
+        assert!(sizes[1].1 >= sizes[1].0, "{sizes:?}");
+        assert!(sizes[2].1 < sizes[2].0, "{sizes:?}");
     }
 
     #[test]
