@@ -300,13 +300,16 @@ impl Tracker {
 
     /// How long the scan listens after its last conclusion, for replies
     /// that would revise a conclusion drawn from silence: the scan's
-    /// timeout, or twice the longest round trip seen if that is longer (at
-    /// most `max_rto`). Zero when nothing was concluded on silence.
+    /// timeout, or the longest round trip seen if that is longer (at most
+    /// `max_rto`). The last try has then had two timeouts to be answered,
+    /// on a network that is quiet by now (the longest round trips are seen
+    /// at full speed, with queues). Zero when nothing was concluded on
+    /// silence.
     pub fn final_wait(&self) -> Duration {
         if self.silent.is_empty() {
             return Duration::ZERO;
         }
-        self.rto().max((self.max_rtt * 2).min(self.params.max_rto))
+        self.rto().max(self.max_rtt.min(self.params.max_rto))
     }
 
     /// Probes decided `open` so far.
