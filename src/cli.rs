@@ -411,10 +411,22 @@ pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {
     };
     let written = scan::run_with_trace(resolved.scan, trace_out).and_then(|result| {
         let services = Services::load();
-        if let Some(w) = json.as_mut() {
-            output::write_jsonl(w.as_mut(), &result, &services, resolved.text.lang)?;
-        }
-        report(&result, &services, resolved.text, json_on_stdout)?;
+        // The JSON file and the text report are written side by side: the
+        // scan's threads are done and a core is free.
+        let lang = resolved.text.lang;
+        let (result_ref, services_ref) = (&result, &services);
+        std::thread::scope(|scope| {
+            let json_job = json.as_mut().map(|w| {
+                scope.spawn(move || output::write_jsonl(w.as_mut(), result_ref, services_ref, lang))
+            });
+            let text = report(&result, &services, resolved.text, json_on_stdout);
+            if let Some(job) = json_job {
+                job.join().map_err(|_| {
+                    anyhow::anyhow!("writing the JSON output failed unexpectedly")
+                })??;
+            }
+            text
+        })?;
         Ok(result)
     });
     let result = match written {

@@ -22,7 +22,7 @@ use crate::tracker::Finding;
 const FOLD_THRESHOLD: usize = 25;
 
 /// Opens an output destination; `-` is stdout.
-pub fn open(path: &Path, option: &str) -> anyhow::Result<Box<dyn Write>> {
+pub fn open(path: &Path, option: &str) -> anyhow::Result<Box<dyn Write + Send>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(BufWriter::new(io::stdout())));
     }
@@ -37,7 +37,7 @@ pub fn open(path: &Path, option: &str) -> anyhow::Result<Box<dyn Write>> {
 
 /// Like [`open`], but appends to an existing file (`--resume` adds the
 /// records of the probes it concludes to the interrupted run's file).
-pub fn open_append(path: &Path, option: &str) -> anyhow::Result<Box<dyn Write>> {
+pub fn open_append(path: &Path, option: &str) -> anyhow::Result<Box<dyn Write + Send>> {
     if path.as_os_str() == "-" {
         return open(path, option);
     }

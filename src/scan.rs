@@ -210,6 +210,7 @@ pub fn run_with_trace(
     ready_rx
         .recv()
         .context("the receiver thread stopped before it started")?;
+    let (sent_tx, sent_rx) = bounded::<()>(1);
     let sender = {
         let sstats = sstats.clone();
         let taps = sender::Taps {
@@ -222,7 +223,7 @@ pub fn run_with_trace(
         };
         std::thread::Builder::new()
             .name("sender".into())
-            .spawn(move || sender::run(tx_socket, templates, order_rx, sstats, taps))
+            .spawn(move || sender::run(tx_socket, templates, order_rx, sstats, taps, sent_tx))
             .context("cannot start the sender thread")?
     };
 
@@ -362,7 +363,10 @@ pub fn run_with_trace(
     let elapsed = clock.elapsed();
     drop(order_tx);
     stop.store(true, Ordering::Relaxed);
-    let _ = sender.join();
+    // All sent and the taps let go; the thread may still be closing its
+    // sockets and is not joined (see sender::run).
+    let _ = sent_rx.recv();
+    drop(sender);
     // Its second signal: every packet read and handed over, its taps let
     // go. The thread may still be closing its socket; it is not joined.
     let _ = ready_rx.recv();
