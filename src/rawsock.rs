@@ -241,38 +241,7 @@ impl RawSender {
             self.send(frames[0].packet(), frames[0].dst)?;
             return Ok(1);
         }
-        // Everything lives on the stack, rebuilt per call: no allocation,
-        // and no pointers kept across calls.
-        let mut addrs = [sockaddr(Ipv4Addr::UNSPECIFIED); BATCH];
-        // SAFETY: iovec and mmsghdr are plain C structs; zero is valid.
-        let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
-        // SAFETY: as above.
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-        for (i, f) in frames.iter().enumerate() {
-            addrs[i] = sockaddr(f.dst);
-            let packet = f.packet();
-            iov[i] = libc::iovec {
-                iov_base: packet.as_ptr() as *mut libc::c_void,
-                iov_len: packet.len(),
-            };
-        }
-        for i in 0..frames.len() {
-            let h = &mut msgs[i].msg_hdr;
-            h.msg_name = &mut addrs[i] as *mut libc::sockaddr_in as *mut libc::c_void;
-            h.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            h.msg_iov = &mut iov[i];
-            h.msg_iovlen = 1;
-        }
-        // SAFETY: every header points at live buffers on this stack frame
-        // or in `frames`, for the lengths given; the kernel only reads them.
-        let rc = unsafe {
-            libc::sendmmsg(
-                self.fd.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                frames.len() as libc::c_uint,
-                0,
-            )
-        };
+        let rc = send_batch(&self.fd, frames, |f| (sockaddr(f.dst), f.packet()));
         if rc > 0 {
             return Ok(rc as usize);
         }
@@ -328,41 +297,14 @@ impl LinkSender {
         if frames.is_empty() {
             return Ok(0);
         }
-        // SAFETY: sockaddr_ll, iovec and mmsghdr are plain C structs; zero
-        // is a valid value of each.
-        let mut addrs: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
-        // SAFETY: as above.
-        let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
-        // SAFETY: as above.
-        let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-        for (i, f) in frames.iter().enumerate() {
-            let a = &mut addrs[i];
+        let rc = send_batch(&self.fd, frames, |f| {
+            // SAFETY: sockaddr_ll is a plain C struct; zero is valid.
+            let mut a: libc::sockaddr_ll = unsafe { mem::zeroed() };
             a.sll_family = libc::AF_PACKET as libc::c_ushort;
             a.sll_protocol = ETH_P_IP.to_be();
             a.sll_ifindex = f.link as libc::c_int;
-            let frame = f.ethernet();
-            iov[i] = libc::iovec {
-                iov_base: frame.as_ptr() as *mut libc::c_void,
-                iov_len: frame.len(),
-            };
-        }
-        for i in 0..frames.len() {
-            let h = &mut msgs[i].msg_hdr;
-            h.msg_name = &mut addrs[i] as *mut libc::sockaddr_ll as *mut libc::c_void;
-            h.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            h.msg_iov = &mut iov[i];
-            h.msg_iovlen = 1;
-        }
-        // SAFETY: every header points at live buffers on this stack frame
-        // or in `frames`, for the lengths given; the kernel only reads them.
-        let rc = unsafe {
-            libc::sendmmsg(
-                self.fd.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                frames.len() as libc::c_uint,
-                0,
-            )
-        };
+            (a, f.ethernet())
+        });
         // (No ENOSYS fallback as in RawSender: sendmmsg is older than
         // TPACKET_V3, without which this path is never taken.)
         match rc {
@@ -448,6 +390,57 @@ fn same_path(frames: &[Frame]) -> (bool, usize) {
         .take_while(|f| (f.link != 0) == at_l2)
         .count();
     (at_l2, run)
+}
+
+/// The socket address types [`send_batch`] fills in: plain C structs,
+/// valid when zeroed.
+trait SockAddr: Copy {}
+impl SockAddr for libc::sockaddr_in {}
+impl SockAddr for libc::sockaddr_ll {}
+
+/// One `sendmmsg` call for up to [`BATCH`] frames; `message` gives each
+/// frame's destination address and bytes. Returns the call's result as
+/// the kernel gave it (the number sent, or -1 with `errno` set).
+/// Everything lives on the stack, rebuilt per call: no allocation, and no
+/// pointers kept across calls.
+fn send_batch<'f, A: SockAddr>(
+    fd: &OwnedFd,
+    frames: &'f [Frame],
+    message: impl Fn(&'f Frame) -> (A, &'f [u8]),
+) -> libc::c_int {
+    let frames = &frames[..frames.len().min(BATCH)];
+    // SAFETY: A is a sockaddr (see SockAddr), a plain C struct for which
+    // zero is a valid value, as it is for iovec and mmsghdr.
+    let mut addrs: [A; BATCH] = unsafe { mem::zeroed() };
+    // SAFETY: as above.
+    let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+    for (i, f) in frames.iter().enumerate() {
+        let (addr, bytes) = message(f);
+        addrs[i] = addr;
+        iov[i] = libc::iovec {
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        };
+    }
+    for i in 0..frames.len() {
+        let h = &mut msgs[i].msg_hdr;
+        h.msg_name = &mut addrs[i] as *mut A as *mut libc::c_void;
+        h.msg_namelen = mem::size_of::<A>() as libc::socklen_t;
+        h.msg_iov = &mut iov[i];
+        h.msg_iovlen = 1;
+    }
+    // SAFETY: every header points at live buffers on this stack frame or in
+    // `frames`, for the lengths given; the kernel only reads them.
+    unsafe {
+        libc::sendmmsg(
+            fd.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            frames.len() as libc::c_uint,
+            0,
+        )
+    }
 }
 
 /// The sending half of a scan's packet I/O.

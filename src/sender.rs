@@ -320,6 +320,17 @@ mod tests {
 
     use crate::technique::builtin;
 
+    fn random_fields(rng: &mut StdRng) -> ProbeFields {
+        ProbeFields {
+            src: rng.gen::<u32>().into(),
+            dst: rng.gen::<u32>().into(),
+            sport: rng.gen(),
+            dport: rng.gen(),
+            seq: rng.gen(),
+            ack: rng.gen(),
+        }
+    }
+
     #[test]
     fn fast_template_writes_what_the_reference_template_writes() {
         let mut rng = StdRng::seed_from_u64(11);
@@ -331,14 +342,7 @@ mod tests {
             let slow = ProbeTemplate::new(f);
             let fast = FastTemplate::new(&slow);
             for _ in 0..2000 {
-                let p = ProbeFields {
-                    src: rng.gen::<u32>().into(),
-                    dst: rng.gen::<u32>().into(),
-                    sport: rng.gen(),
-                    dport: rng.gen(),
-                    seq: rng.gen(),
-                    ack: rng.gen(),
-                };
+                let p = random_fields(&mut rng);
                 let id = rng.gen();
                 slow.write(&p, id, &mut reference);
                 // Leftovers from an earlier probe must not matter.
@@ -362,14 +366,7 @@ mod tests {
         for t in builtin() {
             let fast = FastTemplate::new(&ProbeTemplate::new(t.flags));
             for _ in 0..500 {
-                let p = ProbeFields {
-                    src: rng.gen::<u32>().into(),
-                    dst: rng.gen::<u32>().into(),
-                    sport: rng.gen(),
-                    dport: rng.gen(),
-                    seq: rng.gen(),
-                    ack: rng.gen(),
-                };
+                let p = random_fields(&mut rng);
                 frame.bytes.fill(0xa5);
                 fast.write(&p, rng.gen(), &mut frame);
                 frame.set_link(7, &header);
