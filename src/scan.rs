@@ -346,10 +346,9 @@ pub fn run_with_trace(
             on_heard(&mut tracker, heard, trace_sink.as_ref());
         }
     }
-    if tracker.is_done() {
+    if let Some(until) = tracker.listen_until().filter(|_| tracker.is_done()) {
         // A timeout concluded silence, not an answer: listen a little
-        // longer for replies that would revise the last conclusions.
-        let until = clock.elapsed() + tracker.final_wait();
+        // longer for replies that would revise the latest such conclusion.
         loop {
             let now = clock.elapsed();
             if now >= until || (grace_until.is_none() && interrupted()) {

@@ -224,6 +224,8 @@ pub struct Tracker {
     last_backoff: Option<Time>,
     /// The longest round trip measured.
     max_rtt: Duration,
+    /// When the latest conclusion from silence was drawn.
+    last_silent: Option<Time>,
 }
 
 impl Tracker {
@@ -262,6 +264,7 @@ impl Tracker {
             floor: params.min_rto,
             last_backoff: None,
             max_rtt: Duration::ZERO,
+            last_silent: None,
         }
     }
 
@@ -310,6 +313,17 @@ impl Tracker {
             return Duration::ZERO;
         }
         self.rto().max(self.max_rtt.min(self.params.max_rto))
+    }
+
+    /// Until when the scan listens for late replies: [`Tracker::final_wait`]
+    /// after the latest conclusion drawn from silence (often well before
+    /// the scan's last reply, so there is nothing left to wait for). `None`
+    /// when nothing was concluded on silence.
+    pub fn listen_until(&self) -> Option<Time> {
+        if self.silent.is_empty() {
+            return None;
+        }
+        self.last_silent.map(|t| t + self.final_wait())
     }
 
     /// Probes decided `open` so far.
@@ -485,6 +499,7 @@ impl Tracker {
                 };
                 self.decided += 1;
                 self.silent.push((index, attempt));
+                self.last_silent = Some(now);
             }
         }
     }
@@ -1127,6 +1142,7 @@ mod tests {
             .findings()
             .all(|f| f.3.unwrap().reason == Reason::NoResponse));
         assert!(t.final_wait() >= t.rto());
+        assert_eq!(t.listen_until(), Some(end + t.final_wait()));
         let floor = t.floor;
         // The first try's answer, after all three tries timed out.
         let first = orders.iter().find(|o| o.attempt == 0).unwrap();
@@ -1164,6 +1180,7 @@ mod tests {
         }
         assert!(t.is_done());
         assert_eq!(t.final_wait(), Duration::ZERO);
+        assert_eq!(t.listen_until(), None);
     }
 
     #[test]
