@@ -85,9 +85,17 @@ pub fn plan(
                 src
             }
         };
-        let iface = match forced {
-            Some(i) => i.name.clone(),
-            None => all
+        // The interface the kernel routes through, which for one of our own
+        // addresses is lo, not the interface that holds the address (the
+        // replies would never be seen there); else the one that holds the
+        // source address.
+        let by_route = route
+            .as_ref()
+            .filter(|r| r.oif != 0)
+            .and_then(|r| all.iter().find(|i| i.index == r.oif));
+        let iface = match (forced, by_route) {
+            (Some(i), _) | (None, Some(i)) => i.name.clone(),
+            (None, None) => all
                 .iter()
                 .find(|i| i.ips.iter().any(|ip| ip.ip() == src))
                 .map(|i| i.name.clone())

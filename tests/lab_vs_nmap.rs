@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::process::Command;
 
 const WEB: &str = "10.213.1.2";
 const RST: &str = "10.213.1.3";
@@ -193,4 +194,99 @@ fn loopback_matches_nmap() {
     assert_eq!(ours[&key].0, "open");
     drop(listener);
     let _ = std::fs::remove_file(json);
+}
+
+/// A namespace of our own, removed on drop (its processes die with it).
+struct OwnNetns(String);
+
+impl Drop for OwnNetns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_scanners_own_address_matches_nmap() {
+    // A host scanning one of its own (non-loopback) addresses: the kernel
+    // routes the probes over lo, not over the interface holding the
+    // address, so that is where the replies must be captured.
+    if !have_root("the_scanners_own_address_matches_nmap") {
+        return;
+    }
+    let _serial = serial();
+    let ns = OwnNetns(format!("fst-own-{}", std::process::id()));
+    let _ = Command::new("ip").args(["netns", "del", &ns.0]).output();
+    ip(&["netns", "add", &ns.0]);
+    ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+    // A veth pair, both ends here: an Ethernet interface holding the
+    // address (this kernel may lack the dummy device).
+    ip(&[
+        "-n", &ns.0, "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+    ]);
+    ip(&["-n", &ns.0, "addr", "add", "10.213.9.1/24", "dev", "d0"]);
+    ip(&["-n", &ns.0, "link", "set", "d0", "up"]);
+    ip(&["-n", &ns.0, "link", "set", "d1", "up"]);
+    let mut listener = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(flagscan_bin())
+        .args(["lab", "listen", "--ports", "22,8080"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(listener.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert!(ready.starts_with("ready"), "listener said {ready:?}");
+
+    let ports = "1-1000,8080";
+    let json = std::env::temp_dir().join(format!("flagscan-own-{}.jsonl", std::process::id()));
+    let out = flagscan(&[
+        "--netns",
+        &ns.0,
+        "-sS",
+        "-sF",
+        "-p",
+        ports,
+        "10.213.9.1",
+        "-oJ",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = parse_jsonl(&std::fs::read_to_string(&json).unwrap());
+    let _ = std::fs::remove_file(json);
+    let mut theirs = nmap(Some(&ns.0), "-sS", "syn", ports, &["10.213.9.1"]);
+    theirs.extend(nmap(Some(&ns.0), "-sF", "fin", ports, &["10.213.9.1"]));
+    let _ = listener.kill();
+    let d = diff(&ours, &theirs);
+    assert!(d.is_empty(), "{}", d.join("\n"));
+    let state = |p: u16, s: &str| {
+        ours[&("10.213.9.1".to_string(), p, s.to_string())]
+            .0
+            .clone()
+    };
+    assert_eq!(state(22, "syn"), "open");
+    assert_eq!(state(8080, "syn"), "open");
+    assert_eq!(state(23, "syn"), "closed");
 }
