@@ -279,6 +279,7 @@ fn the_scanners_own_address_matches_nmap() {
     let mut theirs = nmap(Some(&ns.0), "-sS", "syn", ports, &["10.213.9.1"]);
     theirs.extend(nmap(Some(&ns.0), "-sF", "fin", ports, &["10.213.9.1"]));
     let _ = listener.kill();
+    let _ = listener.wait();
     let d = diff(&ours, &theirs);
     assert!(d.is_empty(), "{}", d.join("\n"));
     let state = |p: u16, s: &str| {
