@@ -31,6 +31,7 @@ pub mod route;
 pub mod scan;
 pub mod sender;
 pub mod services;
+pub mod sockopt;
 pub mod targets;
 pub mod technique;
 pub mod timing;

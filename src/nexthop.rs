@@ -166,8 +166,8 @@ impl Rtnl {
         sock.connect(&SocketAddr::new(0, 0))?;
         let size: libc::c_int = 4 << 20;
         // Root may go past rmem_max; otherwise the normal limit applies.
-        if setsockopt_int(&sock, libc::SO_RCVBUFFORCE, size).is_err() {
-            let _ = setsockopt_int(&sock, libc::SO_RCVBUF, size);
+        if crate::sockopt::set(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
+            let _ = crate::sockopt::set(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
         }
         // A dump that never ends (it cannot, but) must not hang a scan.
         let tv = libc::timeval {
@@ -241,24 +241,6 @@ impl Rtnl {
             })?;
         }
         done.unwrap_or(Ok(())).map(|()| out)
-    }
-}
-
-fn setsockopt_int(sock: &Socket, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: value is a live c_int and we pass its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            name,
-            &value as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 

@@ -120,37 +120,20 @@ impl PortableCapture {
 /// Either option may be refused (older kernels, no CAP_NET_ADMIN): the scan
 /// works without them. pnet owns (and closes) the descriptor.
 fn capture_socket() -> anyhow::Result<Option<i32>> {
-    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
-    // SAFETY: plain syscall; a non-negative result is a descriptor we own.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            libc::c_int::from(ETH_P_IP.to_be()),
-        )
-    };
-    if raw < 0 {
-        return Err(open_error("packet capture", io::Error::last_os_error()));
-    }
-    // SAFETY: raw is a fresh descriptor owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let set = |level: libc::c_int, name: libc::c_int, value: libc::c_int| {
-        // SAFETY: `value` is a live c_int and we pass its size.
-        unsafe {
-            libc::setsockopt(
-                raw,
-                level,
-                name,
-                &value as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            ) == 0
-        }
-    };
+    use crate::sockopt;
+    use std::os::fd::IntoRawFd;
+    let fd = sockopt::socket(
+        libc::AF_PACKET,
+        libc::SOCK_DGRAM,
+        libc::c_int::from(ETH_P_IP.to_be()),
+    )
+    .map_err(|e| open_error("packet capture", e))?;
     const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-    let _ = set(libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
-    let size = 16 << 20;
-    if !set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, size) {
-        let _ = set(libc::SOL_SOCKET, libc::SO_RCVBUF, size);
+    let one: libc::c_int = 1;
+    let _ = sockopt::set(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one);
+    let size: libc::c_int = 16 << 20;
+    if sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
+        let _ = sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
     }
     Ok(Some(fd.into_raw_fd()))
 }

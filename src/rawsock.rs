@@ -24,7 +24,7 @@
 use std::io;
 use std::mem;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ use crate::error::usage;
 use crate::nexthop::NextHops;
 use crate::portable_io::{PortableCapture, PortableSender};
 use crate::ring::{Ring, RingConfig, RingError};
+use crate::sockopt::{self, socket};
 
 pub const PRIVILEGE_HINT: &str = "flagscan needs CAP_NET_RAW to send and capture raw packets: \
 run it as root (sudo flagscan ...) or grant the capability once with \
@@ -115,35 +116,6 @@ pub(crate) fn open_error(what: &str, err: io::Error) -> anyhow::Error {
     }
 }
 
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: `value` points to a live T and we pass its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            value as *const T as *const libc::c_void,
-            mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
-    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
-    if fd < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        // SAFETY: fd is valid and owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-}
-
 /// `-e IFACE`: pins a socket to an interface (`SO_BINDTODEVICE`).
 pub(crate) fn bind_to_device(fd: libc::c_int, dev: &str) -> anyhow::Result<()> {
     let name = std::ffi::CString::new(dev)
@@ -192,7 +164,7 @@ impl RawSender {
         let fd = socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW)
             .map_err(|e| open_error("raw send", e))?;
         let size: libc::c_int = 4 << 20;
-        let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &size);
+        let _ = sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &size);
         if let Some(dev) = device {
             bind_to_device(fd.as_raw_fd(), dev)?;
         }
@@ -274,13 +246,13 @@ impl LinkSender {
     pub fn open(qdisc_bypass: bool) -> io::Result<LinkSender> {
         let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, 0)?;
         let size: libc::c_int = 4 << 20;
-        if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &size).is_err() {
-            let _ = setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &size);
+        if sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &size).is_err() {
+            let _ = sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &size);
         }
         if qdisc_bypass {
             let one: libc::c_int = 1;
             // Linux 3.14+; without it frames take the normal queue.
-            let _ = setsockopt(&fd, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &one);
+            let _ = sockopt::set(&fd, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &one);
         }
         Ok(LinkSender { fd })
     }

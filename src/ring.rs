@@ -11,11 +11,12 @@
 
 use std::io;
 use std::mem;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::bpf::Insn;
+use crate::sockopt;
 
 const ETH_P_IP: u16 = 0x0800;
 const PACKET_RX_RING: libc::c_int = 5;
@@ -106,24 +107,6 @@ fn step<T>(step: &'static str, r: io::Result<T>) -> Result<T, RingError> {
     r.map_err(|err| RingError { step, err })
 }
 
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: `value` points to a live T and we pass its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            value as *const T as *const libc::c_void,
-            mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Attaches a classic BPF program to a socket (`SO_ATTACH_FILTER`).
 pub fn attach_filter(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
     #[repr(C)]
@@ -136,7 +119,7 @@ pub fn attach_filter(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "filter too long"))?,
         filter: prog.as_ptr(),
     };
-    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
+    sockopt::set(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
 }
 
 /// A TPACKET_V3 receive ring.
@@ -171,25 +154,18 @@ impl Ring {
     pub fn open(ifindex: u32, filter: &[Insn], cfg: RingConfig) -> Result<Ring, RingError> {
         // Protocol 0: nothing is queued before the filter and the ring are
         // in place; bind() below starts the capture.
-        // SAFETY: plain syscall; a non-negative result is a descriptor we own.
-        let raw =
-            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(RingError {
-                step: "packet socket",
-                err: io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: raw is a fresh descriptor owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = step(
+            "packet socket",
+            sockopt::socket(libc::AF_PACKET, libc::SOCK_DGRAM, 0),
+        )?;
         step(
             "TPACKET_V3",
-            setsockopt(&fd, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V3),
+            sockopt::set(&fd, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V3),
         )?;
         step("capture filter", attach_filter(&fd, filter))?;
         let one: libc::c_int = 1;
         let skip_outgoing =
-            setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one).is_err();
+            sockopt::set(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one).is_err();
         let frame_size: u32 = 2048;
         let req = TpacketReq3 {
             block_size: cfg.block_size,
@@ -202,7 +178,7 @@ impl Ring {
         };
         step(
             "receive ring",
-            setsockopt(&fd, libc::SOL_PACKET, PACKET_RX_RING, &req),
+            sockopt::set(&fd, libc::SOL_PACKET, PACKET_RX_RING, &req),
         )?;
         let map_len = cfg.block_size as usize * cfg.block_nr as usize;
         // SAFETY: maps the ring the kernel just allocated for this socket.

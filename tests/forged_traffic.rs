@@ -40,7 +40,7 @@ use std::ffi::CString;
 use std::io;
 use std::mem;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +51,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use common::*;
+use flagscan::sockopt::{self, socket};
 
 const SCANNER: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 1);
 const WEB: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 2);
@@ -78,27 +79,6 @@ fn check(rc: libc::c_int) -> io::Result<()> {
     } else {
         Ok(())
     }
-}
-
-fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; a non-negative result is a descriptor we own.
-    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
-    check(fd)?;
-    // SAFETY: fd is valid and owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: `value` points to a live T and we pass its exact size.
-    check(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            value as *const T as *const libc::c_void,
-            mem::size_of::<T>() as libc::socklen_t,
-        )
-    })
 }
 
 /// The index of `name` in the calling thread's network namespace.
@@ -135,14 +115,14 @@ fn open_sniffer(iface: &str) -> io::Result<OwnedFd> {
         ETH_P_ALL.to_be() as libc::c_int,
     )?;
     let one: libc::c_int = 1;
-    let _ = setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one);
+    let _ = sockopt::set(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one);
     let size: libc::c_int = 16 << 20;
-    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size)?;
+    sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size)?;
     let tv = libc::timeval {
         tv_sec: 0,
         tv_usec: 50_000,
     };
-    setsockopt(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
+    sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)?;
     let sll = sockaddr_ll(ifindex(iface)?, ETH_P_ALL, None);
     // SAFETY: sll is a valid sockaddr_ll of the size we pass.
     check(unsafe {
