@@ -27,7 +27,6 @@
 //! whatever cannot be resolved is sent at layer 3.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
@@ -43,6 +42,7 @@ use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, Neig
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use rustc_hash::FxHashMap;
 
 use crate::rawsock::ETH_HLEN;
 
@@ -398,25 +398,6 @@ pub fn ethernet_header(dst: Mac, src: Mac) -> [u8; ETH_HLEN] {
     h
 }
 
-/// Hashes IPv4 addresses (as u32) by one multiplication: the per-probe
-/// lookup is on the send path, and the keys are our own targets.
-#[derive(Default)]
-pub struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = (self.0 ^ u64::from(v)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
 /// When to read the neighbour table again, after the first probe went out
 /// at layer 3 to a next hop whose MAC was unknown (that probe made the
 /// kernel ask ARP): a LAN answers within a millisecond or two, so most of
@@ -442,7 +423,8 @@ pub struct NextHops {
     hops: Vec<Hop>,
     /// Target (as u32) -> index in `hops`. Targets that are not here go
     /// through the kernel's IP layer.
-    by_target: HashMap<u32, u32, BuildHasherDefault<AddrHasher>>,
+    /// FxHash: the lookup is per probe, on the send path.
+    by_target: FxHashMap<u32, u32>,
     /// Hops whose MAC is still unknown.
     unresolved: AtomicUsize,
     recheck: Mutex<Recheck>,

@@ -188,10 +188,11 @@ fn scan_time(start: Instant, stamp: Stamp) -> Time {
 }
 
 /// Runs until `stop` is set. Signals `ready` once it is about to read, so
-/// the scan loop starts sending only after capture is under way, and again
-/// when it has read its last packet and let go of `taps`: closing the
-/// capture socket then waits for the kernel (an RCU grace period, tens of
-/// milliseconds), which the scan need not wait for.
+/// the scan loop starts sending only after capture is under way, and
+/// `done` when it has read its last packet and let go of `taps`: closing
+/// the capture socket then waits for the kernel (an RCU grace period, tens
+/// of milliseconds), which the scan need not wait for (as in
+/// [`crate::sender::run`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     mut capture: Capture,
@@ -199,12 +200,14 @@ pub fn run(
     clock: Instant,
     replies: Sender<Heard>,
     ready: Sender<()>,
+    done: Sender<()>,
     stop: Arc<AtomicBool>,
     stats: Arc<ReceiverStats>,
     taps: Taps,
 ) {
     let tapped = taps.any();
     let _ = ready.send(());
+    drop(ready);
     // Counted locally, published once per read.
     let (mut captured, mut invalid, mut overflow) = (0u64, 0u64, 0u64);
     let mut disconnected = false;
@@ -251,7 +254,7 @@ pub fn run(
         .ring_drops
         .fetch_add(capture.drops(), Ordering::Relaxed);
     drop(taps);
-    let _ = ready.send(());
+    let _ = done.send(());
     drop(capture);
 }
 

@@ -166,10 +166,8 @@ pub fn run_with_trace(
         .map(|t| ProbeTemplate::new(t.flags))
         .collect();
     let space = ProbeSpace::new(cfg.targets.clone(), cfg.ports.clone(), cfg.techniques.len());
-    // Source address by host position (the probe index says it): no hash
-    // per probe.
+    // By host position, as the tracker gives it: no hash per probe.
     let sources = route.sources.clone();
-    let probes_per_host = (space.len() / space.hosts.len().max(1) as u64).max(1);
     let probe_flags = validator.probe_flags.clone();
     let labels: Vec<(String, u8)> = cfg
         .techniques
@@ -189,6 +187,7 @@ pub fn run_with_trace(
     let sstats = Arc::new(SenderStats::default());
     let (reply_tx, reply_rx) = bounded::<Heard>(1 << 16);
     let (ready_tx, ready_rx) = bounded(1);
+    let (heard_all_tx, heard_all_rx) = bounded::<()>(1);
     let (order_tx, order_rx) = bounded::<Order>(SEND_BATCH);
 
     let receiver = {
@@ -201,7 +200,15 @@ pub fn run_with_trace(
             .name("receiver".into())
             .spawn(move || {
                 receiver::run(
-                    rx_socket, validator, clock, reply_tx, ready_tx, stop, rstats, taps,
+                    rx_socket,
+                    validator,
+                    clock,
+                    reply_tx,
+                    ready_tx,
+                    heard_all_tx,
+                    stop,
+                    rstats,
+                    taps,
                 )
             })
             .context("cannot start the receiver thread")?
@@ -230,7 +237,7 @@ pub fn run_with_trace(
     // Turns the tracker's decision into a probe for the sender.
     let hand_out = |o: crate::tracker::SendOrder| -> anyhow::Result<()> {
         let src = sources
-            .get((o.index / probes_per_host) as usize)
+            .get(o.host_pos)
             .copied()
             .ok_or_else(|| anyhow::anyhow!("no source address planned for {}", o.host))?;
         let sport = ports.sport(o.technique, o.attempt);
@@ -366,9 +373,9 @@ pub fn run_with_trace(
     // sockets and is not joined (see sender::run).
     let _ = sent_rx.recv();
     drop(sender);
-    // Its second signal: every packet read and handed over, its taps let
-    // go. The thread may still be closing its socket; it is not joined.
-    let _ = ready_rx.recv();
+    // Every packet read and handed over, its taps let go. The thread may
+    // still be closing its socket; it is not joined.
+    let _ = heard_all_rx.recv();
     drop(receiver);
     // Late replies heard before the receiver stopped: all duplicates now,
     // but counted (and traced) like the others.

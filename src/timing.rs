@@ -62,24 +62,27 @@ pub struct Template {
 pub fn template(level: u8) -> Option<Template> {
     let ms = Duration::from_millis;
     let base = TimingParams::default();
-    let t = |name, initial, min, max, cwnd: f64, max_cwnd: f64, adaptive, max_rate| Template {
-        name,
-        params: TimingParams {
-            initial_rto: ms(initial),
-            min_rto: ms(min),
-            window_hold: ms(min).max(base.window_hold),
-            max_rto: ms(max),
-            initial_cwnd: cwnd,
-            max_cwnd,
-            max_adaptive_retries: adaptive,
-            ..base
-        },
-        max_rate,
-    };
+    // `hold` is nmap's timeout floor, kept for the window (see window_hold).
+    let t =
+        |name, initial, min, hold, max, cwnd: f64, max_cwnd: f64, adaptive, max_rate| Template {
+            name,
+            params: TimingParams {
+                initial_rto: ms(initial),
+                min_rto: ms(min),
+                window_hold: ms(hold),
+                max_rto: ms(max),
+                initial_cwnd: cwnd,
+                max_cwnd,
+                max_adaptive_retries: adaptive,
+                ..base
+            },
+            max_rate,
+        };
     Some(match level {
         0 => t(
             "paranoid",
             5000,
+            1000,
             1000,
             10_000,
             1.0,
@@ -87,21 +90,25 @@ pub fn template(level: u8) -> Option<Template> {
             6,
             Some(1.0 / 300.0),
         ),
-        1 => t("sneaky", 5000, 1000, 10_000, 1.0, 1.0, 6, Some(1.0 / 15.0)),
-        2 => t("polite", 1000, 100, 10_000, 1.0, 16.0, 6, Some(2.5)),
-        3 => t("normal", 1000, 100, 10_000, 64.0, 4096.0, 7, None),
+        1 => t(
+            "sneaky",
+            5000,
+            1000,
+            1000,
+            10_000,
+            1.0,
+            1.0,
+            6,
+            Some(1.0 / 15.0),
+        ),
+        2 => t("polite", 1000, 100, 100, 10_000, 1.0, 16.0, 6, Some(2.5)),
+        3 => t("normal", 1000, 100, 100, 10_000, 64.0, 4096.0, 7, None),
         4 => Template {
             name: "aggressive",
             params: base,
             max_rate: None,
         },
-        5 => Template {
-            params: TimingParams {
-                window_hold: ms(50),
-                ..t("insane", 250, 5, 300, 256.0, 8192.0, 2, None).params
-            },
-            ..t("insane", 250, 5, 300, 256.0, 8192.0, 2, None)
-        },
+        5 => t("insane", 250, 5, 50, 300, 256.0, 8192.0, 2, None),
         _ => return None,
     })
 }

@@ -98,6 +98,9 @@ impl ProbeSpace {
 pub struct SendOrder {
     pub index: u64,
     pub host: Ipv4Addr,
+    /// The host's position in [`ProbeSpace::hosts`] (and so in the route
+    /// plan's per-target lists).
+    pub host_pos: usize,
     pub port: u16,
     pub technique: usize,
     /// 0 for the first try.
@@ -306,12 +309,8 @@ impl Tracker {
     /// timeout, or the longest round trip seen if that is longer (at most
     /// `max_rto`). The last try has then had two timeouts to be answered,
     /// on a network that is quiet by now (the longest round trips are seen
-    /// at full speed, with queues). Zero when nothing was concluded on
-    /// silence.
+    /// at full speed, with queues).
     pub fn final_wait(&self) -> Duration {
-        if self.silent.is_empty() {
-            return Duration::ZERO;
-        }
         self.rto().max(self.max_rtt.min(self.params.max_rto))
     }
 
@@ -456,11 +455,13 @@ impl Tracker {
             self.stats.retransmissions += 1;
         }
         let (host, port, technique) = self.space.probe(index);
-        let rto = self.rto_for(self.space.host_of(index));
+        let host_pos = self.space.host_of(index);
+        let rto = self.rto_for(host_pos);
         self.deadlines.push(Reverse((now + rto, index, attempt)));
         Some(SendOrder {
             index,
             host,
+            host_pos,
             port,
             technique,
             attempt,
@@ -657,7 +658,7 @@ impl Tracker {
         self.stats.revised += 1;
         // Our timeouts were too short for this reply: be more patient
         // from now on, as TCP backs off.
-        self.floor = (self.floor * 2).min(self.params.max_rto.max(self.params.min_rto));
+        self.double_floor();
         ReplyEffect::Revised { rule, outcome }
     }
 
@@ -667,9 +668,13 @@ impl Tracker {
     fn back_off(&mut self, at: Time) {
         let rto = self.rto();
         if self.last_backoff.is_none_or(|t| at >= t + rto) {
-            self.floor = (self.floor * 2).min(self.params.max_rto.max(self.params.min_rto));
+            self.double_floor();
             self.last_backoff = Some(at);
         }
+    }
+
+    fn double_floor(&mut self) {
+        self.floor = (self.floor * 2).min(self.params.max_rto.max(self.params.min_rto));
     }
 
     /// When the next timeout falls, if any probe is waiting for one.
@@ -1179,7 +1184,6 @@ mod tests {
             t.on_reply(&reply_to(o, ReplyKind::Rst { window: 0 }, ms(1)));
         }
         assert!(t.is_done());
-        assert_eq!(t.final_wait(), Duration::ZERO);
         assert_eq!(t.listen_until(), None);
     }
 

@@ -1203,11 +1203,14 @@ fn few_retries_at_high_loss_err_only_towards_no_response() {
 }
 
 #[test]
-fn the_default_floor_backs_off_when_replies_overtake_retransmissions() {
+fn the_default_floor_stays_exact_on_a_jittery_network() {
     // Replies jitter by up to 50 ms, far past a 10 ms timeout: early
-    // timeouts fire while replies are on their way. The answers to the
-    // tries they followed double the floor (once per timeout), so the
-    // retransmissions stop while the scan goes on, and nothing is wrong.
+    // timeouts fire while replies are on their way (most in the first
+    // window, sent on the first RTT sample alone). Nothing is wrong for it,
+    // and the cost is bounded. (That such answers double the floor, once
+    // per timeout, is the tracker's unit test
+    // an_answer_overtaken_by_its_retransmission_doubles_the_floor_once_per_timeout:
+    // this lab is too small for the doubling to show in the counts.)
     let params = TimingParams::default();
     assert_eq!(params.min_rto, ms(10));
     let o = simulate(
