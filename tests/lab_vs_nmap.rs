@@ -31,6 +31,23 @@ fn diff(ours: &States, theirs: &States) -> Vec<String> {
     out
 }
 
+/// Runs flagscan with `args` and `-oJ` to a file of its own; the states it
+/// reports and the JSON lines. Fails the test if flagscan does.
+fn scan_states(name: &str, args: &[&str]) -> (States, String) {
+    let json = std::env::temp_dir().join(format!("flagscan-{name}-{}.jsonl", std::process::id()));
+    let mut all = args.to_vec();
+    all.extend(["-oJ", json.to_str().unwrap()]);
+    let out = flagscan(&all);
+    assert!(
+        out.status.success(),
+        "flagscan ({name}) failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&json).unwrap();
+    let _ = std::fs::remove_file(json);
+    (parse_jsonl(&text), text)
+}
+
 #[test]
 fn all_four_techniques_match_nmap_on_every_port_of_every_lab_host() {
     if !have_root("all_four_techniques_match_nmap_on_every_port_of_every_lab_host") {
@@ -39,28 +56,12 @@ fn all_four_techniques_match_nmap_on_every_port_of_every_lab_host() {
     let _serial = serial();
     let lab = Lab::up("fst-nmap");
     let ns = lab.scan_ns();
-    let json =
-        std::env::temp_dir().join(format!("flagscan-lab-vs-nmap-{}.jsonl", std::process::id()));
-    let out = flagscan(&[
-        "--netns",
-        &ns,
-        "-sS",
-        "-sF",
-        "-sN",
-        "-sX",
-        "-p-",
-        WEB,
-        RST,
-        FAR,
-        "-oJ",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "flagscan failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let (ours, text) = scan_states(
+        "lab-vs-nmap",
+        &[
+            "--netns", &ns, "-sS", "-sF", "-sN", "-sX", "-p-", WEB, RST, FAR,
+        ],
     );
-    let ours = parse_jsonl(&std::fs::read_to_string(&json).unwrap());
     assert_eq!(
         ours.len(),
         3 * 65535 * 4,
@@ -100,7 +101,6 @@ fn all_four_techniques_match_nmap_on_every_port_of_every_lab_host() {
     assert_eq!(at(FAR, 25, "syn"), pair("filtered", "no-response"));
 
     // Replies from behind the gateway crossed one router.
-    let text = std::fs::read_to_string(&json).unwrap();
     let far_ttl = text
         .lines()
         .find(|l| l.contains(FAR) && l.contains("\"port\":22,") && l.contains("\"syn\""))
@@ -154,7 +154,6 @@ fn all_four_techniques_match_nmap_on_every_port_of_every_lab_host() {
     assert_eq!(stats["type"], "stats");
     assert_eq!(stats["invalid"], 0);
     assert!(stats["probes"].as_u64().unwrap() >= 3 * 65535 * 4);
-    let _ = std::fs::remove_file(json);
 }
 
 #[test]
@@ -170,22 +169,7 @@ fn loopback_matches_nmap() {
         open.saturating_sub(20).max(1),
         open.saturating_add(20)
     );
-    let json = std::env::temp_dir().join(format!("flagscan-loopback-{}.jsonl", std::process::id()));
-    let out = flagscan(&[
-        "-sS",
-        "-sF",
-        "-p",
-        &ports,
-        "127.0.0.1",
-        "-oJ",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ours = parse_jsonl(&std::fs::read_to_string(&json).unwrap());
+    let (ours, _) = scan_states("loopback", &["-sS", "-sF", "-p", &ports, "127.0.0.1"]);
     let mut theirs = nmap(None, "-sS", "syn", &ports, &["127.0.0.1"]);
     theirs.extend(nmap(None, "-sF", "fin", &ports, &["127.0.0.1"]));
     let d = diff(&ours, &theirs);
@@ -193,7 +177,6 @@ fn loopback_matches_nmap() {
     let key = ("127.0.0.1".to_string(), open, "syn".to_string());
     assert_eq!(ours[&key].0, "open");
     drop(listener);
-    let _ = std::fs::remove_file(json);
 }
 
 /// A namespace of our own, removed on drop (its processes die with it).
@@ -257,25 +240,10 @@ fn the_scanners_own_address_matches_nmap() {
     assert!(ready.starts_with("ready"), "listener said {ready:?}");
 
     let ports = "1-1000,8080";
-    let json = std::env::temp_dir().join(format!("flagscan-own-{}.jsonl", std::process::id()));
-    let out = flagscan(&[
-        "--netns",
-        &ns.0,
-        "-sS",
-        "-sF",
-        "-p",
-        ports,
-        "10.213.9.1",
-        "-oJ",
-        json.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (ours, _) = scan_states(
+        "own-address",
+        &["--netns", &ns.0, "-sS", "-sF", "-p", ports, "10.213.9.1"],
     );
-    let ours = parse_jsonl(&std::fs::read_to_string(&json).unwrap());
-    let _ = std::fs::remove_file(json);
     let mut theirs = nmap(Some(&ns.0), "-sS", "syn", ports, &["10.213.9.1"]);
     theirs.extend(nmap(Some(&ns.0), "-sF", "fin", ports, &["10.213.9.1"]));
     let _ = listener.kill();
