@@ -325,6 +325,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             io: args.io,
             interrupt: None,
             resume: None,
+            early_ring: None,
         },
         json: args.output_json.clone(),
         text: output::TextOptions {
@@ -367,7 +368,12 @@ pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {
     if let Some(ns) = &args.netns {
         lab::enter_netns(ns)?;
     }
+    // In the scan's namespace now: the ring's set-up may start.
+    let early_ring = (args.io == IoMode::Fast)
+        .then(crate::ring::EarlyRing::start)
+        .flatten();
     let mut resolved = resolve(&args)?;
+    resolved.scan.early_ring = early_ring;
     if let Some(rf) = &resumed {
         let probes = crate::tracker::ProbeSpace::new(
             resolved.scan.targets.clone(),

@@ -114,6 +114,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         // A signal removes the lab and exits (above).
         interrupt: None,
         resume: None,
+        early_ring: None,
     })?;
     let services = Services::load();
     report(

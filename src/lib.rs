@@ -33,6 +33,7 @@ pub mod sender;
 pub mod services;
 pub mod sockopt;
 pub mod targets;
+pub mod teardown;
 pub mod technique;
 pub mod timing;
 pub mod trace;

@@ -1,6 +1,7 @@
 use flagscan::error::{exit_code, EXIT_FAILURE};
 
 fn main() {
+    flagscan::teardown::enable();
     // A bug must not dump a backtrace on a user: one line, and a way to report it.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("flagscan: internal error: {info}; please report this with the command you ran");
@@ -13,5 +14,5 @@ fn main() {
             exit_code(&err)
         }
     };
-    std::process::exit(code);
+    flagscan::teardown::exit(code);
 }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crate::error::usage;
 use crate::nexthop::NextHops;
 use crate::portable_io::{PortableCapture, PortableSender};
-use crate::ring::{Ring, RingConfig, RingError};
+use crate::ring::{EarlyRing, Ring, RingConfig, RingError};
 use crate::sockopt::{self, socket};
 
 pub const PRIVILEGE_HINT: &str = "flagscan needs CAP_NET_RAW to send and capture raw packets: \
@@ -518,12 +518,23 @@ pub struct IoPlan<'a> {
 }
 
 /// Opens the packet I/O of a scan: capture first (so that nothing sent
-/// can be missed), then the sender.
-pub fn open(mode: IoMode, plan: &IoPlan) -> anyhow::Result<(PacketSender, Capture)> {
+/// can be missed), then the sender. The ring is `early`'s if one was
+/// started.
+pub fn open(
+    mode: IoMode,
+    plan: &IoPlan,
+    early: Option<EarlyRing>,
+) -> anyhow::Result<(PacketSender, Capture)> {
     if mode == IoMode::Fast {
         let (lo, hi) = plan.ports;
         let filter = crate::bpf::reply_filter(lo, hi, plan.any_flags);
-        match Ring::open(plan.capture_ifindex, &filter, RingConfig::default()) {
+        let ring = match early {
+            Some(early) => early
+                .wait()
+                .and_then(|r| r.start(plan.capture_ifindex, &filter)),
+            None => Ring::open(plan.capture_ifindex, &filter, RingConfig::default()),
+        };
+        match ring {
             Ok(ring) => {
                 let raw = RawSender::open(plan.device)?;
                 // Layer 2 is an optimisation: without it (no next hop

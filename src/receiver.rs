@@ -190,9 +190,9 @@ fn scan_time(start: Instant, stamp: Stamp) -> Time {
 /// Runs until `stop` is set. Signals `ready` once it is about to read, so
 /// the scan loop starts sending only after capture is under way, and
 /// `done` when it has read its last packet and let go of `taps`: closing
-/// the capture socket then waits for the kernel (an RCU grace period, tens
-/// of milliseconds), which the scan need not wait for (as in
-/// [`crate::sender::run`]).
+/// the capture socket then waits for the kernel (RCU grace periods, tens
+/// of milliseconds), which neither the scan nor the process's exit waits
+/// for ([`crate::teardown`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     mut capture: Capture,
@@ -255,7 +255,7 @@ pub fn run(
         .fetch_add(capture.drops(), Ordering::Relaxed);
     drop(taps);
     let _ = done.send(());
-    drop(capture);
+    crate::teardown::keep(capture);
 }
 
 /// How long one capture read waits before the stop flag is looked at again:

@@ -148,12 +148,87 @@ impl Drop for Ring {
     }
 }
 
+/// A ring mapped but not yet capturing ([`Ring::prepare`]).
+pub struct UnboundRing(Ring);
+
+impl UnboundRing {
+    /// Attaches `filter` and starts capturing IPv4 on `ifindex` (0: every
+    /// interface).
+    pub fn start(self, ifindex: u32, filter: &[Insn]) -> Result<Ring, RingError> {
+        let mut ring = self.0;
+        step("capture filter", attach_filter(&ring.fd, filter))?;
+        let one: libc::c_int = 1;
+        ring.skip_outgoing =
+            sockopt::set(&ring.fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one).is_err();
+        // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
+        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+        sll.sll_protocol = ETH_P_IP.to_be();
+        sll.sll_ifindex = ifindex as libc::c_int;
+        // SAFETY: sll is a valid sockaddr_ll and we pass its size.
+        let rc = unsafe {
+            libc::bind(
+                ring.fd.as_raw_fd(),
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(RingError {
+                step: "bind",
+                err: io::Error::last_os_error(),
+            });
+        }
+        Ok(ring)
+    }
+}
+
+/// A ring being prepared on a thread of its own from the moment the scan's
+/// network namespace is known, while targets, routes, outputs and users
+/// are looked up: its grace period then costs the start of a scan nothing.
+pub struct EarlyRing(std::thread::JoinHandle<Result<UnboundRing, RingError>>);
+
+impl EarlyRing {
+    /// Starts preparing a ring of the default geometry in the calling
+    /// thread's network namespace; `None` if no thread could be started.
+    pub fn start() -> Option<EarlyRing> {
+        // The thread inherits a mask blocking every signal: SIGINT and
+        // SIGTERM belong to the interrupt watcher, which starts later.
+        let all = nix::sys::signal::SigSet::all();
+        let old = all
+            .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+            .ok()?;
+        let spawned = std::thread::Builder::new()
+            .name("ring-setup".into())
+            .spawn(|| Ring::prepare(RingConfig::default()));
+        let _ = old.thread_set_mask();
+        spawned.ok().map(EarlyRing)
+    }
+
+    /// The prepared ring, or why it could not be made.
+    pub fn wait(self) -> Result<UnboundRing, RingError> {
+        self.0.join().unwrap_or_else(|_| {
+            Err(RingError {
+                step: "receive ring",
+                err: io::Error::other("the thread preparing it failed"),
+            })
+        })
+    }
+}
+
 impl Ring {
     /// Opens the ring capturing IPv4 on `ifindex` (0: every interface),
     /// passing only what `filter` accepts.
     pub fn open(ifindex: u32, filter: &[Insn], cfg: RingConfig) -> Result<Ring, RingError> {
+        Ring::prepare(cfg)?.start(ifindex, filter)
+    }
+
+    /// The socket and its mapped ring, capturing nothing yet. Setting up a
+    /// ring waits for an RCU grace period (about 8 ms here, whatever the
+    /// ring's size), which [`EarlyRing`] spends beside the rest of start-up.
+    fn prepare(cfg: RingConfig) -> Result<UnboundRing, RingError> {
         // Protocol 0: nothing is queued before the filter and the ring are
-        // in place; bind() below starts the capture.
+        // in place; bind() in start() begins the capture.
         let fd = step(
             "packet socket",
             sockopt::socket(libc::AF_PACKET, libc::SOCK_DGRAM, 0),
@@ -162,10 +237,6 @@ impl Ring {
             "TPACKET_V3",
             sockopt::set(&fd, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V3),
         )?;
-        step("capture filter", attach_filter(&fd, filter))?;
-        let one: libc::c_int = 1;
-        let skip_outgoing =
-            sockopt::set(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one).is_err();
         let frame_size: u32 = 2048;
         let req = TpacketReq3 {
             block_size: cfg.block_size,
@@ -198,35 +269,15 @@ impl Ring {
                 err: io::Error::last_os_error(),
             });
         }
-        let ring = Ring {
+        Ok(UnboundRing(Ring {
             fd,
             map: map as *mut u8,
             map_len,
             block_size: cfg.block_size as usize,
             block_nr: cfg.block_nr as usize,
             cur: 0,
-            skip_outgoing,
-        };
-        // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
-        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as libc::c_ushort;
-        sll.sll_protocol = ETH_P_IP.to_be();
-        sll.sll_ifindex = ifindex as libc::c_int;
-        // SAFETY: sll is a valid sockaddr_ll and we pass its size.
-        let rc = unsafe {
-            libc::bind(
-                ring.fd.as_raw_fd(),
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(RingError {
-                step: "bind",
-                err: io::Error::last_os_error(),
-            });
-        }
-        Ok(ring)
+            skip_outgoing: false,
+        }))
     }
 
     pub fn fd(&self) -> &OwnedFd {

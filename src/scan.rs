@@ -57,6 +57,9 @@ pub struct ScanConfig {
     /// (same seed) concluded; neither sent nor reported. A resumed scan
     /// appends to its `--pcap` file.
     pub resume: Option<Vec<Range<u64>>>,
+    /// The capture ring, prepared while the rest of the scan was set up
+    /// (fast path only; `None`: prepared when the sockets are opened).
+    pub early_ring: Option<crate::ring::EarlyRing>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -149,6 +152,7 @@ pub fn run_with_trace(
             any_flags: pcap.is_some() || trace_sink.is_some(),
             next_hops,
         },
+        cfg.early_ring,
     )?;
     // Every socket and file is open: nothing below needs root.
     if let Some(plan) = &cfg.drop_privileges {

@@ -186,9 +186,9 @@ const SENDERS: usize = 2;
 /// records keep the order in which probes left.
 ///
 /// Signals `done` once every probe is sent, `stats` is final and `taps`
-/// is let go, and only then closes the sockets: closing a packet socket
-/// waits for the kernel (an RCU grace period, measured 6-16 ms), which the
-/// scan need not wait for.
+/// is let go, and only then lets the sockets go: closing a packet socket
+/// waits for the kernel (an RCU grace period, measured 6-16 ms), which
+/// neither the scan nor the process's exit waits for ([`crate::teardown`]).
 pub fn run(
     mut socket: PacketSender,
     templates: Vec<ProbeTemplate>,
@@ -227,6 +227,7 @@ pub fn run(
     });
     drop(taps);
     let _ = done.send(());
+    crate::teardown::keep((socket, helpers));
 }
 
 fn send_loop(

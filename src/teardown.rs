@@ -1,0 +1,125 @@
+//! The process's exit, without waiting for the kernel to release packet
+//! sockets.
+//!
+//! Releasing an AF_PACKET socket waits for an RCU grace period, two for one
+//! with a ring (measured 6-27 ms each here), and at exit the kernel releases
+//! them one after the other in the exiting process. By then the results are
+//! written, so that wait is only latency: the shell gets its prompt back
+//! tens of milliseconds late, a tenth of a full-range scan's time.
+//!
+//! So the binary keeps those sockets open to the end ([`keep`]), and
+//! [`exit`] registers every socket still open with an io_uring instance
+//! first. io_uring releases its registered files from a kernel worker after
+//! the process is gone, so the process's own exit drops only references
+//! that are not the last. Where io_uring is unavailable (disabled by sysctl
+//! or seccomp), the exit waits as it always did.
+//!
+//! Only the binary opts in ([`enable`]): a library user (a test calling the
+//! scan in-process) keeps closing sockets when they are dropped.
+
+use std::any::Any;
+use std::sync::Mutex;
+
+/// `None` until [`enable`]: then what [`keep`] was given.
+static KEPT: Mutex<Option<Vec<Box<dyn Any + Send>>>> = Mutex::new(None);
+
+/// Called once by `main`: from now on [`keep`] holds what it is given.
+pub fn enable() {
+    let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    kept.get_or_insert_with(Vec::new);
+}
+
+/// Holds `value` (a socket, or what owns some) until [`exit`] when enabled;
+/// drops it at once otherwise.
+pub fn keep<T: Send + 'static>(value: T) {
+    let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
+    match kept.as_mut() {
+        Some(list) => list.push(Box::new(value)),
+        None => {
+            drop(kept);
+            drop(value);
+        }
+    }
+}
+
+/// Exits with `code`. If sockets were kept, their release is left to the
+/// kernel's workers first, so that this process's exit does not wait for it.
+pub fn exit(code: i32) -> ! {
+    let kept = KEPT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .unwrap_or_default();
+    if !kept.is_empty() {
+        release_after_exit();
+        // Not dropped: dropping would close the sockets here and now.
+        std::mem::forget(kept);
+    }
+    std::process::exit(code)
+}
+
+/// Registers every open socket with a new io_uring instance, whose
+/// descriptor stays open until the process ends. Best effort: on any
+/// failure the sockets are released at exit as usual.
+fn release_after_exit() {
+    let sockets = open_sockets();
+    if sockets.is_empty() {
+        return;
+    }
+    // struct io_uring_params is 120 bytes; all zero asks for the defaults.
+    let mut params = [0u32; 30];
+    // SAFETY: io_uring_setup writes into the params buffer it is given,
+    // which is as large as the kernel's struct.
+    let ring = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    if ring < 0 {
+        return;
+    }
+    const IORING_REGISTER_FILES: libc::c_uint = 2;
+    // SAFETY: the kernel reads `sockets.len()` descriptors from the array.
+    unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            ring as libc::c_int,
+            IORING_REGISTER_FILES,
+            sockets.as_ptr(),
+            sockets.len() as libc::c_uint,
+        );
+    }
+}
+
+/// This process's open socket descriptors.
+fn open_sockets() -> Vec<libc::c_int> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::c_int>().ok())
+        .filter(|&fd| {
+            // SAFETY: fstat on a descriptor number fills the stat buffer or
+            // fails (the directory's own descriptor is closed by now).
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            unsafe { libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    struct Flag(Arc<AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn without_enable_a_kept_value_is_dropped_at_once() {
+        // The test binary never calls enable(), as a library user would not.
+        let dropped = Arc::new(AtomicBool::new(false));
+        keep(Flag(dropped.clone()));
+        assert!(dropped.load(Ordering::SeqCst));
+    }
+}
