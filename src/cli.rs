@@ -82,7 +82,7 @@ pub struct Args {
     pub reason: bool,
 
     /// Times a probe is sent again before silence is concluded (0-7: the
-    /// try travels in the source port; default 2). When answers arrive only
+    /// try travels in the source port; default 1). When answers arrive only
     /// on retries (loss), the scan allows more, up to 6, as nmap does.
     #[arg(long = "max-retries", value_name = "N",
           value_parser = clap::value_parser!(u8).range(0..=7))]

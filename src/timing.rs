@@ -12,7 +12,9 @@ pub struct TimingParams {
     pub initial_rto: Duration,
     pub min_rto: Duration,
     pub max_rto: Duration,
-    /// Probes sent again after the first, before concluding no-response.
+    /// Probes sent again after the first, before concluding no-response,
+    /// while no loss is seen: one, as nmap starts with (it allows more
+    /// only once a retransmission is answered, and so does the tracker).
     pub max_retries: u8,
     /// When answers to retransmissions show loss, the tracker allows more
     /// retries, up to this many (nmap -T4 allows 6).
@@ -40,7 +42,7 @@ impl Default for TimingParams {
             initial_rto: Duration::from_millis(500),
             min_rto: Duration::from_millis(10),
             max_rto: Duration::from_millis(1250),
-            max_retries: 2,
+            max_retries: 1,
             max_adaptive_retries: 6,
             initial_cwnd: 64.0,
             max_cwnd: 4096.0,

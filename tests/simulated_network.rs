@@ -1132,8 +1132,8 @@ fn lost_packets_are_covered_by_enough_retries() {
 
 #[test]
 fn default_retries_grow_to_cover_ten_percent_loss() {
-    // 10% each way: a try goes unanswered with 0.19. The default 2 retries
-    // would miss 346 * 0.19^3 = 2.4 answering probes; seeing answers come
+    // 10% each way: a try goes unanswered with 0.19. The default retry
+    // would miss 346 * 0.19^2 = 12.5 answering probes; seeing answers come
     // only on retries, the tracker raises its budget (to 6 here, nmap
     // -T4's cap: 346 * 0.19^7 = 0.003 expected misses) and gives probes
     // already concluded silent their extra tries.
