@@ -75,6 +75,18 @@ const TAX: u16 = 0x00;
 /// What the filter returns for a packet it passes: keep all of it.
 pub const ACCEPT: u32 = 0x0004_0000;
 
+/// A program of one instruction that returns `k` for every packet. As a
+/// socket filter, 0 passes nothing; as a fanout group's program, `k` is the
+/// member every packet goes to ([`crate::handover`]).
+pub fn constant(k: u32) -> Vec<Insn> {
+    vec![Insn {
+        code: RET | K,
+        jt: 0,
+        jf: 0,
+        k,
+    }]
+}
+
 /// Where a jump goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {

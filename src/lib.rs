@@ -13,6 +13,7 @@ pub mod demo;
 pub mod error;
 pub mod explain;
 pub mod findings;
+pub mod handover;
 pub mod interrupt;
 pub mod lab;
 pub mod nexthop;

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::usage;
+use crate::handover::{Handover, Interim};
 use crate::nexthop::NextHops;
 use crate::portable_io::{PortableCapture, PortableSender};
 use crate::ring::{EarlyRing, Ring, RingConfig, RingError};
@@ -460,6 +461,8 @@ impl PacketSender {
 /// The capturing half of a scan's packet I/O.
 pub enum Capture {
     Fast(Ring),
+    /// The fast path, started before its ring was ready.
+    Handover(Handover),
     Portable(PortableCapture),
 }
 
@@ -484,6 +487,7 @@ impl Capture {
             Capture::Fast(r) => {
                 r.read(timeout, |p, seen, age| each(p, Stamp::Kernel { seen, age }))
             }
+            Capture::Handover(h) => h.read(timeout, each),
             Capture::Portable(c) => c.read(timeout, |p| each(p, Stamp::Now)),
         }
     }
@@ -492,6 +496,7 @@ impl Capture {
     pub fn drops(&self) -> u64 {
         match self {
             Capture::Fast(r) => r.drops(),
+            Capture::Handover(h) => h.drops(),
             Capture::Portable(_) => 0,
         }
     }
@@ -528,14 +533,27 @@ pub fn open(
     if mode == IoMode::Fast {
         let (lo, hi) = plan.ports;
         let filter = crate::bpf::reply_filter(lo, hi, plan.any_flags);
-        let ring = match early {
+        let ifindex = plan.capture_ifindex;
+        let capture = match early {
+            // Not ready yet: start on an interim socket, which the ring
+            // takes over from when it is (see handover).
+            Some(early) if !early.is_ready() => match Interim::open(ifindex, &filter) {
+                Ok(interim) => Ok(Capture::Handover(Handover::start(
+                    interim, early, ifindex, filter,
+                ))),
+                Err(_) => early
+                    .wait()
+                    .and_then(|r| r.start(ifindex, &filter))
+                    .map(Capture::Fast),
+            },
             Some(early) => early
                 .wait()
-                .and_then(|r| r.start(plan.capture_ifindex, &filter)),
-            None => Ring::open(plan.capture_ifindex, &filter, RingConfig::default()),
+                .and_then(|r| r.start(ifindex, &filter))
+                .map(Capture::Fast),
+            None => Ring::open(ifindex, &filter, RingConfig::default()).map(Capture::Fast),
         };
-        match ring {
-            Ok(ring) => {
+        match capture {
+            Ok(capture) => {
                 let raw = RawSender::open(plan.device)?;
                 // Layer 2 is an optimisation: without it (no next hop
                 // known, or no packet socket) the IP layer sends them all.
@@ -545,7 +563,7 @@ pub fn open(
                     .filter(|h| h.counts().hops > 0)
                     .and_then(|h| LinkSender::open(QDISC_BYPASS).ok().map(|s| (s, h)));
                 let sender = FastSender { raw, link };
-                return Ok((PacketSender::Fast(sender), Capture::Fast(ring)));
+                return Ok((PacketSender::Fast(sender), capture));
             }
             Err(e) => match fast_failure(&e, plan.capture_ifindex) {
                 FastFailure::Fatal(err) => return Err(err),

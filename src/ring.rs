@@ -109,17 +109,37 @@ fn step<T>(step: &'static str, r: io::Result<T>) -> Result<T, RingError> {
 
 /// Attaches a classic BPF program to a socket (`SO_ATTACH_FILTER`).
 pub fn attach_filter(fd: &OwnedFd, prog: &[Insn]) -> io::Result<()> {
-    #[repr(C)]
-    struct SockFprog {
-        len: libc::c_ushort,
-        filter: *const Insn,
+    attach_program(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, prog)
+}
+
+/// Hands a classic BPF program to the kernel through the socket option
+/// `level`/`name`, which takes a `struct sock_fprog`.
+pub fn attach_program(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    prog: &[Insn],
+) -> io::Result<()> {
+    sockopt::set(fd, level, name, &SockFprog::new(prog)?)
+}
+
+/// `struct sock_fprog`: a classic BPF program as socket options take it.
+#[repr(C)]
+pub struct SockFprog<'a> {
+    len: libc::c_ushort,
+    filter: *const Insn,
+    prog: std::marker::PhantomData<&'a [Insn]>,
+}
+
+impl<'a> SockFprog<'a> {
+    pub fn new(prog: &'a [Insn]) -> io::Result<SockFprog<'a>> {
+        Ok(SockFprog {
+            len: u16::try_from(prog.len())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "filter too long"))?,
+            filter: prog.as_ptr(),
+            prog: std::marker::PhantomData,
+        })
     }
-    let fprog = SockFprog {
-        len: u16::try_from(prog.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "filter too long"))?,
-        filter: prog.as_ptr(),
-    };
-    sockopt::set(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
 }
 
 /// A TPACKET_V3 receive ring.
@@ -157,29 +177,60 @@ impl UnboundRing {
     pub fn start(self, ifindex: u32, filter: &[Insn]) -> Result<Ring, RingError> {
         let mut ring = self.0;
         step("capture filter", attach_filter(&ring.fd, filter))?;
-        let one: libc::c_int = 1;
-        ring.skip_outgoing =
-            sockopt::set(&ring.fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one).is_err();
-        // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
-        let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as libc::c_ushort;
-        sll.sll_protocol = ETH_P_IP.to_be();
-        sll.sll_ifindex = ifindex as libc::c_int;
-        // SAFETY: sll is a valid sockaddr_ll and we pass its size.
-        let rc = unsafe {
-            libc::bind(
-                ring.fd.as_raw_fd(),
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(RingError {
-                step: "bind",
-                err: io::Error::last_os_error(),
-            });
-        }
+        ring.skip_outgoing = ignore_outgoing(&ring.fd).is_err();
+        step("bind", bind_ip(&ring.fd, ifindex))?;
         Ok(ring)
+    }
+
+    /// Starts capturing as a member of fanout group `join` (whose program
+    /// sends it nothing yet): bound to `ifindex` as the group's members
+    /// are, but with a filter that passes nothing until it has joined, so
+    /// that no packet reaches it both on its own and through the group.
+    pub fn start_in_group(
+        self,
+        ifindex: u32,
+        filter: &[Insn],
+        join: impl FnOnce(&OwnedFd) -> io::Result<()>,
+    ) -> Result<Ring, RingError> {
+        let mut ring = self.0;
+        step(
+            "capture filter",
+            attach_filter(&ring.fd, &crate::bpf::constant(0)),
+        )?;
+        ring.skip_outgoing = ignore_outgoing(&ring.fd).is_err();
+        step("bind", bind_ip(&ring.fd, ifindex))?;
+        step("fanout group", join(&ring.fd))?;
+        step("capture filter", attach_filter(&ring.fd, filter))?;
+        Ok(ring)
+    }
+}
+
+/// `PACKET_IGNORE_OUTGOING` (Linux 4.20+).
+pub fn ignore_outgoing(fd: &OwnedFd) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    sockopt::set(fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one)
+}
+
+/// Binds a packet socket to IPv4 on `ifindex` (0: every interface), which
+/// starts its capture.
+pub fn bind_ip(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
+    let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as libc::c_ushort;
+    sll.sll_protocol = ETH_P_IP.to_be();
+    sll.sll_ifindex = ifindex as libc::c_int;
+    // SAFETY: sll is a valid sockaddr_ll and we pass its size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+            mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -198,11 +249,19 @@ impl EarlyRing {
         let old = all
             .thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
             .ok()?;
+        // The socket here and now, while root: the rest needs no privilege
+        // and may outlast dropping it.
+        let socket = Ring::socket();
         let spawned = std::thread::Builder::new()
             .name("ring-setup".into())
-            .spawn(|| Ring::prepare(RingConfig::default()));
+            .spawn(|| Ring::prepare_on(socket?, RingConfig::default()));
         let _ = old.thread_set_mask();
         spawned.ok().map(EarlyRing)
+    }
+
+    /// Whether [`EarlyRing::wait`] would return at once.
+    pub fn is_ready(&self) -> bool {
+        self.0.is_finished()
     }
 
     /// The prepared ring, or why it could not be made.
@@ -227,12 +286,19 @@ impl Ring {
     /// ring waits for an RCU grace period (about 8 ms here, whatever the
     /// ring's size), which [`EarlyRing`] spends beside the rest of start-up.
     fn prepare(cfg: RingConfig) -> Result<UnboundRing, RingError> {
-        // Protocol 0: nothing is queued before the filter and the ring are
-        // in place; bind() in start() begins the capture.
-        let fd = step(
+        Ring::prepare_on(Ring::socket()?, cfg)
+    }
+
+    /// The ring's socket. Protocol 0: nothing is queued before the filter
+    /// and the ring are in place; bind() in start() begins the capture.
+    fn socket() -> Result<OwnedFd, RingError> {
+        step(
             "packet socket",
             sockopt::socket(libc::AF_PACKET, libc::SOCK_DGRAM, 0),
-        )?;
+        )
+    }
+
+    fn prepare_on(fd: OwnedFd, cfg: RingConfig) -> Result<UnboundRing, RingError> {
         step(
             "TPACKET_V3",
             sockopt::set(&fd, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V3),
@@ -249,7 +315,7 @@ impl Ring {
         };
         step(
             "receive ring",
-            sockopt::set(&fd, libc::SOL_PACKET, PACKET_RX_RING, &req),
+            sockopt::set_in_child(&fd, libc::SOL_PACKET, PACKET_RX_RING, &req),
         )?;
         let map_len = cfg.block_size as usize * cfg.block_nr as usize;
         // SAFETY: maps the ring the kernel just allocated for this socket.
