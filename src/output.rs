@@ -370,47 +370,41 @@ pub fn write_jsonl(
     services: &Services,
     lang: Lang,
 ) -> io::Result<()> {
-    // Records are serialized into memory and written a megabyte at a
-    // time: through `dyn Write`, serde's many small writes cost more than
-    // the formatting (a four-technique full-range scan has 262,140).
-    const CHUNK: usize = 1 << 20;
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
-    for host in hosts(result) {
-        let addr = host.host.to_string();
-        for (port, findings) in &host.rows {
-            for (t, f) in result.techniques.iter().zip(findings.iter()) {
-                let Some(f) = f else { continue };
-                let is_open = f.state == PortState::Open;
-                let rec = PortRecord {
-                    host: &addr,
-                    port: *port,
-                    proto: "tcp",
-                    scan: &t.name,
-                    state: f.state.as_str(),
-                    reason: f.reason.as_str(),
-                    ttl: f.ttl,
-                    service: services.name(*port),
-                    class: is_open.then(|| crate::ports::port_class(*port).name()),
-                    note: is_open.then(|| portnotes::note_text(*port, lang)).flatten(),
-                };
-                serde_json::to_writer(&mut buf, &rec)?;
-                buf.push(b'\n');
-                if buf.len() >= CHUNK {
-                    w.write_all(&buf)?;
-                    buf.clear();
-                }
-            }
+    // Records are serialized into memory a chunk of rows at a time, by
+    // JSON_WORKERS threads taking turns, and written in order as chunks
+    // come in: a full-range scan has 65,535 records per technique (13 ms of
+    // serde's time on this machine, about half on two threads), and at
+    // most JSON_WORKERS * 2 chunks wait in memory, however large the scan.
+    let hosts = hosts(result);
+    let total: usize = hosts.iter().map(|h| h.rows.len()).sum();
+    let chunks = total.div_ceil(JSON_CHUNK_ROWS).max(1);
+    let workers = JSON_WORKERS.min(chunks);
+    std::thread::scope(|scope| -> io::Result<()> {
+        let queues: Vec<_> = (0..workers)
+            .map(|first| {
+                let (tx, rx) = crossbeam_channel::bounded::<io::Result<Vec<u8>>>(2);
+                let hosts = &hosts;
+                scope.spawn(move || {
+                    for chunk in (first..chunks).step_by(workers) {
+                        let rows =
+                            chunk * JSON_CHUNK_ROWS..((chunk + 1) * JSON_CHUNK_ROWS).min(total);
+                        let records = jsonl_rows(hosts, rows, total, result, services, lang);
+                        if tx.send(records).is_err() {
+                            return;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        for chunk in 0..chunks {
+            let records = queues[chunk % workers]
+                .recv()
+                .map_err(|_| io::Error::other("a JSON writer thread stopped"))??;
+            w.write_all(&records)?;
         }
-        let findings = host.findings(result, lang);
-        let rec = HostRecord {
-            kind: "host",
-            host: host.host,
-            findings: &findings,
-        };
-        serde_json::to_writer(&mut buf, &rec)?;
-        buf.push(b'\n');
-    }
-    w.write_all(&buf)?;
+        Ok(())
+    })?;
     let s = &result.stats;
     let rec = StatsRecord {
         kind: "stats",
@@ -433,6 +427,74 @@ pub fn write_jsonl(
     serde_json::to_writer(&mut *w, &rec)?;
     w.write_all(b"\n")?;
     w.flush()
+}
+
+/// Rows per chunk of JSON records (about 800 KB of text).
+const JSON_CHUNK_ROWS: usize = 8192;
+/// Threads serializing JSON records (the text report takes the main one).
+const JSON_WORKERS: usize = 2;
+
+/// The JSON lines of the port records of `rows` (positions among all
+/// hosts' rows, `total` of them), with each host's record after its last
+/// row.
+fn jsonl_rows(
+    hosts: &[HostRows<'_>],
+    rows: std::ops::Range<usize>,
+    total: usize,
+    result: &ScanResult,
+    services: &Services,
+    lang: Lang,
+) -> io::Result<Vec<u8>> {
+    let mut buf: Vec<u8> = Vec::with_capacity(rows.len() * 128);
+    let mut first = 0;
+    for host in hosts {
+        let own = first..first + host.rows.len();
+        first = own.end;
+        let (from, to) = (own.start.max(rows.start), own.end.min(rows.end));
+        if from < to {
+            let addr = host.host.to_string();
+            for (port, findings) in &host.rows[from - own.start..to - own.start] {
+                for (t, f) in result.techniques.iter().zip(findings.iter()) {
+                    let Some(f) = f else { continue };
+                    let is_open = f.state == PortState::Open;
+                    let rec = PortRecord {
+                        host: &addr,
+                        port: *port,
+                        proto: "tcp",
+                        scan: &t.name,
+                        state: f.state.as_str(),
+                        reason: f.reason.as_str(),
+                        ttl: f.ttl,
+                        service: services.name(*port),
+                        class: is_open.then(|| crate::ports::port_class(*port).name()),
+                        note: is_open.then(|| portnotes::note_text(*port, lang)).flatten(),
+                    };
+                    serde_json::to_writer(&mut buf, &rec)?;
+                    buf.push(b'\n');
+                }
+            }
+        }
+        // The host's record goes with its last row (a host without rows:
+        // where its rows would have been).
+        let last = if own.is_empty() {
+            own.start
+        } else {
+            own.end - 1
+        };
+        let in_chunk =
+            rows.contains(&last) || (own.is_empty() && last == total && rows.end == total);
+        if in_chunk {
+            let findings = host.findings(result, lang);
+            let rec = HostRecord {
+                kind: "host",
+                host: host.host,
+                findings: &findings,
+            };
+            serde_json::to_writer(&mut buf, &rec)?;
+            buf.push(b'\n');
+        }
+    }
+    Ok(buf)
 }
 
 fn rate(result: &ScanResult) -> f64 {
@@ -484,4 +546,81 @@ pub fn summary(result: &ScanResult) -> String {
         s.elapsed.as_secs_f64(),
         rate(result)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::RoutePlan;
+    use crate::scan::ScanStats;
+    use crate::technique::{builtin_by_name, Reason};
+    use crate::tracker::ProbeSpace;
+
+    /// Three hosts of 6,000 ports: 18,000 rows, so chunks of
+    /// `JSON_CHUNK_ROWS` end inside hosts and the workers take turns.
+    #[test]
+    fn json_chunks_come_out_in_order_with_each_host_record_after_its_ports() {
+        let hosts: Vec<Ipv4Addr> = (1..=3).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
+        let ports: Vec<u16> = (1..=6000).collect();
+        let n = hosts.len() * ports.len();
+        assert!(n > 2 * JSON_CHUNK_ROWS);
+        let findings = (0..n)
+            .map(|i| {
+                Some(Finding {
+                    state: if i % 1000 == 0 {
+                        PortState::Open
+                    } else {
+                        PortState::Closed
+                    },
+                    reason: if i % 1000 == 0 {
+                        Reason::SynAck
+                    } else {
+                        Reason::Reset
+                    },
+                    ttl: Some(64),
+                })
+            })
+            .collect();
+        let result = ScanResult {
+            space: ProbeSpace::new(hosts.clone(), ports.clone(), 1),
+            techniques: vec![builtin_by_name("syn").unwrap()],
+            findings,
+            stats: ScanStats::default(),
+            route: RoutePlan {
+                sources: vec![],
+                interfaces: vec![],
+                capture_ifindex: 0,
+                kernel: vec![],
+            },
+            seed: 1,
+            interrupted: false,
+            decided: vec![],
+        };
+        let mut out = Vec::new();
+        write_jsonl(&mut out, &result, &Services::load(), Lang::En).unwrap();
+        let records: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut expected = Vec::new();
+        for h in &hosts {
+            for p in &ports {
+                expected.push(format!("{h}:{p}"));
+            }
+            expected.push(format!("host {h}"));
+        }
+        expected.push("stats".to_string());
+        let got: Vec<String> = records
+            .iter()
+            .map(|r| match r["type"].as_str() {
+                Some("host") => format!("host {}", r["host"].as_str().unwrap()),
+                Some(kind) => kind.to_string(),
+                None => format!("{}:{}", r["host"].as_str().unwrap(), r["port"]),
+            })
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(records[1000]["state"], "open");
+        assert_eq!(records[1001]["state"], "closed");
+    }
 }
