@@ -24,7 +24,7 @@ use crate::sender::{self, Order, SendTrace, SenderStats};
 use crate::technique::Technique;
 use crate::timing::{RateBudget, TimingParams};
 use crate::trace::{self, TraceSink};
-use crate::tracker::{Finding, ProbeSpace, Tracker, TrackerStats};
+use crate::tracker::{Finding, PrefetchStage, ProbeSpace, Tracker, TrackerStats};
 use crate::wire::{ProbeFields, ProbeTemplate};
 
 pub struct ScanConfig {
@@ -271,14 +271,13 @@ pub fn run_with_trace(
     let mut shown_at = Duration::ZERO;
     // Set once interrupted: until when replies in flight are awaited.
     let mut grace_until: Option<Duration> = None;
+    let mut heard: Vec<Heard> = Vec::with_capacity(REPLY_BATCH);
     while !tracker.is_done() {
         if grace_until.is_none() && interrupted() {
             let grace = tracker.rto().min(MAX_GRACE);
             grace_until = Some(clock.elapsed() + grace);
         }
-        while let Ok(heard) = reply_rx.try_recv() {
-            on_heard(&mut tracker, heard, trace_sink.as_ref());
-        }
+        on_queued(&mut tracker, &reply_rx, &mut heard, trace_sink.as_ref());
         if let Some(until) = grace_until {
             // Interrupted: nothing more is sent. A last try that times out
             // now concludes as usual; earlier tries stay undecided.
@@ -451,6 +450,36 @@ fn recv_reply(
                 "the receiver thread stopped: {}",
                 why.unwrap_or_else(|| "unknown reason".into())
             );
+        }
+    }
+}
+
+/// Replies handled together: the tracker prefetches what each will touch
+/// before handling any.
+const REPLY_BATCH: usize = 64;
+
+/// Applies every reply queued now, [`REPLY_BATCH`] at a time.
+fn on_queued(
+    tracker: &mut Tracker,
+    rx: &Receiver<Heard>,
+    batch: &mut Vec<Heard>,
+    trace: Option<&TraceSink>,
+) {
+    loop {
+        batch.clear();
+        batch.extend(rx.try_iter().take(REPLY_BATCH));
+        if batch.is_empty() {
+            return;
+        }
+        for stage in [PrefetchStage::Port, PrefetchStage::Slot] {
+            for h in batch.iter() {
+                if let Heard::Reply(reply) = h {
+                    tracker.prefetch_for(reply, stage);
+                }
+            }
+        }
+        for h in batch.drain(..) {
+            on_heard(tracker, h, trace);
         }
     }
 }
