@@ -1,12 +1,12 @@
 //! Formatters over a finished scan: nmap-like text and JSON Lines.
 //! Each writes to any `io::Write`; `-` as a file name means stdout.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::error::usage;
@@ -110,11 +110,19 @@ fn cell(f: &Option<Finding>, reason: bool) -> String {
 /// The key ports are folded by: every technique's state and reason.
 type RowKey = Vec<Option<(crate::technique::PortState, crate::technique::Reason)>>;
 
-fn row_key(findings: &[Option<Finding>]) -> RowKey {
-    findings
-        .iter()
-        .map(|f| f.map(|f| (f.state, f.reason)))
-        .collect()
+/// Fills `key` with the row's key (one allocation per report, not per row:
+/// a full-range scan has 65,535 rows).
+fn row_key_into(findings: &[Option<Finding>], key: &mut RowKey) {
+    key.clear();
+    key.extend(findings.iter().map(|f| f.map(|f| (f.state, f.reason))));
+}
+
+fn has_key(findings: &[Option<Finding>], key: &RowKey) -> bool {
+    findings.len() == key.len()
+        && findings
+            .iter()
+            .zip(key)
+            .all(|(f, k)| f.map(|f| (f.state, f.reason)) == *k)
 }
 
 /// How the text view is written.
@@ -141,9 +149,16 @@ pub fn write_text(
     for host in hosts(result) {
         writeln!(w, "flagscan report for {}", host.host)?;
         // Fold the most common answer when it covers many ports.
-        let mut counts: HashMap<RowKey, usize> = HashMap::new();
+        let mut counts: FxHashMap<RowKey, usize> = FxHashMap::default();
+        let mut key = RowKey::new();
         for (_, f) in &host.rows {
-            *counts.entry(row_key(f)).or_default() += 1;
+            row_key_into(f, &mut key);
+            match counts.get_mut(key.as_slice()) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(key.clone(), 1);
+                }
+            }
         }
         let folded = counts
             .iter()
@@ -180,7 +195,7 @@ pub fn write_text(
         let shown: Vec<_> = host
             .rows
             .iter()
-            .filter(|(_, f)| folded.as_ref().is_none_or(|(k, _)| row_key(f) != *k))
+            .filter(|(_, f)| folded.as_ref().is_none_or(|(k, _)| !has_key(f, k)))
             .filter(|(_, f)| f.iter().any(|c| c.is_some()))
             .collect();
         if shown.is_empty() && unconcluded > 0 {
