@@ -5,7 +5,7 @@
 //! fills the gaps so the services the teaching notes mention always have a
 //! name, even in minimal containers without netbase.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::path::Path;
 
 const SYSTEM_SERVICES: &str = "/etc/services";
@@ -49,7 +49,7 @@ const EMBEDDED: &[(u16, &str)] = &[
 
 #[derive(Debug, Clone, Default)]
 pub struct Services {
-    names: HashMap<u16, Box<str>>,
+    names: FxHashMap<u16, Box<str>>,
 }
 
 impl Services {
@@ -66,7 +66,7 @@ impl Services {
     /// Keeps TCP entries only; the first name given for a port wins, as in
     /// getservbyport(3). Lines that do not parse are skipped.
     pub fn from_services_text(text: &str) -> Services {
-        let mut names = HashMap::new();
+        let mut names = FxHashMap::default();
         for line in text.lines() {
             let line = line.split_once('#').map_or(line, |(before, _)| before);
             let mut fields = line.split_whitespace();
