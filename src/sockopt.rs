@@ -59,7 +59,9 @@ pub fn set_in_child<T>(
     // is what a child of a threaded process may do; it allocates nothing.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(io::Error::last_os_error());
+        // No child (a sandbox may refuse it): set it here, and the wait
+        // falls on this thread, as it did before.
+        return set(fd, level, name, value);
     }
     if pid == 0 {
         let code = match set(fd, level, name, value) {
@@ -86,5 +88,50 @@ pub fn set_in_child<T>(
         _ => Err(io::Error::other(
             "the process setting the option was killed",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let mut v: libc::c_int = 0;
+        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: v is a valid buffer of `len` bytes.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        v
+    }
+
+    #[test]
+    fn an_option_set_by_the_child_is_the_parents_socket_option() {
+        let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
+        let before = get_int(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF);
+        // The kernel stores twice what it is given, within its limits.
+        let asked: libc::c_int = 4096 * 3;
+        set_in_child(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &asked).unwrap();
+        let after = get_int(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF);
+        assert_ne!(after, before);
+        assert_eq!(after, asked * 2);
+    }
+
+    #[test]
+    fn the_childs_error_is_the_callers() {
+        let fd = socket(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
+        let one: libc::c_int = 1;
+        // A packet-socket option on a UDP socket: refused.
+        let here = set(&fd, libc::SOL_PACKET, 10, &one).unwrap_err();
+        let child = set_in_child(&fd, libc::SOL_PACKET, 10, &one).unwrap_err();
+        assert_eq!(child.raw_os_error(), here.raw_os_error());
+        assert!(child.raw_os_error().is_some());
     }
 }
