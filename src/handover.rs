@@ -26,17 +26,15 @@ use std::time::Duration;
 
 use crate::bpf::Insn;
 use crate::rawsock::Stamp;
-use crate::ring::{self, EarlyRing, Ring, RingError};
+use crate::ring::{self, EarlyRing, Ring, RingError, TPACKET_V3};
 use crate::sockopt;
 
-const PACKET_VERSION: libc::c_int = 10;
-const TPACKET_V3: libc::c_int = 2;
-const PACKET_STATISTICS: libc::c_int = 6;
-const PACKET_FANOUT: libc::c_int = 18;
-const PACKET_FANOUT_DATA: libc::c_int = 22;
-const PACKET_FANOUT_CBPF: u32 = 6;
-/// Asks the kernel for a group id no other group uses (Linux 4.13+).
-const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+// PACKET_FANOUT_FLAG_UNIQUEID (Linux 4.13+) asks the kernel for a group id
+// no other group uses.
+use libc::{
+    PACKET_FANOUT, PACKET_FANOUT_CBPF, PACKET_FANOUT_DATA, PACKET_FANOUT_FLAG_UNIQUEID,
+    PACKET_STATISTICS, PACKET_VERSION,
+};
 /// The interim socket's receive buffer: some 40,000 replies, tens of
 /// milliseconds at full speed (the default holds a few hundred).
 const INTERIM_BUFFER: libc::c_int = 32 << 20;

@@ -18,7 +18,7 @@ use pnet::transport::{transport_channel, TransportChannelType, TransportSender};
 
 use crate::rawsock::{bind_to_device, open_error, Frame};
 
-const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IP: u16 = libc::ETH_P_IP as u16;
 /// IPPROTO_RAW: a send-only raw socket, so no copy of incoming traffic
 /// queues up on it unread.
 const IPPROTO_RAW: u8 = 255;
@@ -128,9 +128,7 @@ fn capture_socket() -> anyhow::Result<Option<i32>> {
         libc::c_int::from(ETH_P_IP.to_be()),
     )
     .map_err(|e| open_error("packet capture", e))?;
-    const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-    let one: libc::c_int = 1;
-    let _ = sockopt::set(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one);
+    let _ = crate::ring::ignore_outgoing(&fd);
     let size: libc::c_int = 16 << 20;
     if sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
         let _ = sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);

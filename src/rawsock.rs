@@ -57,7 +57,7 @@ pub const PACKET_MAX: usize = 120;
 pub const ETH_HLEN: usize = 14;
 /// The longest frame: an Ethernet header and the longest probe.
 pub const FRAME_MAX: usize = ETH_HLEN + PACKET_MAX;
-const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IP: u16 = libc::ETH_P_IP as u16;
 
 /// One probe ready to leave: an IPv4 packet, with room for an Ethernet
 /// header in front of it, and where it goes.
@@ -231,8 +231,6 @@ impl RawSender {
     }
 }
 
-const PACKET_QDISC_BYPASS: libc::c_int = 20;
-
 /// Sends whole Ethernet frames (`AF_PACKET`, `SOCK_RAW`), many per system
 /// call. One socket serves every interface: each message names its own
 /// (`sockaddr_ll`), which is what binding would do, per frame. Created with
@@ -253,7 +251,7 @@ impl LinkSender {
         if qdisc_bypass {
             let one: libc::c_int = 1;
             // Linux 3.14+; without it frames take the normal queue.
-            let _ = sockopt::set(&fd, libc::SOL_PACKET, PACKET_QDISC_BYPASS, &one);
+            let _ = sockopt::set(&fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one);
         }
         Ok(LinkSender { fd })
     }

@@ -18,14 +18,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::bpf::Insn;
 use crate::sockopt;
 
-const ETH_P_IP: u16 = 0x0800;
-const PACKET_RX_RING: libc::c_int = 5;
-const PACKET_STATISTICS: libc::c_int = 6;
-const PACKET_VERSION: libc::c_int = 10;
-const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-const TPACKET_V3: libc::c_int = 2;
-const TP_STATUS_KERNEL: u32 = 0;
-const TP_STATUS_USER: u32 = 1;
+use libc::{
+    PACKET_IGNORE_OUTGOING, PACKET_RX_RING, PACKET_STATISTICS, PACKET_VERSION, TP_STATUS_KERNEL,
+    TP_STATUS_USER,
+};
+
+pub(crate) const TPACKET_V3: libc::c_int = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
 
 /// `struct tpacket_req3` (linux/if_packet.h).
 #[repr(C)]
@@ -217,7 +215,7 @@ pub fn bind_ip(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
     // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
     let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as libc::c_ushort;
-    sll.sll_protocol = ETH_P_IP.to_be();
+    sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
     sll.sll_ifindex = ifindex as libc::c_int;
     // SAFETY: sll is a valid sockaddr_ll and we pass its size.
     let rc = unsafe {
