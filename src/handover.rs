@@ -237,8 +237,8 @@ impl Handover {
         }
     }
 
-    /// As [`crate::rawsock::Capture::read`]; packets from the interim socket are stamped
-    /// [`Stamp::Now`].
+    /// As [`crate::rawsock::Capture::read`]; packets from the interim
+    /// socket are stamped [`Stamp::Now`].
     pub fn read<F: FnMut(&[u8], Stamp)>(
         &mut self,
         timeout: Duration,

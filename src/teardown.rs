@@ -58,32 +58,21 @@ pub fn exit(code: i32) -> ! {
     std::process::exit(code)
 }
 
-/// Registers every open socket with a new io_uring instance, whose
-/// descriptor stays open until the process ends. Best effort: on any
-/// failure the sockets are released at exit as usual.
+/// Registers every open socket with a new io_uring instance, which stays
+/// open until the process ends. Best effort: on any failure the sockets
+/// are released at exit as usual.
 fn release_after_exit() {
     let sockets = open_sockets();
     if sockets.is_empty() {
         return;
     }
-    // struct io_uring_params is 120 bytes; all zero asks for the defaults.
-    let mut params = [0u32; 30];
-    // SAFETY: io_uring_setup writes into the params buffer it is given,
-    // which is as large as the kernel's struct.
-    let ring = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
-    if ring < 0 {
+    let Ok(ring) = io_uring::IoUring::new(1) else {
         return;
-    }
-    const IORING_REGISTER_FILES: libc::c_uint = 2;
-    // SAFETY: the kernel reads `sockets.len()` descriptors from the array.
-    unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_register,
-            ring as libc::c_int,
-            IORING_REGISTER_FILES,
-            sockets.as_ptr(),
-            sockets.len() as libc::c_uint,
-        );
+    };
+    if ring.submitter().register_files(&sockets).is_ok() {
+        // Its descriptor must outlive this function: the kernel releases
+        // the registered files when the process's last reference to it goes.
+        std::mem::forget(ring);
     }
 }
 
