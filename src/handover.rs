@@ -43,7 +43,10 @@ const INTERIM_BUFFER: libc::c_int = 32 << 20;
 const INTERIM_NAP: Duration = Duration::from_millis(1);
 /// Packets read per `recvmmsg` call.
 const BATCH: usize = 64;
-/// Larger than any reply the filter passes (they are cut to this).
+/// Batches one read takes at most (4,096 packets).
+const DRAIN_BATCHES: usize = 64;
+/// Bytes kept of each packet: replies are 40-100 bytes, and a longer
+/// packet's headers, all the receiver looks at, are in its first bytes.
 const SNAP: usize = 2048;
 
 /// The interim capture: a plain packet socket, member 0 of a fanout group.
@@ -63,7 +66,11 @@ impl Interim {
         // for: where the kernel refuses it, so waiting for the ring is
         // what fails (and says so), not this.
         sockopt::set(&fd, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V3)?;
-        sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &INTERIM_BUFFER)?;
+        // Past the system's limit needs CAP_NET_ADMIN; without it, as much
+        // as the limit allows.
+        if sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &INTERIM_BUFFER).is_err() {
+            sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &INTERIM_BUFFER)?;
+        }
         ring::attach_filter(&fd, filter)?;
         let _ = ring::ignore_outgoing(&fd);
         ring::bind_ip(&fd, ifindex)?;
@@ -93,16 +100,19 @@ impl Interim {
         self.drain(each)
     }
 
-    /// Passes on every packet queued now, without waiting.
+    /// Passes on what is queued now, without waiting: at most
+    /// [`DRAIN_BATCHES`] batches, so that the receiver still looks at its
+    /// stop flag under a flood.
     fn drain<F: FnMut(&[u8])>(&mut self, each: &mut F) -> io::Result<usize> {
         let mut total = 0;
-        loop {
+        for _ in 0..DRAIN_BATCHES {
             let n = self.recv_batch(each)?;
             total += n;
             if n < BATCH {
-                return Ok(total);
+                break;
             }
         }
+        Ok(total)
     }
 
     fn recv_batch<F: FnMut(&[u8])>(&mut self, each: &mut F) -> io::Result<usize> {
@@ -146,7 +156,8 @@ impl Interim {
 
     /// Packets dropped for want of room since the last call.
     fn drops(&self) -> u64 {
-        // struct tpacket_stats: the socket has no ring, so no V3 counters.
+        // Packets, then drops: the first two counters of every version's
+        // statistics (the kernel truncates to the length asked for).
         let mut st = [0u32; 2];
         let mut len = mem::size_of_val(&st) as libc::socklen_t;
         // SAFETY: st is a valid buffer of `len` bytes.

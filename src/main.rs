@@ -1,6 +1,11 @@
 use flagscan::error::{exit_code, EXIT_FAILURE};
 
 fn main() {
+    // A SIGCHLD ignored by whoever started us would be inherited, and the
+    // kernel would then reap our children itself: waiting for the one that
+    // sets up the capture ring (sockopt::set_in_child) would fail.
+    // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
     flagscan::teardown::enable();
     // A bug must not dump a backtrace on a user: one line, and a way to report it.
     std::panic::set_hook(Box::new(|info| {

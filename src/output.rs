@@ -461,10 +461,17 @@ fn jsonl_rows(
     lang: Lang,
 ) -> io::Result<Vec<u8>> {
     let mut buf: Vec<u8> = Vec::with_capacity(rows.len() * 128);
-    let mut first = 0;
-    for host in hosts {
-        let own = first..first + host.rows.len();
-        first = own.end;
+    // Every host has a row per port: the chunk's hosts are found by
+    // division, not by walking all hosts (a /8 has 16 million).
+    let per_host = hosts.first().map_or(0, |h| h.rows.len());
+    let span = match per_host {
+        0 => 0..hosts.len(),
+        n => (rows.start / n).min(hosts.len())..rows.end.div_ceil(n).min(hosts.len()),
+    };
+    for (h, host) in hosts[span.clone()].iter().enumerate() {
+        debug_assert_eq!(host.rows.len(), per_host);
+        let first = (span.start + h) * per_host;
+        let own = first..first + per_host;
         let (from, to) = (own.start.max(rows.start), own.end.min(rows.end));
         if from < to {
             let addr = host.host.to_string();
@@ -572,11 +579,19 @@ mod tests {
     use crate::tracker::ProbeSpace;
 
     /// Three hosts of 6,000 ports: 18,000 rows, so chunks of
-    /// `JSON_CHUNK_ROWS` end inside hosts and the workers take turns.
+    /// `JSON_CHUNK_ROWS` end inside hosts and the workers take turns. Then
+    /// 20,000 hosts of one port: many hosts per chunk.
     #[test]
     fn json_chunks_come_out_in_order_with_each_host_record_after_its_ports() {
-        let hosts: Vec<Ipv4Addr> = (1..=3).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
-        let ports: Vec<u16> = (1..=6000).collect();
+        json_order(3, 6000);
+        json_order(20_000, 1);
+    }
+
+    fn json_order(host_count: u32, port_count: u16) {
+        let hosts: Vec<Ipv4Addr> = (0..host_count)
+            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+            .collect();
+        let ports: Vec<u16> = (1..=port_count).collect();
         let n = hosts.len() * ports.len();
         assert!(n > 2 * JSON_CHUNK_ROWS);
         let findings = (0..n)
@@ -635,7 +650,9 @@ mod tests {
             })
             .collect();
         assert_eq!(got, expected);
-        assert_eq!(records[1000]["state"], "open");
-        assert_eq!(records[1001]["state"], "closed");
+        // Row 0 is open, the next row (of the same host or the next) closed.
+        assert_eq!(records[0]["state"], "open");
+        let next = if port_count > 1 { 1 } else { 2 };
+        assert_eq!(records[next]["state"], "closed");
     }
 }

@@ -254,8 +254,10 @@ pub fn run(
         .ring_drops
         .fetch_add(capture.drops(), Ordering::Relaxed);
     drop(taps);
+    // Kept before `done`: once the scan has heard it, the process may exit.
+    let unkept = crate::teardown::keep(capture);
     let _ = done.send(());
-    crate::teardown::keep(capture);
+    drop(unkept);
 }
 
 /// How long one capture read waits before the stop flag is looked at again:

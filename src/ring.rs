@@ -232,6 +232,14 @@ pub fn bind_ip(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
     }
 }
 
+/// `FLAGSCAN_TEST_RING_DELAY_MS`: for tests, makes the early ring this much
+/// later, so that a scan surely starts on the interim capture and hands
+/// over to the ring mid-scan ([`crate::handover`]).
+fn test_delay() -> Option<Duration> {
+    let ms = std::env::var("FLAGSCAN_TEST_RING_DELAY_MS").ok()?;
+    ms.parse().ok().map(Duration::from_millis)
+}
+
 /// A ring being prepared on a thread of its own from the moment the scan's
 /// network namespace is known, while targets, routes, outputs and users
 /// are looked up: its grace period then costs the start of a scan nothing.
@@ -252,7 +260,12 @@ impl EarlyRing {
         let socket = Ring::socket();
         let spawned = std::thread::Builder::new()
             .name("ring-setup".into())
-            .spawn(|| Ring::prepare_on(socket?, RingConfig::default()));
+            .spawn(|| {
+                if let Some(late) = test_delay() {
+                    std::thread::sleep(late);
+                }
+                Ring::prepare_on(socket?, RingConfig::default())
+            });
         let _ = old.thread_set_mask();
         spawned.ok().map(EarlyRing)
     }

@@ -372,12 +372,13 @@ pub fn run_with_trace(
     let elapsed = clock.elapsed();
     drop(order_tx);
     stop.store(true, Ordering::Relaxed);
-    // All sent and the taps let go; the thread may still be closing its
-    // sockets and is not joined (see sender::run).
+    // All sent, the taps let go and the sockets kept for the exit (or, in
+    // a library, still being closed: the thread is not joined; see
+    // sender::run).
     let _ = sent_rx.recv();
     drop(sender);
-    // Every packet read and handed over, its taps let go. The thread may
-    // still be closing its socket; it is not joined.
+    // Every packet read and handed over, its taps let go, its socket kept
+    // or being closed, as the senders'.
     let _ = heard_all_rx.recv();
     drop(receiver);
     // Late replies heard before the receiver stopped: all duplicates now,

@@ -226,8 +226,10 @@ pub fn run(
         send_loop(&mut socket, &templates, orders, &stats, &taps, 0);
     });
     drop(taps);
+    // Kept before `done`: once the scan has heard it, the process may exit.
+    let unkept = crate::teardown::keep((socket, helpers));
     let _ = done.send(());
-    crate::teardown::keep((socket, helpers));
+    drop(unkept);
 }
 
 fn send_loop(

@@ -78,6 +78,11 @@ pub fn set_in_child<T>(
             break;
         }
         let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ECHILD) {
+            return Err(io::Error::other(
+                "the process setting the option was reaped by the kernel (SIGCHLD is ignored)",
+            ));
+        }
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }

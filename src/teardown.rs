@@ -30,15 +30,16 @@ pub fn enable() {
 }
 
 /// Holds `value` (a socket, or what owns some) until [`exit`] when enabled;
-/// drops it at once otherwise.
-pub fn keep<T: Send + 'static>(value: T) {
+/// otherwise hands it back, for the caller to drop when it suits it.
+#[must_use = "what is handed back is closed when dropped"]
+pub fn keep<T: Send + 'static>(value: T) -> Option<T> {
     let mut kept = KEPT.lock().unwrap_or_else(|p| p.into_inner());
     match kept.as_mut() {
-        Some(list) => list.push(Box::new(value)),
-        None => {
-            drop(kept);
-            drop(value);
+        Some(list) => {
+            list.push(Box::new(value));
+            None
         }
+        None => Some(value),
     }
 }
 
@@ -76,15 +77,18 @@ fn release_after_exit() {
     }
 }
 
-/// This process's open socket descriptors.
+/// This process's open socket descriptors, but for the standard streams: a
+/// reader of our output (a socket under systemd or a supervisor) must see
+/// its end when we exit, not when a kernel worker gets to it.
 fn open_sockets() -> Vec<libc::c_int> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::c_int>().ok())
+        .filter(|&fd| fd > 2)
         .filter(|&fd| {
             // SAFETY: fstat on a descriptor number fills the stat buffer or
-            // fails (the directory's own descriptor is closed by now).
+            // fails; the listing's own descriptor is a directory, not a socket.
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
             unsafe { libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK }
         })
@@ -105,10 +109,13 @@ mod tests {
     }
 
     #[test]
-    fn without_enable_a_kept_value_is_dropped_at_once() {
+    fn without_enable_a_kept_value_is_handed_back() {
         // The test binary never calls enable(), as a library user would not.
         let dropped = Arc::new(AtomicBool::new(false));
-        keep(Flag(dropped.clone()));
+        let back = keep(Flag(dropped.clone()));
+        assert!(back.is_some());
+        assert!(!dropped.load(Ordering::SeqCst));
+        drop(back);
         assert!(dropped.load(Ordering::SeqCst));
     }
 }

@@ -18,18 +18,24 @@ fn scan(ns: &str, io: &str) -> (States, serde_json::Value) {
         "flagscan-io-paths-{io}-{}.jsonl",
         std::process::id()
     ));
-    let out = flagscan(&[
-        "--netns",
-        ns,
-        "--io",
-        io,
-        "-sS",
-        "-sF",
-        "-p-",
-        WEB,
-        "-oJ",
-        json.to_str().unwrap(),
-    ]);
+    // The fast path's ring is made late, so that the scan starts on the
+    // interim socket and hands over to the ring mid-scan (src/handover.rs).
+    let out = Command::new(flagscan_bin())
+        .env("FLAGSCAN_TEST_RING_DELAY_MS", "150")
+        .args([
+            "--netns",
+            ns,
+            "--io",
+            io,
+            "-sS",
+            "-sF",
+            "-p-",
+            WEB,
+            "-oJ",
+            json.to_str().unwrap(),
+        ])
+        .output()
+        .expect("cannot run the flagscan binary");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "--io {io} failed: {stderr}");
     // On this kernel the fast path is there: no fallback notice.
