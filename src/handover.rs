@@ -33,7 +33,7 @@ use crate::sockopt;
 // no other group uses.
 use libc::{
     PACKET_FANOUT, PACKET_FANOUT_CBPF, PACKET_FANOUT_DATA, PACKET_FANOUT_FLAG_UNIQUEID,
-    PACKET_STATISTICS, PACKET_VERSION,
+    PACKET_VERSION,
 };
 /// The interim socket's receive buffer: some 40,000 replies, tens of
 /// milliseconds at full speed (the default holds a few hundred).
@@ -66,11 +66,7 @@ impl Interim {
         // for: where the kernel refuses it, so waiting for the ring is
         // what fails (and says so), not this.
         sockopt::set(&fd, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V3)?;
-        // Past the system's limit needs CAP_NET_ADMIN; without it, as much
-        // as the limit allows.
-        if sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &INTERIM_BUFFER).is_err() {
-            sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &INTERIM_BUFFER)?;
-        }
+        sockopt::grow_receive_buffer(&fd, INTERIM_BUFFER)?;
         ring::attach_filter(&fd, filter)?;
         let _ = ring::ignore_outgoing(&fd);
         ring::bind_ip(&fd, ifindex)?;
@@ -156,47 +152,13 @@ impl Interim {
 
     /// Packets dropped for want of room since the last call.
     fn drops(&self) -> u64 {
-        // Packets, then drops: the first two counters of every version's
-        // statistics (the kernel truncates to the length asked for).
-        let mut st = [0u32; 2];
-        let mut len = mem::size_of_val(&st) as libc::socklen_t;
-        // SAFETY: st is a valid buffer of `len` bytes.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_STATISTICS,
-                st.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
-            u64::from(st[1])
-        } else {
-            0
-        }
+        ring::packet_drops(&self.fd)
     }
 }
 
 /// The id the kernel gave the socket's fanout group.
 fn fanout_id(fd: &OwnedFd) -> io::Result<u16> {
-    let mut val: u32 = 0;
-    let mut len = mem::size_of::<u32>() as libc::socklen_t;
-    // SAFETY: val is a valid buffer of `len` bytes.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_PACKET,
-            PACKET_FANOUT,
-            (&mut val as *mut u32).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok((val & 0xffff) as u16)
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    sockopt::get::<u32>(fd, libc::SOL_PACKET, PACKET_FANOUT).map(|v| (v & 0xffff) as u16)
 }
 
 /// The capture of a scan that started before its ring was ready.

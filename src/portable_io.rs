@@ -129,9 +129,6 @@ fn capture_socket() -> anyhow::Result<Option<i32>> {
     )
     .map_err(|e| open_error("packet capture", e))?;
     let _ = crate::ring::ignore_outgoing(&fd);
-    let size: libc::c_int = 16 << 20;
-    if sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
-        let _ = sockopt::set(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
-    }
+    let _ = sockopt::grow_receive_buffer(&fd, 16 << 20);
     Ok(Some(fd.into_raw_fd()))
 }

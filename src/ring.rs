@@ -429,24 +429,15 @@ impl Ring {
     /// Packets the kernel dropped because the ring was full, since the
     /// last call (`PACKET_STATISTICS` resets on read).
     pub fn drops(&self) -> u64 {
-        let mut st = TpacketStatsV3::default();
-        let mut len = mem::size_of::<TpacketStatsV3>() as libc::socklen_t;
-        // SAFETY: st is a valid buffer of `len` bytes.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_STATISTICS,
-                &mut st as *mut TpacketStatsV3 as *mut libc::c_void,
-                &mut len,
-            )
-        };
-        if rc == 0 {
-            u64::from(st.tp_drops)
-        } else {
-            0
-        }
+        packet_drops(&self.fd)
     }
+}
+
+/// Packets a TPACKET_V3 packet socket, ring or not, dropped for want of
+/// room since the last call (`PACKET_STATISTICS` resets on read).
+pub fn packet_drops(fd: &OwnedFd) -> u64 {
+    sockopt::get::<TpacketStatsV3>(fd, libc::SOL_PACKET, PACKET_STATISTICS)
+        .map_or(0, |st| u64::from(st.tp_drops))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {

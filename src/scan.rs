@@ -24,7 +24,7 @@ use crate::sender::{self, Order, SendTrace, SenderStats};
 use crate::technique::Technique;
 use crate::timing::{RateBudget, TimingParams};
 use crate::trace::{self, TraceSink};
-use crate::tracker::{Finding, PrefetchStage, ProbeSpace, Tracker, TrackerStats};
+use crate::tracker::{Finding, ProbeSpace, Tracker, TrackerStats};
 use crate::wire::{ProbeFields, ProbeTemplate};
 
 pub struct ScanConfig {
@@ -472,13 +472,10 @@ fn on_queued(
         if batch.is_empty() {
             return;
         }
-        for stage in [PrefetchStage::Port, PrefetchStage::Slot] {
-            for h in batch.iter() {
-                if let Heard::Reply(reply) = h {
-                    tracker.prefetch_for(reply, stage);
-                }
-            }
-        }
+        tracker.prefetch_for(batch.iter().filter_map(|h| match h {
+            Heard::Reply(reply) => Some(reply),
+            Heard::Traced(_) => None,
+        }));
         for h in batch.drain(..) {
             on_heard(tracker, h, trace);
         }

@@ -43,6 +43,34 @@ pub fn set<T>(
     }
 }
 
+/// `getsockopt(2)` of an option whose value is a `T`.
+pub fn get<T: Default>(fd: &impl AsRawFd, level: libc::c_int, name: libc::c_int) -> io::Result<T> {
+    let mut value = T::default();
+    let mut len = mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` is a live T of `len` bytes for the kernel to fill.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            &mut value as *mut T as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A receive buffer of `bytes`: past the system's limit where we may
+/// (`SO_RCVBUFFORCE`, CAP_NET_ADMIN), else as much as the limit allows.
+pub fn grow_receive_buffer(fd: &impl AsRawFd, bytes: libc::c_int) -> io::Result<()> {
+    set(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &bytes)
+        .or_else(|_| set(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &bytes))
+}
+
 /// [`set`], made by a child process on the same socket. For the options
 /// that wait for an RCU grace period (a packet socket's ring, a fanout
 /// group's program: 8-36 ms here): glibc changes credentials by signalling
@@ -101,20 +129,7 @@ mod tests {
     use super::*;
 
     fn get_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
-        let mut v: libc::c_int = 0;
-        let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: v is a valid buffer of `len` bytes.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                level,
-                name,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
-        v
+        get(fd, level, name).unwrap()
     }
 
     #[test]

@@ -109,6 +109,17 @@ mod tests {
     }
 
     #[test]
+    fn the_sockets_to_register_are_the_open_sockets() {
+        use std::os::fd::AsRawFd;
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        let fds = open_sockets();
+        assert!(fds.contains(&socket.as_raw_fd()), "{fds:?}");
+        assert!(!fds.contains(&file.as_raw_fd()), "{fds:?}");
+        assert!(fds.iter().all(|&fd| fd > 2), "{fds:?}");
+    }
+
+    #[test]
     fn without_enable_a_kept_value_is_handed_back() {
         // The test binary never calls enable(), as a library user would not.
         let dropped = Arc::new(AtomicBool::new(false));

@@ -156,14 +156,6 @@ enum Slot {
     Skipped,
 }
 
-/// [`Tracker::prefetch_for`] in two passes over a batch: the port table
-/// first, which finding the slot needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrefetchStage {
-    Port,
-    Slot,
-}
-
 fn in_flight_bit(index: u64) -> (usize, u64) {
     ((index / 64) as usize, 1 << (index % 64))
 }
@@ -494,15 +486,16 @@ impl Tracker {
     }
 
     /// Asks the CPU to fetch what [`Tracker::on_reply`] will look at for
-    /// `reply`, a cache miss each otherwise (most of its time, measured):
-    /// the scan loop calls this for a batch of replies before handling them.
-    pub fn prefetch_for(&self, reply: &Reply, stage: PrefetchStage) {
-        match stage {
-            PrefetchStage::Port => self.space.prefetch_port(reply.port),
-            PrefetchStage::Slot => {
-                if let Some(index) = self.space.index(reply.host, reply.port, reply.technique) {
-                    prefetch(&self.slots[index as usize]);
-                }
+    /// each of `replies`, a cache miss each otherwise (most of its time,
+    /// measured): the scan loop calls this for a batch before handling it.
+    /// Two passes: finding a slot needs the port table's entry.
+    pub fn prefetch_for<'a>(&self, replies: impl Iterator<Item = &'a Reply> + Clone) {
+        for reply in replies.clone() {
+            self.space.prefetch_port(reply.port);
+        }
+        for reply in replies {
+            if let Some(index) = self.space.index(reply.host, reply.port, reply.technique) {
+                prefetch(&self.slots[index as usize]);
             }
         }
     }
