@@ -16,7 +16,7 @@ pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// Stopped by Ctrl-C or SIGTERM: the results so far are written to every
 /// output and a resume file says how to finish (`flagscan --resume FILE`).
-/// (A second signal quits at once with [`crate::interrupt::EXIT_KILLED`].)
+/// (A second signal quits at once with [`crate::sys::interrupt::EXIT_KILLED`].)
 pub const EXIT_INTERRUPTED: i32 = 3;
 
 #[derive(Debug)]

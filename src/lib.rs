@@ -1,42 +1,17 @@
 //! flagscan: a raw-packet TCP port scanner.
 //!
-//! Data flow (see docs/architecture.md):
-//! targets x ports x techniques -> [`permutation`] -> [`sender`] thread -> [`rawsock`]
-//! -> network -> [`receiver`] thread ([`wire`] parse, [`cookie`] validate) -> channel
-//! -> [`tracker`] (states, retries, RTT) -> [`output`].
+//! Each folder is one part of the design (see docs/architecture.md); data
+//! flows one way: [`cli`] -> [`engine`] -> [`io`], and [`output`] and
+//! [`teach`] read finished results.
 
-pub mod bpf;
-pub mod capture;
 pub mod cli;
-pub mod cookie;
-pub mod demo;
+pub mod engine;
 pub mod error;
-pub mod explain;
-pub mod findings;
-pub mod handover;
-pub mod interrupt;
+pub mod io;
 pub mod lab;
-pub mod nexthop;
+pub mod model;
 pub mod output;
-pub mod permutation;
-pub mod portable_io;
-pub mod portnotes;
-pub mod ports;
-pub mod privilege;
-pub mod progress;
-pub mod rawsock;
-pub mod receiver;
-pub mod resume;
-pub mod ring;
 pub mod route;
-pub mod scan;
-pub mod sender;
-pub mod services;
-pub mod sockopt;
-pub mod targets;
-pub mod teardown;
-pub mod technique;
-pub mod timing;
-pub mod trace;
-pub mod tracker;
+pub mod sys;
+pub mod teach;
 pub mod wire;

@@ -6,7 +6,7 @@ fn main() {
     // sets up the capture ring (sockopt::set_in_child) would fail.
     // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-    flagscan::teardown::enable();
+    flagscan::sys::teardown::enable();
     // A bug must not dump a backtrace on a user: one line, and a way to report it.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("flagscan: internal error: {info}; please report this with the command you ran");
@@ -19,5 +19,5 @@ fn main() {
             exit_code(&err)
         }
     };
-    flagscan::teardown::exit(code);
+    flagscan::sys::teardown::exit(code);
 }

@@ -51,7 +51,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use common::*;
-use flagscan::sockopt::{self, socket};
+use flagscan::sys::sockopt::{self, socket};
 
 const SCANNER: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 1);
 const WEB: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 2);

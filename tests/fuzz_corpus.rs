@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use flagscan::tracker::ReplyEffect;
+use flagscan::engine::tracker::ReplyEffect;
 
 include!("../fuzz/harness/reply_path.rs");
 

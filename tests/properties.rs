@@ -17,11 +17,13 @@ use std::slice;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use flagscan::cookie::{tcp_reply_fits, Cookie, PortPlan, TcpEcho, MAX_TECHNIQUES, TRY_SLOTS};
-use flagscan::permutation::Permutation;
-use flagscan::ports::parse_ports;
-use flagscan::targets::expand_targets;
-use flagscan::technique::{builtin, flag};
+use flagscan::cli::targets::expand_targets;
+use flagscan::engine::cookie::{
+    tcp_reply_fits, Cookie, PortPlan, TcpEcho, MAX_TECHNIQUES, TRY_SLOTS,
+};
+use flagscan::engine::permutation::Permutation;
+use flagscan::model::ports::parse_ports;
+use flagscan::model::technique::{builtin, flag};
 
 // ---------------------------------------------------------------- permutation
 

@@ -26,13 +26,13 @@ use etherparse::{
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-use flagscan::cookie::{probe_numbers, CookieKey, PortPlan, TRY_SLOTS};
-use flagscan::receiver::{Validator, Verdict};
-use flagscan::technique::{builtin_by_name, flag, PortState, Reason, ReplyKind, Technique};
-use flagscan::timing::TimingParams;
-use flagscan::tracker::{
+use flagscan::engine::cookie::{probe_numbers, CookieKey, PortPlan, TRY_SLOTS};
+use flagscan::engine::receiver::{Validator, Verdict};
+use flagscan::engine::timing::TimingParams;
+use flagscan::engine::tracker::{
     Finding, ProbeSpace, Reply, ReplyEffect, SendOrder, Time, Tracker, TrackerStats,
 };
+use flagscan::model::technique::{builtin_by_name, flag, PortState, Reason, ReplyKind, Technique};
 use flagscan::wire::{parse_ipv4, ProbeFields, ProbeTemplate};
 
 const SCANNER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);

@@ -19,11 +19,11 @@ mod reply_path {
     use rand::rngs::StdRng;
     use rand::{RngCore, SeedableRng};
 
-    use flagscan::cookie::{CookieKey, PortPlan};
-    use flagscan::receiver::{Validator, Verdict};
-    use flagscan::technique::{builtin_by_name, Technique};
-    use flagscan::timing::TimingParams;
-    use flagscan::tracker::{ProbeSpace, ReplyEffect, Tracker};
+    use flagscan::engine::cookie::{CookieKey, PortPlan};
+    use flagscan::engine::receiver::{Validator, Verdict};
+    use flagscan::model::technique::{builtin_by_name, Technique};
+    use flagscan::engine::timing::TimingParams;
+    use flagscan::engine::tracker::{ProbeSpace, ReplyEffect, Tracker};
     use flagscan::wire::{parse_ipv4, Parsed};
 
     /// What one input did.

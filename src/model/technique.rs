@@ -432,10 +432,10 @@ fn state_words() -> String {
 
 /// The techniques built into the binary, in the order `--help` lists them.
 pub const BUILTIN_FILES: [(&str, &str); 4] = [
-    ("syn.toml", include_str!("../scanners/syn.toml")),
-    ("fin.toml", include_str!("../scanners/fin.toml")),
-    ("null.toml", include_str!("../scanners/null.toml")),
-    ("xmas.toml", include_str!("../scanners/xmas.toml")),
+    ("syn.toml", include_str!("../../scanners/syn.toml")),
+    ("fin.toml", include_str!("../../scanners/fin.toml")),
+    ("null.toml", include_str!("../../scanners/null.toml")),
+    ("xmas.toml", include_str!("../../scanners/xmas.toml")),
 ];
 
 pub fn builtin() -> Vec<Technique> {

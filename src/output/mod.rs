@@ -1,6 +1,10 @@
 //! Formatters over a finished scan: nmap-like text and JSON Lines.
 //! Each writes to any `io::Write`; `-` as a file name means stdout.
 
+pub mod pcap;
+pub mod progress;
+pub mod trace;
+
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::Ipv4Addr;
@@ -9,13 +13,13 @@ use std::path::Path;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use crate::engine::scan::ScanResult;
+use crate::engine::tracker::Finding;
 use crate::error::usage;
-use crate::findings::{self, HostFinding, Lang, PortRow};
-use crate::portnotes;
-use crate::scan::ScanResult;
-use crate::services::Services;
-use crate::technique::PortState;
-use crate::tracker::Finding;
+use crate::model::services::Services;
+use crate::model::technique::PortState;
+use crate::teach::findings::{self, HostFinding, Lang, PortRow};
+use crate::teach::portnotes;
 
 /// Ports sharing one answer are folded into a "Not shown" line above this
 /// many, as nmap does.
@@ -108,7 +112,12 @@ fn cell(f: &Option<Finding>, reason: bool) -> String {
 }
 
 /// The key ports are folded by: every technique's state and reason.
-type RowKey = Vec<Option<(crate::technique::PortState, crate::technique::Reason)>>;
+type RowKey = Vec<
+    Option<(
+        crate::model::technique::PortState,
+        crate::model::technique::Reason,
+    )>,
+>;
 
 /// Fills `key` with the row's key (one allocation per report, not per row:
 /// a full-range scan has 65,535 rows).
@@ -488,7 +497,7 @@ fn jsonl_rows(
                         reason: f.reason.as_str(),
                         ttl: f.ttl,
                         service: services.name(*port),
-                        class: is_open.then(|| crate::ports::port_class(*port).name()),
+                        class: is_open.then(|| crate::model::ports::port_class(*port).name()),
                         note: is_open.then(|| portnotes::note_text(*port, lang)).flatten(),
                     };
                     serde_json::to_writer(&mut buf, &rec)?;
@@ -573,10 +582,10 @@ pub fn summary(result: &ScanResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::scan::ScanStats;
+    use crate::engine::tracker::ProbeSpace;
+    use crate::model::technique::{builtin_by_name, Reason};
     use crate::route::RoutePlan;
-    use crate::scan::ScanStats;
-    use crate::technique::{builtin_by_name, Reason};
-    use crate::tracker::ProbeSpace;
 
     /// Three hosts of 6,000 ports: 18,000 rows, so chunks of
     /// `JSON_CHUNK_ROWS` end inside hosts and the workers take turns. Then

@@ -2,13 +2,15 @@
 //!
 //! A technique's card is built from its file in `scanners/` (title, nmap
 //! option, flags, reply table, teaching text); a port's card from the IANA
-//! range and the notes of [`crate::portnotes`]. Both come in English and
+//! range and the notes of [`crate::teach::portnotes`]. Both come in English and
 //! Japanese; the layout is plain text for a terminal of 80 columns.
 
-use crate::findings::Lang;
-use crate::portnotes;
-use crate::services::Services;
-use crate::technique::{flag, Reason, ReplyMatch, ReplyRule, Teaching, Technique, WindowCond};
+use crate::model::services::Services;
+use crate::model::technique::{
+    flag, Reason, ReplyMatch, ReplyRule, Teaching, Technique, WindowCond,
+};
+use crate::teach::findings::Lang;
+use crate::teach::portnotes;
 
 /// Text is wrapped to this many terminal columns.
 const WIDTH: usize = 78;
@@ -523,7 +525,7 @@ fn join(units: &[(String, bool)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::technique::{builtin, builtin_by_name};
+    use crate::model::technique::{builtin, builtin_by_name};
 
     /// Set to regenerate the files under tests/snapshots/ from the code.
     const UPDATE: &str = "FLAGSCAN_UPDATE_SNAPSHOTS";
@@ -571,7 +573,7 @@ mod tests {
         ($file:literal, $actual:expr) => {
             check_snapshot(
                 $file,
-                include_str!(concat!("../tests/snapshots/", $file)),
+                include_str!(concat!("../../tests/snapshots/", $file)),
                 &$actual,
             )
         };
@@ -692,7 +694,7 @@ mod tests {
     }
 
     fn window_en_only() -> String {
-        format!("{}{}", crate::technique::WINDOW_TOML, TEACH_EN)
+        format!("{}{}", crate::model::technique::WINDOW_TOML, TEACH_EN)
     }
 
     const TEACH_EN: &str = r#"[teach.en]

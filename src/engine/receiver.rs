@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::capture::{self, Direction, SharedPcap};
-use crate::cookie::{quoted_fits, tcp_reply_fits, CookieKey, PortPlan, TcpEcho};
-use crate::rawsock::{Capture, Stamp};
-use crate::technique::{flag, ReplyKind};
-use crate::tracker::{Reply, Time};
+use crate::engine::cookie::{quoted_fits, tcp_reply_fits, CookieKey, PortPlan, TcpEcho};
+use crate::engine::tracker::{Reply, Time};
+use crate::io::rawsock::{Capture, Stamp};
+use crate::model::technique::{flag, ReplyKind};
+use crate::output::pcap::{self, Direction, SharedPcap};
 use crate::wire::{parse_ipv4, Body, Packet, Parsed};
 
 /// What the receiver needs to recognise our replies.
@@ -192,7 +192,7 @@ fn scan_time(start: Instant, stamp: Stamp) -> Time {
 /// `done` when it has read its last packet and let go of `taps`: closing
 /// the capture socket then waits for the kernel (RCU grace periods, tens
 /// of milliseconds), which neither the scan nor the process's exit waits
-/// for ([`crate::teardown`]).
+/// for ([`crate::sys::teardown`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     mut capture: Capture,
@@ -255,7 +255,7 @@ pub fn run(
         .fetch_add(capture.drops(), Ordering::Relaxed);
     drop(taps);
     // Kept before `done`: once the scan has heard it, the process may exit.
-    let unkept = crate::teardown::keep(capture);
+    let unkept = crate::sys::teardown::keep(capture);
     let _ = done.send(());
     drop(unkept);
 }
@@ -281,7 +281,7 @@ fn tap(
         return None;
     }
     if let Some(pcap) = &taps.pcap {
-        capture::record(pcap, Direction::Received, packet);
+        pcap::record(pcap, Direction::Received, packet);
     }
     if taps.trace {
         return Some(Heard::Traced(Box::new(Traced {

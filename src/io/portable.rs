@@ -2,7 +2,7 @@
 //! transport channel sends whole IPv4 packets (layer 3, header included)
 //! and its datalink channel captures IPv4 packets (layer 3: from the IP
 //! header on). One system call per packet each way and no kernel filter,
-//! so it is slower than [`crate::ring`], but it needs nothing beyond a raw
+//! so it is slower than [`crate::io::ring`], but it needs nothing beyond a raw
 //! socket and a packet socket. It is also the fallback when the fast path
 //! cannot be set up. The capture socket is made here (a large buffer, our
 //! own packets ignored) and handed to pnet, which binds and reads it.
@@ -16,7 +16,7 @@ use pnet::packet::ip::IpNextHeaderProtocol;
 use pnet::packet::ipv4::Ipv4Packet;
 use pnet::transport::{transport_channel, TransportChannelType, TransportSender};
 
-use crate::rawsock::{bind_to_device, open_error, Frame};
+use crate::io::rawsock::{bind_to_device, open_error, Frame};
 
 const ETH_P_IP: u16 = libc::ETH_P_IP as u16;
 /// IPPROTO_RAW: a send-only raw socket, so no copy of incoming traffic
@@ -41,7 +41,7 @@ impl PortableSender {
     }
 
     /// One packet per call; the same contract as
-    /// [`crate::rawsock::RawSender::send_many`].
+    /// [`crate::io::rawsock::RawSender::send_many`].
     pub fn send_many(&mut self, frames: &[Frame]) -> io::Result<usize> {
         let Some(f) = frames.first() else {
             return Ok(0);
@@ -120,7 +120,7 @@ impl PortableCapture {
 /// Either option may be refused (older kernels, no CAP_NET_ADMIN): the scan
 /// works without them. pnet owns (and closes) the descriptor.
 fn capture_socket() -> anyhow::Result<Option<i32>> {
-    use crate::sockopt;
+    use crate::sys::sockopt;
     use std::os::fd::IntoRawFd;
     let fd = sockopt::socket(
         libc::AF_PACKET,
@@ -128,7 +128,7 @@ fn capture_socket() -> anyhow::Result<Option<i32>> {
         libc::c_int::from(ETH_P_IP.to_be()),
     )
     .map_err(|e| open_error("packet capture", e))?;
-    let _ = crate::ring::ignore_outgoing(&fd);
+    let _ = crate::io::ring::ignore_outgoing(&fd);
     let _ = sockopt::grow_receive_buffer(&fd, 16 << 20);
     Ok(Some(fd.into_raw_fd()))
 }

@@ -16,9 +16,9 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
-use crate::receiver::{Traced, Verdict};
-use crate::technique::{flag, Reason, ReplyKind, ReplyMatch, Technique, WindowCond};
-use crate::tracker::{ReplyEffect, Time};
+use crate::engine::receiver::{Traced, Verdict};
+use crate::engine::tracker::{ReplyEffect, Time};
+use crate::model::technique::{flag, Reason, ReplyKind, ReplyMatch, Technique, WindowCond};
 use crate::wire::{Body, Packet, ProbeFields};
 
 /// Where trace lines go (stdout, or stderr when JSON is on stdout).
@@ -216,8 +216,8 @@ pub fn rcvd_line(t: &Traced, effect: Option<ReplyEffect>, techniques: &[Techniqu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::technique::{builtin_by_name, Outcome, PortState};
-    use crate::tracker::Reply;
+    use crate::engine::tracker::Reply;
+    use crate::model::technique::{builtin_by_name, Outcome, PortState};
     use crate::wire::{Quoted, TcpSegment};
     use std::time::Duration;
 
@@ -441,7 +441,7 @@ mod tests {
 
     #[test]
     fn window_rows_name_their_condition() {
-        let text = crate::technique::WINDOW_TOML;
+        let text = crate::model::technique::WINDOW_TOML;
         let w = Technique::from_toml(text, "window.toml").unwrap();
         assert_eq!(rule_name(&w, 0), "rst (window > 0)");
         assert_eq!(rule_name(&w, 1), "rst (window 0)");

@@ -15,7 +15,7 @@
 //!   never delivers either;
 //! - TCP that is truncated or has a data offset below 5 or past the segment;
 //! - well-formed TCP to a destination port in our probe source-port range
-//!   ([`crate::cookie::PortPlan::range`]) with RST, or SYN and ACK (with
+//!   ([`crate::engine::cookie::PortPlan::range`]) with RST, or SYN and ACK (with
 //!   `--pcap`/`--packet-trace`: with any flags, as those show every packet
 //!   addressed to our ports);
 //! - ICMP destination unreachable (type 3), and ICMP too short for its
@@ -77,7 +77,7 @@ pub const ACCEPT: u32 = 0x0004_0000;
 
 /// A program of one instruction that returns `k` for every packet. As a
 /// socket filter, 0 passes nothing; as a fanout group's program, `k` is the
-/// member every packet goes to ([`crate::handover`]).
+/// member every packet goes to ([`crate::io::handover`]).
 pub fn constant(k: u32) -> Vec<Insn> {
     vec![Insn {
         code: RET | K,
@@ -394,9 +394,9 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, RngCore, SeedableRng};
 
-    use crate::cookie::{CookieKey, PortPlan};
-    use crate::receiver::{Validator, Verdict};
-    use crate::technique;
+    use crate::engine::cookie::{CookieKey, PortPlan};
+    use crate::engine::receiver::{Validator, Verdict};
+    use crate::model::technique;
     use crate::wire::tests::*;
     use crate::wire::{parse_ipv4, Parsed};
 

@@ -24,10 +24,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::bpf::Insn;
-use crate::rawsock::Stamp;
-use crate::ring::{self, EarlyRing, Ring, RingError, TPACKET_V3};
-use crate::sockopt;
+use crate::io::bpf::Insn;
+use crate::io::rawsock::Stamp;
+use crate::io::ring::{self, EarlyRing, Ring, RingError, TPACKET_V3};
+use crate::sys::sockopt;
 
 // PACKET_FANOUT_FLAG_UNIQUEID (Linux 4.13+) asks the kernel for a group id
 // no other group uses.
@@ -184,7 +184,7 @@ impl Handover {
                 ring.fd(),
                 libc::SOL_PACKET,
                 PACKET_FANOUT_DATA,
-                &crate::bpf::constant(1),
+                &crate::io::bpf::constant(1),
             )
             .map_err(|err| RingError {
                 step: "fanout switch",
@@ -210,7 +210,7 @@ impl Handover {
         }
     }
 
-    /// As [`crate::rawsock::Capture::read`]; packets from the interim
+    /// As [`crate::io::rawsock::Capture::read`]; packets from the interim
     /// socket are stamped [`Stamp::Now`].
     pub fn read<F: FnMut(&[u8], Stamp)>(
         &mut self,

@@ -1,7 +1,7 @@
 //! Which source address and interface reach each target.
 //!
 //! The kernel's routing table decides: one `RTM_GETROUTE` per target, asked
-//! in batches ([`crate::nexthop::kernel_routes`]), gives the route and the
+//! in batches ([`crate::route::nexthop::kernel_routes`]), gives the route and the
 //! source address the kernel will use for the raw probes, and the output
 //! interface and gateway that layer-2 sending needs. Where that answer is
 //! missing or unusual (no route, broadcast, multicast), connecting a UDP
@@ -9,13 +9,15 @@
 //! is the one reported. The interface is the one holding the source
 //! address. `-e` and `-S` override.
 
+pub mod nexthop;
+
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 
 use pnet::datalink::{self, NetworkInterface};
 
 use crate::error::usage;
-use crate::nexthop::{self, KernelRoute, RouteKind};
+use crate::route::nexthop::{KernelRoute, RouteKind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePlan {

@@ -34,7 +34,7 @@ const PROBE_TTL: u8 = 64;
 
 impl ProbeTemplate {
     pub fn new(flags: u8) -> ProbeTemplate {
-        use crate::technique::flag;
+        use crate::model::technique::flag;
         let mut tcp = TcpHeader::new(0, 0, 0, PROBE_WINDOW);
         tcp.fin = flags & flag::FIN != 0;
         tcp.syn = flags & flag::SYN != 0;
@@ -264,10 +264,12 @@ pub(crate) mod tests {
     use rand::rngs::StdRng;
     use rand::{RngCore, SeedableRng};
 
-    use crate::cookie::{probe_numbers, quoted_fits, tcp_reply_fits, CookieKey, PortPlan, TcpEcho};
-    use crate::receiver::{Validator, Verdict};
-    use crate::technique::{self, flag, ReplyKind};
-    use crate::tracker::Reply;
+    use crate::engine::cookie::{
+        probe_numbers, quoted_fits, tcp_reply_fits, CookieKey, PortPlan, TcpEcho,
+    };
+    use crate::engine::receiver::{Validator, Verdict};
+    use crate::engine::tracker::Reply;
+    use crate::model::technique::{self, flag, ReplyKind};
 
     /// Frame 64: kernel RST/ACK from web:81 (closed) answering the SYN probe
     /// from 60904, ack = probe seq + 1.

@@ -13,18 +13,18 @@ use anyhow::Context;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use rand::{RngCore, SeedableRng};
 
-use crate::capture::{PcapCounts, PcapSink};
-use crate::cookie::{probe_numbers, CookieKey, PortPlan, MAX_TECHNIQUES};
+use crate::engine::cookie::{probe_numbers, CookieKey, PortPlan, MAX_TECHNIQUES};
+use crate::engine::receiver::{self, Heard, ReceiverStats, Validator, Verdict};
+use crate::engine::sender::{self, Order, SendTrace, SenderStats};
+use crate::engine::timing::{RateBudget, TimingParams};
+use crate::engine::tracker::{Finding, ProbeSpace, Tracker, TrackerStats};
 use crate::error::usage;
-use crate::nexthop::NextHops;
-use crate::rawsock::{self, IoMode, IoPlan};
-use crate::receiver::{self, Heard, ReceiverStats, Validator, Verdict};
+use crate::io::rawsock::{self, IoMode, IoPlan};
+use crate::model::technique::Technique;
+use crate::output::pcap::{PcapCounts, PcapSink};
+use crate::output::trace::{self, TraceSink};
+use crate::route::nexthop::NextHops;
 use crate::route::{self, RoutePlan};
-use crate::sender::{self, Order, SendTrace, SenderStats};
-use crate::technique::Technique;
-use crate::timing::{RateBudget, TimingParams};
-use crate::trace::{self, TraceSink};
-use crate::tracker::{Finding, ProbeSpace, Tracker, TrackerStats};
 use crate::wire::{ProbeFields, ProbeTemplate};
 
 pub struct ScanConfig {
@@ -45,10 +45,10 @@ pub struct ScanConfig {
     pub pcap: Option<PathBuf>,
     /// Give up root once the sockets are open (`None`: keep it, as
     /// `--keep-privileges` and the demo, which must remove its lab, do).
-    pub drop_privileges: Option<crate::privilege::DropPlan>,
+    pub drop_privileges: Option<crate::sys::privilege::DropPlan>,
     /// `--io`: the fast Linux packet path (default) or the portable one.
     pub io: IoMode,
-    /// Set (by [`crate::interrupt::stop_flag`]) to stop the scan: no probe is
+    /// Set (by [`crate::sys::interrupt::stop_flag`]) to stop the scan: no probe is
     /// sent after it, replies in flight are awaited for at most one
     /// retransmission timeout (capped at [`MAX_GRACE`]), and the result
     /// holds what was concluded, with `interrupted` set.
@@ -59,7 +59,7 @@ pub struct ScanConfig {
     pub resume: Option<Vec<Range<u64>>>,
     /// The capture ring, prepared while the rest of the scan was set up
     /// (fast path only; `None`: prepared when the sockets are opened).
-    pub early_ring: Option<crate::ring::EarlyRing>,
+    pub early_ring: Option<crate::io::ring::EarlyRing>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -156,7 +156,7 @@ pub fn run_with_trace(
     )?;
     // Every socket and file is open: nothing below needs root.
     if let Some(plan) = &cfg.drop_privileges {
-        crate::privilege::drop_privileges(plan)?;
+        crate::sys::privilege::drop_privileges(plan)?;
     }
 
     let validator = Validator {
@@ -239,7 +239,7 @@ pub fn run_with_trace(
     };
 
     // Turns the tracker's decision into a probe for the sender.
-    let hand_out = |o: crate::tracker::SendOrder| -> anyhow::Result<()> {
+    let hand_out = |o: crate::engine::tracker::SendOrder| -> anyhow::Result<()> {
         let src = sources
             .get(o.host_pos)
             .copied()
@@ -267,7 +267,7 @@ pub fn run_with_trace(
     };
     let mut rate = cfg.max_rate.map(RateBudget::new);
     let mut floor = cfg.min_rate.map(RateBudget::new);
-    let progress = crate::progress::Progress::new(tracker.space().len());
+    let progress = crate::output::progress::Progress::new(tracker.space().len());
     let mut shown_at = Duration::ZERO;
     // Set once interrupted: until when replies in flight are awaited.
     let mut grace_until: Option<Duration> = None;

@@ -3,17 +3,17 @@
 //! Two paths, chosen by `--io`:
 //!
 //! - **fast** (default): a probe whose next hop's MAC is known
-//!   ([`crate::nexthop`]) leaves as a whole Ethernet frame through an
+//!   ([`crate::route::nexthop`]) leaves as a whole Ethernet frame through an
 //!   `AF_PACKET` socket ([`LinkSender`]): the kernel neither routes it nor
 //!   looks up the neighbour again. The others (loopback, our own addresses,
 //!   interfaces without Ethernet headers, next hops not resolved yet) leave
 //!   through an `AF_INET`/`IPPROTO_RAW` socket ([`RawSender`]) as whole
 //!   IPv4 packets, and the kernel routes them and resolves the next hop's
 //!   MAC (ARP). Both send up to [`BATCH`] probes per `sendmmsg` call.
-//!   Replies come from a TPACKET_V3 ring ([`crate::ring`]) behind a classic
-//!   BPF filter ([`crate::bpf`]) that passes only what can be a reply to our
+//!   Replies come from a TPACKET_V3 ring ([`crate::io::ring`]) behind a classic
+//!   BPF filter ([`crate::io::bpf`]) that passes only what can be a reply to our
 //!   probes (or a malformed packet, which the receiver counts).
-//! - **portable** ([`crate::portable_io`]): pnet's transport channel (raw
+//! - **portable** ([`crate::io::portable`]): pnet's transport channel (raw
 //!   IPv4, header included) to send one packet per call, and pnet's datalink
 //!   channel to capture, without a kernel filter.
 //!
@@ -29,11 +29,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::usage;
-use crate::handover::{Handover, Interim};
-use crate::nexthop::NextHops;
-use crate::portable_io::{PortableCapture, PortableSender};
-use crate::ring::{EarlyRing, Ring, RingConfig, RingError};
-use crate::sockopt::{self, socket};
+use crate::io::handover::{Handover, Interim};
+use crate::io::portable::{PortableCapture, PortableSender};
+use crate::io::ring::{EarlyRing, Ring, RingConfig, RingError};
+use crate::route::nexthop::NextHops;
+use crate::sys::sockopt::{self, socket};
 
 pub const PRIVILEGE_HINT: &str = "flagscan needs CAP_NET_RAW to send and capture raw packets: \
 run it as root (sudo flagscan ...) or grant the capability once with \
@@ -530,7 +530,7 @@ pub fn open(
 ) -> anyhow::Result<(PacketSender, Capture)> {
     if mode == IoMode::Fast {
         let (lo, hi) = plan.ports;
-        let filter = crate::bpf::reply_filter(lo, hi, plan.any_flags);
+        let filter = crate::io::bpf::reply_filter(lo, hi, plan.any_flags);
         let ifindex = plan.capture_ifindex;
         let capture = match early {
             // Not ready yet: start on an interim socket, which the ring
@@ -661,7 +661,7 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             return;
         }
-        let filter = crate::bpf::reply_filter(40000, 40255, false);
+        let filter = crate::io::bpf::reply_filter(40000, 40255, false);
         // Not a multiple of the page size: the kernel refuses it.
         let bad = RingConfig {
             block_size: 1000,

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::capture::{self, Direction, SharedPcap};
-use crate::rawsock::{Frame, PacketSender, BATCH, PACKET_MAX};
-use crate::trace::{self, TraceSink};
+use crate::io::rawsock::{Frame, PacketSender, BATCH, PACKET_MAX};
+use crate::output::pcap::{self, Direction, SharedPcap};
+use crate::output::trace::{self, TraceSink};
 use crate::wire::{ProbeFields, ProbeTemplate};
 
 /// One probe to send, fully decided by the scan loop.
@@ -188,7 +188,7 @@ const SENDERS: usize = 2;
 /// Signals `done` once every probe is sent, `stats` is final and `taps`
 /// is let go, and only then lets the sockets go: closing a packet socket
 /// waits for the kernel (an RCU grace period, measured 6-16 ms), which
-/// neither the scan nor the process's exit waits for ([`crate::teardown`]).
+/// neither the scan nor the process's exit waits for ([`crate::sys::teardown`]).
 pub fn run(
     mut socket: PacketSender,
     templates: Vec<ProbeTemplate>,
@@ -227,7 +227,7 @@ pub fn run(
     });
     drop(taps);
     // Kept before `done`: once the scan has heard it, the process may exit.
-    let unkept = crate::teardown::keep((socket, helpers));
+    let unkept = crate::sys::teardown::keep((socket, helpers));
     let _ = done.send(());
     drop(unkept);
 }
@@ -274,7 +274,7 @@ fn send_loop(
                     if taps.pcap.is_some() || taps.trace.is_some() {
                         for (order, frame) in batch[at..at + k].iter().zip(&frames[at..at + k]) {
                             if let Some(pcap) = &taps.pcap {
-                                capture::record(pcap, Direction::Sent, frame.packet());
+                                pcap::record(pcap, Direction::Sent, frame.packet());
                             }
                             if let Some(t) = &taps.trace {
                                 t.line(order, None);
@@ -321,7 +321,7 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    use crate::technique::builtin;
+    use crate::model::technique::builtin;
 
     fn random_fields(rng: &mut StdRng) -> ProbeFields {
         ProbeFields {
@@ -364,7 +364,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(12);
         let ours = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
         let theirs = [0x96, 0x9f, 0x8f, 0x68, 0x58, 0xef];
-        let header = crate::nexthop::ethernet_header(theirs, ours);
+        let header = crate::route::nexthop::ethernet_header(theirs, ours);
         let mut frame = Frame::EMPTY;
         for t in builtin() {
             let fast = FastTemplate::new(&ProbeTemplate::new(t.flags));

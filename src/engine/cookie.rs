@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 
 use siphasher::sip::SipHasher24;
 
-use crate::technique::flag;
+use crate::model::technique::flag;
 
 /// How many source ports each technique uses: one per try, so a late answer
 /// to the first try is not mistaken for an answer to the second.

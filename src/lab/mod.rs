@@ -18,6 +18,8 @@
 //! firewall rule of the root namespace is ever touched. A unit test checks
 //! that property on the whole plan.
 
+pub mod demo;
+
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};

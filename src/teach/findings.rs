@@ -19,8 +19,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::technique::{flag, Reason, Technique};
-use crate::tracker::Finding;
+use crate::engine::tracker::Finding;
+use crate::model::technique::{flag, Reason, Technique};
 
 /// Language of the teaching texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -621,7 +621,7 @@ fn port_list(ports: &[u16], lang: Lang) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::technique::{builtin_by_name, PortState};
+    use crate::model::technique::{builtin_by_name, PortState};
 
     fn techs(names: &[&str]) -> Vec<Technique> {
         names.iter().map(|n| builtin_by_name(n).unwrap()).collect()

@@ -3,11 +3,11 @@
 //! Japanese ("Telnet is cleartext", "SMB must not face the internet", ...).
 //!
 //! The table is embedded: notes must not depend on the machine. Service
-//! *names* as `ss` and nmap print them come from [`crate::services`]; the
+//! *names* as `ss` and nmap print them come from [`crate::model::services`]; the
 //! `service` field here is the protocol's common name, for people.
 
-use crate::findings::Lang;
-use crate::ports::{port_class, PortClass};
+use crate::model::ports::{port_class, PortClass};
+use crate::teach::findings::Lang;
 
 /// The note on one TCP port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,14 +1,14 @@
 //! `flagscan demo`: a guided tour of the lab in English or Japanese.
 
 use crate::cli::report;
-use crate::findings::Lang;
+use crate::engine::scan::{self, ScanConfig};
+use crate::engine::timing::TimingParams;
 use crate::lab;
+use crate::model::ports;
+use crate::model::services::Services;
+use crate::model::technique;
 use crate::output::TextOptions;
-use crate::ports;
-use crate::scan::{self, ScanConfig};
-use crate::services::Services;
-use crate::technique;
-use crate::timing::TimingParams;
+use crate::teach::findings::Lang;
 
 /// Ports the demo scans: the defaults plus the lab's interesting ones.
 fn demo_ports() -> Vec<u16> {
@@ -67,10 +67,10 @@ fn host_role_ja(name: &str) -> Option<&'static str> {
 /// spawns, and only the watcher thread takes them.
 fn teardown_on_signal(prefix: &str) -> anyhow::Result<()> {
     let prefix = prefix.to_string();
-    crate::interrupt::watch(move |sig| {
+    crate::sys::interrupt::watch(move |sig| {
         eprintln!("\nflagscan: {sig}: removing the lab '{prefix}'...");
         let _ = lab::down(&prefix);
-        std::process::exit(crate::interrupt::EXIT_KILLED);
+        std::process::exit(crate::sys::interrupt::EXIT_KILLED);
     })
 }
 

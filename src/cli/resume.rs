@@ -67,7 +67,7 @@ fn scan_user_may_write(dir: &Path, dropping: bool) -> bool {
     if !dropping || !nix::unistd::geteuid().is_root() {
         return nix::unistd::access(dir, AccessFlags::W_OK | AccessFlags::X_OK).is_ok();
     }
-    let Ok(who) = crate::privilege::target_identity(
+    let Ok(who) = crate::sys::privilege::target_identity(
         std::env::var("SUDO_UID").ok().as_deref(),
         std::env::var("SUDO_GID").ok().as_deref(),
     ) else {

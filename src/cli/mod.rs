@@ -1,24 +1,26 @@
 //! The command line: raw arguments first (clap), then a resolved
 //! configuration that consults the system, then the scan and its outputs.
 
+pub mod resume;
+pub mod targets;
+
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::demo;
+use crate::cli::resume::{ResumeFile, ResumeSink};
+use crate::engine::scan::{self, ScanConfig, ScanResult};
 use crate::error::{usage, EXIT_INTERRUPTED, EXIT_OK};
-use crate::findings::Lang;
+use crate::io::rawsock::IoMode;
 use crate::lab;
+use crate::lab::demo;
+use crate::model::ports;
+use crate::model::services::Services;
+use crate::model::technique::{self, Technique};
 use crate::output;
-use crate::ports;
-use crate::rawsock::IoMode;
-use crate::resume::{self, ResumeFile, ResumeSink};
-use crate::scan::{self, ScanConfig, ScanResult};
-use crate::services::Services;
-use crate::targets;
-use crate::technique::{self, Technique};
+use crate::teach::findings::Lang;
 
 const AFTER_HELP: &str = "\
 Techniques (any subset runs as one interleaved pass):
@@ -299,7 +301,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             return Err(usage(format!("--min-rate {min} is above --max-rate {max}")));
         }
     }
-    let template = crate::timing::template(args.timing).expect("clap keeps -T within 0-5");
+    let template = crate::engine::timing::template(args.timing).expect("clap keeps -T within 0-5");
     let mut timing = template.params;
     if let Some(n) = args.max_retries {
         timing.max_retries = n;
@@ -319,7 +321,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             min_rate: args.min_rate,
             packet_trace: args.packet_trace,
             pcap: args.pcap.clone(),
-            drop_privileges: (!args.keep_privileges).then(|| crate::privilege::DropPlan {
+            drop_privileges: (!args.keep_privileges).then(|| crate::sys::privilege::DropPlan {
                 chown: args.output_json.iter().chain(&args.pcap).cloned().collect(),
             }),
             io: args.io,
@@ -370,12 +372,12 @@ pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {
     }
     // In the scan's namespace now: the ring's set-up may start.
     let early_ring = (args.io == IoMode::Fast)
-        .then(crate::ring::EarlyRing::start)
+        .then(crate::io::ring::EarlyRing::start)
         .flatten();
     let mut resolved = resolve(&args)?;
     resolved.scan.early_ring = early_ring;
     if let Some(rf) = &resumed {
-        let probes = crate::tracker::ProbeSpace::new(
+        let probes = crate::engine::tracker::ProbeSpace::new(
             resolved.scan.targets.clone(),
             resolved.scan.ports.clone(),
             resolved.scan.techniques.len(),
@@ -407,7 +409,7 @@ pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     // Before any thread starts: every scan thread inherits the signal mask.
-    resolved.scan.interrupt = Some(crate::interrupt::stop_flag()?);
+    resolved.scan.interrupt = Some(crate::sys::interrupt::stop_flag()?);
     let json_on_stdout = resolved.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
     // With JSON on stdout, the trace goes to stderr to keep the JSON clean.
     let trace_out: Box<dyn Write + Send> = if json_on_stdout {
@@ -560,7 +562,7 @@ fn explain(topic: &str, port: Option<&str>, lang: Lang) -> anyhow::Result<String
                 "invalid port '{arg}' for explain port: ports are 0-65535"
             ))
         })?;
-        return Ok(crate::explain::port_card(n, &Services::load(), lang));
+        return Ok(crate::teach::explain::port_card(n, &Services::load(), lang));
     }
     if let Some(extra) = port {
         return Err(usage(format!("unexpected '{extra}' after explain {topic}")));
@@ -574,7 +576,7 @@ fn explain(topic: &str, port: Option<&str>, lang: Lang) -> anyhow::Result<String
             )))
         }
     };
-    Ok(crate::explain::technique_card(&t, lang))
+    Ok(crate::teach::explain::technique_card(&t, lang))
 }
 
 pub(crate) fn report(

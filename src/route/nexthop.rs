@@ -1,7 +1,7 @@
 //! Next hops for layer-2 sending (`--io fast`): for each target, the
 //! interface, our MAC and the next hop's MAC, so that a probe can leave as a
 //! complete Ethernet frame through an `AF_PACKET` socket
-//! ([`crate::rawsock::LinkSender`]) instead of through the kernel's IP
+//! ([`crate::io::rawsock::LinkSender`]) instead of through the kernel's IP
 //! layer, which routes and resolves the neighbour again for every packet.
 //!
 //! The kernel decides everything, as it would for the layer-3 path:
@@ -44,7 +44,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rustc_hash::FxHashMap;
 
-use crate::rawsock::ETH_HLEN;
+use crate::io::rawsock::ETH_HLEN;
 
 pub type Mac = [u8; 6];
 
@@ -166,8 +166,8 @@ impl Rtnl {
         sock.connect(&SocketAddr::new(0, 0))?;
         let size: libc::c_int = 4 << 20;
         // Root may go past rmem_max; otherwise the normal limit applies.
-        if crate::sockopt::set(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
-            let _ = crate::sockopt::set(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
+        if crate::sys::sockopt::set(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
+            let _ = crate::sys::sockopt::set(&sock, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
         }
         // A dump that never ends (it cannot, but) must not hang a scan.
         let tv = libc::timeval {

@@ -1,6 +1,6 @@
 //! The fast capture path: an `AF_PACKET`/`SOCK_DGRAM` socket with a
 //! TPACKET_V3 receive ring (Linux 3.2+), a classic BPF filter
-//! ([`crate::bpf`]) and `PACKET_IGNORE_OUTGOING` (Linux 4.20+; on older
+//! ([`crate::io::bpf`]) and `PACKET_IGNORE_OUTGOING` (Linux 4.20+; on older
 //! kernels outgoing packets are skipped by their packet type).
 //!
 //! The kernel writes packets into blocks of a memory-mapped ring and hands a
@@ -15,8 +15,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::bpf::Insn;
-use crate::sockopt;
+use crate::io::bpf::Insn;
+use crate::sys::sockopt;
 
 use libc::{
     PACKET_IGNORE_OUTGOING, PACKET_RX_RING, PACKET_STATISTICS, PACKET_VERSION, TP_STATUS_KERNEL,
@@ -193,7 +193,7 @@ impl UnboundRing {
         let mut ring = self.0;
         step(
             "capture filter",
-            attach_filter(&ring.fd, &crate::bpf::constant(0)),
+            attach_filter(&ring.fd, &crate::io::bpf::constant(0)),
         )?;
         ring.skip_outgoing = ignore_outgoing(&ring.fd).is_err();
         step("bind", bind_ip(&ring.fd, ifindex))?;
@@ -234,7 +234,7 @@ pub fn bind_ip(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
 
 /// `FLAGSCAN_TEST_RING_DELAY_MS`: for tests, makes the early ring this much
 /// later, so that a scan surely starts on the interim capture and hands
-/// over to the ring mid-scan ([`crate::handover`]).
+/// over to the ring mid-scan ([`crate::io::handover`]).
 fn test_delay() -> Option<Duration> {
     let ms = std::env::var("FLAGSCAN_TEST_RING_DELAY_MS").ok()?;
     ms.parse().ok().map(Duration::from_millis)

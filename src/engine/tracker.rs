@@ -13,10 +13,10 @@ use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::cookie::TRY_SLOTS;
-use crate::permutation::Permutation;
-use crate::technique::{Outcome, PortState, Reason, ReplyKind, Technique};
-use crate::timing::{CongestionWindow, RttEstimator, TimingParams};
+use crate::engine::cookie::TRY_SLOTS;
+use crate::engine::permutation::Permutation;
+use crate::engine::timing::{CongestionWindow, RttEstimator, TimingParams};
+use crate::model::technique::{Outcome, PortState, Reason, ReplyKind, Technique};
 
 /// Time since the scan started.
 pub type Time = Duration;
@@ -623,7 +623,7 @@ impl Tracker {
     /// were concluded silent with fewer retries are opened again.
     fn update_retry_budget(&mut self) {
         let loss = (self.answered_late as f64 + 1.0) / (self.answered as f64 + 2.0);
-        let budget = crate::timing::retries_for_loss(
+        let budget = crate::engine::timing::retries_for_loss(
             loss,
             self.space.len(),
             self.params.max_retries,
@@ -800,7 +800,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::technique::builtin_by_name;
+    use crate::model::technique::builtin_by_name;
 
     const H1: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const H2: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);

@@ -1,0 +1,7 @@
+pub mod cookie;
+pub mod permutation;
+pub mod receiver;
+pub mod scan;
+pub mod sender;
+pub mod timing;
+pub mod tracker;

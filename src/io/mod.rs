@@ -1,0 +1,5 @@
+pub mod bpf;
+pub mod handover;
+pub mod portable;
+pub mod rawsock;
+pub mod ring;

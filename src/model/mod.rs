@@ -1,0 +1,3 @@
+pub mod ports;
+pub mod services;
+pub mod technique;

@@ -1,0 +1,4 @@
+pub mod interrupt;
+pub mod privilege;
+pub mod sockopt;
+pub mod teardown;

@@ -1,0 +1,3 @@
+pub mod explain;
+pub mod findings;
+pub mod portnotes;
