@@ -6,6 +6,7 @@
 //! `main` exits with [`EXIT_USAGE`] instead of [`EXIT_FAILURE`].
 
 use std::fmt;
+use std::sync::Arc;
 
 /// The scan ran and finished.
 pub const EXIT_OK: i32 = 0;
@@ -18,6 +19,16 @@ pub const EXIT_USAGE: i32 = 2;
 /// output and a resume file says how to finish (`flagscan --resume FILE`).
 /// (A second signal quits at once with [`crate::sys::interrupt::EXIT_KILLED`].)
 pub const EXIT_INTERRUPTED: i32 = 3;
+
+/// Where the library's warnings and notices go, as they happen: the
+/// library never prints; the command line prefixes them with `flagscan: `
+/// and writes them to stderr. Each starts with `warning: ` or `notice: `.
+pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The commands' choice: each notice on its own line of stderr.
+pub fn stderr_notify() -> Notify {
+    Arc::new(|text| eprintln!("flagscan: {text}"))
+}
 
 #[derive(Debug)]
 pub struct UsageError(pub String);

@@ -1,7 +1,7 @@
 //! Forged and malformed traffic during real lab scans (root; issue 5, item 3).
 //!
 //! A thread of this test process moves into one of the lab's namespaces
-//! (`flagscan::lab::enter_netns`, which moves only the calling thread),
+//! (`flagscan::sys::netns::enter`, which moves only the calling thread),
 //! watches the probes go by on an `AF_PACKET` socket and answers each one
 //! with traffic of its own while flagscan scans:
 //!
@@ -532,7 +532,7 @@ impl Injector {
         let (netns, iface) = (netns.to_string(), iface.to_string());
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let opened = flagscan::lab::enter_netns(&netns)
+            let opened = flagscan::sys::netns::enter(&netns)
                 .map_err(|e| e.to_string())
                 .and_then(|()| {
                     let sniffer = open_sniffer(&iface).map_err(|e| format!("sniffer: {e}"))?;

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use flagscan::engine::tracker::ReplyEffect;
+use flagscan::model::reply::ReplyEffect;
 
 include!("../fuzz/harness/reply_path.rs");
 

@@ -23,7 +23,8 @@ use flagscan::engine::cookie::{
 };
 use flagscan::engine::permutation::Permutation;
 use flagscan::model::ports::parse_ports;
-use flagscan::model::technique::{builtin, flag};
+use flagscan::model::technique::builtin;
+use flagscan::wire::flag;
 
 // ---------------------------------------------------------------- permutation
 

@@ -27,12 +27,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
 use flagscan::engine::cookie::{probe_numbers, CookieKey, PortPlan, TRY_SLOTS};
-use flagscan::engine::receiver::{Validator, Verdict};
 use flagscan::engine::timing::TimingParams;
-use flagscan::engine::tracker::{
-    Finding, ProbeSpace, Reply, ReplyEffect, SendOrder, Time, Tracker, TrackerStats,
-};
-use flagscan::model::technique::{builtin_by_name, flag, PortState, Reason, ReplyKind, Technique};
+use flagscan::engine::tracker::Tracker;
+use flagscan::engine::validate::Validator;
+use flagscan::model::probe::{ProbeSpace, SendOrder, Time};
+use flagscan::model::reply::Verdict;
+use flagscan::model::reply::{Reply, ReplyEffect};
+use flagscan::model::result::{Finding, TrackerStats};
+use flagscan::model::technique::{builtin_by_name, PortState, Reason, ReplyKind, Technique};
+use flagscan::wire::flag;
 use flagscan::wire::{parse_ipv4, ProbeFields, ProbeTemplate};
 
 const SCANNER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);

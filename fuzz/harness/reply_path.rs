@@ -20,10 +20,13 @@ mod reply_path {
     use rand::{RngCore, SeedableRng};
 
     use flagscan::engine::cookie::{CookieKey, PortPlan};
-    use flagscan::engine::receiver::{Validator, Verdict};
+    use flagscan::engine::validate::Validator;
+    use flagscan::model::reply::Verdict;
     use flagscan::model::technique::{builtin_by_name, Technique};
     use flagscan::engine::timing::TimingParams;
-    use flagscan::engine::tracker::{ProbeSpace, ReplyEffect, Tracker};
+    use flagscan::engine::tracker::Tracker;
+    use flagscan::model::probe::ProbeSpace;
+    use flagscan::model::reply::ReplyEffect;
     use flagscan::wire::{parse_ipv4, Parsed};
 
     /// What one input did.

@@ -10,9 +10,10 @@
 use std::hash::Hasher;
 use std::net::Ipv4Addr;
 
+use rand::{RngCore, SeedableRng};
 use siphasher::sip::SipHasher24;
 
-use crate::model::technique::flag;
+use crate::wire::flag;
 
 /// How many source ports each technique uses: one per try, so a late answer
 /// to the first try is not mistaken for an answer to the second.
@@ -20,6 +21,30 @@ pub const TRY_SLOTS: u16 = 8;
 /// Techniques in one scan at most (the source port range is 256 wide).
 pub const MAX_TECHNIQUES: usize = 32;
 const RANGE: u16 = TRY_SLOTS * MAX_TECHNIQUES as u16;
+
+/// Everything a scan derives from its seed: the cookie key, the
+/// source-port plan and the seed of the probe order. This is the one
+/// derivation: the scan, a resumed scan, the fixtures captured with
+/// `--seed 7` and the fuzz harness all call it.
+#[derive(Clone)]
+pub struct ScanKeys {
+    pub key: CookieKey,
+    pub ports: PortPlan,
+    pub order_seed: u64,
+}
+
+impl ScanKeys {
+    pub fn from_seed(seed: u64) -> ScanKeys {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let key = CookieKey::new(rng.next_u64(), rng.next_u64());
+        let ports = PortPlan::new(rng.next_u64());
+        ScanKeys {
+            key,
+            ports,
+            order_seed: rng.next_u64(),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct CookieKey {

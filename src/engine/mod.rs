@@ -5,3 +5,4 @@ pub mod scan;
 pub mod sender;
 pub mod timing;
 pub mod tracker;
+pub mod validate;

@@ -1,9 +1,5 @@
-//! The receiver thread: capture, parse, validate, forward.
-//!
-//! Validation is zmap's split: first decide whether a packet is a genuine
-//! answer to one of our probes (ports in our range, numbers that fit the
-//! cookie), and only then let the tracker classify it. A packet that looks
-//! like an answer but fails the check is counted as invalid and dropped.
+//! The receiver thread: capture, parse, validate ([`crate::engine::validate`]),
+//! forward.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,30 +7,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::engine::cookie::{quoted_fits, tcp_reply_fits, CookieKey, PortPlan, TcpEcho};
-use crate::engine::tracker::{Reply, Time};
+use crate::engine::validate::Validator;
 use crate::io::rawsock::{Capture, Stamp};
-use crate::model::technique::{flag, ReplyKind};
-use crate::output::pcap::{self, Direction, SharedPcap};
-use crate::wire::{parse_ipv4, Body, Packet, Parsed};
-
-/// What the receiver needs to recognise our replies.
-#[derive(Clone)]
-pub struct Validator {
-    pub key: CookieKey,
-    pub ports: PortPlan,
-    /// Flags each technique sends, by technique index.
-    pub probe_flags: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Reply(Reply),
-    /// Addressed to our probe ports but forged, stale or malformed.
-    Invalid,
-    /// Other traffic (including our own probes looping back on `lo`).
-    NotOurs,
-}
+use crate::model::probe::Time;
+use crate::model::reply::{Reply, Traced, Verdict};
+use crate::model::tap::Taps;
+use crate::wire::{parse_ipv4, Parsed};
 
 /// What the receiver hands the scan loop.
 #[derive(Debug)]
@@ -45,126 +23,6 @@ pub enum Heard {
     /// what validation said, so the scan loop can print it. Boxed, so the
     /// message stays as small as a bare [`Reply`] when tracing is off.
     Traced(Box<Traced>),
-}
-
-/// A captured packet as `--packet-trace` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Traced {
-    pub at: Time,
-    /// Bytes captured.
-    pub len: usize,
-    /// `None` when the packet was malformed.
-    pub packet: Option<Packet>,
-    pub verdict: Verdict,
-}
-
-/// Optional copies of what is heard: `--pcap` and `--packet-trace`.
-#[derive(Default)]
-pub struct Taps {
-    pub pcap: Option<SharedPcap>,
-    pub trace: bool,
-}
-
-impl Taps {
-    fn any(&self) -> bool {
-        self.pcap.is_some() || self.trace
-    }
-}
-
-impl Validator {
-    /// Is this packet addressed to our probe ports, though not a reply we
-    /// believe? (For `--pcap` and `--packet-trace`: e.g. a bare ACK or SYN
-    /// sent to a probe's source port.) Our own probes, which loop back on
-    /// `lo`, are not: their source port is one of ours too.
-    pub fn addressed_to_us(&self, parsed: &Parsed, verdict: &Verdict) -> bool {
-        match verdict {
-            Verdict::Reply(_) | Verdict::Invalid => true,
-            Verdict::NotOurs => match parsed {
-                Parsed::Packet(Packet {
-                    body: Body::Tcp(seg),
-                    ..
-                }) => {
-                    self.ports.decode(seg.dport).is_some() && self.ports.decode(seg.sport).is_none()
-                }
-                _ => false,
-            },
-        }
-    }
-
-    pub fn check(&self, parsed: Parsed, at: Time) -> Verdict {
-        let p = match parsed {
-            Parsed::Packet(p) => p,
-            Parsed::Ignored => return Verdict::NotOurs,
-            Parsed::Malformed => return Verdict::Invalid,
-        };
-        self.check_packet(&p, at)
-    }
-
-    fn check_packet(&self, p: &Packet, at: Time) -> Verdict {
-        match p.body {
-            Body::Tcp(seg) => {
-                let is_reply = seg.flags & flag::RST != 0
-                    || seg.flags & (flag::SYN | flag::ACK) == flag::SYN | flag::ACK;
-                if !is_reply {
-                    return Verdict::NotOurs;
-                }
-                let Some((technique, attempt_slot)) = self.ports.decode(seg.dport) else {
-                    return Verdict::NotOurs;
-                };
-                let Some(&probe_flags) = self.probe_flags.get(technique) else {
-                    return Verdict::Invalid;
-                };
-                let cookie = self.key.cookie(p.dst, p.src, seg.dport, seg.sport);
-                let echo = TcpEcho {
-                    flags: seg.flags,
-                    seq: seg.seq,
-                    ack: seg.ack,
-                };
-                if !tcp_reply_fits(cookie, probe_flags, echo) {
-                    return Verdict::Invalid;
-                }
-                let kind = if seg.flags & flag::RST != 0 {
-                    ReplyKind::Rst { window: seg.window }
-                } else {
-                    ReplyKind::SynAck
-                };
-                Verdict::Reply(Reply {
-                    host: p.src,
-                    port: seg.sport,
-                    technique,
-                    attempt_slot,
-                    kind,
-                    ttl: p.ttl,
-                    at,
-                })
-            }
-            Body::Unreachable { code, quoted } => {
-                let Some((technique, attempt_slot)) = self.ports.decode(quoted.sport) else {
-                    return Verdict::NotOurs;
-                };
-                if technique >= self.probe_flags.len() {
-                    return Verdict::Invalid;
-                }
-                let cookie = self
-                    .key
-                    .cookie(quoted.src, quoted.dst, quoted.sport, quoted.dport);
-                if !quoted_fits(cookie, quoted.seq) {
-                    return Verdict::Invalid;
-                }
-                // The error may come from a router on the way: the port's
-                // host is the one our probe was addressed to.
-                Verdict::Reply(Reply {
-                    host: quoted.dst,
-                    port: quoted.dport,
-                    technique,
-                    attempt_slot,
-                    kind: ReplyKind::Unreachable { code },
-                    ttl: p.ttl,
-                    at,
-                })
-            }
-        }
-    }
 }
 
 #[derive(Debug, Default)]
@@ -187,25 +45,34 @@ fn scan_time(start: Instant, stamp: Stamp) -> Time {
     }
 }
 
-/// Runs until `stop` is set. Signals `ready` once it is about to read, so
-/// the scan loop starts sending only after capture is under way, and
-/// `done` when it has read its last packet and let go of `taps`: closing
-/// the capture socket then waits for the kernel (RCU grace periods, tens
-/// of milliseconds), which neither the scan nor the process's exit waits
-/// for ([`crate::sys::teardown`]).
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    mut capture: Capture,
-    validator: Validator,
-    clock: Instant,
-    replies: Sender<Heard>,
-    ready: Sender<()>,
-    done: Sender<()>,
-    stop: Arc<AtomicBool>,
-    stats: Arc<ReceiverStats>,
-    taps: Taps,
-) {
-    let tapped = taps.any();
+/// The receiver's ends of the scan's channels.
+pub struct Links {
+    /// What was heard, to the scan loop.
+    pub replies: Sender<Heard>,
+    /// Sent once the receiver is about to read.
+    pub ready: Sender<()>,
+    /// Sent once it has read its last packet and let go of its taps.
+    pub done: Sender<()>,
+    pub stop: Arc<AtomicBool>,
+    pub stats: Arc<ReceiverStats>,
+}
+
+/// Runs until `links.stop` is set. Signals `ready` once it is about to
+/// read, so the scan loop starts sending only after capture is under way,
+/// and `done` when it has read its last packet and let go of `taps`:
+/// closing the capture socket then waits for the kernel (RCU grace periods,
+/// tens of milliseconds), which neither the scan nor the process's exit
+/// waits for ([`crate::sys::teardown`]).
+pub fn run(mut capture: Capture, validator: Validator, clock: Instant, taps: Taps, links: Links) {
+    let Links {
+        replies,
+        ready,
+        done,
+        stop,
+        stats,
+    } = links;
+    let tapped = !taps.is_empty();
+    let traced = taps.iter().any(|t| t.wants_heard());
     let _ = ready.send(());
     drop(ready);
     // Counted locally, published once per read.
@@ -224,7 +91,7 @@ pub fn run(
                 invalid += 1;
             }
             let message = if tapped {
-                match tap(&validator, &taps, packet, parsed, verdict, at) {
+                match tap(&validator, &taps, traced, packet, parsed, verdict, at) {
                     Some(m) => m,
                     None => return,
                 }
@@ -267,11 +134,12 @@ pub fn run(
 /// few hundred wake-ups a second.
 const POLL: Duration = Duration::from_millis(2);
 
-/// The slow path, with `--pcap` or `--packet-trace`: records a packet
-/// addressed to our probe ports and decides what to forward.
+/// The slow path, with taps (`--pcap`, `--packet-trace`): shows them a
+/// packet addressed to our probe ports and decides what to forward.
 fn tap(
     validator: &Validator,
     taps: &Taps,
+    traced: bool,
     packet: &[u8],
     parsed: Parsed,
     verdict: Verdict,
@@ -280,10 +148,10 @@ fn tap(
     if !validator.addressed_to_us(&parsed, &verdict) {
         return None;
     }
-    if let Some(pcap) = &taps.pcap {
-        pcap::record(pcap, Direction::Received, packet);
+    for t in taps {
+        t.captured(packet);
     }
-    if taps.trace {
+    if traced {
         return Some(Heard::Traced(Box::new(Traced {
             at,
             len: packet.len(),

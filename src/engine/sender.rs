@@ -16,49 +16,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::io::rawsock::{Frame, PacketSender, BATCH, PACKET_MAX};
-use crate::output::pcap::{self, Direction, SharedPcap};
-use crate::output::trace::{self, TraceSink};
+use crate::model::tap::{Order, Tap, Taps};
 use crate::wire::{ProbeFields, ProbeTemplate};
-
-/// One probe to send, fully decided by the scan loop.
-#[derive(Debug, Clone, Copy)]
-pub struct Order {
-    pub technique: usize,
-    /// 0 for the first try (shown by `--packet-trace`).
-    pub attempt: u8,
-    pub fields: ProbeFields,
-}
-
-/// `--packet-trace` as the sender needs it.
-pub struct SendTrace {
-    pub sink: TraceSink,
-    /// The scan's start: trace times are offsets from it.
-    pub clock: Instant,
-    /// Name and flags of each technique, by index.
-    pub techniques: Vec<(String, u8)>,
-}
-
-impl SendTrace {
-    fn line(&self, order: &Order, error: Option<&str>) {
-        let at = self.clock.elapsed();
-        let (name, flags) = self
-            .techniques
-            .get(order.technique)
-            .map_or(("?", 0), |(n, f)| (n.as_str(), *f));
-        let f = &order.fields;
-        self.sink.line(match error {
-            None => trace::sent_line(at, f, flags, name, order.attempt),
-            Some(e) => trace::send_failed_line(at, f, flags, name, order.attempt, e),
-        });
-    }
-}
-
-/// Optional copies of what is sent: `--pcap` and `--packet-trace`.
-#[derive(Default)]
-pub struct Taps {
-    pub pcap: Option<SharedPcap>,
-    pub trace: Option<SendTrace>,
-}
 
 #[derive(Debug, Default)]
 pub struct SenderStats {
@@ -195,10 +154,11 @@ pub fn run(
     orders: Receiver<Order>,
     stats: Arc<SenderStats>,
     taps: Taps,
+    clock: Instant,
     done: Sender<()>,
 ) {
     let templates: Vec<FastTemplate> = templates.iter().map(FastTemplate::new).collect();
-    let tapped = taps.pcap.is_some() || taps.trace.is_some();
+    let tapped = !taps.is_empty();
     let mut helpers = Vec::new();
     if !tapped {
         for _ in 1..sender_threads() {
@@ -216,14 +176,14 @@ pub fn run(
             let spawned = std::thread::Builder::new()
                 .name("sender".into())
                 .spawn_scoped(scope, move || {
-                    send_loop(sock, templates, orders, stats, &Taps::default(), first_id)
+                    send_loop(sock, templates, orders, stats, &[], clock, first_id)
                 });
             if spawned.is_err() {
                 // One thread fewer; the others carry on.
                 break;
             }
         }
-        send_loop(&mut socket, &templates, orders, &stats, &taps, 0);
+        send_loop(&mut socket, &templates, orders, &stats, &taps, clock, 0);
     });
     drop(taps);
     // Kept before `done`: once the scan has heard it, the process may exit.
@@ -237,7 +197,8 @@ fn send_loop(
     templates: &[FastTemplate],
     orders: Receiver<Order>,
     stats: &SenderStats,
-    taps: &Taps,
+    taps: &[Arc<dyn Tap>],
+    clock: Instant,
     first_id: u16,
 ) {
     // Allocated once: a batch of frames and the orders they came from.
@@ -271,13 +232,10 @@ fn send_loop(
                     if l2 > 0 {
                         stats.link_layer.fetch_add(l2 as u64, Ordering::Relaxed);
                     }
-                    if taps.pcap.is_some() || taps.trace.is_some() {
+                    if !taps.is_empty() {
                         for (order, frame) in batch[at..at + k].iter().zip(&frames[at..at + k]) {
-                            if let Some(pcap) = &taps.pcap {
-                                pcap::record(pcap, Direction::Sent, frame.packet());
-                            }
-                            if let Some(t) = &taps.trace {
-                                t.line(order, None);
+                            for t in taps {
+                                t.sent(clock.elapsed(), order, frame.packet());
                             }
                         }
                     }
@@ -295,8 +253,8 @@ fn send_loop(
                     stats.failed.fetch_add(1, Ordering::Relaxed);
                     *stats.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some(format!("sending to {}: {e}", order.fields.dst));
-                    if let Some(t) = &taps.trace {
-                        t.line(order, Some(&e.to_string()));
+                    for t in taps {
+                        t.send_failed(clock.elapsed(), order, &e.to_string());
                     }
                     at += 1;
                     backoff = Duration::from_micros(50);

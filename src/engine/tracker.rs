@@ -8,7 +8,6 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use rustc_hash::FxHashMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 use std::time::Duration;
@@ -16,123 +15,10 @@ use std::time::Duration;
 use crate::engine::cookie::TRY_SLOTS;
 use crate::engine::permutation::Permutation;
 use crate::engine::timing::{CongestionWindow, RttEstimator, TimingParams};
-use crate::model::technique::{Outcome, PortState, Reason, ReplyKind, Technique};
-
-/// Time since the scan started.
-pub type Time = Duration;
-
-/// Hosts x ports x techniques, indexed without materialising the product.
-#[derive(Debug, Clone)]
-pub struct ProbeSpace {
-    pub hosts: Vec<Ipv4Addr>,
-    /// Sorted ascending.
-    pub ports: Vec<u16>,
-    pub techniques: usize,
-    /// Every reply is looked up here, on the scan loop's thread: a fast
-    /// hash for hosts and a table for ports (256 KiB), rather than SipHash
-    /// and a binary search, which were 2.6% of a scan's CPU time.
-    host_index: FxHashMap<Ipv4Addr, u32>,
-    /// Port -> its position in `ports`, or `NO_PORT`.
-    port_index: Vec<u32>,
-}
-
-const NO_PORT: u32 = u32::MAX;
-
-impl ProbeSpace {
-    pub fn new(hosts: Vec<Ipv4Addr>, mut ports: Vec<u16>, techniques: usize) -> ProbeSpace {
-        ports.sort_unstable();
-        ports.dedup();
-        let host_index = hosts
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (*h, i as u32))
-            .collect();
-        let mut port_index = vec![NO_PORT; 1 << 16];
-        for (i, p) in ports.iter().enumerate() {
-            port_index[usize::from(*p)] = i as u32;
-        }
-        ProbeSpace {
-            hosts,
-            ports,
-            techniques,
-            host_index,
-            port_index,
-        }
-    }
-
-    pub fn len(&self) -> u64 {
-        self.hosts.len() as u64 * self.ports.len() as u64 * self.techniques as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Techniques vary fastest, so one port's techniques sit side by side.
-    pub fn index(&self, host: Ipv4Addr, port: u16, technique: usize) -> Option<u64> {
-        let h = *self.host_index.get(&host)? as u64;
-        let p = match self.port_index[usize::from(port)] {
-            NO_PORT => return None,
-            p => u64::from(p),
-        };
-        (technique < self.techniques)
-            .then(|| (h * self.ports.len() as u64 + p) * self.techniques as u64 + technique as u64)
-    }
-
-    fn prefetch_port(&self, port: u16) {
-        prefetch(&self.port_index[usize::from(port)]);
-    }
-
-    /// The host's position in `hosts`.
-    pub fn host_of(&self, index: u64) -> usize {
-        (index / self.techniques as u64 / self.ports.len() as u64) as usize
-    }
-
-    pub fn probe(&self, index: u64) -> (Ipv4Addr, u16, usize) {
-        let t = (index % self.techniques as u64) as usize;
-        let rest = index / self.techniques as u64;
-        let p = (rest % self.ports.len() as u64) as usize;
-        let h = (rest / self.ports.len() as u64) as usize;
-        (self.hosts[h], self.ports[p], t)
-    }
-}
-
-/// A probe the sender should put on the wire now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SendOrder {
-    pub index: u64,
-    pub host: Ipv4Addr,
-    /// The host's position in [`ProbeSpace::hosts`] (and so in the route
-    /// plan's per-target lists).
-    pub host_pos: usize,
-    pub port: u16,
-    pub technique: usize,
-    /// 0 for the first try.
-    pub attempt: u8,
-}
-
-/// A reply that passed validation, as the receiver hands it over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reply {
-    pub host: Ipv4Addr,
-    pub port: u16,
-    pub technique: usize,
-    /// The try slot from the source port the reply was sent to.
-    pub attempt_slot: u8,
-    pub kind: ReplyKind,
-    pub ttl: u8,
-    /// When it was captured.
-    pub at: Time,
-}
-
-/// A port's final answer for one technique.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Finding {
-    pub state: PortState,
-    pub reason: Reason,
-    /// TTL of the deciding reply; `None` for no-response.
-    pub ttl: Option<u8>,
-}
+use crate::model::probe::{prefetch, ProbeSpace, SendOrder, Time};
+use crate::model::reply::{Reply, ReplyEffect};
+use crate::model::result::{Finding, TrackerStats};
+use crate::model::technique::{PortState, Technique};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
@@ -162,52 +48,6 @@ fn in_flight_bit(index: u64) -> (usize, u64) {
 
 /// How many probes ahead [`Tracker::next_order`] prefetches slots.
 const PREFETCH_AHEAD: u64 = 8;
-
-/// Hints the CPU to bring `value` into its cache.
-#[inline(always)]
-fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast(),
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
-}
-
-/// What a reply did to the tracker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyEffect {
-    /// Decided the port, by this row of the technique's table.
-    Decided { rule: usize, outcome: Outcome },
-    /// A reply to a probe concluded on silence: its try timed out, but the
-    /// answer came before the scan ended. Silence is only the absence of
-    /// evidence, so the reply decides (by this row), and timeouts grow.
-    Revised { rule: usize, outcome: Outcome },
-    /// The port was already decided by a reply (a duplicate, or an answer
-    /// to an earlier try).
-    Duplicate,
-    /// No row of the technique's table covers this reply.
-    Unmatched,
-    /// Not a probe of this scan, or one not sent yet.
-    Unexpected,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TrackerStats {
-    pub sent: u64,
-    pub retransmissions: u64,
-    /// Replies that decided a port (revisions included).
-    pub replies: u64,
-    /// Replies that came after their probe was concluded on silence, and
-    /// revised it ([`ReplyEffect::Revised`]).
-    pub revised: u64,
-    pub duplicates: u64,
-    pub unmatched: u64,
-    pub unexpected: u64,
-}
 
 pub struct Tracker {
     space: ProbeSpace,
@@ -800,6 +640,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::technique::{Reason, ReplyKind};
     use crate::model::technique::builtin_by_name;
 
     const H1: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);

@@ -395,7 +395,8 @@ mod tests {
     use rand::{Rng, RngCore, SeedableRng};
 
     use crate::engine::cookie::{CookieKey, PortPlan};
-    use crate::engine::receiver::{Validator, Verdict};
+    use crate::engine::validate::Validator;
+    use crate::model::reply::Verdict;
     use crate::model::technique;
     use crate::wire::tests::*;
     use crate::wire::{parse_ipv4, Parsed};

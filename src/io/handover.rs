@@ -24,6 +24,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::error::Notify;
 use crate::io::bpf::Insn;
 use crate::io::rawsock::Stamp;
 use crate::io::ring::{self, EarlyRing, Ring, RingError, TPACKET_V3};
@@ -167,12 +168,20 @@ pub struct Handover {
     /// The thread finishing the ring and switching the group to it.
     pending: Option<JoinHandle<Result<Ring, RingError>>>,
     ring: Option<Ring>,
+    /// Where the notice goes if the ring cannot take over.
+    notify: Option<Notify>,
 }
 
 impl Handover {
     /// Starts the handover: `early`'s ring, once ready, captures on
     /// `ifindex` with `filter` and takes over from `interim`.
-    pub fn start(interim: Interim, early: EarlyRing, ifindex: u32, filter: Vec<Insn>) -> Handover {
+    pub fn start(
+        interim: Interim,
+        early: EarlyRing,
+        ifindex: u32,
+        filter: Vec<Insn>,
+        notify: Option<Notify>,
+    ) -> Handover {
         let group = interim.group;
         let finish = move || -> Result<Ring, RingError> {
             let ring = early.wait()?.start_in_group(ifindex, &filter, |fd| {
@@ -200,12 +209,14 @@ impl Handover {
                 interim,
                 pending: Some(handle),
                 ring: None,
+                notify,
             },
             // No thread: the interim capture serves the whole scan.
             Err(_) => Handover {
                 interim,
                 pending: None,
                 ring: None,
+                notify,
             },
         }
     }
@@ -223,16 +234,19 @@ impl Handover {
         }
         if self.pending.as_ref().is_some_and(|h| h.is_finished()) {
             let finished = self.pending.take().map(|h| h.join());
-            match finished {
-                Some(Ok(Ok(ring))) => self.ring = Some(ring),
-                Some(Ok(Err(e))) => eprintln!(
-                    "flagscan: notice: the capture ring could not take over ({e}); \
+            let why = match finished {
+                Some(Ok(Ok(ring))) => {
+                    self.ring = Some(ring);
+                    None
+                }
+                Some(Ok(Err(e))) => Some(format!(" ({e})")),
+                _ => Some(String::new()),
+            };
+            if let (Some(why), Some(notify)) = (why, &self.notify) {
+                notify(&format!(
+                    "notice: the capture ring could not take over{why}; \
                      capturing through a plain packet socket"
-                ),
-                _ => eprintln!(
-                    "flagscan: notice: the capture ring could not take over; \
-                     capturing through a plain packet socket"
-                ),
+                ));
             }
         }
         self.interim.read(timeout, &mut |p| each(p, Stamp::Now))

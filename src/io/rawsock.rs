@@ -28,7 +28,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::usage;
+use crate::error::{usage, Notify};
 use crate::io::handover::{Handover, Interim};
 use crate::io::portable::{PortableCapture, PortableSender};
 use crate::io::ring::{EarlyRing, Ring, RingConfig, RingError};
@@ -501,7 +501,7 @@ impl Capture {
 }
 
 /// What opening a scan's packet I/O needs to know.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IoPlan<'a> {
     /// `-e IFACE`.
     pub device: Option<&'a str>,
@@ -518,6 +518,8 @@ pub struct IoPlan<'a> {
     /// Where layer-2 frames go ([`NextHops::resolve`]); `None`: every probe
     /// through the IP layer.
     pub next_hops: Option<Arc<NextHops>>,
+    /// Where notices go (the fast path falling back, the ring failing).
+    pub notify: Option<Notify>,
 }
 
 /// Opens the packet I/O of a scan: capture first (so that nothing sent
@@ -537,7 +539,11 @@ pub fn open(
             // takes over from when it is (see handover).
             Some(early) if !early.is_ready() => match Interim::open(ifindex, &filter) {
                 Ok(interim) => Ok(Capture::Handover(Handover::start(
-                    interim, early, ifindex, filter,
+                    interim,
+                    early,
+                    ifindex,
+                    filter,
+                    plan.notify.clone(),
                 ))),
                 Err(_) => early
                     .wait()
@@ -565,10 +571,14 @@ pub fn open(
             }
             Err(e) => match fast_failure(&e, plan.capture_ifindex) {
                 FastFailure::Fatal(err) => return Err(err),
-                FastFailure::FallBack => eprintln!(
-                    "flagscan: notice: the fast packet path is unavailable ({e}); \
-                     using the portable one (--io portable)"
-                ),
+                FastFailure::FallBack => {
+                    if let Some(notify) = &plan.notify {
+                        notify(&format!(
+                            "notice: the fast packet path is unavailable ({e}); \
+                             using the portable one (--io portable)"
+                        ));
+                    }
+                }
             },
         }
     }

@@ -1,13 +1,12 @@
 //! `flagscan demo`: a guided tour of the lab in English or Japanese.
 
-use crate::cli::report;
 use crate::engine::scan::{self, ScanConfig};
 use crate::engine::timing::TimingParams;
 use crate::lab;
 use crate::model::ports;
 use crate::model::services::Services;
 use crate::model::technique;
-use crate::output::TextOptions;
+use crate::output::text::{report, TextOptions};
 use crate::teach::findings::Lang;
 
 /// Ports the demo scans: the defaults plus the lab's interesting ones.
@@ -82,7 +81,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
     teardown_on_signal(prefix)?;
     println!("{}", say.building);
     let guard = lab::LabGuard(lab::up(prefix)?);
-    lab::enter_netns(&guard.0.scanner_netns())?;
+    crate::sys::netns::enter(&guard.0.scanner_netns())?;
     println!("{}", say.hosts);
     for host in lab::hosts() {
         let role = match lang {
@@ -106,8 +105,8 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         source: None,
         max_rate: None,
         min_rate: None,
-        packet_trace: false,
-        pcap: None,
+        taps: Vec::new(),
+        notify: Some(crate::error::stderr_notify()),
         // The demo removes its lab afterwards, which needs root.
         drop_privileges: None,
         io: Default::default(),

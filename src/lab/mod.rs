@@ -41,9 +41,6 @@ const SCAN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 1);
 const FAR_NET: &str = "10.213.2.0/24";
 const GW_FAR: Ipv4Addr = Ipv4Addr::new(10, 213, 2, 254);
 
-/// Where `ip netns add` mounts named namespaces.
-const NETNS_DIR: &str = "/run/netns";
-
 /// One scan target of the lab.
 #[derive(Debug)]
 pub struct LabHost {
@@ -368,33 +365,6 @@ pub fn status_text(prefix: &str) -> Result<String> {
         }
     }
     Ok(out)
-}
-
-/// Moves the calling thread into the named namespace. Only this thread
-/// moves, which is why it must run before any other thread starts: threads
-/// spawned afterwards inherit it, threads spawned before do not.
-pub fn enter_netns(name: &str) -> Result<()> {
-    let path = Path::new(NETNS_DIR).join(name);
-    let file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(usage(format!(
-                "network namespace '{name}' does not exist ({} not found); \
-                 create the lab with `sudo flagscan lab up` or see `ip netns list`",
-                path.display()
-            )))
-        }
-        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
-    };
-    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
-        if e == nix::errno::Errno::EPERM {
-            usage(format!(
-                "entering network namespace '{name}' needs root (CAP_SYS_ADMIN): {e}"
-            ))
-        } else {
-            anyhow!("entering network namespace '{name}': {e}")
-        }
-    })
 }
 
 /// Body of `flagscan lab listen`: the listening sockets of one lab host.
@@ -724,7 +694,7 @@ fn check_prefix(prefix: &str) -> Result<()> {
 }
 
 fn netns_exists(name: &str) -> bool {
-    Path::new(NETNS_DIR).join(name).exists()
+    Path::new(crate::sys::netns::NETNS_DIR).join(name).exists()
 }
 
 fn kill_netns_pids(ns: &str) -> Result<()> {
@@ -885,7 +855,7 @@ mod tests {
 
     #[test]
     fn entering_a_missing_namespace_is_a_usage_error() {
-        let e = enter_netns("flagscan-never-built-scan").unwrap_err();
+        let e = crate::sys::netns::enter("flagscan-never-built-scan").unwrap_err();
         assert!(e.to_string().contains("flagscan-never-built-scan"), "{e}");
         assert_eq!(crate::error::exit_code(&e), crate::error::EXIT_USAGE);
     }
@@ -928,7 +898,7 @@ mod tests {
     fn connect_from(ns: &str, to: Ipv4Addr, port: u16) -> std::io::Result<()> {
         let ns = ns.to_string();
         std::thread::spawn(move || {
-            enter_netns(&ns).unwrap();
+            crate::sys::netns::enter(&ns).unwrap();
             let addr = SocketAddr::from((to, port));
             TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map(drop)
         })

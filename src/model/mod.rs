@@ -1,3 +1,11 @@
+//! The shared vocabulary: techniques (from `scanners/`), the probe space,
+//! replies and results. Every other folder speaks it; it imports only
+//! [`crate::wire`] (flag bits, parsed packets) and [`crate::error`].
+
 pub mod ports;
+pub mod probe;
+pub mod reply;
+pub mod result;
 pub mod services;
+pub mod tap;
 pub mod technique;

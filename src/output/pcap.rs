@@ -2,20 +2,22 @@
 //! that Wireshark and tshark open.
 //!
 //! Packets go in as the IPv4 packets they are (link type RAW, 101: no
-//! Ethernet header), stamped with the real clock. The sender and the
-//! receiver thread both write, through one [`SharedPcap`]; when `--pcap` is
-//! off neither touches it (an `Option` checked once per packet).
+//! Ethernet header), stamped with the real clock, through one [`PcapTap`]
+//! that the sender and the receiver thread share.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
 
 use crate::error::usage;
+use crate::model::probe::Time;
+use crate::model::result::PcapCounts;
+use crate::model::tap::{Order, Tap};
 
 /// Longest packet kept whole; IPv4 packets are never longer.
 pub const SNAPLEN: u32 = 65535;
@@ -29,13 +31,6 @@ pub enum Direction {
     Received,
 }
 
-/// How many packets went into the file, each way.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PcapCounts {
-    pub sent: u64,
-    pub received: u64,
-}
-
 /// A pcap file being written.
 pub struct PcapSink<W: Write = BufWriter<PcapFile>> {
     writer: PcapWriter<W>,
@@ -44,9 +39,6 @@ pub struct PcapSink<W: Write = BufWriter<PcapFile>> {
     /// The first write error; nothing more is written after it.
     error: Option<String>,
 }
-
-/// The sink as both threads hold it.
-pub type SharedPcap = Arc<Mutex<PcapSink>>;
 
 /// pcap-file calls every I/O error "Error reading bytes", even on write:
 /// say what the system said instead.
@@ -194,12 +186,42 @@ impl<W: Write> PcapSink<W> {
     }
 }
 
-/// Writes through a shared sink (a poisoned lock still writes: the file
-/// stays consistent because each packet is written whole under the lock).
-pub fn record(sink: &SharedPcap, direction: Direction, packet: &[u8]) {
-    sink.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .write(direction, packet);
+/// `--pcap` as a scan's tap: the sender and the receiver thread both
+/// write, each packet whole under the lock (a poisoned lock still writes:
+/// the file stays consistent).
+pub struct PcapTap(Mutex<Option<PcapSink>>);
+
+impl PcapTap {
+    pub fn new(sink: PcapSink) -> PcapTap {
+        PcapTap(Mutex::new(Some(sink)))
+    }
+
+    fn write(&self, direction: Direction, packet: &[u8]) {
+        if let Some(sink) = self.0.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            sink.write(direction, packet);
+        }
+    }
+
+    /// Flushes and closes the file once the scan is over; what went in.
+    pub fn finish(&self) -> anyhow::Result<PcapCounts> {
+        let sink = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match sink {
+            Some(sink) => Ok(sink.finish()?.0),
+            None => anyhow::bail!("the --pcap file was already closed"),
+        }
+    }
+}
+
+impl Tap for PcapTap {
+    fn sent(&self, _at: Time, _order: &Order, packet: &[u8]) {
+        self.write(Direction::Sent, packet);
+    }
+
+    fn send_failed(&self, _at: Time, _order: &Order, _error: &str) {}
+
+    fn captured(&self, packet: &[u8]) {
+        self.write(Direction::Received, packet);
+    }
 }
 
 #[cfg(test)]

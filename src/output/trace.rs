@@ -8,22 +8,25 @@
 //!
 //! The sender thread writes the SENT lines after each probe left; the scan
 //! loop writes the RCVD lines once the tracker has said what the reply did.
-//! Both go through one [`TraceSink`], a whole line per write, so lines never
-//! mix. The functions here only format, and are tested with fixed inputs.
+//! Both go through one [`TraceTap`], a whole line per write, so lines never
+//! mix. The functions below it only format, and are tested with fixed inputs.
 
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
-use crate::engine::receiver::{Traced, Verdict};
-use crate::engine::tracker::{ReplyEffect, Time};
-use crate::model::technique::{flag, Reason, ReplyKind, ReplyMatch, Technique, WindowCond};
+use crate::model::probe::Time;
+use crate::model::reply::ReplyEffect;
+use crate::model::reply::{Traced, Verdict};
+use crate::model::tap::{Order, Tap};
+use crate::model::technique::{Reason, ReplyKind, ReplyMatch, Technique, WindowCond};
+use crate::wire::flag;
 use crate::wire::{Body, Packet, ProbeFields};
 
 /// Where trace lines go (stdout, or stderr when JSON is on stdout).
 #[derive(Clone)]
-pub struct TraceSink {
+struct TraceSink {
     out: Arc<Mutex<Box<dyn Write + Send>>>,
 }
 
@@ -44,6 +47,62 @@ impl TraceSink {
 
     pub fn flush(&self) {
         let _ = self.out.lock().unwrap_or_else(|p| p.into_inner()).flush();
+    }
+}
+
+/// `--packet-trace` as a scan's tap.
+pub struct TraceTap {
+    sink: TraceSink,
+    techniques: Vec<Technique>,
+}
+
+impl TraceTap {
+    pub fn new(out: Box<dyn Write + Send>, techniques: &[Technique]) -> TraceTap {
+        TraceTap {
+            sink: TraceSink::new(out),
+            techniques: techniques.to_vec(),
+        }
+    }
+
+    pub fn flush(&self) {
+        self.sink.flush();
+    }
+
+    /// Name and flags of the order's technique.
+    fn label(&self, order: &Order) -> (&str, u8) {
+        self.techniques
+            .get(order.technique)
+            .map_or(("?", 0), |t| (t.name.as_str(), t.flags))
+    }
+}
+
+impl Tap for TraceTap {
+    fn sent(&self, at: Time, order: &Order, _packet: &[u8]) {
+        let (name, flags) = self.label(order);
+        self.sink
+            .line(sent_line(at, &order.fields, flags, name, order.attempt));
+    }
+
+    fn send_failed(&self, at: Time, order: &Order, error: &str) {
+        let (name, flags) = self.label(order);
+        self.sink.line(send_failed_line(
+            at,
+            &order.fields,
+            flags,
+            name,
+            order.attempt,
+            error,
+        ));
+    }
+
+    fn captured(&self, _packet: &[u8]) {}
+
+    fn wants_heard(&self) -> bool {
+        true
+    }
+
+    fn heard(&self, packet: &Traced, effect: Option<ReplyEffect>) {
+        self.sink.line(rcvd_line(packet, effect, &self.techniques));
     }
 }
 
@@ -216,7 +275,7 @@ pub fn rcvd_line(t: &Traced, effect: Option<ReplyEffect>, techniques: &[Techniqu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::tracker::Reply;
+    use crate::model::reply::Reply;
     use crate::model::technique::{builtin_by_name, Outcome, PortState};
     use crate::wire::{Quoted, TcpSegment};
     use std::time::Duration;

@@ -1,4 +1,9 @@
+//! The process and the system around it: privileges, signals, network
+//! namespaces, socket options, and the exit that does not wait for the
+//! kernel.
+
 pub mod interrupt;
+pub mod netns;
 pub mod privilege;
 pub mod sockopt;
 pub mod teardown;

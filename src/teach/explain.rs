@@ -6,11 +6,10 @@
 //! Japanese; the layout is plain text for a terminal of 80 columns.
 
 use crate::model::services::Services;
-use crate::model::technique::{
-    flag, Reason, ReplyMatch, ReplyRule, Teaching, Technique, WindowCond,
-};
+use crate::model::technique::{Reason, ReplyMatch, ReplyRule, Teaching, Technique, WindowCond};
 use crate::teach::findings::Lang;
 use crate::teach::portnotes;
+use crate::wire::flag;
 
 /// Text is wrapped to this many terminal columns.
 const WIDTH: usize = 78;

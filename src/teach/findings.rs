@@ -19,8 +19,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::engine::tracker::Finding;
-use crate::model::technique::{flag, Reason, Technique};
+use crate::model::result::Finding;
+use crate::model::technique::{Reason, Technique};
+use crate::wire::flag;
 
 /// Language of the teaching texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,8 @@
 //! what it verified, so any byte string is safe input: the worst it can be
 //! is [`Parsed::Ignored`] or an error.
 
+pub mod flag;
+
 use std::net::Ipv4Addr;
 
 use etherparse::{
@@ -34,7 +36,7 @@ const PROBE_TTL: u8 = 64;
 
 impl ProbeTemplate {
     pub fn new(flags: u8) -> ProbeTemplate {
-        use crate::model::technique::flag;
+        use crate::wire::flag;
         let mut tcp = TcpHeader::new(0, 0, 0, PROBE_WINDOW);
         tcp.fin = flags & flag::FIN != 0;
         tcp.syn = flags & flag::SYN != 0;
@@ -267,9 +269,11 @@ pub(crate) mod tests {
     use crate::engine::cookie::{
         probe_numbers, quoted_fits, tcp_reply_fits, CookieKey, PortPlan, TcpEcho,
     };
-    use crate::engine::receiver::{Validator, Verdict};
-    use crate::engine::tracker::Reply;
-    use crate::model::technique::{self, flag, ReplyKind};
+    use crate::engine::validate::Validator;
+    use crate::model::reply::Reply;
+    use crate::model::reply::Verdict;
+    use crate::model::technique::{self, ReplyKind};
+    use crate::wire::flag;
 
     /// Frame 64: kernel RST/ACK from web:81 (closed) answering the SYN probe
     /// from 60904, ack = probe seq + 1.

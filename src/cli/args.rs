@@ -1,0 +1,229 @@
+//! Raw arguments: clap's view of the command line, and the nmap spellings
+//! it cannot express. No system access here.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::usage;
+use crate::io::rawsock::IoMode;
+use crate::lab;
+use crate::model::ports;
+use crate::model::technique;
+use crate::teach::findings::Lang;
+
+const AFTER_HELP: &str = "\
+Techniques (any subset runs as one interleaved pass):
+  -sS  SYN scan      -sF  FIN scan      -sN  NULL scan      -sX  Xmas scan
+  or --scan syn,fin,null,xmas; --technique FILE adds a technique file.
+Targets: 10.0.0.2, 10.0.0.0/24, 10.0.0.1-20, 10.0.1-3.7, host names, -iL FILE.
+Ports: -p 22,80,8000-8100; -p- for 1-65535; port 0 only when named.
+Ctrl-C (or SIGTERM) stops a scan: the results so far go to every output and a resume
+  file (flagscan.resume, or --resume-file PATH); `flagscan --resume FILE` finishes the scan,
+  appending to the same output files. A second Ctrl-C quits at once.
+Exit codes: 0 done, 1 failure while running, 2 bad command line or missing privileges,
+  3 interrupted (results so far and a resume file written), 130 quit by a second Ctrl-C.
+Raw sockets need root or CAP_NET_RAW: sudo setcap cap_net_raw,cap_net_admin+eip $(command -v flagscan)
+Try it without a network: sudo flagscan demo";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flagscan",
+    version,
+    about = "Raw-packet TCP port scanner: SYN, FIN, NULL and Xmas scans in one pass",
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Targets: addresses, CIDR blocks, octet ranges, host names.
+    pub targets: Vec<String>,
+
+    /// Techniques by name, comma-separated (-sS -sF -sN -sX are shorthands).
+    #[arg(long = "scan", value_delimiter = ',', value_name = "NAMES")]
+    pub scan: Vec<String>,
+
+    /// Load a technique from a TOML file (see scanners/).
+    #[arg(long = "technique", value_name = "FILE")]
+    pub technique_files: Vec<PathBuf>,
+
+    /// Ports to scan (-p- for all). Default: see below.
+    #[arg(short = 'p', long = "ports", value_name = "PORTS", help = ports::DEFAULT_PORTS_HELP)]
+    pub ports: Option<String>,
+
+    /// Read targets from FILE (-iL FILE; '-' for stdin).
+    #[arg(long = "input-list", value_name = "FILE")]
+    pub input_list: Option<PathBuf>,
+
+    /// Targets to leave out (comma-separated, same syntax as targets).
+    #[arg(long = "exclude", value_name = "LIST")]
+    pub exclude: Vec<String>,
+
+    /// Read targets to leave out from FILE.
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    pub exclude_file: Option<PathBuf>,
+
+    /// Write JSON Lines to FILE (-oJ FILE; '-' for stdout).
+    #[arg(long = "output-json", value_name = "FILE")]
+    pub output_json: Option<PathBuf>,
+
+    /// Show why each state was concluded, and the reply's TTL.
+    #[arg(long)]
+    pub reason: bool,
+
+    /// Times a probe is sent again before silence is concluded (0-7: the
+    /// try travels in the source port; default 1). When answers arrive only
+    /// on retries (loss), the scan allows more, up to 6, as nmap does.
+    #[arg(long = "max-retries", value_name = "N",
+          value_parser = clap::value_parser!(u8).range(0..=7))]
+    pub max_retries: Option<u8>,
+
+    /// Timing template 0-5 (-T0 .. -T5): paranoid, sneaky, polite, normal,
+    /// aggressive (default), insane. --max-retries and --max-rate override it.
+    #[arg(long = "timing", value_name = "0-5", default_value_t = 4,
+          value_parser = clap::value_parser!(u8).range(0..=5))]
+    pub timing: u8,
+
+    /// Send at least N probes per second, even past the congestion window.
+    #[arg(long = "min-rate", value_name = "N")]
+    pub min_rate: Option<f64>,
+
+    /// Send at most N probes per second.
+    #[arg(long = "max-rate", value_name = "N")]
+    pub max_rate: Option<f64>,
+
+    /// Seed for cookies, source ports and probe order (reproducible scans).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Send through this interface.
+    #[arg(short = 'e', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// Source address of the probes.
+    #[arg(short = 'S', long = "source", value_name = "ADDR")]
+    pub source: Option<Ipv4Addr>,
+
+    /// Print every probe and reply as it happens, with the cookie check and
+    /// the table row that decided the state.
+    #[arg(long = "packet-trace")]
+    pub packet_trace: bool,
+
+    /// Write every probe sent and every reply captured to a pcap file.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+
+    /// Go ahead with more than 2^24 target addresses (a /8).
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Stay root while scanning (by default flagscan becomes the sudo user,
+    /// or nobody, once its sockets and files are open).
+    #[arg(long = "keep-privileges")]
+    pub keep_privileges: bool,
+
+    /// Packet I/O: fast (Linux: batched sends, a TPACKET_V3 ring and a
+    /// kernel filter) or portable (pnet, one packet per call). The fast path
+    /// falls back to the portable one, with a notice, where it is unavailable.
+    #[arg(long = "io", value_name = "PATH", value_enum, default_value_t = IoMode::Fast)]
+    pub io: IoMode,
+
+    /// Language of the teaching texts (findings, verdicts): en or ja.
+    /// Default: from LC_ALL / LC_MESSAGES / LANG.
+    #[arg(long, value_name = "LANG", global = true, value_parser = parse_lang)]
+    pub lang: Option<Lang>,
+
+    /// Scan from inside this network namespace (e.g. flagscan-scan from `flagscan lab up`).
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+
+    /// Where an interrupted scan writes its resume file [default: flagscan.resume].
+    #[arg(long = "resume-file", value_name = "PATH")]
+    pub resume_file: Option<PathBuf>,
+
+    /// Finish an interrupted scan: its options, targets and seed come from
+    /// FILE, and its records are appended to the same output files.
+    #[arg(long, value_name = "FILE")]
+    pub resume: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, inspect or remove the lab: real Linux hosts in network namespaces.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+        /// Name prefix of the lab's namespaces.
+        #[arg(long, default_value = lab::DEFAULT_PREFIX, global = true)]
+        prefix: String,
+    },
+    /// Print a technique's card (syn, fin, null, xmas or a technique file),
+    /// or what a port is: `flagscan explain port 445`.
+    Explain {
+        /// A technique name, a technique file, or `port`.
+        topic: String,
+        /// The port number, after `port`.
+        port: Option<String>,
+    },
+    /// A guided tour: bring the lab up, scan it with all four techniques in
+    /// one pass, explain the differences, tear it down.
+    Demo {
+        #[arg(long, default_value = lab::DEFAULT_PREFIX)]
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Create the lab (replacing one with the same prefix).
+    Up,
+    /// Remove the lab and its processes.
+    Down,
+    /// Show whether the lab is up, its hosts and what each demonstrates.
+    Status,
+    /// (internal) Listen on TCP ports until killed: the lab's open ports.
+    #[command(hide = true)]
+    Listen {
+        #[arg(long, value_delimiter = ',')]
+        ports: Vec<u16>,
+    },
+}
+
+pub(crate) fn parse_lang(s: &str) -> Result<Lang, String> {
+    Lang::parse(s).ok_or_else(|| format!("unknown language '{s}': use en or ja"))
+}
+
+/// Rewrites nmap-style spellings that clap cannot express (`-sS`, `-p-`,
+/// `-oJ`, `-iL`) into long options; unknown `-s?` letters are an error.
+pub fn normalize_args(raw: Vec<String>) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, arg) in raw.into_iter().enumerate() {
+        if i == 0 {
+            out.push(arg);
+            continue;
+        }
+        match arg.as_str() {
+            "-p-" => out.push("--ports=-".into()),
+            "-oJ" => out.push("--output-json".into()),
+            "-iL" => out.push("--input-list".into()),
+            // nmap habits that are flagscan's behaviour anyway: no ping, no DNS.
+            "-Pn" | "-n" => {}
+            s if s.len() == 3 && s.starts_with("-T") => out.push(format!("--timing={}", &s[2..])),
+            s if s.len() > 2 && s.starts_with("-s") => {
+                let letters = &s[2..];
+                let t = technique::builtin_by_name(letters).ok_or_else(|| {
+                    usage(format!(
+                        "unknown scan technique '{s}': flagscan knows -sS (syn), -sF (fin), -sN (null), -sX (xmas); \
+                         other techniques load with --technique FILE"
+                    ))
+                })?;
+                out.push(format!("--scan={}", t.name));
+            }
+            _ => out.push(arg),
+        }
+    }
+    Ok(out)
+}

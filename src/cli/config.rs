@@ -1,0 +1,292 @@
+//! Raw arguments -> a resolved configuration: techniques loaded, targets
+//! expanded (DNS, target files), ports parsed, the timing template applied.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+use crate::cli::args::{normalize_args, Args};
+use crate::cli::resume::{self, ResumeFile};
+use crate::cli::targets;
+use crate::engine::scan::ScanConfig;
+use crate::error::usage;
+use crate::model::ports;
+use crate::model::technique::{self, Technique};
+use crate::output::text::TextOptions;
+use crate::teach::findings::Lang;
+
+/// Everything a scan needs, resolved from the arguments.
+pub struct Resolved {
+    pub scan: ScanConfig,
+    pub json: Option<PathBuf>,
+    /// `--pcap FILE`: every probe and every reply captured, to this file.
+    pub pcap: Option<PathBuf>,
+    /// `--packet-trace`: a line per probe and per reply, as they happen.
+    pub packet_trace: bool,
+    pub text: TextOptions,
+}
+
+pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
+    let mut techniques: Vec<Technique> = Vec::new();
+    for name in &args.scan {
+        let t = technique::builtin_by_name(name.trim()).ok_or_else(|| {
+            usage(format!(
+                "unknown technique '{name}' in --scan: use syn, fin, null, xmas or --technique FILE"
+            ))
+        })?;
+        if !techniques.iter().any(|x| x.name == t.name) {
+            techniques.push(t);
+        }
+    }
+    for path in &args.technique_files {
+        let t = Technique::load(path)?;
+        if techniques.iter().any(|x| x.name == t.name) {
+            return Err(usage(format!(
+                "technique '{}' from {} is already in this scan",
+                t.name,
+                path.display()
+            )));
+        }
+        techniques.push(t);
+    }
+    if techniques.is_empty() {
+        techniques.push(technique::builtin_by_name("syn").expect("syn is built in"));
+    }
+
+    let mut tokens = args.targets.clone();
+    if let Some(path) = &args.input_list {
+        tokens.extend(targets::read_list_file(path)?);
+    }
+    let mut excludes = args.exclude.clone();
+    if let Some(path) = &args.exclude_file {
+        excludes.extend(targets::read_list_file(path)?);
+    }
+    if tokens.is_empty() {
+        return Err(usage("no targets given: name at least one host, e.g. `flagscan -sS 10.0.0.2`, or try `flagscan demo`"));
+    }
+    let targets = targets::expand_targets_confirmed(&tokens, &excludes, args.yes)?;
+    let ports = match &args.ports {
+        Some(spec) => ports::parse_ports(spec)?,
+        None => ports::default_ports(),
+    };
+    for (option, rate) in [("--max-rate", args.max_rate), ("--min-rate", args.min_rate)] {
+        if let Some(rate) = rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(usage(format!(
+                    "invalid {option} '{rate}': give a positive number of probes per second"
+                )));
+            }
+        }
+    }
+    if let (Some(min), Some(max)) = (args.min_rate, args.max_rate) {
+        if min > max {
+            return Err(usage(format!("--min-rate {min} is above --max-rate {max}")));
+        }
+    }
+    let template = crate::engine::timing::template(args.timing).expect("clap keeps -T within 0-5");
+    let mut timing = template.params;
+    if let Some(n) = args.max_retries {
+        timing.max_retries = n;
+        timing.max_adaptive_retries = timing.max_adaptive_retries.max(n);
+    }
+    let max_rate = args.max_rate.or(template.max_rate);
+    Ok(Resolved {
+        scan: ScanConfig {
+            targets,
+            ports,
+            techniques,
+            timing,
+            seed: args.seed,
+            device: args.interface.clone(),
+            source: args.source,
+            max_rate,
+            min_rate: args.min_rate,
+            taps: Vec::new(),
+            notify: Some(crate::error::stderr_notify()),
+            drop_privileges: (!args.keep_privileges).then(|| crate::sys::privilege::DropPlan {
+                chown: args.output_json.iter().chain(&args.pcap).cloned().collect(),
+            }),
+            io: args.io,
+            interrupt: None,
+            resume: None,
+            early_ring: None,
+        },
+        json: args.output_json.clone(),
+        pcap: args.pcap.clone(),
+        packet_trace: args.packet_trace,
+        text: TextOptions {
+            reason: args.reason,
+            lang: args.lang.unwrap_or_else(Lang::from_env),
+        },
+    })
+}
+
+/// `--resume FILE`: the arguments saved in FILE, with the seed it used and
+/// the resume file to write if interrupted again (FILE itself unless
+/// `--resume-file` is given); moves to the directory the scan ran in.
+pub(crate) fn resume_args(
+    raw: &[String],
+    given: &Args,
+    path: &Path,
+) -> anyhow::Result<(Args, ResumeFile)> {
+    let extra = resume::saved_args(raw);
+    if !extra.is_empty() {
+        return Err(usage(format!(
+            "--resume takes the scan's options from {}; give no others than --resume-file (got: {})",
+            path.display(),
+            extra.join(" ")
+        )));
+    }
+    let rf = ResumeFile::load(path)?;
+    // Absolute before moving to the scan's directory.
+    let resume_file = std::path::absolute(given.resume_file.as_deref().unwrap_or(path))
+        .map_err(|e| usage(format!("resume file {}: {e}", path.display())))?;
+    let argv = std::iter::once("flagscan".to_string()).chain(rf.args.iter().cloned());
+    let bad = |why: String| usage(format!("bad resume file {}: {why}", path.display()));
+    let argv = normalize_args(argv.collect()).map_err(|e| bad(format!("{e:#}")))?;
+    let mut args = Args::try_parse_from(argv).map_err(|e| {
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or_default();
+        bad(format!(
+            "its arguments do not parse: {}",
+            first.trim_start_matches("error: ")
+        ))
+    })?;
+    if args.command.is_some() || args.resume.is_some() {
+        return Err(bad("its arguments are not a scan".into()));
+    }
+    args.seed = Some(rf.seed);
+    args.resume = Some(resume_file.clone());
+    args.resume_file = Some(resume_file);
+    if !rf.cwd.as_os_str().is_empty() {
+        std::env::set_current_dir(&rf.cwd).map_err(|e| {
+            usage(format!(
+                "cannot resume in {}, where the scan ran (its relative paths start there): {e}",
+                rf.cwd.display()
+            ))
+        })?;
+    }
+    Ok((args, rf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        std::iter::once("flagscan")
+            .chain(s.split_whitespace())
+            .map(String::from)
+            .collect()
+    }
+
+    fn parse(s: &str) -> anyhow::Result<Resolved> {
+        let args = Args::try_parse_from(normalize_args(argv(s))?)?;
+        resolve(&args)
+    }
+
+    #[test]
+    fn nmap_spellings_become_one_interleaved_scan() {
+        let r = parse("-sS -sF -sN -sX -p- 127.0.0.1 -oJ out.jsonl").unwrap();
+        let names: Vec<&str> = r.scan.techniques.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["syn", "fin", "null", "xmas"]);
+        assert_eq!(r.scan.ports.len(), 65535);
+        assert_eq!(r.json, Some(PathBuf::from("out.jsonl")));
+        let r = parse("--scan syn,fin,syn -p 22 127.0.0.1").unwrap();
+        assert_eq!(r.scan.techniques.len(), 2);
+        let r = parse("127.0.0.1").unwrap();
+        assert_eq!(r.scan.techniques[0].name, "syn");
+        assert_eq!(r.scan.ports, ports::default_ports());
+    }
+
+    #[test]
+    fn bad_tokens_are_usage_errors_naming_them() {
+        for (cmd, token) in [
+            ("-sQ 127.0.0.1", "-sQ"),
+            ("--scan bogus 127.0.0.1", "bogus"),
+            ("-p 70000 127.0.0.1", "70000"),
+            ("-p 10-5 127.0.0.1", "10-5"),
+            ("10.0.0.300", "10.0.0.300"),
+            ("--max-rate=-5 127.0.0.1", "-5"),
+            ("--max-rate 0 127.0.0.1", "max-rate"),
+            (
+                "--technique /nonexistent.toml 127.0.0.1",
+                "/nonexistent.toml",
+            ),
+            ("-p 22", "no targets"),
+        ] {
+            let err = match normalize_args(argv(cmd)) {
+                Err(e) => e,
+                Ok(a) => resolve(&Args::try_parse_from(a).unwrap())
+                    .err()
+                    .unwrap_or_else(|| panic!("{cmd} passed")),
+            };
+            assert_eq!(
+                crate::error::exit_code(&err),
+                crate::error::EXIT_USAGE,
+                "{cmd}"
+            );
+            assert!(format!("{err:#}").contains(token), "{cmd}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn resume_reparses_the_saved_arguments_with_the_seed_used() {
+        let raw = argv("-sS -sF -p 1-20,80 --resume-file R 10.0.0.2 10.0.0.3 -oJ a.jsonl --reason");
+        let saved = resume::saved_args(&raw);
+        assert!(!saved.iter().any(|a| a == "R" || a == "--resume-file"));
+        let original = parse(&saved.join(" ")).unwrap();
+        // The directory is this one: a unit test must not move the process.
+        let cwd = std::env::current_dir().unwrap();
+        let rf = ResumeFile::new(saved, cwd, 42, 2 * 21 * 2, &[0..10, 12..13]);
+        let path = std::env::temp_dir().join(format!("flagscan-cli-resume-{}", std::process::id()));
+        std::fs::write(&path, rf.to_json().unwrap()).unwrap();
+        let p = path.to_str().unwrap();
+
+        let given = argv(&format!("--resume {p}"));
+        let args = Args::try_parse_from(normalize_args(given.clone()).unwrap()).unwrap();
+        let (args, loaded) = resume_args(&given, &args, &path).unwrap();
+        assert_eq!(loaded, rf);
+        assert_eq!(args.seed, Some(42));
+        // Interrupted again, it rewrites the file it resumed from.
+        assert_eq!(args.resume_file.as_deref(), Some(path.as_path()));
+        let r = resolve(&args).unwrap();
+        assert_eq!(r.scan.targets, original.scan.targets);
+        assert_eq!(r.scan.ports, original.scan.ports);
+        let names = |r: &Resolved| -> Vec<String> {
+            r.scan.techniques.iter().map(|t| t.name.clone()).collect()
+        };
+        assert_eq!(names(&r), ["syn", "fin"]);
+        assert_eq!(r.json, Some(PathBuf::from("a.jsonl")));
+        assert!(r.text.reason);
+        assert_eq!(r.scan.seed, Some(42));
+
+        // --resume-file with --resume names where to write instead.
+        let given = argv(&format!("--resume {p} --resume-file other.resume"));
+        let args = Args::try_parse_from(normalize_args(given.clone()).unwrap()).unwrap();
+        let (args, _) = resume_args(&given, &args, &path).unwrap();
+        assert_eq!(args.resume_file, Some(cwd_join("other.resume")));
+
+        // Other options with --resume, or saved arguments that no longer
+        // parse, are usage errors naming the problem.
+        let given = argv(&format!("--resume {p} -p 22"));
+        let args = Args::try_parse_from(normalize_args(given.clone()).unwrap()).unwrap();
+        let err = resume_args(&given, &args, &path).err().unwrap();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
+        assert!(format!("{err:#}").contains("-p 22"), "{err:#}");
+        let mut bad = rf.clone();
+        bad.args.push("--no-such-option".into());
+        std::fs::write(&path, bad.to_json().unwrap()).unwrap();
+        let given = argv(&format!("--resume {p}"));
+        let args = Args::try_parse_from(normalize_args(given.clone()).unwrap()).unwrap();
+        let err = resume_args(&given, &args, &path).err().unwrap();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
+        let msg = format!("{err:#}");
+        assert!(msg.contains(p) && msg.contains("--no-such-option"), "{msg}");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    fn cwd_join(p: &str) -> PathBuf {
+        std::env::current_dir().unwrap().join(p)
+    }
+}

@@ -1,0 +1,70 @@
+//! A finished scan as the outputs and the teaching code read it.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use crate::model::probe::ProbeSpace;
+use crate::model::technique::{PortState, Reason, Technique};
+
+/// A port's final answer for one technique.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    pub state: PortState,
+    pub reason: Reason,
+    /// TTL of the deciding reply; `None` for no-response.
+    pub ttl: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    pub sent: u64,
+    pub retransmissions: u64,
+    /// Replies that decided a port (revisions included).
+    pub replies: u64,
+    /// Replies that came after their probe was concluded on silence, and
+    /// revised it ([`ReplyEffect::Revised`]).
+    pub revised: u64,
+    pub duplicates: u64,
+    pub unmatched: u64,
+    pub unexpected: u64,
+}
+
+/// How many packets went into the `--pcap` file, each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PcapCounts {
+    pub sent: u64,
+    pub received: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ScanStats {
+    pub tracker: TrackerStats,
+    pub captured: u64,
+    pub invalid: u64,
+    pub overflow: u64,
+    pub send_failures: u64,
+    /// Probes that left as Ethernet frames (layer 2); the others went
+    /// through the kernel's IP layer.
+    pub link_layer: u64,
+    pub elapsed: Duration,
+    /// Packets written with `--pcap`: `sent` is `tracker.sent` minus
+    /// `send_failures` (a probe the kernel refused never left).
+    pub pcap: Option<PcapCounts>,
+    /// Probes concluded by the run this one resumed (not sent, not reported).
+    pub skipped: u64,
+}
+
+pub struct ScanResult {
+    pub space: ProbeSpace,
+    pub techniques: Vec<Technique>,
+    /// In (host, port, technique) order, one per probe.
+    pub findings: Vec<Option<Finding>>,
+    pub stats: ScanStats,
+    /// The seed the scan used (drawn at random without `--seed`).
+    pub seed: u64,
+    /// Stopped by an interrupt before every probe was concluded.
+    pub interrupted: bool,
+    /// When interrupted: positions in the probe order concluded so far, in
+    /// this run or the one it resumed (what a resume file keeps).
+    pub decided: Vec<Range<u64>>,
+}

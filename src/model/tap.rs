@@ -1,0 +1,41 @@
+//! Taps: observers of the packets a scan sends and hears (`--pcap` and
+//! `--packet-trace` are two, in `output/`). The engine calls them
+//! and knows nothing of what they write; without taps it never builds
+//! what they would be shown.
+
+use crate::model::probe::Time;
+use crate::model::reply::{ReplyEffect, Traced};
+use crate::wire::ProbeFields;
+
+/// One probe to send, fully decided by the scan loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Order {
+    pub technique: usize,
+    /// 0 for the first try (shown by `--packet-trace`).
+    pub attempt: u8,
+    pub fields: ProbeFields,
+}
+
+/// Called from the sender thread (probes), the receiver thread (captured
+/// packets) and the scan loop (what a packet did). With any tap the
+/// sender sends from one thread, so calls keep the order in which probes
+/// left.
+pub trait Tap: Send + Sync {
+    /// A probe left: its IPv4 packet, at scan time `at`.
+    fn sent(&self, at: Time, order: &Order, packet: &[u8]);
+    /// The kernel refused a probe; it counts as sent and unanswered.
+    fn send_failed(&self, at: Time, order: &Order, error: &str);
+    /// A packet addressed to our probe ports was captured (believed or not).
+    fn captured(&self, packet: &[u8]);
+    /// Whether [`Tap::heard`] is wanted: the receiver then hands the scan
+    /// loop every packet addressed to us, not only believed replies.
+    fn wants_heard(&self) -> bool {
+        false
+    }
+    /// A captured packet, with what validation and the tracker made of it
+    /// (`effect` is `None` for a packet that was not believed).
+    fn heard(&self, _packet: &Traced, _effect: Option<ReplyEffect>) {}
+}
+
+/// The taps of one scan (none, usually).
+pub type Taps = Vec<std::sync::Arc<dyn Tap>>;

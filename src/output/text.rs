@@ -1,0 +1,277 @@
+//! The text report, like nmap's: per host `PORT STATE SERVICE`, one column
+//! per technique with a verdict when there are several, the host's
+//! findings, and a closing line.
+
+use std::io::{self, Write};
+
+use rustc_hash::FxHashMap;
+
+use crate::model::result::{Finding, ScanResult};
+use crate::model::services::Services;
+use crate::model::technique::PortState;
+use crate::output::{hosts, summary, Exporter};
+use crate::teach::findings::{self, Lang, PortRow};
+use crate::teach::portnotes;
+
+/// Ports sharing one answer are folded into a "Not shown" line above this
+/// many, as nmap does.
+const FOLD_THRESHOLD: usize = 25;
+
+fn cell(f: &Option<Finding>, reason: bool) -> String {
+    match f {
+        None => "unknown".to_string(),
+        Some(f) if reason => match f.ttl {
+            Some(ttl) => format!("{} ({} ttl {ttl})", f.state, f.reason),
+            None => format!("{} ({})", f.state, f.reason),
+        },
+        Some(f) => f.state.to_string(),
+    }
+}
+
+/// The key ports are folded by: every technique's state and reason.
+type RowKey = Vec<
+    Option<(
+        crate::model::technique::PortState,
+        crate::model::technique::Reason,
+    )>,
+>;
+
+/// Fills `key` with the row's key (one allocation per report, not per row:
+/// a full-range scan has 65,535 rows).
+fn row_key_into(findings: &[Option<Finding>], key: &mut RowKey) {
+    key.clear();
+    key.extend(findings.iter().map(|f| f.map(|f| (f.state, f.reason))));
+}
+
+fn has_key(findings: &[Option<Finding>], key: &RowKey) -> bool {
+    findings.len() == key.len()
+        && findings
+            .iter()
+            .zip(key)
+            .all(|(f, k)| f.map(|f| (f.state, f.reason)) == *k)
+}
+
+/// How the text view is written.
+#[derive(Debug, Clone, Copy)]
+pub struct TextOptions {
+    /// Show the reason and the reply's TTL in every cell.
+    pub reason: bool,
+    pub lang: Lang,
+}
+
+pub fn write_text(
+    w: &mut dyn Write,
+    result: &ScanResult,
+    services: &Services,
+    opts: TextOptions,
+) -> io::Result<()> {
+    let reason = opts.reason;
+    let names: Vec<String> = result
+        .techniques
+        .iter()
+        .map(|t| t.name.to_uppercase())
+        .collect();
+    let single = names.len() == 1;
+    for host in hosts(result) {
+        writeln!(w, "flagscan report for {}", host.host)?;
+        // Fold the most common answer when it covers many ports.
+        let mut counts: FxHashMap<RowKey, usize> = FxHashMap::default();
+        let mut key = RowKey::new();
+        for (_, f) in &host.rows {
+            row_key_into(f, &mut key);
+            match counts.get_mut(key.as_slice()) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(key.clone(), 1);
+                }
+            }
+        }
+        let folded = counts
+            .iter()
+            .filter(|(k, n)| **n > FOLD_THRESHOLD && k.iter().all(|c| c.is_some()))
+            .max_by_key(|(_, n)| **n)
+            .map(|(k, n)| (k.clone(), *n));
+        if let Some((key, n)) = &folded {
+            let states: Vec<String> = key
+                .iter()
+                .flatten()
+                .map(|(s, r)| format!("{s} ({r})"))
+                .collect();
+            if single {
+                let (s, r) = key[0].expect("folded rows are complete");
+                writeln!(w, "Not shown: {n} {s} tcp ports ({r})")?;
+            } else {
+                writeln!(
+                    w,
+                    "Not shown: {n} tcp ports answering {}",
+                    states.join(" / ")
+                )?;
+            }
+        }
+        // Ports with no answer concluded in this run (interrupted, or
+        // concluded by the run this one resumed) are counted, not listed.
+        let unconcluded = host
+            .rows
+            .iter()
+            .filter(|(_, f)| f.iter().all(|c| c.is_none()))
+            .count();
+        if unconcluded > 0 {
+            writeln!(w, "{}", unconcluded_line(result, unconcluded, opts.lang))?;
+        }
+        let shown: Vec<_> = host
+            .rows
+            .iter()
+            .filter(|(_, f)| folded.as_ref().is_none_or(|(k, _)| !has_key(f, k)))
+            .filter(|(_, f)| f.iter().any(|c| c.is_some()))
+            .collect();
+        if shown.is_empty() && unconcluded > 0 {
+            writeln!(w)?;
+            continue;
+        }
+        if shown.is_empty() {
+            writeln!(
+                w,
+                "All {} scanned ports are shown above as folded.",
+                host.rows.len()
+            )?;
+            writeln!(w)?;
+            continue;
+        }
+        let cells: Vec<Vec<String>> = shown
+            .iter()
+            .map(|(_, f)| f.iter().map(|c| cell(c, reason)).collect())
+            .collect();
+        let widths: Vec<usize> = (0..names.len())
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|c| c[i].len())
+                    .chain([names[i].len(), 5])
+                    .max()
+                    .unwrap_or(5)
+            })
+            .collect();
+        if single {
+            let head = if reason {
+                "STATE (REASON TTL)"
+            } else {
+                "STATE"
+            };
+            let width = widths[0].max(head.len());
+            writeln!(w, "{:<9} {:<width$} SERVICE", "PORT", head)?;
+            for ((port, _), c) in shown.iter().zip(&cells) {
+                let svc = services.name(*port).unwrap_or("unknown");
+                writeln!(w, "{:<9} {:<width$} {svc}", format!("{port}/tcp"), c[0])?;
+            }
+        } else {
+            let mut line = format!("{:<9} {:<15}", "PORT", "SERVICE");
+            for (n, wd) in names.iter().zip(&widths) {
+                line.push_str(&format!(" {n:<wd$}"));
+            }
+            line.push_str(" VERDICT");
+            writeln!(w, "{}", line.trim_end())?;
+            for ((port, f), c) in shown.iter().zip(&cells) {
+                let svc = services.name(*port).unwrap_or("unknown");
+                let mut line = format!("{:<9} {svc:<15}", format!("{port}/tcp"));
+                for (v, wd) in c.iter().zip(&widths) {
+                    line.push_str(&format!(" {v:<wd$}"));
+                }
+                let row = PortRow {
+                    port: *port,
+                    findings: f,
+                };
+                line.push(' ');
+                line.push_str(&findings::verdict(&row, &result.techniques, opts.lang));
+                writeln!(w, "{}", line.trim_end())?;
+            }
+        }
+        let open: Vec<u16> = shown
+            .iter()
+            .filter(|(_, f)| f.iter().flatten().any(|f| f.state == PortState::Open))
+            .map(|(p, _)| *p)
+            .collect();
+        if !open.is_empty() {
+            writeln!(w)?;
+            writeln!(
+                w,
+                "{}",
+                match opts.lang {
+                    Lang::En => "Open ports:",
+                    Lang::Ja => "オープンポート:",
+                }
+            )?;
+        }
+        for port in open {
+            let class = portnotes::class_name(port, opts.lang);
+            match portnotes::note_text(port, opts.lang) {
+                Some(note) => writeln!(w, "  {port}/tcp ({class}): {note}")?,
+                None => writeln!(w, "  {port}/tcp ({class})")?,
+            }
+        }
+        let host_findings = host.findings(result, opts.lang);
+        if !host_findings.is_empty() {
+            writeln!(w)?;
+            for f in &host_findings {
+                writeln!(w, "* {} [{}]", findings::narrate_id(f.id, opts.lang), f.id)?;
+                writeln!(w, "  {}", f.text)?;
+            }
+        }
+        writeln!(w)?;
+    }
+    Ok(())
+}
+
+fn unconcluded_line(result: &ScanResult, n: usize, lang: Lang) -> String {
+    let (interrupted, resumed) = (result.interrupted, result.stats.skipped > 0);
+    match (lang, interrupted, resumed) {
+        (Lang::En, true, false) => format!("Not shown: {n} tcp ports not concluded (scan interrupted)"),
+        (Lang::En, false, _) => {
+            format!("Not shown: {n} tcp ports concluded by the interrupted run this one resumed")
+        }
+        (Lang::En, true, true) => format!(
+            "Not shown: {n} tcp ports not concluded in this run (interrupted, or concluded by the run it resumed)"
+        ),
+        (Lang::Ja, true, false) => format!("非表示: 未確定のtcpポート {n} 個(スキャン中断)"),
+        (Lang::Ja, false, _) => format!("非表示: 再開元の中断したスキャンで確定したtcpポート {n} 個"),
+        (Lang::Ja, true, true) => format!(
+            "非表示: この実行で未確定のtcpポート {n} 個(中断、または再開元のスキャンで確定済み)"
+        ),
+    }
+}
+
+/// The text report with its closing line.
+pub struct TextReport(pub TextOptions);
+
+impl Exporter for TextReport {
+    fn write(
+        &self,
+        w: &mut dyn Write,
+        result: &ScanResult,
+        services: &Services,
+    ) -> anyhow::Result<()> {
+        write_text(w, result, services, self.0)?;
+        writeln!(w, "{}", summary(result))?;
+        Ok(())
+    }
+}
+
+/// Writes the report to stdout; `quiet` (JSON on stdout): only the closing
+/// line, to stderr.
+pub fn report(
+    result: &ScanResult,
+    services: &Services,
+    opts: TextOptions,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    if quiet {
+        eprintln!("{}", summary(result));
+        return Ok(());
+    }
+    // Block-buffered: stdout is line-buffered, a system call per line, and
+    // the report of a /16 sweep has 458,753 lines (1.3 s of writes).
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    TextReport(opts).write(&mut w, result, services)?;
+    w.flush()?;
+    Ok(())
+}
