@@ -19,10 +19,11 @@ fn scan(ns: &str, io: &str) -> (States, serde_json::Value) {
         std::process::id()
     ));
     // The fast path's ring is made late, so that the scan starts on the
-    // interim socket and hands over to the ring mid-scan (src/handover.rs).
+    // interim socket and hands over to the ring mid-scan (src/io/handover.rs).
     let out = Command::new(flagscan_bin())
-        .env("FLAGSCAN_TEST_RING_DELAY_MS", "150")
         .args([
+            "--ring-delay-ms",
+            "150",
             "--netns",
             ns,
             "--io",
@@ -76,7 +77,7 @@ fn portable_and_fast_io_agree_on_every_port() {
         assert_eq!(stats["invalid"], 0, "{stats}");
         // The lab duplicates no packet, so a reply heard twice answers a
         // probe sent twice. The fast path starts on an interim socket and
-        // hands over to its ring mid-scan (src/handover.rs): a packet
+        // hands over to its ring mid-scan (src/io/handover.rs): a packet
         // captured by both would show here.
         assert!(
             stats["duplicates"].as_u64() <= stats["retransmissions"].as_u64(),

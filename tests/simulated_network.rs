@@ -26,7 +26,7 @@ use etherparse::{
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-use flagscan::engine::cookie::{probe_numbers, CookieKey, PortPlan, TRY_SLOTS};
+use flagscan::engine::cookie::{probe_numbers, CookieKey, PortPlan, ScanKeys, TRY_SLOTS};
 use flagscan::engine::timing::TimingParams;
 use flagscan::engine::tracker::Tracker;
 use flagscan::engine::validate::Validator;
@@ -638,11 +638,12 @@ impl Scanner {
             .iter()
             .map(|n| builtin_by_name(n).expect("a built-in technique"))
             .collect();
-        // The per-scan secrets, drawn in the order scan.rs draws them.
-        let mut rng = StdRng::seed_from_u64(seed);
-        let key = CookieKey::new(rng.next_u64(), rng.next_u64());
-        let ports = PortPlan::new(rng.next_u64());
-        let order_seed = rng.next_u64();
+        // The per-scan secrets, as the scan derives them.
+        let ScanKeys {
+            key,
+            ports,
+            order_seed,
+        } = ScanKeys::from_seed(seed);
         let validator = Validator {
             key: key.clone(),
             ports,

@@ -16,10 +16,7 @@ mod reply_path {
     use std::sync::OnceLock;
     use std::time::Duration;
 
-    use rand::rngs::StdRng;
-    use rand::{RngCore, SeedableRng};
-
-    use flagscan::engine::cookie::{CookieKey, PortPlan};
+    use flagscan::engine::cookie::ScanKeys;
     use flagscan::engine::validate::Validator;
     use flagscan::model::reply::Verdict;
     use flagscan::model::technique::{builtin_by_name, Technique};
@@ -56,9 +53,7 @@ mod reply_path {
     pub fn validator() -> &'static Validator {
         static VALIDATOR: OnceLock<Validator> = OnceLock::new();
         VALIDATOR.get_or_init(|| {
-            let mut rng = StdRng::seed_from_u64(SEED);
-            let key = CookieKey::new(rng.next_u64(), rng.next_u64());
-            let ports = PortPlan::new(rng.next_u64());
+            let ScanKeys { key, ports, .. } = ScanKeys::from_seed(SEED);
             let probe_flags = techniques().iter().map(|t| t.flags).collect();
             Validator {
                 key,

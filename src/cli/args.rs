@@ -11,7 +11,7 @@ use crate::io::rawsock::IoMode;
 use crate::lab;
 use crate::model::ports;
 use crate::model::technique;
-use crate::teach::findings::Lang;
+use crate::teach::lang::Lang;
 
 const AFTER_HELP: &str = "\
 Techniques (any subset runs as one interleaved pass):
@@ -130,6 +130,17 @@ pub struct Args {
     /// falls back to the portable one, with a notice, where it is unavailable.
     #[arg(long = "io", value_name = "PATH", value_enum, default_value_t = IoMode::Fast)]
     pub io: IoMode,
+
+    /// Makes the fast path's capture ring ready this many milliseconds
+    /// late, so that the scan starts on the interim capture and hands over
+    /// mid-scan (the I/O test's way to reach that path; not for users).
+    #[arg(
+        long = "ring-delay-ms",
+        value_name = "MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub ring_delay_ms: u64,
 
     /// Language of the teaching texts (findings, verdicts): en or ja.
     /// Default: from LC_ALL / LC_MESSAGES / LANG.

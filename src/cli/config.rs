@@ -13,7 +13,7 @@ use crate::error::usage;
 use crate::model::ports;
 use crate::model::technique::{self, Technique};
 use crate::output::text::TextOptions;
-use crate::teach::findings::Lang;
+use crate::teach::lang::Lang;
 
 /// Everything a scan needs, resolved from the arguments.
 pub struct Resolved {
@@ -103,6 +103,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             min_rate: args.min_rate,
             taps: Vec::new(),
             notify: Some(crate::error::stderr_notify()),
+            progress: None,
             drop_privileges: (!args.keep_privileges).then(|| crate::sys::privilege::DropPlan {
                 chown: args.output_json.iter().chain(&args.pcap).cloned().collect(),
             }),

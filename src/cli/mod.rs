@@ -16,7 +16,7 @@ use crate::lab;
 use crate::lab::demo;
 use crate::model::services::Services;
 use crate::model::technique::{self, Technique};
-use crate::teach::findings::Lang;
+use crate::teach::lang::Lang;
 
 /// Runs the program; returns the exit code.
 pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {

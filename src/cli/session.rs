@@ -12,8 +12,10 @@ use crate::engine::scan;
 use crate::error::{usage, EXIT_INTERRUPTED, EXIT_OK};
 use crate::io::rawsock::IoMode;
 use crate::model::services::Services;
+use crate::model::tap::ProgressView;
 use crate::output::json::JsonLines;
 use crate::output::pcap::{PcapSink, PcapTap};
+use crate::output::progress::Progress;
 use crate::output::text::report;
 use crate::output::trace::TraceTap;
 use crate::output::{self, Exporter};
@@ -39,8 +41,9 @@ pub fn run(mut args: Args, raw: &[String]) -> anyhow::Result<i32> {
         crate::sys::netns::enter(ns)?;
     }
     // In the scan's namespace now: the ring's set-up may start.
+    let ring_delay = std::time::Duration::from_millis(args.ring_delay_ms);
     let early_ring = (args.io == IoMode::Fast)
-        .then(crate::io::ring::EarlyRing::start)
+        .then(|| crate::io::ring::EarlyRing::start(ring_delay))
         .flatten();
     let mut resolved = resolve(&args)?;
     resolved.scan.early_ring = early_ring;
@@ -100,6 +103,7 @@ pub fn run(mut args: Args, raw: &[String]) -> anyhow::Result<i32> {
     if let Some(tap) = &trace {
         resolved.scan.taps.push(tap.clone());
     }
+    resolved.scan.progress = Progress::for_terminal().map(|p| Box::new(p) as Box<dyn ProgressView>);
     let text_opts = resolved.text;
     let written = scan::run(resolved.scan).and_then(|mut result| {
         if let Some(tap) = &trace {

@@ -22,7 +22,7 @@ use crate::io::rawsock::{self as io, Capture, IoMode, IoPlan, PacketSender};
 use crate::model::probe::{ProbeSpace, SendOrder};
 use crate::model::reply::Verdict;
 use crate::model::result::{ScanResult, ScanStats};
-use crate::model::tap::{Order, Taps};
+use crate::model::tap::{Order, ProgressView, Taps};
 use crate::model::technique::Technique;
 use crate::route::nexthop::NextHops;
 use crate::route::{self, RoutePlan};
@@ -45,6 +45,8 @@ pub struct ScanConfig {
     pub taps: Taps,
     /// Where warnings and notices go (`None`: nowhere).
     pub notify: Option<Notify>,
+    /// The progress line, if one is shown.
+    pub progress: Option<Box<dyn ProgressView>>,
     /// Give up root once the sockets are open (`None`: keep it, as
     /// `--keep-privileges` and the demo, which must remove its lab, do).
     pub drop_privileges: Option<crate::sys::privilege::DropPlan>,
@@ -314,7 +316,8 @@ impl ScanLoop<'_> {
         let clock = self.clock;
         let mut rate = cfg.max_rate.map(RateBudget::new);
         let mut floor = cfg.min_rate.map(RateBudget::new);
-        let progress = crate::output::progress::Progress::new(self.tracker.space().len());
+        let progress = cfg.progress.as_deref();
+        let total = self.tracker.space().len();
         let mut shown_at = Duration::ZERO;
         // Set once interrupted: until when replies in flight are awaited.
         let mut grace_until: Option<Duration> = None;
@@ -369,8 +372,8 @@ impl ScanLoop<'_> {
                 }
                 handed += forced;
             }
-            if progress.is_visible() && now >= shown_at + PROGRESS_EVERY {
-                progress.update(self.tracker.decided(), self.tracker.open_found());
+            if let Some(view) = progress.filter(|_| now >= shown_at + PROGRESS_EVERY) {
+                view.update(self.tracker.decided(), total, self.tracker.open_found());
                 shown_at = now;
             }
             if handed > 0 || self.tracker.is_done() {
@@ -391,7 +394,7 @@ impl ScanLoop<'_> {
             if let Some(f) = floor.as_ref().filter(|_| self.tracker.has_unsent()) {
                 wait = wait.min(f.wait());
             }
-            if progress.is_visible() {
+            if progress.is_some() {
                 wait = wait.min(PROGRESS_EVERY);
             }
             if interrupt.is_some() {

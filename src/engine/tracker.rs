@@ -640,8 +640,8 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::technique::{Reason, ReplyKind};
     use crate::model::technique::builtin_by_name;
+    use crate::model::technique::{Reason, ReplyKind};
 
     const H1: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const H2: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);

@@ -114,3 +114,325 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use crate::engine::cookie::{probe_numbers, ScanKeys};
+    use crate::model::technique;
+    use crate::wire::fixtures::*;
+    use crate::wire::{parse_ipv4, ProbeFields, ProbeTemplate};
+
+    /// The `--seed` of the captured scan and its technique order.
+    const SEED: u64 = 7;
+    const SYN: usize = 0;
+    const FIN: usize = 1;
+    const NULL: usize = 2;
+    const XMAS: usize = 3;
+
+    /// Key, ports and validator as the scan derives them from the seed.
+    fn lab_scan() -> (CookieKey, PortPlan, Validator) {
+        let ScanKeys { key, ports, .. } = ScanKeys::from_seed(SEED);
+        let probe_flags = ["syn", "fin", "null", "xmas"]
+            .map(|n| technique::builtin_by_name(n).expect("built in").flags)
+            .to_vec();
+        let validator = Validator {
+            key: key.clone(),
+            ports,
+            probe_flags,
+        };
+        (key, ports, validator)
+    }
+
+    /// One captured reply and what it must be attributed to.
+    struct Case {
+        name: &'static str,
+        bytes: &'static [u8],
+        host: Ipv4Addr,
+        port: u16,
+        technique: usize,
+        kind: ReplyKind,
+        ttl: u8,
+    }
+
+    fn cases() -> Vec<Case> {
+        let rst = ReplyKind::Rst { window: 0 };
+        let case = |name, bytes, host, port, technique, kind, ttl| Case {
+            name,
+            bytes,
+            host,
+            port,
+            technique,
+            kind,
+            ttl,
+        };
+        vec![
+            case(
+                "rst/ack to syn",
+                &RST_ACK_SYN_FIXTURE[..],
+                B,
+                81,
+                SYN,
+                rst,
+                64,
+            ),
+            case("rst/ack to fin", &RST_ACK_FIXTURE[..], B, 81, FIN, rst, 64),
+            case(
+                "rst/ack to null",
+                &RST_ACK_NULL_FIXTURE[..],
+                B,
+                81,
+                NULL,
+                rst,
+                64,
+            ),
+            case(
+                "rst/ack to xmas",
+                &RST_ACK_XMAS_FIXTURE[..],
+                B,
+                81,
+                XMAS,
+                rst,
+                64,
+            ),
+            case(
+                "syn/ack",
+                &SYN_ACK_FIXTURE[..],
+                B,
+                22,
+                SYN,
+                ReplyKind::SynAck,
+                64,
+            ),
+            case(
+                "icmp port unreachable",
+                &ICMP_PORT_UNREACH_FIXTURE[..],
+                B,
+                111,
+                SYN,
+                ReplyKind::Unreachable { code: 3 },
+                64,
+            ),
+            case(
+                "icmp admin prohibited",
+                &ICMP_ADMIN_PROHIBITED_FIXTURE[..],
+                B,
+                445,
+                FIN,
+                ReplyKind::Unreachable { code: 13 },
+                64,
+            ),
+            case(
+                "iptables tcp-reset",
+                &REJECT_TCP_RESET_FIXTURE[..],
+                B,
+                23,
+                SYN,
+                rst,
+                64,
+            ),
+            case(
+                "iptables tcp-reset to xmas on an open port",
+                &REJECT_TCP_RESET_XMAS_FIXTURE[..],
+                RST_HOST,
+                22,
+                XMAS,
+                rst,
+                64,
+            ),
+            case(
+                "syn/ack across the gateway",
+                &GATEWAY_SYN_ACK_FIXTURE[..],
+                FAR,
+                22,
+                SYN,
+                ReplyKind::SynAck,
+                63,
+            ),
+            case(
+                "rst/ack across the gateway",
+                &GATEWAY_RST_ACK_FIXTURE[..],
+                FAR,
+                81,
+                SYN,
+                rst,
+                63,
+            ),
+        ]
+    }
+
+    /// Byte offset of the number the cookie check rests on: the TCP ack of a
+    /// reply, or the quoted TCP sequence number inside an ICMP error.
+    fn cookie_field(bytes: &[u8]) -> usize {
+        if bytes[9] == 1 {
+            20 + 8 + 20 + 4
+        } else {
+            20 + 8
+        }
+    }
+
+    fn flip(bytes: &[u8], bit: usize) -> Vec<u8> {
+        let mut v = bytes.to_vec();
+        let at = cookie_field(bytes) + 3 - bit / 8;
+        v[at] ^= 1 << (bit % 8);
+        v
+    }
+
+    #[test]
+    fn seed_7_reproduces_the_captured_source_ports() {
+        let (_, ports, _) = lab_scan();
+        assert_eq!(ports.range().0, 60904);
+        for (t, sport) in [(SYN, 60904), (FIN, 60912), (NULL, 60920), (XMAS, 60928)] {
+            assert_eq!(ports.sport(t, 0), sport);
+        }
+    }
+
+    #[test]
+    fn every_captured_reply_fits_its_probe_cookie() {
+        let (key, _, v) = lab_scan();
+        for c in cases() {
+            let probe_flags = v.probe_flags[c.technique];
+            let Parsed::Packet(p) = parse_ipv4(c.bytes) else {
+                panic!("{}: does not parse", c.name)
+            };
+            match p.body {
+                Body::Tcp(seg) => {
+                    let cookie = key.cookie(p.dst, p.src, seg.dport, seg.sport);
+                    // What Linux acknowledges: SYN and FIN take one number, NULL none.
+                    let consumed = u32::from(probe_flags & (flag::SYN | flag::FIN) != 0);
+                    assert_eq!(seg.ack, cookie.seq.wrapping_add(consumed), "{}", c.name);
+                    let echo = |ack| TcpEcho {
+                        flags: seg.flags,
+                        seq: seg.seq,
+                        ack,
+                    };
+                    assert!(
+                        tcp_reply_fits(cookie, probe_flags, echo(seg.ack)),
+                        "{}",
+                        c.name
+                    );
+                    for bit in 0..32 {
+                        let bad = seg.ack ^ (1 << bit);
+                        assert!(
+                            !tcp_reply_fits(cookie, probe_flags, echo(bad)),
+                            "{} bit {bit}",
+                            c.name
+                        );
+                    }
+                }
+                Body::Unreachable { quoted, .. } => {
+                    let cookie = key.cookie(quoted.src, quoted.dst, quoted.sport, quoted.dport);
+                    // The quote holds the numbers the probe was sent with.
+                    let (seq, ack) = probe_numbers(cookie, probe_flags);
+                    assert_eq!(quoted.seq, seq, "{}", c.name);
+                    assert_eq!(&c.bytes[56..60], &ack.to_be_bytes(), "{}", c.name);
+                    assert!(quoted_fits(cookie, quoted.seq), "{}", c.name);
+                    for bit in 0..32 {
+                        assert!(
+                            !quoted_fits(cookie, quoted.seq ^ (1 << bit)),
+                            "{} bit {bit}",
+                            c.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_validator_attributes_every_captured_reply() {
+        let (_, _, v) = lab_scan();
+        let at = Duration::from_millis(3);
+        for c in cases() {
+            assert_eq!(
+                v.check(parse_ipv4(c.bytes), at),
+                Verdict::Reply(Reply {
+                    host: c.host,
+                    port: c.port,
+                    technique: c.technique,
+                    attempt_slot: 0,
+                    kind: c.kind,
+                    ttl: c.ttl,
+                    at,
+                }),
+                "{}",
+                c.name
+            );
+            // One flipped bit of the cookie number: counted invalid, never a result.
+            for bit in [0, 1, 7, 8, 16, 31] {
+                assert_eq!(
+                    v.check(parse_ipv4(&flip(c.bytes, bit)), at),
+                    Verdict::Invalid,
+                    "{} bit {bit}",
+                    c.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn replies_from_or_about_another_host_do_not_fit() {
+        let (_, _, v) = lab_scan();
+        let at = Duration::ZERO;
+        // The same RST claiming to come from 10.213.1.3: the cookie covers
+        // the addresses, so it is a forgery.
+        let mut spoofed = RST_ACK_SYN_FIXTURE;
+        spoofed[15] = 3;
+        assert_eq!(v.check(parse_ipv4(&spoofed), at), Verdict::Invalid);
+        // An ICMP error quoting a probe to another host or port.
+        let mut other_host = ICMP_PORT_UNREACH_FIXTURE;
+        other_host[47] = 3;
+        assert_eq!(v.check(parse_ipv4(&other_host), at), Verdict::Invalid);
+        let mut other_port = ICMP_PORT_UNREACH_FIXTURE;
+        other_port[51] = 112;
+        assert_eq!(v.check(parse_ipv4(&other_port), at), Verdict::Invalid);
+        // The FIN probe's reset delivered to the NULL slot: NULL wants ack = seq.
+        let mut wrong_slot = RST_ACK_FIXTURE;
+        wrong_slot[23] = 0xf8;
+        assert_eq!(v.check(parse_ipv4(&wrong_slot), at), Verdict::Invalid);
+        // A reply to a later try is attributed to that try's slot only if
+        // its numbers fit that slot's cookie; these are try 0's numbers.
+        let mut retry_slot = RST_ACK_SYN_FIXTURE;
+        retry_slot[23] = 0xe9;
+        assert_eq!(v.check(parse_ipv4(&retry_slot), at), Verdict::Invalid);
+    }
+
+    #[test]
+    fn traffic_outside_the_probe_ports_is_not_ours() {
+        let (_, _, v) = lab_scan();
+        // The SYN/ACK of an ordinary connect() in the scanner's namespace.
+        assert_eq!(
+            v.check(parse_ipv4(&SYN_ACK_CONNECT_FIXTURE), Duration::ZERO),
+            Verdict::NotOurs
+        );
+    }
+
+    #[test]
+    fn linux_reject_quotes_the_whole_probe_as_we_built_it() {
+        // iptables REJECT quotes all 40 bytes of the probe, and they are
+        // exactly what the template writes for that probe's fields.
+        let (key, _, v) = lab_scan();
+        for (bytes, technique, dport, ip_id) in [
+            (&ICMP_PORT_UNREACH_FIXTURE, SYN, 111, 0x0012),
+            (&ICMP_ADMIN_PROHIBITED_FIXTURE, FIN, 445, 0x001d),
+        ] {
+            let sport = 60904 + 8 * technique as u16;
+            let flags = v.probe_flags[technique];
+            let (seq, ack) = probe_numbers(key.cookie(A, B, sport, dport), flags);
+            let fields = ProbeFields {
+                src: A,
+                dst: B,
+                sport,
+                dport,
+                seq,
+                ack,
+            };
+            let mut probe = vec![0xa5; 64];
+            ProbeTemplate::new(flags).write(&fields, ip_id, &mut probe);
+            assert_eq!(&bytes[28..], &probe[..]);
+        }
+    }
+}

@@ -15,7 +15,7 @@
 //!   never delivers either;
 //! - TCP that is truncated or has a data offset below 5 or past the segment;
 //! - well-formed TCP to a destination port in our probe source-port range
-//!   ([`crate::engine::cookie::PortPlan::range`]) with RST, or SYN and ACK (with
+//!   (`engine::cookie::PortPlan::range`) with RST, or SYN and ACK (with
 //!   `--pcap`/`--packet-trace`: with any flags, as those show every packet
 //!   addressed to our ports);
 //! - ICMP destination unreachable (type 3), and ICMP too short for its
@@ -27,7 +27,7 @@
 //! packet. Offsets are from the IPv4 header: on a `SOCK_DGRAM` packet socket
 //! the kernel runs the filter with the data at the network header.
 //!
-//! [`interpret`] is a small reference interpreter with the kernel's
+//! `interpret` (built for tests only) is a small reference interpreter with the kernel's
 //! semantics (a load past the packet drops it) so that tests can run the
 //! program against the parser on any bytes.
 
@@ -52,16 +52,19 @@ const MISC: u16 = 0x07;
 const W: u16 = 0x00;
 const H: u16 = 0x08;
 const B: u16 = 0x10;
+#[cfg(test)]
 const IMM: u16 = 0x00;
 const ABS: u16 = 0x20;
 const IND: u16 = 0x40;
 const MEM: u16 = 0x60;
 const LEN: u16 = 0x80;
+#[cfg(test)]
 const ADD: u16 = 0x00;
 const SUB: u16 = 0x10;
 const AND: u16 = 0x50;
 const LSH: u16 = 0x60;
 const RSH: u16 = 0x70;
+#[cfg(test)]
 const JA: u16 = 0x00;
 const JEQ: u16 = 0x10;
 const JGT: u16 = 0x20;
@@ -69,6 +72,7 @@ const JGE: u16 = 0x30;
 const JSET: u16 = 0x40;
 const K: u16 = 0x00;
 const X: u16 = 0x08;
+#[cfg(test)]
 const RET_A: u16 = 0x10;
 const TAX: u16 = 0x00;
 
@@ -304,7 +308,8 @@ pub fn reply_filter(lo: u16, hi: u16, any_flags: bool) -> Vec<Insn> {
 
 /// Runs `prog` on `packet` as the kernel does: the return value is how
 /// many bytes to keep, 0 means drop; a load past the packet drops it.
-pub fn interpret(prog: &[Insn], packet: &[u8]) -> u32 {
+#[cfg(test)]
+fn interpret(prog: &[Insn], packet: &[u8]) -> u32 {
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [0u32; 16];
     let mut pc = 0usize;
@@ -392,20 +397,18 @@ mod tests {
     use super::*;
 
     use rand::rngs::StdRng;
-    use rand::{Rng, RngCore, SeedableRng};
+    use rand::{Rng, SeedableRng};
 
-    use crate::engine::cookie::{CookieKey, PortPlan};
+    use crate::engine::cookie::{PortPlan, ScanKeys};
     use crate::engine::validate::Validator;
     use crate::model::reply::Verdict;
     use crate::model::technique;
-    use crate::wire::tests::*;
+    use crate::wire::fixtures::*;
     use crate::wire::{parse_ipv4, Parsed};
 
     /// The ports and validator of the captured fixtures (`--seed 7`).
     fn seed_7() -> (PortPlan, Validator) {
-        let mut rng = StdRng::seed_from_u64(7);
-        let key = CookieKey::new(rng.next_u64(), rng.next_u64());
-        let ports = PortPlan::new(rng.next_u64());
+        let ScanKeys { key, ports, .. } = ScanKeys::from_seed(7);
         let probe_flags = ["syn", "fin", "null", "xmas"]
             .map(|n| technique::builtin_by_name(n).expect("built in").flags)
             .to_vec();

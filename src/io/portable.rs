@@ -16,7 +16,8 @@ use pnet::packet::ip::IpNextHeaderProtocol;
 use pnet::packet::ipv4::Ipv4Packet;
 use pnet::transport::{transport_channel, TransportChannelType, TransportSender};
 
-use crate::io::rawsock::{bind_to_device, open_error, Frame};
+use crate::io::rawsock::{bind_to_device, open_error};
+use crate::wire::frame::Frame;
 
 const ETH_P_IP: u16 = libc::ETH_P_IP as u16;
 /// IPPROTO_RAW: a send-only raw socket, so no copy of incoming traffic

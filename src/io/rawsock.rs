@@ -34,6 +34,7 @@ use crate::io::portable::{PortableCapture, PortableSender};
 use crate::io::ring::{EarlyRing, Ring, RingConfig, RingError};
 use crate::route::nexthop::NextHops;
 use crate::sys::sockopt::{self, socket};
+use crate::wire::frame::Frame;
 
 pub const PRIVILEGE_HINT: &str = "flagscan needs CAP_NET_RAW to send and capture raw packets: \
 run it as root (sudo flagscan ...) or grant the capability once with \
@@ -51,59 +52,7 @@ pub enum IoMode {
 
 /// Probes per `sendmmsg` call.
 pub const BATCH: usize = 64;
-/// The longest probe: an IPv4 and a TCP header with all their options.
-pub const PACKET_MAX: usize = 120;
-/// An Ethernet header: destination MAC, source MAC, EtherType.
-pub const ETH_HLEN: usize = 14;
-/// The longest frame: an Ethernet header and the longest probe.
-pub const FRAME_MAX: usize = ETH_HLEN + PACKET_MAX;
 const ETH_P_IP: u16 = libc::ETH_P_IP as u16;
-
-/// One probe ready to leave: an IPv4 packet, with room for an Ethernet
-/// header in front of it, and where it goes.
-#[derive(Clone, Copy)]
-pub struct Frame {
-    /// `bytes[ETH_HLEN..ETH_HLEN + len]` is the IPv4 packet;
-    /// `bytes[..ETH_HLEN]` its Ethernet header when `link` is set.
-    pub bytes: [u8; FRAME_MAX],
-    /// The IPv4 packet's length.
-    pub len: usize,
-    pub dst: Ipv4Addr,
-    /// The interface index this frame leaves through at layer 2 (with the
-    /// header in front), or 0: through the kernel's IP layer.
-    pub link: u32,
-}
-
-impl Frame {
-    pub const EMPTY: Frame = Frame {
-        bytes: [0; FRAME_MAX],
-        len: 0,
-        dst: Ipv4Addr::UNSPECIFIED,
-        link: 0,
-    };
-
-    /// The IPv4 packet (what `--pcap` records).
-    pub fn packet(&self) -> &[u8] {
-        &self.bytes[ETH_HLEN..ETH_HLEN + self.len]
-    }
-
-    /// The IPv4 packet, to fill in.
-    pub fn packet_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes[ETH_HLEN..]
-    }
-
-    /// The Ethernet frame: header and packet.
-    pub fn ethernet(&self) -> &[u8] {
-        &self.bytes[..ETH_HLEN + self.len]
-    }
-
-    /// Sends this frame at layer 2 through interface `ifindex`, with
-    /// `header` in front.
-    pub fn set_link(&mut self, ifindex: u32, header: &[u8; ETH_HLEN]) {
-        self.bytes[..ETH_HLEN].copy_from_slice(header);
-        self.link = ifindex;
-    }
-}
 
 fn is_permission(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))

@@ -232,14 +232,6 @@ pub fn bind_ip(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
     }
 }
 
-/// `FLAGSCAN_TEST_RING_DELAY_MS`: for tests, makes the early ring this much
-/// later, so that a scan surely starts on the interim capture and hands
-/// over to the ring mid-scan ([`crate::io::handover`]).
-fn test_delay() -> Option<Duration> {
-    let ms = std::env::var("FLAGSCAN_TEST_RING_DELAY_MS").ok()?;
-    ms.parse().ok().map(Duration::from_millis)
-}
-
 /// A ring being prepared on a thread of its own from the moment the scan's
 /// network namespace is known, while targets, routes, outputs and users
 /// are looked up: its grace period then costs the start of a scan nothing.
@@ -247,8 +239,11 @@ pub struct EarlyRing(std::thread::JoinHandle<Result<UnboundRing, RingError>>);
 
 impl EarlyRing {
     /// Starts preparing a ring of the default geometry in the calling
-    /// thread's network namespace; `None` if no thread could be started.
-    pub fn start() -> Option<EarlyRing> {
+    /// thread's network namespace, ready no sooner than `delay` from now
+    /// (zero but in the I/O test, which makes the scan start on the interim
+    /// capture and hand over to the ring mid-scan, [`crate::io::handover`]);
+    /// `None` if no thread could be started.
+    pub fn start(delay: Duration) -> Option<EarlyRing> {
         // The thread inherits a mask blocking every signal: SIGINT and
         // SIGTERM belong to the interrupt watcher, which starts later.
         let all = nix::sys::signal::SigSet::all();
@@ -260,9 +255,9 @@ impl EarlyRing {
         let socket = Ring::socket();
         let spawned = std::thread::Builder::new()
             .name("ring-setup".into())
-            .spawn(|| {
-                if let Some(late) = test_delay() {
-                    std::thread::sleep(late);
+            .spawn(move || {
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
                 }
                 Ring::prepare_on(socket?, RingConfig::default())
             });

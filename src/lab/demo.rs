@@ -7,7 +7,7 @@ use crate::model::ports;
 use crate::model::services::Services;
 use crate::model::technique;
 use crate::output::text::{report, TextOptions};
-use crate::teach::findings::Lang;
+use crate::teach::lang::Lang;
 
 /// Ports the demo scans: the defaults plus the lab's interesting ones.
 fn demo_ports() -> Vec<u16> {
@@ -107,6 +107,8 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         min_rate: None,
         taps: Vec::new(),
         notify: Some(crate::error::stderr_notify()),
+        progress: crate::output::progress::Progress::for_terminal()
+            .map(|p| Box::new(p) as Box<dyn crate::model::tap::ProgressView>),
         // The demo removes its lab afterwards, which needs root.
         drop_privileges: None,
         io: Default::default(),

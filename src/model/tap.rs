@@ -39,3 +39,10 @@ pub trait Tap: Send + Sync {
 
 /// The taps of one scan (none, usually).
 pub type Taps = Vec<std::sync::Arc<dyn Tap>>;
+
+/// A live view of a scan's progress (the progress line on a terminal),
+/// updated a few times a second from the scan loop.
+pub trait ProgressView: Send + Sync {
+    /// `decided` of `total` probes decided; `open` ports found so far.
+    fn update(&self, decided: u64, total: u64, open: u64);
+}

@@ -10,7 +10,8 @@ use crate::model::result::ScanResult;
 use crate::model::services::Services;
 use crate::model::technique::PortState;
 use crate::output::{hosts, rate, Exporter, HostRows};
-use crate::teach::findings::{HostFinding, Lang};
+use crate::teach::findings::HostFinding;
+use crate::teach::lang::Lang;
 use crate::teach::portnotes;
 
 #[derive(Serialize)]
@@ -237,8 +238,8 @@ impl Exporter for JsonLines {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::result::Finding;
     use crate::model::probe::ProbeSpace;
+    use crate::model::result::Finding;
     use crate::model::result::ScanStats;
     use crate::model::technique::{builtin_by_name, Reason};
 

@@ -17,7 +17,8 @@ use std::path::Path;
 use crate::error::usage;
 use crate::model::result::{Finding, ScanResult};
 use crate::model::services::Services;
-use crate::teach::findings::{self, HostFinding, Lang, PortRow};
+use crate::teach::findings::{self, HostFinding, PortRow};
+use crate::teach::lang::Lang;
 
 /// One output format: writes a finished scan to any `io::Write`.
 pub trait Exporter: Send + Sync {

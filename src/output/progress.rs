@@ -5,6 +5,8 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::model::tap::ProgressView;
+
 pub struct Progress {
     bar: Option<ProgressBar>,
 }
@@ -46,6 +48,20 @@ impl Progress {
 
     pub fn is_visible(&self) -> bool {
         self.bar.is_some()
+    }
+
+    /// The line for a scan, if stderr is a terminal.
+    pub fn for_terminal() -> Option<Progress> {
+        Some(Progress::new(0)).filter(Progress::is_visible)
+    }
+}
+
+impl ProgressView for Progress {
+    fn update(&self, decided: u64, total: u64, open: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+        }
+        Progress::update(self, decided, open);
     }
 }
 

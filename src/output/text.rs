@@ -10,7 +10,8 @@ use crate::model::result::{Finding, ScanResult};
 use crate::model::services::Services;
 use crate::model::technique::PortState;
 use crate::output::{hosts, summary, Exporter};
-use crate::teach::findings::{self, Lang, PortRow};
+use crate::teach::findings::{self, PortRow};
+use crate::teach::lang::Lang;
 use crate::teach::portnotes;
 
 /// Ports sharing one answer are folded into a "Not shown" line above this

@@ -1,7 +1,7 @@
 //! Next hops for layer-2 sending (`--io fast`): for each target, the
 //! interface, our MAC and the next hop's MAC, so that a probe can leave as a
 //! complete Ethernet frame through an `AF_PACKET` socket
-//! ([`crate::io::rawsock::LinkSender`]) instead of through the kernel's IP
+//! (`io::rawsock::LinkSender`) instead of through the kernel's IP
 //! layer, which routes and resolves the neighbour again for every packet.
 //!
 //! The kernel decides everything, as it would for the layer-3 path:
@@ -44,9 +44,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rustc_hash::FxHashMap;
 
-use crate::io::rawsock::ETH_HLEN;
-
-pub type Mac = [u8; 6];
+use crate::wire::frame::{ethernet_header, Mac, ETH_HLEN};
 
 /// The kind of route the kernel chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -387,15 +385,6 @@ impl Hop {
     pub fn ethernet_header(&self) -> Option<[u8; ETH_HLEN]> {
         Some(ethernet_header(self.dst_mac()?, self.src))
     }
-}
-
-/// The Ethernet header of a frame from `src` to `dst` that carries IPv4.
-pub fn ethernet_header(dst: Mac, src: Mac) -> [u8; ETH_HLEN] {
-    let mut h = [0u8; ETH_HLEN];
-    h[..6].copy_from_slice(&dst);
-    h[6..12].copy_from_slice(&src);
-    h[12..].copy_from_slice(&0x0800u16.to_be_bytes());
-    h
 }
 
 /// When to read the neighbour table again, after the first probe went out

@@ -7,7 +7,7 @@
 
 use crate::model::services::Services;
 use crate::model::technique::{Reason, ReplyMatch, ReplyRule, Teaching, Technique, WindowCond};
-use crate::teach::findings::Lang;
+use crate::teach::lang::Lang;
 use crate::teach::portnotes;
 use crate::wire::flag;
 

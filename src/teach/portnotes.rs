@@ -7,7 +7,7 @@
 //! `service` field here is the protocol's common name, for people.
 
 use crate::model::ports::{port_class, PortClass};
-use crate::teach::findings::Lang;
+use crate::teach::lang::Lang;
 
 /// The note on one TCP port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

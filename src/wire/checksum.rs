@@ -1,0 +1,25 @@
+//! The Internet checksum (RFC 1071) in pieces, so that a template can sum
+//! its constant words once and each probe adds only what changes.
+
+/// One's complement sum of big-endian 16-bit words (an odd last byte is
+/// padded with zero).
+pub fn sum_words(bytes: &[u8]) -> u32 {
+    bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum()
+}
+
+/// Folds a sum to 16 bits and complements it: the checksum field.
+pub fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4 address as two words of a sum.
+pub fn addr_sum(a: std::net::Ipv4Addr) -> u32 {
+    let v = u32::from(a);
+    (v >> 16) + (v & 0xffff)
+}
