@@ -71,7 +71,7 @@ const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
 
 // ---------------------------------------------------------------------------
-// Sockets (libc, as src/rawsock.rs does)
+// Sockets (libc, as src/io/rawsock.rs does)
 
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc < 0 {

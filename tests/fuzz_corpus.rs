@@ -7,7 +7,7 @@
 //! `ignored-*` parses but is not TCP we care about, `notours-*` is TCP not
 //! addressed to our probes. Any other name (`random-*`, inputs the fuzzer
 //! found, `crash-*` regressions) must only not panic. The real captured
-//! replies, the `*_FIXTURE` arrays of src/wire.rs, must all be in the corpus
+//! replies, the `*_FIXTURE` arrays of src/wire/fixtures.rs, must all be in the corpus
 //! byte for byte: the test reads them out of the source file.
 
 use std::collections::BTreeMap;
@@ -36,10 +36,11 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// The `pub const NAME_FIXTURE: [u8; N] = [0x.., ...];` arrays of src/wire.rs.
+/// The `pub const NAME_FIXTURE: [u8; N] = [0x.., ...];` arrays of src/wire/fixtures.rs.
 fn wire_fixtures() -> Vec<(String, Vec<u8>)> {
-    let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/wire.rs"))
-        .expect("src/wire.rs");
+    let src =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/wire/fixtures.rs"))
+            .expect("src/wire/fixtures.rs");
     let mut out = Vec::new();
     for decl in src.split("pub const ").skip(1) {
         let Some((name, rest)) = decl.split_once(':') else {
@@ -86,7 +87,7 @@ fn every_real_fixture_is_in_the_corpus() {
             .iter()
             .find(|(n, _)| n.ends_with(&format!("-fixture-{file}")));
         let (n, b) = found.unwrap_or_else(|| panic!("no corpus file *-fixture-{file} for {name}"));
-        assert_eq!(b, bytes, "{n} differs from {name} in src/wire.rs");
+        assert_eq!(b, bytes, "{n} differs from {name} in src/wire/fixtures.rs");
     }
 }
 

@@ -98,13 +98,13 @@ fn tshark(file: &Path) -> Vec<Row> {
         .collect()
 }
 
-/// The options are declared in src/cli.rs; say so plainly if they are not.
+/// The options are declared in src/cli/args.rs; say so plainly if they are not.
 fn require_options() {
     let out = flagscan(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(
         help.contains("--pcap") && help.contains("--packet-trace"),
-        "flagscan --help lists no --pcap/--packet-trace: wire them in src/cli.rs \
+        "flagscan --help lists no --pcap/--packet-trace: wire them in src/cli/args.rs \
          (ScanConfig.pcap, ScanConfig.packet_trace, scan::run_with_trace)"
     );
 }

@@ -1,7 +1,7 @@
 //! The reply pipeline end to end, against a simulated network on a virtual
 //! clock. No root, no sockets: pure logic.
 //!
-//! This is the scan loop of `src/scan.rs` without threads: the tracker hands
+//! This is the scan loop of `src/engine/scan.rs` without threads: the tracker hands
 //! out orders; each order becomes real probe bytes (`ProbeTemplate::write`
 //! with the numbers scan.rs derives from the cookie); a simulated host reads
 //! those bytes and answers by its personality with real reply bytes
@@ -589,7 +589,7 @@ impl SimNet {
 }
 
 // ---------------------------------------------------------------------------
-// The scanner: the loop of src/scan.rs, single-threaded on a virtual clock.
+// The scanner: the loop of src/engine/scan.rs, single-threaded on a virtual clock.
 
 /// What the run saw, for the bookkeeping checks.
 #[derive(Debug, Default, Clone)]

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::engine::validate::Validator;
-use crate::io::rawsock::{Capture, Stamp};
+use crate::io::rawsock::Capture;
+use crate::io::socket::Stamp;
 use crate::model::probe::Time;
 use crate::model::reply::{Reply, Traced, Verdict};
 use crate::model::tap::Taps;

@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use crate::error::Notify;
 use crate::io::bpf::Insn;
-use crate::io::rawsock::Stamp;
 use crate::io::ring::{self, EarlyRing, Ring, RingError, TPACKET_V3};
+use crate::io::socket::Stamp;
 use crate::sys::sockopt;
 
 // PACKET_FANOUT_FLAG_UNIQUEID (Linux 4.13+) asks the kernel for a group id
@@ -221,7 +221,7 @@ impl Handover {
         }
     }
 
-    /// As [`crate::io::rawsock::Capture::read`]; packets from the interim
+    /// As `rawsock::Capture::read`; packets from the interim
     /// socket are stamped [`Stamp::Now`].
     pub fn read<F: FnMut(&[u8], Stamp)>(
         &mut self,

@@ -3,3 +3,4 @@ pub mod handover;
 pub mod portable;
 pub mod rawsock;
 pub mod ring;
+pub mod socket;

@@ -16,7 +16,7 @@ use pnet::packet::ip::IpNextHeaderProtocol;
 use pnet::packet::ipv4::Ipv4Packet;
 use pnet::transport::{transport_channel, TransportChannelType, TransportSender};
 
-use crate::io::rawsock::{bind_to_device, open_error};
+use crate::io::socket::{bind_to_device, open_error};
 use crate::wire::frame::Frame;
 
 const ETH_P_IP: u16 = libc::ETH_P_IP as u16;
@@ -42,7 +42,7 @@ impl PortableSender {
     }
 
     /// One packet per call; the same contract as
-    /// [`crate::io::rawsock::RawSender::send_many`].
+    /// `rawsock::RawSender::send_many`.
     pub fn send_many(&mut self, frames: &[Frame]) -> io::Result<usize> {
         let Some(f) = frames.first() else {
             return Ok(0);

@@ -26,19 +26,16 @@ use std::mem;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{usage, Notify};
 use crate::io::handover::{Handover, Interim};
 use crate::io::portable::{PortableCapture, PortableSender};
 use crate::io::ring::{EarlyRing, Ring, RingConfig, RingError};
+use crate::io::socket::{bind_to_device, is_permission, open_error, Stamp, PRIVILEGE_HINT};
 use crate::route::nexthop::NextHops;
 use crate::sys::sockopt::{self, socket};
 use crate::wire::frame::Frame;
-
-pub const PRIVILEGE_HINT: &str = "flagscan needs CAP_NET_RAW to send and capture raw packets: \
-run it as root (sudo flagscan ...) or grant the capability once with \
-`sudo setcap cap_net_raw,cap_net_admin+eip $(command -v flagscan)`";
 
 /// `--io`: which packet I/O path a scan uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -53,42 +50,6 @@ pub enum IoMode {
 /// Probes per `sendmmsg` call.
 pub const BATCH: usize = 64;
 const ETH_P_IP: u16 = libc::ETH_P_IP as u16;
-
-fn is_permission(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
-}
-
-pub(crate) fn open_error(what: &str, err: io::Error) -> anyhow::Error {
-    if is_permission(&err) {
-        usage(PRIVILEGE_HINT)
-    } else {
-        anyhow::anyhow!("cannot open the {what} socket: {err}")
-    }
-}
-
-/// `-e IFACE`: pins a socket to an interface (`SO_BINDTODEVICE`).
-pub(crate) fn bind_to_device(fd: libc::c_int, dev: &str) -> anyhow::Result<()> {
-    let name = std::ffi::CString::new(dev)
-        .map_err(|_| usage(format!("invalid interface name '{dev}'")))?;
-    // SAFETY: the name is NUL-terminated and we pass its length.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_BINDTODEVICE,
-            name.as_ptr() as *const libc::c_void,
-            name.as_bytes_with_nul().len() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        return Err(match err.raw_os_error() {
-            Some(libc::ENODEV) => usage(format!("unknown interface '{dev}' (-e)")),
-            _ => open_error("raw send", err),
-        });
-    }
-    Ok(())
-}
 
 fn sockaddr(dst: Ipv4Addr) -> libc::sockaddr_in {
     libc::sockaddr_in {
@@ -411,15 +372,6 @@ pub enum Capture {
     /// The fast path, started before its ring was ready.
     Handover(Handover),
     Portable(PortableCapture),
-}
-
-/// When a captured packet arrived.
-#[derive(Debug, Clone, Copy)]
-pub enum Stamp {
-    /// From the kernel's timestamp: `age` before `seen`.
-    Kernel { seen: Instant, age: Duration },
-    /// Only known as "just now".
-    Now,
 }
 
 impl Capture {

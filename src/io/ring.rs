@@ -241,7 +241,7 @@ impl EarlyRing {
     /// Starts preparing a ring of the default geometry in the calling
     /// thread's network namespace, ready no sooner than `delay` from now
     /// (zero but in the I/O test, which makes the scan start on the interim
-    /// capture and hand over to the ring mid-scan, [`crate::io::handover`]);
+    /// capture and hand over to the ring mid-scan, `handover`);
     /// `None` if no thread could be started.
     pub fn start(delay: Duration) -> Option<EarlyRing> {
         // The thread inherits a mask blocking every signal: SIGINT and
