@@ -7,11 +7,11 @@
 pub mod cli;
 pub mod engine;
 pub mod error;
-pub mod io;
-pub mod lab;
+pub(crate) mod io;
+pub(crate) mod lab;
 pub mod model;
-pub mod output;
-pub mod route;
+pub(crate) mod output;
+pub(crate) mod route;
 pub mod sys;
-pub mod teach;
+pub(crate) mod teach;
 pub mod wire;

@@ -2,10 +2,10 @@
 //! a resolved configuration ([`config`]: DNS, routes, timing templates) ->
 //! a session that runs it ([`session`]); and the other subcommands.
 
-pub mod args;
-pub mod config;
-pub mod resume;
-pub mod session;
+pub(crate) mod args;
+pub(crate) mod config;
+pub(crate) mod resume;
+pub(crate) mod session;
 pub mod targets;
 
 use clap::Parser;

@@ -1,8 +1,8 @@
 pub mod cookie;
 pub mod permutation;
-pub mod receiver;
-pub mod scan;
-pub mod sender;
+pub(crate) mod receiver;
+pub(crate) mod scan;
+pub(crate) mod sender;
 pub mod timing;
 pub mod tracker;
 pub mod validate;

@@ -1,6 +1,6 @@
-pub mod bpf;
-pub mod handover;
-pub mod portable;
-pub mod rawsock;
-pub mod ring;
-pub mod socket;
+pub(crate) mod bpf;
+pub(crate) mod handover;
+pub(crate) mod portable;
+pub(crate) mod rawsock;
+pub(crate) mod ring;
+pub(crate) mod socket;

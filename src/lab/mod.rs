@@ -18,7 +18,7 @@
 //! firewall rule of the root namespace is ever touched. A unit test checks
 //! that property on the whole plan.
 
-pub mod demo;
+pub(crate) mod demo;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;

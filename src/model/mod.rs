@@ -6,6 +6,6 @@ pub mod ports;
 pub mod probe;
 pub mod reply;
 pub mod result;
-pub mod services;
-pub mod tap;
+pub(crate) mod services;
+pub(crate) mod tap;
 pub mod technique;

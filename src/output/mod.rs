@@ -3,11 +3,11 @@
 //! means stdout. The taps of a running scan live here too: `--pcap`
 //! ([`pcap`]) and `--packet-trace` ([`trace`]), and the progress line.
 
-pub mod json;
-pub mod pcap;
-pub mod progress;
-pub mod text;
-pub mod trace;
+pub(crate) mod json;
+pub(crate) mod pcap;
+pub(crate) mod progress;
+pub(crate) mod text;
+pub(crate) mod trace;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

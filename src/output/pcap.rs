@@ -169,6 +169,7 @@ impl<W: Write> PcapSink<W> {
         }
     }
 
+    #[cfg(test)]
     pub fn counts(&self) -> PcapCounts {
         self.counts
     }

@@ -40,6 +40,7 @@ impl Progress {
         }
     }
 
+    #[cfg(test)]
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

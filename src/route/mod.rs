@@ -9,7 +9,7 @@
 //! is the one reported. The interface is the one holding the source
 //! address. `-e` and `-S` override.
 
-pub mod nexthop;
+pub(crate) mod nexthop;
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;

@@ -2,8 +2,8 @@
 //! namespaces, socket options, and the exit that does not wait for the
 //! kernel.
 
-pub mod interrupt;
+pub(crate) mod interrupt;
 pub mod netns;
-pub mod privilege;
+pub(crate) mod privilege;
 pub mod sockopt;
 pub mod teardown;

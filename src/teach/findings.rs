@@ -34,7 +34,7 @@ pub struct PortRow<'a> {
 /// One finding about a host, as the JSON Lines host record carries it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HostFinding {
-    /// One of [`IDS`]; stable across versions.
+    /// One of `IDS` (below); stable across versions.
     pub id: &'static str,
     /// Sorted ascending; empty for `syn-proxy`, which covers every port.
     pub ports: Vec<u16>,
@@ -42,6 +42,7 @@ pub struct HostFinding {
 }
 
 /// Every finding id, in the order [`host_findings`] reports them.
+#[cfg(test)]
 pub const IDS: [&str; 6] = [
     "rfc793",
     "resets-non-syn",
@@ -148,7 +149,7 @@ impl Evidence {
 }
 
 /// What the differences between techniques mean for one host, in the order
-/// of [`IDS`]. Findings that compare the SYN technique with the non-SYN
+/// of `IDS` (below). Findings that compare the SYN technique with the non-SYN
 /// probes need both in the scan; without a SYN technique only `icmp-filter`
 /// can be reported.
 pub fn host_findings(rows: &[PortRow], techniques: &[Technique], lang: Lang) -> Vec<HostFinding> {

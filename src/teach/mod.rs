@@ -1,7 +1,7 @@
 //! Teaching: findings about a host (typed evidence rendered per language),
 //! explain cards, port notes, the languages.
 
-pub mod explain;
-pub mod findings;
-pub mod lang;
-pub mod portnotes;
+pub(crate) mod explain;
+pub(crate) mod findings;
+pub(crate) mod lang;
+pub(crate) mod portnotes;

@@ -4,9 +4,9 @@
 //! what it verified, so any byte string is safe input: the worst it can be
 //! is [`Parsed::Ignored`] or an error.
 
-pub mod checksum;
+pub(crate) mod checksum;
 pub mod flag;
-pub mod frame;
+pub(crate) mod frame;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
