@@ -23,7 +23,7 @@ use flagscan::engine::cookie::{
 };
 use flagscan::engine::permutation::Permutation;
 use flagscan::model::ports::parse_ports;
-use flagscan::model::technique::builtin;
+use flagscan::model::technique::{builtin, ProbeShape};
 use flagscan::wire::flag;
 
 // ---------------------------------------------------------------- permutation
@@ -138,8 +138,8 @@ proptest! {
                 TcpEcho { flags: flag::RST | flag::ACK, seq: noise, ack: ack.wrapping_add(delta) },
             ),
         };
-        prop_assert!(tcp_reply_fits(c, probe, good), "probe {:#04x}: {:?}", probe, good);
-        prop_assert!(!tcp_reply_fits(c, probe, bad), "probe {:#04x}: {:?}", probe, bad);
+        prop_assert!(tcp_reply_fits(c, ProbeShape::for_flags(probe), good), "probe {:#04x}: {:?}", probe, good);
+        prop_assert!(!tcp_reply_fits(c, ProbeShape::for_flags(probe), bad), "probe {:#04x}: {:?}", probe, bad);
     }
 
     #[test]
@@ -152,8 +152,8 @@ proptest! {
         let synack = |ack| TcpEcho { flags: flag::SYN | flag::ACK, seq, ack };
         let right = c.seq.wrapping_add(1);
         let is_syn_probe = probe & flag::SYN != 0;
-        prop_assert_eq!(tcp_reply_fits(c, probe, synack(right)), is_syn_probe);
-        prop_assert!(!tcp_reply_fits(c, probe, synack(right.wrapping_add(delta))));
+        prop_assert_eq!(tcp_reply_fits(c, ProbeShape::for_flags(probe), synack(right)), is_syn_probe);
+        prop_assert!(!tcp_reply_fits(c, ProbeShape::for_flags(probe), synack(right.wrapping_add(delta))));
     }
 
     #[test]
@@ -185,7 +185,7 @@ proptest! {
             false
         };
         prop_assert_eq!(
-            tcp_reply_fits(c, probe, reply),
+            tcp_reply_fits(c, ProbeShape::for_flags(probe), reply),
             expected,
             "probe {:#04x}, cookie {:?}, reply {:?}", probe, c, reply
         );
@@ -199,7 +199,7 @@ proptest! {
         ack in any::<u32>(),
     ) {
         let bare = TcpEcho { flags: flag::RST, seq, ack };
-        prop_assert!(!tcp_reply_fits(c, probe, bare), "{:?}", bare);
+        prop_assert!(!tcp_reply_fits(c, ProbeShape::for_flags(probe), bare), "{:?}", bare);
     }
 }
 

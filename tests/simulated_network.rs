@@ -647,7 +647,7 @@ impl Scanner {
         let validator = Validator {
             key: key.clone(),
             ports,
-            probe_flags: techniques.iter().map(|t| t.flags).collect(),
+            probes: techniques.iter().map(Technique::shape).collect(),
         };
         let templates = techniques
             .iter()
@@ -670,7 +670,7 @@ impl Scanner {
         let sport = self.ports.sport(o.technique, o.attempt);
         let (seq, ack) = probe_numbers(
             self.key.cookie(SCANNER, o.host, sport, o.port),
-            self.validator.probe_flags[o.technique],
+            self.validator.probes[o.technique],
         );
         let fields = ProbeFields {
             src: SCANNER,

@@ -54,11 +54,11 @@ mod reply_path {
         static VALIDATOR: OnceLock<Validator> = OnceLock::new();
         VALIDATOR.get_or_init(|| {
             let ScanKeys { key, ports, .. } = ScanKeys::from_seed(SEED);
-            let probe_flags = techniques().iter().map(|t| t.flags).collect();
+            let probes = techniques().iter().map(Technique::shape).collect();
             Validator {
                 key,
                 ports,
-                probe_flags,
+                probes,
             }
         })
     }

@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 use rand::{RngCore, SeedableRng};
 use siphasher::sip::SipHasher24;
 
+use crate::model::technique::{CookieField, ProbeShape};
 use crate::wire::flag;
 
 /// How many source ports each technique uses: one per try, so a late answer
@@ -118,30 +119,33 @@ pub struct TcpEcho {
     pub ack: u32,
 }
 
-/// The probe's fields as sent, derived from the cookie and the technique.
-pub fn probe_numbers(cookie: Cookie, probe_flags: u8) -> (u32, u32) {
-    let ack = if probe_flags & flag::ACK != 0 {
-        cookie.ack
-    } else {
-        0
+/// The probe's fields as sent, derived from the cookie and the technique:
+/// the sequence number always carries the cookie (an ICMP error quotes
+/// it); the acknowledgment number too where the technique puts it there.
+pub fn probe_numbers(cookie: Cookie, probe: ProbeShape) -> (u32, u32) {
+    let ack = match probe.cookie {
+        CookieField::Ack => cookie.ack,
+        CookieField::Seq => 0,
     };
     (cookie.seq, ack)
 }
 
 /// Does a TCP reply carry the numbers that only a receiver of our probe knows?
-pub fn tcp_reply_fits(cookie: Cookie, probe_flags: u8, reply: TcpEcho) -> bool {
-    let (seq, ack) = probe_numbers(cookie, probe_flags);
+pub fn tcp_reply_fits(cookie: Cookie, probe: ProbeShape, reply: TcpEcho) -> bool {
+    let probe_flags = probe.flags;
+    let (seq, ack) = probe_numbers(cookie, probe);
     // SYN and FIN each take one sequence number.
     let consumed =
         u32::from(probe_flags & flag::SYN != 0) + u32::from(probe_flags & flag::FIN != 0);
     let is_syn_ack = reply.flags & (flag::SYN | flag::ACK) == flag::SYN | flag::ACK;
     if reply.flags & flag::RST != 0 {
-        if probe_flags & flag::ACK != 0 {
+        match probe.cookie {
             // RFC 9293: <SEQ=SEG.ACK><CTL=RST>.
-            reply.seq == ack
-        } else {
+            CookieField::Ack => reply.seq == ack,
             // RFC 9293: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
-            reply.flags & flag::ACK != 0 && reply.ack == seq.wrapping_add(consumed)
+            CookieField::Seq => {
+                reply.flags & flag::ACK != 0 && reply.ack == seq.wrapping_add(consumed)
+            }
         }
     } else if is_syn_ack {
         probe_flags & flag::SYN != 0 && reply.ack == seq.wrapping_add(1)
@@ -209,20 +213,34 @@ mod tests {
         };
         // SYN and FIN consume one number: ack = c+1 (and it wraps).
         for probe in [flag::SYN, flag::FIN, flag::FIN | flag::PSH | flag::URG] {
-            assert!(tcp_reply_fits(c, probe, rst_ack(0xffff_ffff)), "{probe:#x}");
             assert!(
-                !tcp_reply_fits(c, probe, rst_ack(0xffff_fffe)),
+                tcp_reply_fits(c, ProbeShape::for_flags(probe), rst_ack(0xffff_ffff)),
                 "{probe:#x}"
             );
-            assert!(!tcp_reply_fits(c, probe, rst_ack(0)), "{probe:#x}");
+            assert!(
+                !tcp_reply_fits(c, ProbeShape::for_flags(probe), rst_ack(0xffff_fffe)),
+                "{probe:#x}"
+            );
+            assert!(
+                !tcp_reply_fits(c, ProbeShape::for_flags(probe), rst_ack(0)),
+                "{probe:#x}"
+            );
         }
         // NULL consumes nothing: ack = c.
-        assert!(tcp_reply_fits(c, 0, rst_ack(0xffff_fffe)));
-        assert!(!tcp_reply_fits(c, 0, rst_ack(0xffff_ffff)));
+        assert!(tcp_reply_fits(
+            c,
+            ProbeShape::for_flags(0),
+            rst_ack(0xffff_fffe)
+        ));
+        assert!(!tcp_reply_fits(
+            c,
+            ProbeShape::for_flags(0),
+            rst_ack(0xffff_ffff)
+        ));
         // A bare RST (no ACK) to a segment without ACK is not what RFC 9293 sends.
         assert!(!tcp_reply_fits(
             c,
-            flag::FIN,
+            ProbeShape::for_flags(flag::FIN),
             TcpEcho {
                 flags: flag::RST,
                 seq: 0,
@@ -238,10 +256,13 @@ mod tests {
             ack: 0xdead_beef,
         };
         let probe = flag::ACK;
-        assert_eq!(probe_numbers(c, probe), (7, 0xdead_beef));
+        assert_eq!(
+            probe_numbers(c, ProbeShape::for_flags(probe)),
+            (7, 0xdead_beef)
+        );
         assert!(tcp_reply_fits(
             c,
-            probe,
+            ProbeShape::for_flags(probe),
             TcpEcho {
                 flags: flag::RST,
                 seq: 0xdead_beef,
@@ -250,14 +271,14 @@ mod tests {
         ));
         assert!(!tcp_reply_fits(
             c,
-            probe,
+            ProbeShape::for_flags(probe),
             TcpEcho {
                 flags: flag::RST,
                 seq: 0xdead_bef0,
                 ack: 0
             }
         ));
-        assert_eq!(probe_numbers(c, flag::SYN), (7, 0));
+        assert_eq!(probe_numbers(c, ProbeShape::for_flags(flag::SYN)), (7, 0));
     }
 
     #[test]
@@ -268,15 +289,31 @@ mod tests {
             seq: 999,
             ack,
         };
-        assert!(tcp_reply_fits(c, flag::SYN, synack(101)));
-        assert!(!tcp_reply_fits(c, flag::SYN, synack(100)));
-        assert!(!tcp_reply_fits(c, flag::SYN, synack(102)));
+        assert!(tcp_reply_fits(
+            c,
+            ProbeShape::for_flags(flag::SYN),
+            synack(101)
+        ));
+        assert!(!tcp_reply_fits(
+            c,
+            ProbeShape::for_flags(flag::SYN),
+            synack(100)
+        ));
+        assert!(!tcp_reply_fits(
+            c,
+            ProbeShape::for_flags(flag::SYN),
+            synack(102)
+        ));
         // A SYN-ACK to a FIN probe is nonsense whatever its numbers.
-        assert!(!tcp_reply_fits(c, flag::FIN, synack(101)));
+        assert!(!tcp_reply_fits(
+            c,
+            ProbeShape::for_flags(flag::FIN),
+            synack(101)
+        ));
         // Neither RST nor SYN-ACK: not a reply.
         assert!(!tcp_reply_fits(
             c,
-            flag::SYN,
+            ProbeShape::for_flags(flag::SYN),
             TcpEcho {
                 flags: flag::ACK,
                 seq: 0,

@@ -23,7 +23,7 @@ use crate::model::probe::{ProbeSpace, SendOrder};
 use crate::model::reply::Verdict;
 use crate::model::result::{ScanResult, ScanStats};
 use crate::model::tap::{Order, ProgressView, Taps};
-use crate::model::technique::Technique;
+use crate::model::technique::{ProbeShape, Technique};
 use crate::route::nexthop::NextHops;
 use crate::route::{self, RoutePlan};
 use crate::wire::{ProbeFields, ProbeTemplate};
@@ -108,7 +108,7 @@ pub fn run(mut cfg: ScanConfig) -> anyhow::Result<ScanResult> {
     let probes = Probes {
         keys: &keys,
         sources: &route.sources,
-        probe_flags: cfg.techniques.iter().map(|t| t.flags).collect(),
+        probes: cfg.techniques.iter().map(Technique::shape).collect(),
         orders: &threads.orders,
     };
     let mut lp = ScanLoop {
@@ -181,7 +181,7 @@ fn start_threads(
     let validator = Validator {
         key: keys.key.clone(),
         ports: keys.ports,
-        probe_flags: cfg.techniques.iter().map(|t| t.flags).collect(),
+        probes: cfg.techniques.iter().map(Technique::shape).collect(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let rstats = Arc::new(ReceiverStats::default());
@@ -259,7 +259,7 @@ struct Probes<'a> {
     keys: &'a ScanKeys,
     /// By host position, as the tracker gives it: no hash per probe.
     sources: &'a [Ipv4Addr],
-    probe_flags: Vec<u8>,
+    probes: Vec<ProbeShape>,
     orders: &'a Sender<Order>,
 }
 
@@ -273,7 +273,7 @@ impl Probes<'_> {
         let sport = self.keys.ports.sport(o.technique, o.attempt);
         let (seq, ack) = probe_numbers(
             self.keys.key.cookie(src, o.host, sport, o.port),
-            self.probe_flags[o.technique],
+            self.probes[o.technique],
         );
         let fields = ProbeFields {
             src,

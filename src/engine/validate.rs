@@ -6,7 +6,7 @@
 use crate::engine::cookie::{quoted_fits, tcp_reply_fits, CookieKey, PortPlan, TcpEcho};
 use crate::model::probe::Time;
 use crate::model::reply::{Reply, Verdict};
-use crate::model::technique::ReplyKind;
+use crate::model::technique::{ProbeShape, ReplyKind};
 use crate::wire::flag;
 use crate::wire::{Body, Packet, Parsed};
 
@@ -15,8 +15,8 @@ use crate::wire::{Body, Packet, Parsed};
 pub struct Validator {
     pub key: CookieKey,
     pub ports: PortPlan,
-    /// Flags each technique sends, by technique index.
-    pub probe_flags: Vec<u8>,
+    /// What each technique sends, by technique index.
+    pub probes: Vec<ProbeShape>,
 }
 
 impl Validator {
@@ -59,7 +59,7 @@ impl Validator {
                 let Some((technique, attempt_slot)) = self.ports.decode(seg.dport) else {
                     return Verdict::NotOurs;
                 };
-                let Some(&probe_flags) = self.probe_flags.get(technique) else {
+                let Some(&probe) = self.probes.get(technique) else {
                     return Verdict::Invalid;
                 };
                 let cookie = self.key.cookie(p.dst, p.src, seg.dport, seg.sport);
@@ -68,7 +68,7 @@ impl Validator {
                     seq: seg.seq,
                     ack: seg.ack,
                 };
-                if !tcp_reply_fits(cookie, probe_flags, echo) {
+                if !tcp_reply_fits(cookie, probe, echo) {
                     return Verdict::Invalid;
                 }
                 let kind = if seg.flags & flag::RST != 0 {
@@ -90,7 +90,7 @@ impl Validator {
                 let Some((technique, attempt_slot)) = self.ports.decode(quoted.sport) else {
                     return Verdict::NotOurs;
                 };
-                if technique >= self.probe_flags.len() {
+                if technique >= self.probes.len() {
                     return Verdict::Invalid;
                 }
                 let cookie = self
@@ -136,13 +136,13 @@ mod tests {
     /// Key, ports and validator as the scan derives them from the seed.
     fn lab_scan() -> (CookieKey, PortPlan, Validator) {
         let ScanKeys { key, ports, .. } = ScanKeys::from_seed(SEED);
-        let probe_flags = ["syn", "fin", "null", "xmas"]
-            .map(|n| technique::builtin_by_name(n).expect("built in").flags)
+        let probes = ["syn", "fin", "null", "xmas"]
+            .map(|n| technique::builtin_by_name(n).expect("built in").shape())
             .to_vec();
         let validator = Validator {
             key: key.clone(),
             ports,
-            probe_flags,
+            probes,
         };
         (key, ports, validator)
     }
@@ -294,7 +294,8 @@ mod tests {
     fn every_captured_reply_fits_its_probe_cookie() {
         let (key, _, v) = lab_scan();
         for c in cases() {
-            let probe_flags = v.probe_flags[c.technique];
+            let probe = v.probes[c.technique];
+            let probe_flags = probe.flags;
             let Parsed::Packet(p) = parse_ipv4(c.bytes) else {
                 panic!("{}: does not parse", c.name)
             };
@@ -309,15 +310,11 @@ mod tests {
                         seq: seg.seq,
                         ack,
                     };
-                    assert!(
-                        tcp_reply_fits(cookie, probe_flags, echo(seg.ack)),
-                        "{}",
-                        c.name
-                    );
+                    assert!(tcp_reply_fits(cookie, probe, echo(seg.ack)), "{}", c.name);
                     for bit in 0..32 {
                         let bad = seg.ack ^ (1 << bit);
                         assert!(
-                            !tcp_reply_fits(cookie, probe_flags, echo(bad)),
+                            !tcp_reply_fits(cookie, probe, echo(bad)),
                             "{} bit {bit}",
                             c.name
                         );
@@ -326,7 +323,7 @@ mod tests {
                 Body::Unreachable { quoted, .. } => {
                     let cookie = key.cookie(quoted.src, quoted.dst, quoted.sport, quoted.dport);
                     // The quote holds the numbers the probe was sent with.
-                    let (seq, ack) = probe_numbers(cookie, probe_flags);
+                    let (seq, ack) = probe_numbers(cookie, probe);
                     assert_eq!(quoted.seq, seq, "{}", c.name);
                     assert_eq!(&c.bytes[56..60], &ack.to_be_bytes(), "{}", c.name);
                     assert!(quoted_fits(cookie, quoted.seq), "{}", c.name);
@@ -420,8 +417,9 @@ mod tests {
             (&ICMP_ADMIN_PROHIBITED_FIXTURE, FIN, 445, 0x001d),
         ] {
             let sport = 60904 + 8 * technique as u16;
-            let flags = v.probe_flags[technique];
-            let (seq, ack) = probe_numbers(key.cookie(A, B, sport, dport), flags);
+            let probe = v.probes[technique];
+            let flags = probe.flags;
+            let (seq, ack) = probe_numbers(key.cookie(A, B, sport, dport), probe);
             let fields = ProbeFields {
                 src: A,
                 dst: B,

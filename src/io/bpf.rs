@@ -409,17 +409,10 @@ mod tests {
     /// The ports and validator of the captured fixtures (`--seed 7`).
     fn seed_7() -> (PortPlan, Validator) {
         let ScanKeys { key, ports, .. } = ScanKeys::from_seed(7);
-        let probe_flags = ["syn", "fin", "null", "xmas"]
-            .map(|n| technique::builtin_by_name(n).expect("built in").flags)
+        let probes = ["syn", "fin", "null", "xmas"]
+            .map(|n| technique::builtin_by_name(n).expect("built in").shape())
             .to_vec();
-        (
-            ports,
-            Validator {
-                key,
-                ports,
-                probe_flags,
-            },
-        )
+        (ports, Validator { key, ports, probes })
     }
 
     fn passes(prog: &[Insn], p: &[u8]) -> bool {

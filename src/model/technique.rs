@@ -135,6 +135,45 @@ pub enum CookieField {
     Ack,
 }
 
+impl CookieField {
+    /// The field a reply to a probe with `flags` proves it saw: the ack
+    /// (from our seq) unless the probe carries ACK, in which case a RST
+    /// copies our ack into its seq (RFC 9293 3.10.7.1). A technique file
+    /// must name this one.
+    pub fn for_flags(flags: u8) -> CookieField {
+        if flags & flag::ACK != 0 {
+            CookieField::Ack
+        } else {
+            CookieField::Seq
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CookieField::Seq => "seq",
+            CookieField::Ack => "ack",
+        }
+    }
+}
+
+/// A technique as the cookie code sees it: the flags its probe carries and
+/// where its cookie travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeShape {
+    pub flags: u8,
+    pub cookie: CookieField,
+}
+
+impl ProbeShape {
+    /// The shape of a probe with `flags`, its cookie where RFC 9293 puts it.
+    pub fn for_flags(flags: u8) -> ProbeShape {
+        ProbeShape {
+            flags,
+            cookie: CookieField::for_flags(flags),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
     pub state: PortState,
@@ -161,14 +200,27 @@ pub enum ReplyMatch {
 /// One row of a technique's reply table, as written in the file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RuleFile {
+    reply: ReplyMatch,
+    state: String,
+    /// Required for TCP replies; ICMP rows take the code's name.
+    reason: Option<String>,
+    #[serde(default)]
+    codes: Vec<u8>,
+    #[serde(default)]
+    window: WindowCond,
+}
+
+/// One row of a technique's reply table, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyRule {
     pub reply: ReplyMatch,
-    pub state: String,
-    /// Required for TCP replies; ICMP rows take the code's name.
-    pub reason: Option<String>,
-    #[serde(default)]
+    pub state: PortState,
+    /// `None` for ICMP rows: the reason is the code's name.
+    pub reason: Option<Reason>,
+    /// ICMP unreachable codes this row covers (ICMP rows only).
     pub codes: Vec<u8>,
-    #[serde(default)]
+    /// RST rows only: which RST windows this row covers.
     pub window: WindowCond,
 }
 
@@ -198,7 +250,7 @@ struct TechniqueFile {
     nmap: String,
     flags: Vec<String>,
     cookie: CookieField,
-    replies: Vec<ReplyRule>,
+    replies: Vec<RuleFile>,
     no_response: NoResponse,
     #[serde(default)]
     teach: BTreeMap<String, Teaching>,
@@ -214,13 +266,19 @@ pub struct Technique {
     pub flags: u8,
     pub cookie: CookieField,
     pub rules: Vec<ReplyRule>,
-    /// Parsed state per rule, same index as `rules`.
-    rule_states: Vec<(PortState, Option<Reason>)>,
     pub no_response: Outcome,
     pub teach: BTreeMap<String, Teaching>,
 }
 
 impl Technique {
+    /// What the cookie code needs: the flags sent and where the cookie goes.
+    pub fn shape(&self) -> ProbeShape {
+        ProbeShape {
+            flags: self.flags,
+            cookie: self.cookie,
+        }
+    }
+
     /// Parses and validates a technique file's text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> anyhow::Result<Technique> {
         let file: TechniqueFile = toml::from_str(text)
@@ -255,26 +313,17 @@ impl Technique {
             return Err(bad("a probe with RST set gets no reply by design".into()));
         }
         // A reply proves it saw our probe only through the field the stack
-        // echoes back: the ack (from our seq) unless the probe carries ACK,
-        // in which case a RST copies our ack into its seq.
-        let expected = if flags & flag::ACK != 0 {
-            CookieField::Ack
-        } else {
-            CookieField::Seq
-        };
+        // echoes back.
+        let expected = CookieField::for_flags(flags);
         if file.cookie != expected {
             return Err(bad(format!(
                 "cookie must be \"{}\" for a probe with flags {}",
-                if expected == CookieField::Ack {
-                    "ack"
-                } else {
-                    "seq"
-                },
+                expected.as_str(),
                 flag::describe(flags)
             )));
         }
-        let mut rule_states = Vec::new();
-        for (i, rule) in file.replies.iter().enumerate() {
+        let mut rules = Vec::new();
+        for (i, rule) in file.replies.into_iter().enumerate() {
             let row = i + 1;
             let state = PortState::parse(&rule.state).ok_or_else(|| {
                 bad(format!(
@@ -318,7 +367,13 @@ impl Technique {
                     "reply row {row}: 'window' only applies to rst"
                 )));
             }
-            rule_states.push((state, reason));
+            rules.push(ReplyRule {
+                reply: rule.reply,
+                state,
+                reason,
+                codes: rule.codes,
+                window: rule.window,
+            });
         }
         let no_response = Outcome {
             state: PortState::parse(&file.no_response.state).ok_or_else(|| {
@@ -338,8 +393,7 @@ impl Technique {
             nmap: file.nmap,
             flags,
             cookie: file.cookie,
-            rules: file.replies,
-            rule_states,
+            rules,
             no_response,
             teach: file.teach,
         })
@@ -375,7 +429,7 @@ impl Technique {
             if !hit {
                 return None;
             }
-            let (state, reason) = self.rule_states[i];
+            let (state, reason) = (rule.state, rule.reason);
             let reason = reason.unwrap_or(match reply {
                 ReplyKind::Unreachable { code } => Reason::Unreachable(code),
                 _ => Reason::Reset,

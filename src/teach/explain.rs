@@ -311,8 +311,8 @@ fn rule_rows(rule: &ReplyRule, ja: bool) -> Vec<[String; 3]> {
     let tcp = |reply: String| {
         vec![[
             reply,
-            rule.state.clone(),
-            rule.reason.clone().unwrap_or_default(),
+            rule.state.as_str().into(),
+            rule.reason.map_or("", |r| r.as_str()).into(),
         ]]
     };
     match (rule.reply, rule.window, ja) {
@@ -332,7 +332,7 @@ fn rule_rows(rule: &ReplyRule, ja: bool) -> Vec<[String; 3]> {
                     } else {
                         format!("ICMP unreachable, code {code}")
                     },
-                    rule.state.clone(),
+                    rule.state.as_str().into(),
                     Reason::Unreachable(code).as_str().into(),
                 ]
             })
