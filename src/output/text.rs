@@ -13,6 +13,7 @@ use crate::output::{hosts, summary, Exporter};
 use crate::teach::findings::{self, PortRow};
 use crate::teach::lang::Lang;
 use crate::teach::portnotes;
+use crate::teach::width::{pad, width};
 
 /// Ports sharing one answer are folded into a "Not shown" line above this
 /// many, as nmap does.
@@ -146,8 +147,8 @@ pub fn write_text(
             .map(|i| {
                 cells
                     .iter()
-                    .map(|c| c[i].len())
-                    .chain([names[i].len(), 5])
+                    .map(|c| width(&c[i]))
+                    .chain([width(&names[i]), 5])
                     .max()
                     .unwrap_or(5)
             })
@@ -158,16 +159,17 @@ pub fn write_text(
             } else {
                 "STATE"
             };
-            let width = widths[0].max(head.len());
-            writeln!(w, "{:<9} {:<width$} SERVICE", "PORT", head)?;
+            let columns = widths[0].max(width(head));
+            writeln!(w, "{:<9} {} SERVICE", "PORT", pad(head, columns))?;
             for ((port, _), c) in shown.iter().zip(&cells) {
                 let svc = services.name(*port).unwrap_or("unknown");
-                writeln!(w, "{:<9} {:<width$} {svc}", format!("{port}/tcp"), c[0])?;
+                writeln!(w, "{:<9} {} {svc}", format!("{port}/tcp"), pad(&c[0], columns))?;
             }
         } else {
             let mut line = format!("{:<9} {:<15}", "PORT", "SERVICE");
             for (n, wd) in names.iter().zip(&widths) {
-                line.push_str(&format!(" {n:<wd$}"));
+                line.push(' ');
+                line.push_str(&pad(n, *wd));
             }
             line.push_str(" VERDICT");
             writeln!(w, "{}", line.trim_end())?;
@@ -175,7 +177,8 @@ pub fn write_text(
                 let svc = services.name(*port).unwrap_or("unknown");
                 let mut line = format!("{:<9} {svc:<15}", format!("{port}/tcp"));
                 for (v, wd) in c.iter().zip(&widths) {
-                    line.push_str(&format!(" {v:<wd$}"));
+                    line.push(' ');
+                    line.push_str(&pad(v, *wd));
                 }
                 let row = PortRow {
                     port: *port,

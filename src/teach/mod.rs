@@ -5,3 +5,4 @@ pub(crate) mod explain;
 pub(crate) mod findings;
 pub(crate) mod lang;
 pub(crate) mod portnotes;
+pub(crate) mod width;
