@@ -163,7 +163,12 @@ pub fn write_text(
             writeln!(w, "{:<9} {} SERVICE", "PORT", pad(head, columns))?;
             for ((port, _), c) in shown.iter().zip(&cells) {
                 let svc = services.name(*port).unwrap_or("unknown");
-                writeln!(w, "{:<9} {} {svc}", format!("{port}/tcp"), pad(&c[0], columns))?;
+                writeln!(
+                    w,
+                    "{:<9} {} {svc}",
+                    format!("{port}/tcp"),
+                    pad(&c[0], columns)
+                )?;
             }
         } else {
             let mut line = format!("{:<9} {:<15}", "PORT", "SERVICE");

@@ -8,8 +8,8 @@
 use crate::model::services::Services;
 use crate::model::technique::{Reason, ReplyMatch, ReplyRule, Teaching, Technique, WindowCond};
 use crate::teach::lang::Lang;
-use crate::teach::width::{pad, width, wrap};
 use crate::teach::portnotes;
+use crate::teach::width::{pad, width, wrap};
 use crate::wire::flag;
 
 /// Text is wrapped to this many terminal columns.

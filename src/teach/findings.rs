@@ -122,15 +122,15 @@ impl NonSyn {
 }
 
 /// Ports and evidence gathered for one finding.
-#[derive(Default)]
-struct Evidence {
-    ports: Vec<u16>,
+#[derive(Debug, Default)]
+pub struct Evidence {
+    pub ports: Vec<u16>,
     /// Replies (or silences) counted as evidence.
-    count: usize,
+    pub count: usize,
     /// Probes concluded on these ports by the techniques concerned.
-    probes: usize,
+    pub probes: usize,
     /// Techniques the evidence came from.
-    techniques: BTreeSet<usize>,
+    pub techniques: BTreeSet<usize>,
 }
 
 impl Evidence {
@@ -148,13 +148,38 @@ impl Evidence {
     }
 }
 
+/// A finding about one host: what the differences between techniques
+/// show, with the evidence, before it is put into words
+/// ([`HostEvidence::render`]).
+pub enum HostEvidence {
+    /// Ports open to SYN stayed silent to the non-SYN probes, and ports
+    /// closed to SYN answered them with RST.
+    Rfc793 {
+        open_silent: Evidence,
+        closed_reset: Evidence,
+    },
+    /// Ports open to SYN answered non-SYN probes with RST.
+    ResetsNonSyn(Evidence),
+    /// Ports closed to SYN gave no answer to non-SYN probes.
+    DropsNonSyn(Evidence),
+    /// Ports that never answered SYN.
+    SilentFilter { ports: Vec<u16> },
+    /// Ports answered with ICMP unreachable, by any technique: per code,
+    /// the replies and the ports.
+    IcmpFilter {
+        ports: Vec<u16>,
+        codes: BTreeMap<u8, (usize, Vec<u16>)>,
+    },
+    /// Every one of this many ports answered SYN/ACK to SYN.
+    SynProxy { answered: usize },
+}
+
 /// What the differences between techniques mean for one host, in the order
 /// of `IDS` (below). Findings that compare the SYN technique with the non-SYN
 /// probes need both in the scan; without a SYN technique only `icmp-filter`
 /// can be reported.
-pub fn host_findings(rows: &[PortRow], techniques: &[Technique], lang: Lang) -> Vec<HostFinding> {
+pub fn host_evidence(rows: &[PortRow], techniques: &[Technique]) -> Vec<HostEvidence> {
     let roles = Roles::of(techniques);
-    let names = |set: &BTreeSet<usize>| tech_names(techniques, set, lang);
     let mut out = Vec::new();
 
     if let Some(syn) = roles.syn {
@@ -184,11 +209,100 @@ pub fn host_findings(rows: &[PortRow], techniques: &[Technique], lang: Lang) -> 
             }
             let (open_silent, closed_reset) = (open_silent.finish(), closed_reset.finish());
             let (resets, drops) = (resets.finish(), drops.finish());
-
             if resets.ports.is_empty()
                 && !open_silent.ports.is_empty()
                 && !closed_reset.ports.is_empty()
             {
+                out.push(HostEvidence::Rfc793 {
+                    open_silent,
+                    closed_reset,
+                });
+            }
+            if !resets.ports.is_empty() {
+                out.push(HostEvidence::ResetsNonSyn(resets));
+            }
+            if !drops.ports.is_empty() {
+                out.push(HostEvidence::DropsNonSyn(drops));
+            }
+        }
+
+        let mut silent: Vec<u16> = rows
+            .iter()
+            .filter(|row| matches!(at(row, syn), Some(f) if f.reason == Reason::NoResponse))
+            .map(|row| row.port)
+            .collect();
+        silent.sort_unstable();
+        silent.dedup();
+        if !silent.is_empty() {
+            out.push(HostEvidence::SilentFilter { ports: silent });
+        }
+    }
+
+    // ICMP unreachable from any technique: code -> (replies, ports).
+    let mut codes: BTreeMap<u8, (usize, Vec<u16>)> = BTreeMap::new();
+    for row in rows {
+        for f in row.findings.iter().flatten() {
+            if let Reason::Unreachable(code) = f.reason {
+                let e = codes.entry(code).or_default();
+                e.0 += 1;
+                e.1.push(row.port);
+            }
+        }
+    }
+    if !codes.is_empty() {
+        let mut ports: Vec<u16> = codes
+            .values()
+            .flat_map(|(_, p)| p.iter().copied())
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        for (_, p) in codes.values_mut() {
+            p.sort_unstable();
+            p.dedup();
+        }
+        out.push(HostEvidence::IcmpFilter { ports, codes });
+    }
+
+    if let Some(syn) = roles.syn {
+        let answered: BTreeSet<u16> = rows
+            .iter()
+            .filter(|row| at(row, syn).is_some())
+            .map(|row| row.port)
+            .collect();
+        let all_synack = rows
+            .iter()
+            .filter_map(|row| at(row, syn))
+            .all(|f| f.reason == Reason::SynAck);
+        if all_synack && answered.len() >= SYN_PROXY_MIN_PORTS {
+            out.push(HostEvidence::SynProxy {
+                answered: answered.len(),
+            });
+        }
+    }
+    out
+}
+
+impl HostEvidence {
+    /// The finding's stable id, one of `IDS` (below).
+    pub fn id(&self) -> &'static str {
+        match self {
+            HostEvidence::Rfc793 { .. } => "rfc793",
+            HostEvidence::ResetsNonSyn(_) => "resets-non-syn",
+            HostEvidence::DropsNonSyn(_) => "drops-non-syn",
+            HostEvidence::SilentFilter { .. } => "silent-filter",
+            HostEvidence::IcmpFilter { .. } => "icmp-filter",
+            HostEvidence::SynProxy { .. } => "syn-proxy",
+        }
+    }
+
+    /// The finding in words, in `lang`; `techniques` are the scan's.
+    pub fn text(&self, techniques: &[Technique], lang: Lang) -> String {
+        let names = |set: &BTreeSet<usize>| tech_names(techniques, set, lang);
+        match self {
+            HostEvidence::Rfc793 {
+                open_silent,
+                closed_reset,
+            } => {
                 let (po, pc) = (
                     port_list(&open_silent.ports, lang),
                     port_list(&closed_reset.ports, lang),
@@ -218,14 +332,9 @@ pub fn host_findings(rows: &[PortRow], techniques: &[Technique], lang: Lang) -> 
                          Xmas Treeスキャンの結果を信頼できます。"
                     ),
                 };
-                out.push(HostFinding {
-                    id: "rfc793",
-                    ports: open_silent.ports,
-                    text,
-                });
+                text
             }
-
-            if !resets.ports.is_empty() {
+            HostEvidence::ResetsNonSyn(resets) => {
                 let p = port_list(&resets.ports, lang);
                 let t = names(&resets.techniques);
                 let n = resets.ports.len();
@@ -246,14 +355,9 @@ pub fn host_findings(rows: &[PortRow], techniques: &[Technique], lang: Lang) -> 
                          RSTを返すファイアウォールです。このホストでは{t}の「closed」は信頼できません。"
                     ),
                 };
-                out.push(HostFinding {
-                    id: "resets-non-syn",
-                    ports: resets.ports,
-                    text,
-                });
+                text
             }
-
-            if !drops.ports.is_empty() {
+            HostEvidence::DropsNonSyn(drops) => {
                 let p = port_list(&drops.ports, lang);
                 let t = names(&drops.techniques);
                 let (n, s) = (drops.ports.len(), drops.count);
@@ -273,143 +377,111 @@ pub fn host_findings(rows: &[PortRow], techniques: &[Technique], lang: Lang) -> 
                          このホストでの{t}の「open|filtered」はオープンポートを示しません。"
                     ),
                 };
-                out.push(HostFinding {
-                    id: "drops-non-syn",
-                    ports: drops.ports,
-                    text,
-                });
+                text
             }
-        }
-
-        let mut silent: Vec<u16> = rows
-            .iter()
-            .filter(|row| matches!(at(row, syn), Some(f) if f.reason == Reason::NoResponse))
-            .map(|row| row.port)
-            .collect();
-        silent.sort_unstable();
-        silent.dedup();
-        if !silent.is_empty() {
-            let p = port_list(&silent, lang);
-            let n = silent.len();
-            let text = match lang {
-                Lang::En => format!(
-                    "SYN probes got no answer at all from {} ({p}), even after retries. \
-                     A live host answers a SYN with SYN/ACK or RST, so a firewall drops these \
-                     probes silently (DROP): the ports are filtered, and whether a service \
-                     listens behind it is unknown.",
-                    n_ports(n),
-                ),
-                Lang::Ja => format!(
-                    "{n}個のポート({p})はSYNに再送後もまったく応答しませんでした。稼働中のホストは\
-                     SYNにSYN/ACKかRSTで応答するので、ファイアウォールがプローブを黙って破棄(DROP)\
-                     しています。これらのポートはfilteredで、奥でサービスが待ち受けているかは\
-                     分かりません。"
-                ),
-            };
-            out.push(HostFinding {
-                id: "silent-filter",
-                ports: silent,
-                text,
-            });
-        }
-    }
-
-    // ICMP unreachable from any technique: code -> (replies, ports).
-    let mut codes: BTreeMap<u8, (usize, Vec<u16>)> = BTreeMap::new();
-    for row in rows {
-        for f in row.findings.iter().flatten() {
-            if let Reason::Unreachable(code) = f.reason {
-                let e = codes.entry(code).or_default();
-                e.0 += 1;
-                e.1.push(row.port);
-            }
-        }
-    }
-    if !codes.is_empty() {
-        let mut ports: Vec<u16> = codes
-            .values()
-            .flat_map(|(_, p)| p.iter().copied())
-            .collect();
-        ports.sort_unstable();
-        ports.dedup();
-        let each: Vec<String> = codes
-            .iter_mut()
-            .map(|(&code, (replies, p))| {
-                p.sort_unstable();
-                p.dedup();
-                let word = Reason::Unreachable(code).as_str();
-                let list = port_list(p, lang);
-                match lang {
+            HostEvidence::SilentFilter { ports: silent } => {
+                let p = port_list(silent, lang);
+                let n = silent.len();
+                let text = match lang {
                     Lang::En => format!(
-                        "{word} (code {code}) {} from {} {list}",
-                        plural(*replies, "reply", "replies"),
-                        if p.len() == 1 { "port" } else { "ports" },
+                        "SYN probes got no answer at all from {} ({p}), even after retries. \
+                         A live host answers a SYN with SYN/ACK or RST, so a firewall drops these \
+                         probes silently (DROP): the ports are filtered, and whether a service \
+                         listens behind it is unknown.",
+                        n_ports(n),
                     ),
-                    Lang::Ja => format!("ポート{list}から{word}(コード{code})が{replies}件"),
-                }
-            })
-            .collect();
-        let p = port_list(&ports, lang);
-        let n = ports.len();
-        let text = match lang {
-            Lang::En => format!(
-                "{} ({p}) answered with ICMP destination unreachable instead of TCP: {}. \
-                 A firewall or router rejects these probes and says so (REJECT): the ports \
-                 are filtered.",
-                n_ports(n),
-                each.join("; "),
-            ),
-            Lang::Ja => format!(
-                "{n}個のポート({p})はTCPではなくICMP到達不能(destination unreachable)で\
-                 応答しました: {}。ファイアウォールかルータがプローブを拒否(REJECT)して\
-                 通知しています。これらのポートはfilteredです。",
-                each.join("、"),
-            ),
-        };
-        out.push(HostFinding {
-            id: "icmp-filter",
-            ports,
-            text,
-        });
-    }
-
-    if let Some(syn) = roles.syn {
-        let answered: BTreeSet<u16> = rows
-            .iter()
-            .filter(|row| at(row, syn).is_some())
-            .map(|row| row.port)
-            .collect();
-        let all_synack = rows
-            .iter()
-            .filter_map(|row| at(row, syn))
-            .all(|f| f.reason == Reason::SynAck);
-        if all_synack && answered.len() >= SYN_PROXY_MIN_PORTS {
-            let n = answered.len();
-            let text = match lang {
-                Lang::En => format!(
-                    "All {n} probed ports answered SYN/ACK to SYN. A real host almost never \
-                     listens on every port, so a SYN proxy, tarpit or firewall is likely \
-                     answering for it: the open results are suspect until a full connection or \
-                     a service reply confirms them. This finding covers every probed port, so \
-                     its port list is empty."
-                ),
-                Lang::Ja => format!(
-                    "調べた{n}個のポートすべてがSYNにSYN/ACKを返しました。実際のホストが全ポートで\
-                     待ち受けることはまずないため、SYNプロキシ、ターピット、またはファイアウォールが\
-                     代わりに応答している可能性が高く、オープンポートという結果は、完全な接続や\
-                     サービスの応答で確かめるまで疑わしいものです。この所見は調べた全ポートに\
-                     当てはまるため、ポート一覧は空です。"
-                ),
-            };
-            out.push(HostFinding {
-                id: "syn-proxy",
-                ports: Vec::new(),
-                text,
-            });
+                    Lang::Ja => format!(
+                        "{n}個のポート({p})はSYNに再送後もまったく応答しませんでした。稼働中のホストは\
+                         SYNにSYN/ACKかRSTで応答するので、ファイアウォールがプローブを黙って破棄(DROP)\
+                         しています。これらのポートはfilteredで、奥でサービスが待ち受けているかは\
+                         分かりません。"
+                    ),
+                };
+                text
+            }
+            HostEvidence::IcmpFilter { ports, codes } => {
+                let each: Vec<String> = codes
+                    .iter()
+                    .map(|(&code, (replies, p))| {
+                        let word = Reason::Unreachable(code).as_str();
+                        let list = port_list(p, lang);
+                        match lang {
+                            Lang::En => format!(
+                                "{word} (code {code}) {} from {} {list}",
+                                plural(*replies, "reply", "replies"),
+                                if p.len() == 1 { "port" } else { "ports" },
+                            ),
+                            Lang::Ja => {
+                                format!("ポート{list}から{word}(コード{code})が{replies}件")
+                            }
+                        }
+                    })
+                    .collect();
+                let p = port_list(ports, lang);
+                let n = ports.len();
+                let text = match lang {
+                    Lang::En => format!(
+                        "{} ({p}) answered with ICMP destination unreachable instead of TCP: {}. \
+                         A firewall or router rejects these probes and says so (REJECT): the ports \
+                         are filtered.",
+                        n_ports(n),
+                        each.join("; "),
+                    ),
+                    Lang::Ja => format!(
+                        "{n}個のポート({p})はTCPではなくICMP到達不能(destination unreachable)で\
+                         応答しました: {}。ファイアウォールかルータがプローブを拒否(REJECT)して\
+                         通知しています。これらのポートはfilteredです。",
+                        each.join("、"),
+                    ),
+                };
+                text
+            }
+            HostEvidence::SynProxy { answered: n } => {
+                let n = *n;
+                let text = match lang {
+                    Lang::En => format!(
+                        "All {n} probed ports answered SYN/ACK to SYN. A real host almost never \
+                         listens on every port, so a SYN proxy, tarpit or firewall is likely \
+                         answering for it: the open results are suspect until a full connection or \
+                         a service reply confirms them. This finding covers every probed port, so \
+                         its port list is empty."
+                    ),
+                    Lang::Ja => format!(
+                        "調べた{n}個のポートすべてがSYNにSYN/ACKを返しました。実際のホストが全ポートで\
+                         待ち受けることはまずないため、SYNプロキシ、ターピット、またはファイアウォールが\
+                         代わりに応答している可能性が高く、オープンポートという結果は、完全な接続や\
+                         サービスの応答で確かめるまで疑わしいものです。この所見は調べた全ポートに\
+                         当てはまるため、ポート一覧は空です。"
+                    ),
+                };
+                text
+            }
         }
     }
 
-    out
+    /// The finding as the outputs carry it, in `lang`.
+    pub fn render(self, techniques: &[Technique], lang: Lang) -> HostFinding {
+        HostFinding {
+            id: self.id(),
+            text: self.text(techniques, lang),
+            ports: match self {
+                HostEvidence::Rfc793 { open_silent, .. } => open_silent.ports,
+                HostEvidence::ResetsNonSyn(e) | HostEvidence::DropsNonSyn(e) => e.ports,
+                HostEvidence::SilentFilter { ports } | HostEvidence::IcmpFilter { ports, .. } => {
+                    ports
+                }
+                HostEvidence::SynProxy { .. } => Vec::new(),
+            },
+        }
+    }
+}
+
+/// The host's findings in words: [`host_evidence`] rendered in `lang`.
+pub fn host_findings(rows: &[PortRow], techniques: &[Technique], lang: Lang) -> Vec<HostFinding> {
+    host_evidence(rows, techniques)
+        .into_iter()
+        .map(|e| e.render(techniques, lang))
+        .collect()
 }
 
 /// A one-line title for a finding id, for headings. An unknown id gets a

@@ -179,7 +179,6 @@ fn join(units: &[(String, bool)]) -> String {
     s
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
