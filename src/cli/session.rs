@@ -19,6 +19,7 @@ use crate::output::progress::Progress;
 use crate::output::text::report;
 use crate::output::trace::TraceTap;
 use crate::output::{self, Exporter};
+use crate::route;
 
 /// Runs a scan from its arguments (`raw` as given, for a resume file);
 /// returns the exit code.
@@ -105,32 +106,36 @@ pub fn run(mut args: Args, raw: &[String]) -> anyhow::Result<i32> {
     }
     resolved.scan.progress = Progress::for_terminal().map(|p| Box::new(p) as Box<dyn ProgressView>);
     let text_opts = resolved.text;
-    let written = scan::run(resolved.scan).and_then(|mut result| {
-        if let Some(tap) = &trace {
-            tap.flush();
-        }
-        if let Some(tap) = &pcap {
-            result.stats.pcap = Some(tap.finish()?);
-        }
-        let services = Services::load();
-        // The JSON file and the text report are written side by side: the
-        // scan's threads are done and a core is free.
-        let jsonl = JsonLines(text_opts.lang);
-        let (result_ref, services_ref, jsonl) = (&result, &services, &jsonl);
-        std::thread::scope(|scope| {
-            let json_job = json
-                .as_mut()
-                .map(|w| scope.spawn(move || jsonl.write(w.as_mut(), result_ref, services_ref)));
-            let text = report(&result, &services, text_opts, json_on_stdout);
-            if let Some(job) = json_job {
-                job.join().map_err(|_| {
-                    anyhow::anyhow!("writing the JSON output failed unexpectedly")
-                })??;
+    let scan = resolved.scan;
+    let route = route::plan(&scan.targets, scan.device.as_deref(), scan.source);
+    let written = route
+        .and_then(|route| scan::run(scan, route))
+        .and_then(|mut result| {
+            if let Some(tap) = &trace {
+                tap.flush();
             }
-            text
-        })?;
-        Ok(result)
-    });
+            if let Some(tap) = &pcap {
+                result.stats.pcap = Some(tap.finish()?);
+            }
+            let services = Services::load();
+            // The JSON file and the text report are written side by side: the
+            // scan's threads are done and a core is free.
+            let jsonl = JsonLines(text_opts.lang);
+            let (result_ref, services_ref, jsonl) = (&result, &services, &jsonl);
+            std::thread::scope(|scope| {
+                let json_job = json.as_mut().map(|w| {
+                    scope.spawn(move || jsonl.write(w.as_mut(), result_ref, services_ref))
+                });
+                let text = report(&result, &services, text_opts, json_on_stdout);
+                if let Some(job) = json_job {
+                    job.join().map_err(|_| {
+                        anyhow::anyhow!("writing the JSON output failed unexpectedly")
+                    })??;
+                }
+                text
+            })?;
+            Ok(result)
+        });
     let result = match written {
         Ok(result) => result,
         Err(e) => {

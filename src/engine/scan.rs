@@ -25,7 +25,7 @@ use crate::model::result::{ScanResult, ScanStats};
 use crate::model::tap::{Order, ProgressView, Taps};
 use crate::model::technique::{ProbeShape, Technique};
 use crate::route::nexthop::NextHops;
-use crate::route::{self, RoutePlan};
+use crate::route::RoutePlan;
 use crate::wire::{ProbeFields, ProbeTemplate};
 
 pub struct ScanConfig {
@@ -75,15 +75,15 @@ const SEND_BATCH: usize = 256;
 /// one retransmission timeout of the measured RTT, at most this).
 pub const MAX_GRACE: Duration = Duration::from_secs(1);
 
-/// Runs a scan: plans routes, opens the sockets, starts the receiver and
+/// Runs a scan along `route` (the kernel's routes for `cfg.targets`, as
+/// [`crate::route::plan`] gives them): opens the sockets, starts the receiver and
 /// the sender, runs the tracker to the end, and collects the result.
-pub fn run(mut cfg: ScanConfig) -> anyhow::Result<ScanResult> {
+pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> {
     if cfg.techniques.len() > MAX_TECHNIQUES {
         return Err(usage(format!(
             "at most {MAX_TECHNIQUES} techniques per scan"
         )));
     }
-    let route = route::plan(&cfg.targets, cfg.device.as_deref(), cfg.source)?;
     // A drawn seed is kept: a resume file records it to redo the same
     // cookies, source ports and order.
     let seed = cfg.seed.unwrap_or_else(|| rand::rngs::OsRng.next_u64());

@@ -95,28 +95,33 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         .iter()
         .map(|n| technique::builtin_by_name(n).expect("built in"))
         .collect();
-    let result = scan::run(ScanConfig {
-        targets: lab::hosts().iter().map(|h| h.addr).collect(),
-        ports: demo_ports(),
-        techniques,
-        timing: TimingParams::default(),
-        seed: None,
-        device: None,
-        source: None,
-        max_rate: None,
-        min_rate: None,
-        taps: Vec::new(),
-        notify: Some(crate::error::stderr_notify()),
-        progress: crate::output::progress::Progress::for_terminal()
-            .map(|p| Box::new(p) as Box<dyn crate::model::tap::ProgressView>),
-        // The demo removes its lab afterwards, which needs root.
-        drop_privileges: None,
-        io: Default::default(),
-        // A signal removes the lab and exits (above).
-        interrupt: None,
-        resume: None,
-        early_ring: None,
-    })?;
+    let targets: Vec<_> = lab::hosts().iter().map(|h| h.addr).collect();
+    let route = crate::route::plan(&targets, None, None)?;
+    let result = scan::run(
+        ScanConfig {
+            targets,
+            ports: demo_ports(),
+            techniques,
+            timing: TimingParams::default(),
+            seed: None,
+            device: None,
+            source: None,
+            max_rate: None,
+            min_rate: None,
+            taps: Vec::new(),
+            notify: Some(crate::error::stderr_notify()),
+            progress: crate::output::progress::Progress::for_terminal()
+                .map(|p| Box::new(p) as Box<dyn crate::model::tap::ProgressView>),
+            // The demo removes its lab afterwards, which needs root.
+            drop_privileges: None,
+            io: Default::default(),
+            // A signal removes the lab and exits (above).
+            interrupt: None,
+            resume: None,
+            early_ring: None,
+        },
+        route,
+    )?;
     let services = Services::load();
     report(
         &result,
