@@ -10,9 +10,17 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The `Uid:` and `CapEff:` lines of a running flagscan, read once it has
-/// sent its first probe (its --packet-trace SENT line is the handshake).
-fn identity_while_scanning(mut cmd: Command) -> (String, String, std::process::ExitStatus) {
+/// Every thread of a running flagscan, read once it has sent its first
+/// probe (its --packet-trace SENT line is the handshake): its name and its
+/// `Uid:`, `CapPrm:` and `CapEff:` lines (`/proc/PID/task/TID/status`).
+struct Task {
+    name: String,
+    uid: String,
+    cap_prm: String,
+    cap_eff: String,
+}
+
+fn threads_while_scanning(mut cmd: Command) -> (Vec<Task>, std::process::ExitStatus) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -25,22 +33,47 @@ fn identity_while_scanning(mut cmd: Command) -> (String, String, std::process::E
         .map_while(Result::ok)
         .find(|l| l.starts_with("SENT"));
     assert!(first.is_some(), "no probe was traced");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map(|l| {
-                l[name.len()..]
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap()
-    };
-    let (uid, cap) = (field("Uid:"), field("CapEff:"));
+    let mut tasks = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(status) = std::fs::read_to_string(entry.unwrap().path().join("status")) else {
+            continue; // the thread ended meanwhile
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .map(|l| {
+                    l[name.len()..]
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap()
+        };
+        tasks.push(Task {
+            name: field("Name:"),
+            uid: field("Uid:"),
+            cap_prm: field("CapPrm:"),
+            cap_eff: field("CapEff:"),
+        });
+    }
     for _ in lines {}
-    (uid, cap, child.wait().unwrap())
+    (tasks, child.wait().unwrap())
+}
+
+/// Every thread is `uid` in every slot and holds no capability.
+fn assert_every_thread(tasks: &[Task], uid: &str) {
+    assert!(tasks.len() > 1, "the scan's threads were seen");
+    for t in tasks {
+        assert_eq!(
+            t.uid,
+            format!("{uid} {uid} {uid} {uid}"),
+            "thread {}",
+            t.name
+        );
+        assert_eq!(t.cap_prm, "0000000000000000", "thread {} CapPrm", t.name);
+        assert_eq!(t.cap_eff, "0000000000000000", "thread {} CapEff", t.name);
+    }
 }
 
 fn slow_scan(bin: &Path, json: &Path) -> Command {
@@ -77,29 +110,32 @@ fn root_is_dropped_to_nobody_or_the_sudo_user_while_scanning() {
     let dir = scratch("privdrop");
     let json = dir.join("out.jsonl");
 
-    let (uid, cap, status) = identity_while_scanning(slow_scan(&flagscan_bin(), &json));
+    let (tasks, status) = threads_while_scanning(slow_scan(&flagscan_bin(), &json));
     assert!(status.success());
-    assert_eq!(uid, "65534 65534 65534 65534", "nobody in every uid slot");
-    assert_eq!(cap, "0000000000000000", "no capability left");
-    assert_eq!(std::fs::metadata(&json).unwrap().uid(), 65534);
+    assert_every_thread(&tasks, "65534");
+    assert_eq!(
+        std::fs::metadata(&json).unwrap().uid(),
+        0,
+        "run as plain root, the output stays root's"
+    );
 
+    let _ = std::fs::remove_file(&json);
     let mut as_sudo = slow_scan(&flagscan_bin(), &json);
     as_sudo.env("SUDO_UID", "4321").env("SUDO_GID", "4321");
-    let (uid, cap, status) = identity_while_scanning(as_sudo);
+    let (tasks, status) = threads_while_scanning(as_sudo);
     assert!(status.success());
-    assert_eq!(uid, "4321 4321 4321 4321");
-    assert_eq!(cap, "0000000000000000");
+    assert_every_thread(&tasks, "4321");
     assert_eq!(
         std::fs::metadata(&json).unwrap().uid(),
         4321,
-        "the output belongs to the sudo user"
+        "an output this run created belongs to the sudo user"
     );
 
     let mut keep = slow_scan(&flagscan_bin(), &json);
     keep.arg("--keep-privileges");
-    let (uid, _, status) = identity_while_scanning(keep);
+    let (tasks, status) = threads_while_scanning(keep);
     assert!(status.success());
-    assert_eq!(uid, "0 0 0 0");
+    assert!(tasks.iter().all(|t| t.uid == "0 0 0 0"));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -133,16 +169,14 @@ fn file_capabilities_are_enough_and_are_cleared_while_scanning() {
             "-oJ",
         ])
         .arg(&json);
-    let (uid, cap, status) = identity_while_scanning(cmd);
+    let (tasks, status) = threads_while_scanning(cmd);
     assert!(
         status.success(),
         "a non-root user with cap_net_raw can scan"
     );
-    assert_eq!(uid, "65534 65534 65534 65534");
-    assert_eq!(
-        cap, "0000000000000000",
-        "capabilities are cleared once the sockets are open"
-    );
+    // Capabilities are cleared in every thread once the sockets are open,
+    // the signal watcher's and the capture ring's included.
+    assert_every_thread(&tasks, "65534");
     let stats = std::fs::read_to_string(&json).unwrap();
     let stats: serde_json::Value = serde_json::from_str(stats.lines().last().unwrap()).unwrap();
     assert_eq!(stats["replies"], 300);

@@ -104,9 +104,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             taps: Vec::new(),
             notify: Some(crate::error::stderr_notify()),
             progress: None,
-            drop_privileges: (!args.keep_privileges).then(|| crate::sys::privilege::DropPlan {
-                chown: args.output_json.iter().chain(&args.pcap).cloned().collect(),
-            }),
+            drop_privileges: (!args.keep_privileges).then(Default::default),
             io: args.io,
             interrupt: None,
             resume: None,

@@ -28,15 +28,15 @@
 //! The seed determines the cookie key, so the file is created readable by
 //! its owner only.
 
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Seek, Write};
+use std::fs::File;
+use std::io::{Seek, Write};
 use std::ops::Range;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::usage;
+use crate::sys::files::{create_unique, open_write, Existing};
 
 /// The format version written to and accepted from `flagscan_resume`.
 pub const FORMAT: u32 = 1;
@@ -45,18 +45,14 @@ pub const FORMAT: u32 = 1;
 pub const DEFAULT_PATH: &str = "flagscan.resume";
 
 /// The resume file without `--resume-file`: [`DEFAULT_PATH`] in the working
-/// directory, or `flagscan-PID.resume` in the temporary directory when the
-/// user the scan will run as could not remove it from there once the scan
-/// finishes (root giving up its rights to `nobody` in a root-owned
-/// directory). The file is created before root is given up and removed
-/// when the scan finishes, so either way a finished scan leaves nothing.
-/// `dropping`: root will be given up.
-pub fn default_path(dropping: bool) -> PathBuf {
-    if scan_user_may_write(Path::new("."), dropping) {
-        PathBuf::from(DEFAULT_PATH)
-    } else {
-        std::env::temp_dir().join(format!("flagscan-{}.resume", std::process::id()))
-    }
+/// directory, or `None` when the user the scan will run as could not remove
+/// it from there once the scan finishes (root giving up its rights to
+/// `nobody` in a root-owned directory): then [`ResumeSink::create_temp`]
+/// makes one in the temporary directory. The file is created before root
+/// is given up and removed when the scan finishes, so either way a finished
+/// scan leaves nothing. `dropping`: root will be given up.
+pub fn default_path(dropping: bool) -> Option<PathBuf> {
+    scan_user_may_write(Path::new("."), dropping).then(|| PathBuf::from(DEFAULT_PATH))
 }
 
 /// Whether the user the scan will run as may create and remove files in
@@ -227,21 +223,32 @@ pub struct ResumeSink {
 }
 
 impl ResumeSink {
-    /// Opens `path` for writing without truncating it: an existing resume
-    /// file is replaced only if this scan is interrupted too.
-    pub fn open(path: &Path) -> std::io::Result<ResumeSink> {
-        let mut opts = OpenOptions::new();
-        opts.write(true).mode(0o600);
-        let (file, created) = match opts.clone().create_new(true).open(path) {
-            Ok(f) => (f, true),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => (opts.open(path)?, false),
-            Err(e) => return Err(e),
-        };
+    /// Opens `path` for writing without truncating it (an existing resume
+    /// file is replaced only if this scan is interrupted too), never
+    /// through a symbolic link.
+    pub fn open(path: &Path) -> anyhow::Result<ResumeSink> {
+        let opened = open_write(path, "--resume-file", Existing::Keep, 0o600)?;
         Ok(ResumeSink {
             path: path.to_path_buf(),
-            file,
-            created,
+            file: opened.file,
+            created: opened.created,
         })
+    }
+
+    /// Creates a resume file under a name no one can guess in the
+    /// temporary directory (`$TMPDIR/flagscan-PID-RANDOM.resume`).
+    pub fn create_temp() -> std::io::Result<ResumeSink> {
+        let (path, file) = create_unique(&std::env::temp_dir(), "flagscan-", ".resume")?;
+        Ok(ResumeSink {
+            path,
+            file,
+            created: true,
+        })
+    }
+
+    /// The file, if this run created it (to be given to another user).
+    pub fn created_handle(&self) -> Option<File> {
+        self.created.then(|| self.file.try_clone().ok()).flatten()
     }
 
     /// Replaces the file's contents with `rf`, through the descriptor opened
@@ -373,7 +380,11 @@ mod tests {
             nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
         )
         .is_ok();
-        assert_eq!(here == Path::new(DEFAULT_PATH), writable, "{here:?}");
+        assert_eq!(
+            here.as_deref() == Some(Path::new(DEFAULT_PATH)),
+            writable,
+            "{here:?}"
+        );
     }
 
     #[test]

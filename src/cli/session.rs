@@ -2,11 +2,11 @@
 //! interrupt the resume file.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::args::Args;
-use crate::cli::config::{resolve, resume_args};
+use crate::cli::config::{resolve, resume_args, Resolved};
 use crate::cli::resume::{self, ResumeFile, ResumeSink};
 use crate::engine::scan;
 use crate::error::{usage, EXIT_INTERRUPTED, EXIT_OK};
@@ -20,6 +20,7 @@ use crate::output::text::report;
 use crate::output::trace::TraceTap;
 use crate::output::{self, Exporter};
 use crate::route;
+use crate::sys::files::same_file;
 
 /// Runs a scan from its arguments (`raw` as given, for a resume file);
 /// returns the exit code.
@@ -65,28 +66,52 @@ pub fn run(mut args: Args, raw: &[String]) -> anyhow::Result<i32> {
         }
         resolved.scan.resume = Some(rf.decided_ranges());
     }
+    let dropping = resolved.scan.drop_privileges.is_some();
+    let resume_path = match &args.resume_file {
+        Some(path) => Some(path.clone()),
+        None => resume::default_path(dropping),
+    };
+    refuse_collisions(&args, &resolved, resume_path.as_deref())?;
     // Open the outputs before scanning, so a bad path fails in a second
     // (and while root may still create them). A resumed scan appends.
     let mut json = match &resolved.json {
-        Some(path) if resumed.is_some() => Some(output::open_append(path, "-oJ")?),
-        Some(path) => Some(output::open(path, "-oJ")?),
+        Some(path) => Some(output::open(path, "-oJ", resumed.is_some())?),
         None => None,
     };
-    let dropping = resolved.scan.drop_privileges.is_some();
-    let mut resume_sink = open_resume_file(args.resume_file.as_deref(), dropping)?;
-    if let (Some(plan), Some(sink)) = (resolved.scan.drop_privileges.as_mut(), &resume_sink) {
-        if sink.created {
-            plan.chown.push(sink.path.clone());
+    let mut resume_sink = open_resume_file(args.resume_file.as_deref(), resume_path.as_deref())?;
+    if let Some(plan) = resolved.scan.drop_privileges.as_mut() {
+        plan.for_user.extend(
+            json.as_ref()
+                .and_then(|d| d.created.as_ref()?.try_clone().ok()),
+        );
+        if let Some(handle) = resume_sink.as_ref().and_then(ResumeSink::created_handle) {
+            // The default file is flagscan's own: whoever the scan becomes
+            // must be able to remove it when the scan finishes.
+            if args.resume_file.is_some() {
+                plan.for_user.push(handle);
+            } else {
+                plan.for_scan_user.push(handle);
+            }
         }
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     // Before any thread starts: every scan thread inherits the signal mask.
     resolved.scan.interrupt = Some(crate::sys::interrupt::stop_flag()?);
-    let json_on_stdout = resolved.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    let is_stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    // With JSON or a pcap on stdout, the report is one line on stderr.
+    let json_on_stdout = is_stdout(&resolved.json) || is_stdout(&resolved.pcap);
     // Before any socket: a bad --pcap path is a usage error in a second.
     let pcap = match &resolved.pcap {
-        Some(path) if resumed.is_some() => Some(Arc::new(PcapTap::new(PcapSink::append(path)?))),
-        Some(path) => Some(Arc::new(PcapTap::new(PcapSink::create(path)?))),
+        Some(path) => {
+            let sink = match resumed.is_some() && path.as_os_str() != "-" {
+                true => PcapSink::append(path)?,
+                false => PcapSink::create(path)?,
+            };
+            if let Some(plan) = resolved.scan.drop_privileges.as_mut() {
+                plan.for_user.extend(sink.created_handle());
+            }
+            Some(Arc::new(PcapTap::new(sink)))
+        }
         None => None,
     };
     let trace = resolved.packet_trace.then(|| {
@@ -106,6 +131,7 @@ pub fn run(mut args: Args, raw: &[String]) -> anyhow::Result<i32> {
     }
     resolved.scan.progress = Progress::for_terminal().map(|p| Box::new(p) as Box<dyn ProgressView>);
     let text_opts = resolved.text;
+    let json_path = resolved.json.clone();
     let scan = resolved.scan;
     let route = route::plan(&scan.targets, scan.device.as_deref(), scan.source);
     let written = route
@@ -121,10 +147,23 @@ pub fn run(mut args: Args, raw: &[String]) -> anyhow::Result<i32> {
             // The JSON file and the text report are written side by side: the
             // scan's threads are done and a core is free.
             let jsonl = JsonLines(text_opts.lang);
+            let json_name = json_path.as_deref().map_or_else(String::new, |p| {
+                if p.as_os_str() == "-" {
+                    "(stdout)".to_string()
+                } else {
+                    p.display().to_string()
+                }
+            });
+            let json_name = &json_name;
             let (result_ref, services_ref, jsonl) = (&result, &services, &jsonl);
             std::thread::scope(|scope| {
-                let json_job = json.as_mut().map(|w| {
-                    scope.spawn(move || jsonl.write(w.as_mut(), result_ref, services_ref))
+                let json_job = json.as_mut().map(|d| {
+                    scope.spawn(move || {
+                        jsonl
+                            .write(d.writer.as_mut(), result_ref, services_ref)
+                            .and_then(|()| Ok(d.writer.flush()?))
+                            .map_err(|e| anyhow::anyhow!("cannot write -oJ {json_name}: {e:#}"))
+                    })
                 });
                 let text = report(&result, &services, text_opts, json_on_stdout);
                 if let Some(job) = json_job {
@@ -179,30 +218,88 @@ pub fn run(mut args: Args, raw: &[String]) -> anyhow::Result<i32> {
 }
 
 /// Creates (or opens) the resume file before the scan, while root may still
-/// write anywhere. A path the user named must work; the default may fail
-/// with a warning.
-fn open_resume_file(named: Option<&Path>, dropping: bool) -> anyhow::Result<Option<ResumeSink>> {
-    let default;
-    let path = match named {
-        Some(p) => p,
-        None => {
-            default = resume::default_path(dropping);
-            default.as_path()
-        }
+/// write anywhere: `named` (`--resume-file`) must work; the default
+/// (`default`, else a new file in the temporary directory) may fail with a
+/// warning.
+fn open_resume_file(
+    named: Option<&Path>,
+    default: Option<&Path>,
+) -> anyhow::Result<Option<ResumeSink>> {
+    if let Some(path) = named {
+        return ResumeSink::open(path).map(Some);
+    }
+    let opened = match default {
+        Some(path) => ResumeSink::open(path).map_err(|e| format!("{e:#}")),
+        None => ResumeSink::create_temp().map_err(|e| {
+            format!(
+                "cannot create a resume file in {}: {e}",
+                std::env::temp_dir().display()
+            )
+        }),
     };
-    match ResumeSink::open(path) {
+    match opened {
         Ok(sink) => Ok(Some(sink)),
-        Err(e) if named.is_some() => Err(usage(format!(
-            "cannot write --resume-file {}: {e}",
-            path.display()
-        ))),
-        Err(e) => {
+        Err(why) => {
             eprintln!(
-                "flagscan: warning: cannot create {}: {e}; an interrupted scan could not be \
-                 resumed (use --resume-file PATH)",
-                path.display()
+                "flagscan: warning: {why}; an interrupted scan could not be resumed \
+                 (use --resume-file PATH)"
             );
             Ok(None)
         }
     }
+}
+
+/// Refuses outputs that would overwrite each other or an input, however
+/// spelled: the same file (by device and inode, or by resolved path), or
+/// two of them on stdout.
+fn refuse_collisions(
+    args: &Args,
+    resolved: &Resolved,
+    resume_file: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut outputs: Vec<(&str, &Path)> = Vec::new();
+    if let Some(p) = &resolved.json {
+        outputs.push(("-oJ", p));
+    }
+    if let Some(p) = &resolved.pcap {
+        outputs.push(("--pcap", p));
+    }
+    if let Some(p) = resume_file {
+        outputs.push(("the resume file", p));
+    }
+    let mut inputs: Vec<(&str, &Path)> = Vec::new();
+    if let Some(p) = &args.input_list {
+        inputs.push(("-iL", p));
+    }
+    if let Some(p) = &args.exclude_file {
+        inputs.push(("--exclude-file", p));
+    }
+    inputs.extend(
+        args.technique_files
+            .iter()
+            .map(|p| ("--technique", p.as_path())),
+    );
+    for (i, (a, pa)) in outputs.iter().enumerate() {
+        for (b, pb) in &outputs[i + 1..] {
+            if same_file(pa, pb) {
+                let what = if pa.as_os_str() == "-" {
+                    "stdout".to_string()
+                } else {
+                    pa.display().to_string()
+                };
+                return Err(usage(format!(
+                    "{a} and {b} would both write to {what}: give each its own file"
+                )));
+            }
+        }
+        for (b, pb) in &inputs {
+            if pb.as_os_str() != "-" && same_file(pa, pb) {
+                return Err(usage(format!(
+                    "{a} {} is also the {b} input: writing it would destroy what is read",
+                    pa.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }

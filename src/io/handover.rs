@@ -184,6 +184,7 @@ impl Handover {
     ) -> Handover {
         let group = interim.group;
         let finish = move || -> Result<Ring, RingError> {
+            crate::sys::privilege::shed_thread_capabilities();
             let ring = early.wait()?.start_in_group(ifindex, &filter, |fd| {
                 let arg: u32 = (PACKET_FANOUT_CBPF << 16) | u32::from(group);
                 sockopt::set(fd, libc::SOL_PACKET, PACKET_FANOUT, &arg)

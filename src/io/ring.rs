@@ -256,6 +256,7 @@ impl EarlyRing {
         let spawned = std::thread::Builder::new()
             .name("ring-setup".into())
             .spawn(move || {
+                crate::sys::privilege::shed_thread_capabilities();
                 if !delay.is_zero() {
                     std::thread::sleep(delay);
                 }

@@ -14,9 +14,9 @@ use std::io::{self, BufWriter, Write};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use crate::error::usage;
 use crate::model::result::{Finding, ScanResult};
 use crate::model::services::Services;
+use crate::sys::files::{open_write, Existing};
 use crate::teach::findings::{self, HostFinding, PortRow};
 use crate::teach::lang::Lang;
 
@@ -30,37 +30,33 @@ pub trait Exporter: Send + Sync {
     ) -> anyhow::Result<()>;
 }
 
-/// Opens an output destination; `-` is stdout.
-pub fn open(path: &Path, option: &str) -> anyhow::Result<Box<dyn Write + Send>> {
-    if path.as_os_str() == "-" {
-        return Ok(Box::new(BufWriter::new(io::stdout())));
-    }
-    let file = File::create(path).map_err(|e| {
-        usage(format!(
-            "cannot write {option} file {}: {e}",
-            path.display()
-        ))
-    })?;
-    Ok(Box::new(BufWriter::new(file)))
+/// Where an output goes: stdout for `-`, else a file opened by
+/// [`crate::sys::files::open_write`].
+pub struct Dest {
+    pub writer: Box<dyn Write + Send>,
+    /// The file, if this run created it (to be given to the sudo user).
+    pub created: Option<File>,
 }
 
-/// Like [`open`], but appends to an existing file (`--resume` adds the
-/// records of the probes it concludes to the interrupted run's file).
-pub fn open_append(path: &Path, option: &str) -> anyhow::Result<Box<dyn Write + Send>> {
+/// Opens an output destination; `-` is stdout. `append` (`--resume`) adds
+/// to an existing file instead of emptying it.
+pub fn open(path: &Path, option: &str, append: bool) -> anyhow::Result<Dest> {
     if path.as_os_str() == "-" {
-        return open(path, option);
+        return Ok(Dest {
+            writer: Box::new(BufWriter::new(io::stdout())),
+            created: None,
+        });
     }
-    let file = File::options()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| {
-            usage(format!(
-                "cannot append to {option} file {}: {e}",
-                path.display()
-            ))
-        })?;
-    Ok(Box::new(BufWriter::new(file)))
+    let how = if append {
+        Existing::Append
+    } else {
+        Existing::Truncate
+    };
+    let opened = open_write(path, &format!("{option} file"), how, 0o644)?;
+    Ok(Dest {
+        created: opened.created_handle(),
+        writer: Box::new(BufWriter::new(opened.file)),
+    })
 }
 
 /// One host's rows: port -> finding per technique.

@@ -7,6 +7,8 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,6 +20,7 @@ use crate::error::usage;
 use crate::model::probe::Time;
 use crate::model::result::PcapCounts;
 use crate::model::tap::{Order, Tap};
+use crate::sys::files::{open_write, Existing};
 
 /// Longest packet kept whole; IPv4 packets are never longer.
 pub const SNAPLEN: u32 = 65535;
@@ -38,6 +41,8 @@ pub struct PcapSink<W: Write = BufWriter<PcapFile>> {
     counts: PcapCounts,
     /// The first write error; nothing more is written after it.
     error: Option<String>,
+    /// The file, if this run created it.
+    created: Option<File>,
 }
 
 /// pcap-file calls every I/O error "Error reading bytes", even on write:
@@ -61,12 +66,30 @@ fn header() -> PcapHeader {
 
 impl PcapSink {
     /// Creates (or truncates) `path` and writes the file header, so a bad
-    /// path is a usage error before any probe leaves.
+    /// path is a usage error before any probe leaves; `-` is stdout.
     pub fn create(path: &Path) -> anyhow::Result<PcapSink> {
         let fail = |e: String| usage(format!("cannot write --pcap file {}: {e}", path.display()));
-        let file = File::create(path).map_err(|e| fail(e.to_string()))?;
+        let (file, created) = if path.as_os_str() == "-" {
+            let out = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| fail(e.to_string()))?;
+            (File::from(out), None)
+        } else {
+            let opened = open_write(path, "--pcap file", Existing::Truncate, 0o644)?;
+            let created = opened.created_handle();
+            (opened.file, created)
+        };
         let file = PcapFile { file, skip: 0 };
-        PcapSink::with_writer(BufWriter::new(file), path).map_err(|e| fail(describe(e)))
+        let mut sink =
+            PcapSink::with_writer(BufWriter::new(file), path).map_err(|e| fail(describe(e)))?;
+        sink.created = created;
+        Ok(sink)
+    }
+
+    /// The file, if this run created it (to be given to the sudo user).
+    pub fn created_handle(&self) -> Option<File> {
+        self.created.as_ref().and_then(|f| f.try_clone().ok())
     }
 
     /// Appends to `path` (`--resume`): a pcap file flagscan wrote keeps its
@@ -84,7 +107,11 @@ impl PcapSink {
             .write_to(&mut ours)
             .map_err(|e| fail(describe(e)))?;
         let mut theirs = Vec::new();
-        match File::open(path) {
+        let read = File::options()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path);
+        match read {
             Ok(f) => {
                 f.take(ours.len() as u64)
                     .read_to_end(&mut theirs)
@@ -101,13 +128,10 @@ impl PcapSink {
                 "it is not a pcap file of raw IPv4 packets as flagscan writes them".into(),
             ));
         }
-        let file = File::options()
-            .append(true)
-            .open(path)
-            .map_err(|e| fail(e.to_string()))?;
+        let opened = open_write(path, "--pcap file", Existing::Append, 0o644)?;
         // The file has its header: the one the writer starts with is dropped.
         let file = PcapFile {
-            file,
+            file: opened.file,
             skip: ours.len(),
         };
         PcapSink::with_writer(BufWriter::new(file), path).map_err(|e| fail(describe(e)))
@@ -144,6 +168,7 @@ impl<W: Write> PcapSink<W> {
             path: path.to_path_buf(),
             counts: PcapCounts::default(),
             error: None,
+            created: None,
         })
     }
 

@@ -29,6 +29,7 @@ pub fn watch(on_first: impl FnOnce(Signal) + Send + 'static) -> anyhow::Result<(
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
+            crate::sys::privilege::shed_thread_capabilities();
             let Ok(sig) = set.wait() else { return };
             on_first(sig);
             if set.wait().is_ok() {

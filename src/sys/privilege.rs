@@ -7,15 +7,24 @@
 //! without root but with file capabilities (`setcap`), it clears them.
 
 use std::ffi::CString;
-use std::path::PathBuf;
+use std::fs::File;
+
+use std::os::fd::AsRawFd;
 
 use nix::unistd::{Gid, Uid, User};
 
-/// What to do once the sockets are open.
-#[derive(Debug, Clone, Default)]
+/// What to do once the sockets are open. Files are given away through
+/// their descriptors, and only files this run created
+/// ([`crate::sys::files::Opened::created_handle`]): a path could name
+/// something else by then.
+#[derive(Debug, Default)]
 pub struct DropPlan {
-    /// Files created as root that should belong to the new user.
-    pub chown: Vec<PathBuf>,
+    /// Outputs this run created: the sudo user's (run as plain root, they
+    /// stay root's).
+    pub for_user: Vec<File>,
+    /// flagscan's own files that the user it becomes must be able to
+    /// remove afterwards (the default resume file).
+    pub for_scan_user: Vec<File>,
 }
 
 /// Who the process becomes.
@@ -24,6 +33,8 @@ pub struct Identity {
     pub uid: u32,
     pub gid: u32,
     pub name: String,
+    /// The user who ran `sudo` (not `nobody`).
+    pub sudo_user: bool,
 }
 
 /// The invoking user under sudo, else `nobody`.
@@ -38,7 +49,12 @@ pub fn target_identity(sudo_uid: Option<&str>, sudo_gid: Option<&str>) -> anyhow
             .or(user.as_ref().map(|u| u.gid.as_raw()))
             .unwrap_or(uid);
         let name = user.map_or_else(|| uid.to_string(), |u| u.name);
-        return Ok(Identity { uid, gid, name });
+        return Ok(Identity {
+            uid,
+            gid,
+            name,
+            sudo_user: true,
+        });
     }
     let nobody = User::from_name("nobody").ok().flatten().ok_or_else(|| {
         anyhow::anyhow!("cannot drop root: there is no user 'nobody' (use --keep-privileges)")
@@ -47,6 +63,7 @@ pub fn target_identity(sudo_uid: Option<&str>, sudo_gid: Option<&str>) -> anyhow
         uid: nobody.uid.as_raw(),
         gid: nobody.gid.as_raw(),
         name: nobody.name,
+        sudo_user: false,
     })
 }
 
@@ -59,6 +76,7 @@ pub fn drop_privileges(plan: &DropPlan) -> anyhow::Result<Identity> {
             uid,
             gid: nix::unistd::getgid().as_raw(),
             name: uid.to_string(),
+            sudo_user: false,
         });
     }
     let who = target_identity(
@@ -66,13 +84,10 @@ pub fn drop_privileges(plan: &DropPlan) -> anyhow::Result<Identity> {
         std::env::var("SUDO_GID").ok().as_deref(),
     )?;
     let (uid, gid) = (Uid::from_raw(who.uid), Gid::from_raw(who.gid));
-    for path in &plan.chown {
-        if path.as_os_str() == "-" {
-            continue;
-        }
-        nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| {
-            anyhow::anyhow!("cannot give {} to user {}: {e}", path.display(), who.name)
-        })?;
+    let outputs = plan.for_user.iter().filter(|_| who.sudo_user);
+    for file in outputs.chain(&plan.for_scan_user) {
+        nix::unistd::fchown(file.as_raw_fd(), Some(uid), Some(gid))
+            .map_err(|e| anyhow::anyhow!("cannot give an output file to user {}: {e}", who.name))?;
     }
     let fail = |what: &str, e: nix::Error| {
         anyhow::anyhow!("cannot drop root ({what}): {e}; use --keep-privileges to scan as root")
@@ -92,6 +107,19 @@ pub fn drop_privileges(plan: &DropPlan) -> anyhow::Result<Identity> {
         anyhow::bail!("dropping root did not take effect; refusing to go on");
     }
     Ok(who)
+}
+
+/// Clears the calling thread's capabilities unless the process is root.
+/// Capabilities belong to each thread: started through `setcap`, a thread
+/// that exists when [`drop_privileges`] clears the main thread's would keep
+/// its own, so every thread started before then calls this first (none of
+/// them needs a capability: their sockets are opened for them). As root
+/// they keep theirs until the drop changes every thread's uid, which
+/// clears them; a thread without CAP_SETUID would make that change fail.
+pub fn shed_thread_capabilities() {
+    if !nix::unistd::geteuid().is_root() {
+        let _ = clear_capabilities();
+    }
 }
 
 #[repr(C)]

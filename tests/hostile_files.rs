@@ -1,0 +1,160 @@
+//! Files a user or an attacker controls: outputs planted as symbolic links,
+//! files that already exist, outputs that would overwrite each other or an
+//! input. Root tests: flagscan creates its outputs as root.
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flagscan-hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// A one-port scan of loopback as `sudo` would start it, for user 4321.
+fn as_sudo(dir: &Path, args: &[&str]) -> Output {
+    Command::new(flagscan_bin())
+        .current_dir(dir)
+        .args(["-p", "1", "127.0.0.1"])
+        .args(args)
+        .env("SUDO_UID", "4321")
+        .env("SUDO_GID", "4321")
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Root's private file, as a victim.
+fn victim(dir: &Path) -> PathBuf {
+    let v = dir.join("victim");
+    std::fs::write(&v, b"root's secret\n").unwrap();
+    std::fs::set_permissions(&v, std::fs::Permissions::from_mode(0o600)).unwrap();
+    v
+}
+
+fn assert_untouched(v: &Path) {
+    let m = std::fs::metadata(v).unwrap();
+    assert_eq!(std::fs::read(v).unwrap(), b"root's secret\n");
+    assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o600));
+}
+
+#[test]
+fn outputs_planted_as_symbolic_links_are_refused() {
+    if !have_root("outputs_planted_as_symbolic_links_are_refused") {
+        return;
+    }
+    let _serial = serial();
+    let dir = scratch("links");
+    let v = victim(&dir);
+    std::os::unix::fs::symlink(&v, dir.join("link")).unwrap();
+    for option in ["-oJ", "--pcap", "--resume-file"] {
+        let out = as_sudo(&dir, &[option, "link"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{option}: {err}");
+        assert!(
+            err.contains("symbolic link") && err.contains("link"),
+            "{option}: {err}"
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{option}: one line: {err}"
+        );
+        assert_untouched(&v);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_file_that_existed_keeps_its_owner_and_mode() {
+    if !have_root("a_file_that_existed_keeps_its_owner_and_mode") {
+        return;
+    }
+    let _serial = serial();
+    let dir = scratch("existing");
+    let v = victim(&dir);
+    let out = as_sudo(&dir, &["-oJ", "victim"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = std::fs::metadata(&v).unwrap();
+    assert_eq!(
+        (m.uid(), m.mode() & 0o777),
+        (0, 0o600),
+        "written as asked, but not given away"
+    );
+    assert!(std::fs::read_to_string(&v)
+        .unwrap()
+        .contains("\"type\":\"stats\""));
+    // A file this run creates is the sudo user's.
+    let out = as_sudo(&dir, &["-oJ", "new.jsonl", "--pcap", "new.pcap"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for f in ["new.jsonl", "new.pcap"] {
+        assert_eq!(std::fs::metadata(dir.join(f)).unwrap().uid(), 4321, "{f}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn outputs_that_collide_are_refused_however_spelled() {
+    if !have_root("outputs_that_collide_are_refused_however_spelled") {
+        return;
+    }
+    let _serial = serial();
+    let dir = scratch("collide");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("targets.txt"), "127.0.0.1\n").unwrap();
+    std::fs::write(dir.join("out"), b"earlier results\n").unwrap();
+    std::os::unix::fs::symlink(dir.join("out"), dir.join("alias")).unwrap();
+    let cases: &[&[&str]] = &[
+        &["-oJ", "out", "--resume-file", "out"],
+        &["-oJ", "out", "--pcap", "./out"],
+        &["-oJ", "sub/../out", "--pcap", "out"],
+        &["-oJ", "new", "--pcap", "sub/../new"],
+        &["-oJ", "alias", "--resume-file", "out"],
+        &["-oJ", "-", "--pcap", "-"],
+        &["-iL", "targets.txt", "-oJ", "./targets.txt"],
+    ];
+    for args in cases {
+        let out = as_sudo(&dir, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert_eq!(
+            std::fs::read(dir.join("out")).unwrap(),
+            b"earlier results\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("targets.txt")).unwrap(),
+            "127.0.0.1\n"
+        );
+        assert!(!dir.join("new").exists(), "{args:?}: nothing created");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_full_disk_names_the_file_and_the_report_still_prints() {
+    if !have_root("a_full_disk_names_the_file_and_the_report_still_prints") {
+        return;
+    }
+    let _serial = serial();
+    let out = flagscan(&["-p", "1-3", "127.0.0.1", "-oJ", "/dev/full"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/dev/full") && err.contains("No space left"),
+        "{err}"
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("flagscan report for 127.0.0.1"), "{report}");
+    assert!(!err.contains("panicked"), "{err}");
+}
