@@ -12,7 +12,7 @@ fn main() {
         eprintln!("flagscan: internal error: {info}; please report this with the command you ran");
         std::process::exit(EXIT_FAILURE);
     }));
-    let code = match flagscan::cli::run(std::env::args().collect()) {
+    let code = match flagscan::cli::run(std::env::args_os().collect()) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("flagscan: {err:#}");

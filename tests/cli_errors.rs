@@ -93,9 +93,24 @@ fn every_option_rejects_bad_values_with_exit_2_naming_them() {
         (&["explain", "bogus"], &["bogus"]),
         (&["explain", "port", "70000"], &["70000"]),
         (&["lab", "up", "--prefix", "bad prefix"], &["bad prefix"]),
+        (
+            &["--netns", "../../x", "127.0.0.1"],
+            &["../../x", "not a path"],
+        ),
+        (&["--netns", "", "127.0.0.1"], &["namespace"]),
+        (&["-o", "x", "127.0.0.1"], &["'-o'", "--help"]),
+        (&["explain"], &["TOPIC"]),
     ];
     for (args, words) in cases {
-        assert_usage_error(&flagscan(args), words, &args.join(" "));
+        let out = flagscan(args);
+        assert_usage_error(&out, words, &args.join(" "));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line: {err}"
+        );
+        assert!(!err.contains("'-- "), "{args:?}: no misleading tip: {err}");
     }
     let _ = std::fs::remove_file(bad_technique);
     let _ = std::fs::remove_file(empty_list);
@@ -173,4 +188,46 @@ fn no_route_to_a_target_names_it() {
     assert_usage_error(&out, &["no route to 10.213.99.1"], "no route");
     let out = flagscan(&["--netns", "fst-no-such-netns", "-p", "22", "127.0.0.1"]);
     assert_usage_error(&out, &["fst-no-such-netns"], "unknown netns");
+}
+
+#[test]
+fn arguments_that_are_not_utf8_are_refused_or_kept_as_paths() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let bad = OsStr::from_bytes(b"\xff");
+    let run = |args: &[&OsStr]| Command::new(flagscan_bin()).args(args).output().unwrap();
+    for args in [
+        vec![bad],
+        vec![OsStr::new("-p"), bad, OsStr::new("127.0.0.1")],
+        vec![OsStr::new("--lang"), bad, OsStr::new("127.0.0.1")],
+        vec![OsStr::new("explain"), bad],
+    ] {
+        let out = run(&args);
+        assert_usage_error(&out, &["UTF-8"], &format!("{args:?}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    if !have_root("arguments_that_are_not_utf8_are_refused_or_kept_as_paths") {
+        return;
+    }
+    // A path need not be UTF-8: the output is written under that name.
+    let dir = std::env::temp_dir().join(format!("flagscan-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut name = dir.clone().into_os_string();
+    name.push(OsStr::from_bytes(b"/\xff.jsonl"));
+    let out = run(&[
+        OsStr::new("-p"),
+        OsStr::new("1"),
+        OsStr::new("127.0.0.1"),
+        OsStr::new("-oJ"),
+        &name,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(std::path::Path::new(&name)).unwrap();
+    assert!(text.contains("\"type\":\"stats\""), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
 }

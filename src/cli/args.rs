@@ -1,6 +1,7 @@
 //! Raw arguments: clap's view of the command line, and the nmap spellings
 //! it cannot express. No system access here.
 
+use std::ffi::OsString;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
@@ -209,20 +210,30 @@ pub(crate) fn parse_lang(s: &str) -> Result<Lang, String> {
 
 /// Rewrites nmap-style spellings that clap cannot express (`-sS`, `-p-`,
 /// `-oJ`, `-iL`) into long options; unknown `-s?` letters are an error.
-pub fn normalize_args(raw: Vec<String>) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::with_capacity(raw.len());
+/// An argument that is not UTF-8 text is kept as it is: clap accepts it
+/// as a path and refuses it, in one line, anywhere else.
+pub fn normalize_args<A: Into<OsString>>(
+    raw: impl IntoIterator<Item = A>,
+) -> anyhow::Result<Vec<OsString>> {
+    let mut out: Vec<OsString> = Vec::new();
     for (i, arg) in raw.into_iter().enumerate() {
-        if i == 0 {
-            out.push(arg);
-            continue;
-        }
-        match arg.as_str() {
+        let arg: OsString = arg.into();
+        let text = match arg.to_str() {
+            Some(text) if i > 0 => text,
+            _ => {
+                out.push(arg);
+                continue;
+            }
+        };
+        match text {
             "-p-" => out.push("--ports=-".into()),
             "-oJ" => out.push("--output-json".into()),
             "-iL" => out.push("--input-list".into()),
             // nmap habits that are flagscan's behaviour anyway: no ping, no DNS.
             "-Pn" | "-n" => {}
-            s if s.len() == 3 && s.starts_with("-T") => out.push(format!("--timing={}", &s[2..])),
+            s if s.len() == 3 && s.starts_with("-T") => {
+                out.push(format!("--timing={}", &s[2..]).into())
+            }
             s if s.len() > 2 && s.starts_with("-s") => {
                 let letters = &s[2..];
                 let t = technique::builtin_by_name(letters).ok_or_else(|| {
@@ -231,7 +242,7 @@ pub fn normalize_args(raw: Vec<String>) -> anyhow::Result<Vec<String>> {
                          other techniques load with --technique FILE"
                     ))
                 })?;
-                out.push(format!("--scan={}", t.name));
+                out.push(format!("--scan={}", t.name).into());
             }
             _ => out.push(arg),
         }

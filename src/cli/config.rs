@@ -142,7 +142,7 @@ pub(crate) fn resume_args(
         .map_err(|e| usage(format!("resume file {}: {e}", path.display())))?;
     let argv = std::iter::once("flagscan".to_string()).chain(rf.args.iter().cloned());
     let bad = |why: String| usage(format!("bad resume file {}: {why}", path.display()));
-    let argv = normalize_args(argv.collect()).map_err(|e| bad(format!("{e:#}")))?;
+    let argv = normalize_args(argv).map_err(|e| bad(format!("{e:#}")))?;
     let mut args = Args::try_parse_from(argv).map_err(|e| {
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or_default();

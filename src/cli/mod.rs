@@ -8,6 +8,8 @@ pub(crate) mod resume;
 pub(crate) mod session;
 pub mod targets;
 
+use std::ffi::OsString;
+
 use clap::Parser;
 
 use crate::cli::args::{normalize_args, Args, Command, LabAction};
@@ -18,9 +20,44 @@ use crate::model::services::Services;
 use crate::model::technique::{self, Technique};
 use crate::teach::lang::Lang;
 
+/// clap's view of the arguments. `--help` and `--version` print and exit;
+/// any other error is one line with a hint, for `main` to print (clap's own
+/// tips, such as passing `-o` as a value after `--`, mislead here).
+fn parse(argv: Vec<OsString>) -> anyhow::Result<Args> {
+    use clap::error::ErrorKind;
+    match Args::try_parse_from(argv) {
+        Ok(args) => Ok(args),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // The first line, and the lines it introduces ("... not provided:").
+            let text = e.to_string();
+            let mut lines = text.lines();
+            let mut line = lines.next().unwrap_or_default().to_string();
+            if line.ends_with(':') {
+                let more: Vec<&str> = lines
+                    .take_while(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect();
+                line = format!("{line} {}", more.join(", "));
+            }
+            let line = line.trim_start_matches("error: ").trim_end_matches('.');
+            Err(usage(format!("{line}; see flagscan --help")))
+        }
+    }
+}
+
 /// Runs the program; returns the exit code.
-pub fn run(raw: Vec<String>) -> anyhow::Result<i32> {
-    let args = Args::try_parse_from(normalize_args(raw.clone())?).unwrap_or_else(|e| e.exit());
+pub fn run(raw: Vec<OsString>) -> anyhow::Result<i32> {
+    let args = parse(normalize_args(raw.clone())?)?;
     match &args.command {
         Some(Command::Lab { action, prefix }) => return run_lab(action, prefix),
         Some(Command::Explain { topic, port }) => {

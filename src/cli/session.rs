@@ -1,6 +1,7 @@
 //! A session: runs a resolved scan, writes its outputs, and on an
 //! interrupt the resume file.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,10 +25,16 @@ use crate::sys::files::same_file;
 
 /// Runs a scan from its arguments (`raw` as given, for a resume file);
 /// returns the exit code.
-pub fn run(mut args: Args, raw: &[String]) -> anyhow::Result<i32> {
+pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
+    // A resume file keeps the arguments as JSON text: arguments that are
+    // not UTF-8 (a path) cannot be kept, and such a scan cannot be resumed.
+    let raw: Option<Vec<String>> = raw.iter().map(|a| a.to_str().map(String::from)).collect();
     // --resume: the saved command line (and seed) replaces this one.
     let resumed = match args.resume.clone() {
         Some(path) => {
+            let raw = raw.as_deref().ok_or_else(|| {
+                usage("--resume: the other arguments must be UTF-8 text (only --resume-file may follow)")
+            })?;
             let (saved, rf) = resume_args(raw, &args, &path)?;
             args = saved;
             Some(rf)
@@ -35,8 +42,8 @@ pub fn run(mut args: Args, raw: &[String]) -> anyhow::Result<i32> {
         None => None,
     };
     let saved_args = match &resumed {
-        Some(rf) => rf.args.clone(),
-        None => resume::saved_args(raw),
+        Some(rf) => Some(rf.args.clone()),
+        None => raw.as_deref().map(resume::saved_args),
     };
     // Enter the namespace first: names, routes and sockets are looked up there.
     if let Some(ns) = &args.netns {
@@ -78,7 +85,10 @@ pub fn run(mut args: Args, raw: &[String]) -> anyhow::Result<i32> {
         Some(path) => Some(output::open(path, "-oJ", resumed.is_some())?),
         None => None,
     };
-    let mut resume_sink = open_resume_file(args.resume_file.as_deref(), resume_path.as_deref())?;
+    let mut resume_sink = match &saved_args {
+        Some(_) => open_resume_file(args.resume_file.as_deref(), resume_path.as_deref())?,
+        None => None,
+    };
     if let Some(plan) = resolved.scan.drop_privileges.as_mut() {
         plan.for_user.extend(
             json.as_ref()
@@ -193,6 +203,13 @@ pub fn run(mut args: Args, raw: &[String]) -> anyhow::Result<i32> {
         }
         return Ok(EXIT_OK);
     }
+    let Some(saved_args) = saved_args else {
+        eprintln!(
+            "flagscan: interrupted; no resume file: an argument is not UTF-8 text, which a \
+             resume file cannot keep"
+        );
+        return Ok(EXIT_INTERRUPTED);
+    };
     let rf = ResumeFile::new(
         saved_args,
         cwd,

@@ -281,8 +281,17 @@ impl Technique {
 
     /// Parses and validates a technique file's text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> anyhow::Result<Technique> {
-        let file: TechniqueFile = toml::from_str(text)
-            .map_err(|e| usage(format!("technique file {origin} is malformed: {e}")))?;
+        let file: TechniqueFile = toml::from_str(text).map_err(|e| {
+            // One line: where, and what (toml's own text quotes the file).
+            let line = e.span().map_or(1, |s| {
+                text.get(..s.start)
+                    .map_or(1, |t| t.matches('\n').count() + 1)
+            });
+            usage(format!(
+                "technique file {origin} is malformed at line {line}: {}",
+                e.message().trim_end()
+            ))
+        })?;
         let bad = |msg: String| usage(format!("technique file {origin}: {msg}"));
 
         if file.name.is_empty()

@@ -14,6 +14,12 @@ pub const NETNS_DIR: &str = "/run/netns";
 /// moves, which is why it must run before any other thread starts: threads
 /// spawned afterwards inherit it, threads spawned before do not.
 pub fn enter(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(usage(format!(
+            "invalid network namespace name '{name}': give a name as `ip netns list` shows it, \
+             not a path"
+        )));
+    }
     let path = Path::new(NETNS_DIR).join(name);
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
