@@ -169,7 +169,7 @@ fn an_interrupted_scan_resumed_equals_an_uninterrupted_one() {
     }
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&r).unwrap()).unwrap();
-    assert_eq!(saved["flagscan_resume"], 1);
+    assert_eq!(saved["flagscan_resume"], 2);
     assert_eq!(saved["probes"], PROBES as u64);
     assert_eq!(saved["decided_count"], first.len() as u64);
     assert!(saved["seed"].is_u64());
@@ -180,6 +180,27 @@ fn an_interrupted_scan_resumed_equals_an_uninterrupted_one() {
             .iter()
             .any(|a| a == "--resume-file"),
         "{saved}"
+    );
+
+    // The same file with another target (the same number of probes) is
+    // another scan: refused, and the first scan's output is left alone.
+    let before = std::fs::read(&a).unwrap();
+    let edited = dir.join("edited.resume");
+    let mut other = saved.clone();
+    for arg in other["args"].as_array_mut().unwrap() {
+        if arg == WEB {
+            *arg = serde_json::Value::from("10.213.2.2");
+        }
+    }
+    std::fs::write(&edited, other.to_string()).unwrap();
+    let out = flagscan(&["--resume", edited.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("another scan"), "{err}");
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        before,
+        "the outputs are untouched"
     );
 
     // Resumed: the rest, appended to the same file.

@@ -237,7 +237,14 @@ mod tests {
         let original = parse(&saved.join(" ")).unwrap();
         // The directory is this one: a unit test must not move the process.
         let cwd = std::env::current_dir().unwrap();
-        let rf = ResumeFile::new(saved, cwd, 42, 2 * 21 * 2, &[0..10, 12..13]);
+        let rf = ResumeFile::new(
+            saved,
+            cwd.clone(),
+            42,
+            2 * 21 * 2,
+            &[0..10, 12..13],
+            "0".repeat(32),
+        );
         let path = std::env::temp_dir().join(format!("flagscan-cli-resume-{}", std::process::id()));
         std::fs::write(&path, rf.to_json().unwrap()).unwrap();
         let p = path.to_str().unwrap();

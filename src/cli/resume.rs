@@ -4,9 +4,9 @@
 //! A resume file is one JSON object:
 //!
 //! ```json
-//! {"flagscan_resume":1,"args":["-sS","-p","1-1000","10.0.0.2","-oJ","a.jsonl"],
+//! {"flagscan_resume":2,"args":["-sS","-p","1-1000","10.0.0.2","-oJ","a.jsonl"],
 //!  "cwd":"/home/me","seed":1234,"probes":2000,"decided_count":1501,
-//!  "decided":[[0,1480],[1482,1503]]}
+//!  "decided":[[0,1480],[1482,1503]],"digest":"6c1f...e2"}
 //! ```
 //!
 //! - `args`: the command line without the program name, `--resume` and
@@ -24,6 +24,10 @@
 //!   from the start, so an interrupted scan's decided set is a prefix with
 //!   holes only where probes were in flight: a few ranges at most a window
 //!   long, where a list of indices (or a bitmap) would grow with the scan.
+//! - `digest`: [`scan_digest`] of the scan (arguments, directory, resolved
+//!   targets and ports, techniques, seed), recomputed and compared on
+//!   resume, so that an edited file cannot finish another scan into the
+//!   first one's outputs.
 //!
 //! The seed determines the cookie key, so the file is created readable by
 //! its owner only.
@@ -36,10 +40,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::usage;
+use crate::model::probe::ProbeSpace;
+use crate::model::technique::Technique;
 use crate::sys::files::{create_unique, open_write, Existing};
 
-/// The format version written to and accepted from `flagscan_resume`.
-pub const FORMAT: u32 = 1;
+/// The format version written to and accepted from `flagscan_resume`
+/// (2: with `digest`).
+pub const FORMAT: u32 = 2;
 /// Where an interrupted scan writes its resume file without `--resume-file`
 /// (but see [`default_path`]).
 pub const DEFAULT_PATH: &str = "flagscan.resume";
@@ -107,6 +114,47 @@ pub struct ResumeFile {
     /// How many probes `decided` covers (for people reading the file).
     pub decided_count: u64,
     pub decided: Vec<[u64; 2]>,
+    /// [`scan_digest`] of the interrupted scan: a resumed scan whose
+    /// arguments now mean another scan is refused.
+    pub digest: String,
+}
+
+/// What a scan is, in 32 hex digits: its arguments and directory, the
+/// addresses and ports they resolved to, its techniques and its seed. An
+/// edited resume file, or a target list or host name that now says
+/// something else, gives another digest. (A check against mistakes, not a
+/// signature: whoever may edit the file may recompute it.)
+pub fn scan_digest(
+    args: &[String],
+    cwd: &Path,
+    seed: u64,
+    space: &ProbeSpace,
+    techniques: &[Technique],
+) -> String {
+    use siphasher::sip128::{Hasher128, SipHasher13};
+    use std::hash::Hasher;
+    let mut h = SipHasher13::new();
+    for a in args {
+        h.write(a.as_bytes());
+        h.write_u8(0);
+    }
+    h.write(cwd.as_os_str().as_encoded_bytes());
+    h.write_u8(0);
+    h.write_u64(seed);
+    h.write_u64(space.hosts.len() as u64);
+    for host in &space.hosts {
+        h.write(&host.octets());
+    }
+    h.write_u64(space.ports.len() as u64);
+    for port in &space.ports {
+        h.write_u16(*port);
+    }
+    for t in techniques {
+        h.write(t.name.as_bytes());
+        h.write_u8(0);
+        h.write_u8(t.flags);
+    }
+    format!("{:032x}", h.finish128().as_u128())
 }
 
 impl ResumeFile {
@@ -116,8 +164,10 @@ impl ResumeFile {
         seed: u64,
         probes: u64,
         decided: &[Range<u64>],
+        digest: String,
     ) -> ResumeFile {
         ResumeFile {
+            digest,
             flagscan_resume: FORMAT,
             args,
             cwd,
@@ -291,6 +341,7 @@ mod tests {
             0xdead_beef_1234,
             100,
             &[0..40, 42..43, 50..51],
+            "0".repeat(32),
         )
     }
 
@@ -308,7 +359,7 @@ mod tests {
         let mut sink = ResumeSink::open(&path).unwrap();
         assert!(sink.created);
         sink.write(&rf).unwrap();
-        let short = ResumeFile::new(vec![], PathBuf::from("/"), 1, 1, &[]);
+        let short = ResumeFile::new(vec![], PathBuf::from("/"), 1, 1, &[], String::new());
         sink.write(&short).unwrap();
         assert_eq!(ResumeFile::load(&path).unwrap(), short);
         use std::os::unix::fs::PermissionsExt;
@@ -333,9 +384,14 @@ mod tests {
             ("{", "not JSON"),
             ("{\"args\":[]}", "not a flagscan resume file"),
             (
-                &good.replace("\"flagscan_resume\":1", "\"flagscan_resume\":9"),
+                &good.replace("\"flagscan_resume\":2", "\"flagscan_resume\":9"),
                 "version 9",
             ),
+            (
+                &good.replace("\"flagscan_resume\":2", "\"flagscan_resume\":1"),
+                "version 1",
+            ),
+            (&good.replace("\"digest\":", "\"dig\":"), "digest"),
             (&good.replace("[42,43]", "[43,42]"), "decided range"),
             (&good.replace("[50,51]", "[50,101]"), "past the 100"),
             (&good.replace("[42,43]", "[30,43]"), "out of order"),
@@ -385,6 +441,37 @@ mod tests {
             writable,
             "{here:?}"
         );
+    }
+
+    #[test]
+    fn the_digest_changes_with_anything_that_defines_the_scan() {
+        let syn = crate::model::technique::builtin_by_name("syn").unwrap();
+        let fin = crate::model::technique::builtin_by_name("fin").unwrap();
+        let host = |last| std::net::Ipv4Addr::new(10, 0, 0, last);
+        let space = |h: u8, ports: Vec<u16>| ProbeSpace::new(vec![host(2), host(h)], ports, 1);
+        let args: Vec<String> = vec!["-p".into(), "22,80".into(), "10.0.0.2-3".into()];
+        let cwd = Path::new("/tmp");
+        let d = |args: &[String], cwd: &Path, seed, sp: &ProbeSpace, t: &Technique| {
+            scan_digest(args, cwd, seed, sp, std::slice::from_ref(t))
+        };
+        let base = d(&args, cwd, 7, &space(3, vec![22, 80]), &syn);
+        assert_eq!(base.len(), 32);
+        assert_eq!(
+            base,
+            d(&args, cwd, 7, &space(3, vec![80, 22]), &syn),
+            "ports are a set"
+        );
+        let other_args: Vec<String> = vec!["-p".into(), "22,80".into(), "10.0.0.2,4".into()];
+        for changed in [
+            d(&other_args, cwd, 7, &space(3, vec![22, 80]), &syn),
+            d(&args, Path::new("/"), 7, &space(3, vec![22, 80]), &syn),
+            d(&args, cwd, 8, &space(3, vec![22, 80]), &syn),
+            d(&args, cwd, 7, &space(4, vec![22, 80]), &syn),
+            d(&args, cwd, 7, &space(3, vec![22, 81]), &syn),
+            d(&args, cwd, 7, &space(3, vec![22, 80]), &fin),
+        ] {
+            assert_ne!(changed, base);
+        }
     }
 
     #[test]

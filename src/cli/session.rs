@@ -57,18 +57,33 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     let mut resolved = resolve(&args)?;
     resolved.scan.early_ring = early_ring;
     if let Some(rf) = &resumed {
-        let probes = crate::model::probe::ProbeSpace::new(
+        let space = crate::model::probe::ProbeSpace::new(
             resolved.scan.targets.clone(),
             resolved.scan.ports.clone(),
             resolved.scan.techniques.len(),
-        )
-        .len();
+        );
+        let probes = space.len();
         if probes != rf.probes {
             return Err(usage(format!(
                 "cannot resume from {}: its arguments now describe {probes} probes, not the {} \
                  of the interrupted scan (did a host name resolve differently?)",
                 args.resume.as_deref().unwrap_or(Path::new("")).display(),
                 rf.probes
+            )));
+        }
+        let digest = resume::scan_digest(
+            &rf.args,
+            &rf.cwd,
+            rf.seed,
+            &space,
+            &resolved.scan.techniques,
+        );
+        if digest != rf.digest {
+            return Err(usage(format!(
+                "cannot resume from {}: its arguments now describe another scan than the one \
+                 that was interrupted (edited, or a target list or host name that now says \
+                 something else); its outputs would mix two scans",
+                args.resume.as_deref().unwrap_or(Path::new("")).display(),
             )));
         }
         resolved.scan.resume = Some(rf.decided_ranges());
@@ -94,15 +109,11 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
             json.as_ref()
                 .and_then(|d| d.created.as_ref()?.try_clone().ok()),
         );
-        if let Some(handle) = resume_sink.as_ref().and_then(ResumeSink::created_handle) {
-            // The default file is flagscan's own: whoever the scan becomes
-            // must be able to remove it when the scan finishes.
-            if args.resume_file.is_some() {
-                plan.for_user.push(handle);
-            } else {
-                plan.for_scan_user.push(handle);
-            }
-        }
+        // The resume file is flagscan's own state: whoever the scan becomes
+        // must be able to remove it when the scan finishes (a sticky
+        // directory such as /tmp lets only its owner do that).
+        plan.for_scan_user
+            .extend(resume_sink.as_ref().and_then(ResumeSink::created_handle));
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     // Before any thread starts: every scan thread inherits the signal mask.
@@ -210,12 +221,20 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         );
         return Ok(EXIT_INTERRUPTED);
     };
+    let digest = resume::scan_digest(
+        &saved_args,
+        &cwd,
+        result.seed,
+        &result.space,
+        &result.techniques,
+    );
     let rf = ResumeFile::new(
         saved_args,
         cwd,
         result.seed,
         result.space.len(),
         &result.decided,
+        digest,
     );
     match resume_sink.as_mut() {
         Some(sink) => {
