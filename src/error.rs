@@ -21,8 +21,9 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_INTERRUPTED: i32 = 3;
 
 /// Where the library's warnings and notices go, as they happen: the
-/// library never prints; the command line prefixes them with `flagscan: `
-/// and writes them to stderr. Each starts with `warning: ` or `notice: `.
+/// engine, the packet I/O and the routing code never print; the command
+/// line and the demo prefix them with `flagscan: ` and write them to
+/// stderr. Each starts with `warning: ` or `notice: `.
 pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The commands' choice: each notice on its own line of stderr.

@@ -105,7 +105,7 @@ fn require_options() {
     assert!(
         help.contains("--pcap") && help.contains("--packet-trace"),
         "flagscan --help lists no --pcap/--packet-trace: wire them in src/cli/args.rs \
-         (ScanConfig.pcap, ScanConfig.packet_trace, scan::run_with_trace)"
+         (and the taps in src/cli/session.rs)"
     );
 }
 

@@ -2,10 +2,10 @@
 // (fuzz/fuzz_targets/reply_path.rs) and the corpus replay test
 // (tests/fuzz_corpus.rs), so both run exactly the same code:
 //
-//     bytes -> wire::parse_ipv4 -> receiver::Validator::check -> Tracker::on_reply
+//     bytes -> wire::parse_ipv4 -> engine::validate::Validator::check -> Tracker::on_reply
 //
 // The scan is the lab scan the real fixtures in the corpus were captured
-// from (src/wire.rs, its test module): `--seed 7`, techniques syn fin null
+// from (src/wire/fixtures.rs): `--seed 7`, techniques syn fin null
 // xmas, hosts web/rst/far, ports 22,23,81,111,445. So the captured replies
 // reach the tracker and decide ports, and mutations of them exercise every
 // branch of validation and classification.

@@ -12,12 +12,13 @@ use crate::cli::resume::{self, ResumeFile, ResumeSink};
 use crate::engine::scan;
 use crate::error::{usage, EXIT_INTERRUPTED, EXIT_OK};
 use crate::io::rawsock::IoMode;
+use crate::model::result::ScanResult;
 use crate::model::services::Services;
 use crate::model::tap::ProgressView;
 use crate::output::json::JsonLines;
 use crate::output::pcap::{PcapSink, PcapTap};
 use crate::output::progress::Progress;
-use crate::output::text::report;
+use crate::output::text::{report, TextOptions};
 use crate::output::trace::TraceTap;
 use crate::output::{self, Exporter};
 use crate::route;
@@ -117,85 +118,16 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     // Before any thread starts: every scan thread inherits the signal mask.
-    resolved.scan.interrupt = Some(crate::sys::interrupt::stop_flag()?);
+    resolved.scan.interrupt = Some(crate::sys::interrupt::stop_flag(|sig| {
+        eprintln!(
+            "\nflagscan: {sig}: stopping; writing the results so far and a resume file \
+             (press Ctrl-C again to quit at once)"
+        );
+    })?);
     let is_stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
     // With JSON or a pcap on stdout, the report is one line on stderr.
-    let json_on_stdout = is_stdout(&resolved.json) || is_stdout(&resolved.pcap);
-    // Before any socket: a bad --pcap path is a usage error in a second.
-    let pcap = match &resolved.pcap {
-        Some(path) => {
-            let sink = match resumed.is_some() && path.as_os_str() != "-" {
-                true => PcapSink::append(path)?,
-                false => PcapSink::create(path)?,
-            };
-            if let Some(plan) = resolved.scan.drop_privileges.as_mut() {
-                plan.for_user.extend(sink.created_handle());
-            }
-            Some(Arc::new(PcapTap::new(sink)))
-        }
-        None => None,
-    };
-    let trace = resolved.packet_trace.then(|| {
-        // With JSON on stdout, the trace goes to stderr to keep the JSON clean.
-        let out: Box<dyn Write + Send> = if json_on_stdout {
-            Box::new(std::io::stderr())
-        } else {
-            Box::new(std::io::stdout())
-        };
-        Arc::new(TraceTap::new(out, &resolved.scan.techniques))
-    });
-    if let Some(tap) = &pcap {
-        resolved.scan.taps.push(tap.clone());
-    }
-    if let Some(tap) = &trace {
-        resolved.scan.taps.push(tap.clone());
-    }
-    resolved.scan.progress = Progress::for_terminal().map(|p| Box::new(p) as Box<dyn ProgressView>);
-    let text_opts = resolved.text;
-    let json_path = resolved.json.clone();
-    let scan = resolved.scan;
-    let route = route::plan(&scan.targets, scan.device.as_deref(), scan.source);
-    let written = route
-        .and_then(|route| scan::run(scan, route))
-        .and_then(|mut result| {
-            if let Some(tap) = &trace {
-                tap.flush();
-            }
-            if let Some(tap) = &pcap {
-                result.stats.pcap = Some(tap.finish()?);
-            }
-            let services = Services::load();
-            // The JSON file and the text report are written side by side: the
-            // scan's threads are done and a core is free.
-            let jsonl = JsonLines(text_opts.lang);
-            let json_name = json_path.as_deref().map_or_else(String::new, |p| {
-                if p.as_os_str() == "-" {
-                    "(stdout)".to_string()
-                } else {
-                    p.display().to_string()
-                }
-            });
-            let json_name = &json_name;
-            let (result_ref, services_ref, jsonl) = (&result, &services, &jsonl);
-            std::thread::scope(|scope| {
-                let json_job = json.as_mut().map(|d| {
-                    scope.spawn(move || {
-                        jsonl
-                            .write(d.writer.as_mut(), result_ref, services_ref)
-                            .and_then(|()| Ok(d.writer.flush()?))
-                            .map_err(|e| anyhow::anyhow!("cannot write -oJ {json_name}: {e:#}"))
-                    })
-                });
-                let text = report(&result, &services, text_opts, json_on_stdout);
-                if let Some(job) = json_job {
-                    job.join().map_err(|_| {
-                        anyhow::anyhow!("writing the JSON output failed unexpectedly")
-                    })??;
-                }
-                text
-            })?;
-            Ok(result)
-        });
+    let stdout_taken = is_stdout(&resolved.json) || is_stdout(&resolved.pcap);
+    let written = scan_and_write(resolved, resumed.is_some(), json.as_mut(), stdout_taken);
     let result = match written {
         Ok(result) => result,
         Err(e) => {
@@ -251,6 +183,93 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         None => eprintln!("flagscan: interrupted; no resume file could be created"),
     }
     Ok(EXIT_INTERRUPTED)
+}
+
+/// Plans the routes, opens `--pcap` and the taps, runs the scan and writes
+/// its outputs. The engine's own check and the routes come before the
+/// pcap file is created or emptied, as a failing scan leaves it alone.
+fn scan_and_write(
+    mut resolved: Resolved,
+    resuming: bool,
+    json: Option<&mut output::Dest>,
+    stdout_taken: bool,
+) -> anyhow::Result<ScanResult> {
+    scan::check(&resolved.scan)?;
+    let cfg = &resolved.scan;
+    let route = route::plan(&cfg.targets, cfg.device.as_deref(), cfg.source)?;
+    let pcap = match &resolved.pcap {
+        Some(path) => {
+            let sink = match resuming && path.as_os_str() != "-" {
+                true => PcapSink::append(path)?,
+                false => PcapSink::create(path)?,
+            };
+            if let Some(plan) = resolved.scan.drop_privileges.as_mut() {
+                plan.for_user.extend(sink.created_handle());
+            }
+            Some(Arc::new(PcapTap::new(sink)))
+        }
+        None => None,
+    };
+    let trace = resolved.packet_trace.then(|| {
+        // With stdout taken, the trace goes to stderr to keep it clean.
+        let out: Box<dyn Write + Send> = if stdout_taken {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
+        Arc::new(TraceTap::new(out, &resolved.scan.techniques))
+    });
+    if let Some(tap) = &pcap {
+        resolved.scan.taps.push(tap.clone());
+    }
+    if let Some(tap) = &trace {
+        resolved.scan.taps.push(tap.clone());
+    }
+    resolved.scan.progress = Progress::for_terminal().map(|p| Box::new(p) as Box<dyn ProgressView>);
+    let mut result = scan::run(resolved.scan, route)?;
+    if let Some(tap) = &trace {
+        tap.flush();
+    }
+    if let Some(tap) = &pcap {
+        result.stats.pcap = Some(tap.finish()?);
+    }
+    let json_name = match resolved.json.as_deref() {
+        Some(p) if p.as_os_str() == "-" => "(stdout)".to_string(),
+        Some(p) => p.display().to_string(),
+        None => String::new(),
+    };
+    write_outputs(&result, json, &json_name, resolved.text, stdout_taken)?;
+    Ok(result)
+}
+
+/// The JSON file and the text report, written side by side: the scan's
+/// threads are done and a core is free.
+fn write_outputs(
+    result: &ScanResult,
+    json: Option<&mut output::Dest>,
+    json_name: &str,
+    text: TextOptions,
+    stdout_taken: bool,
+) -> anyhow::Result<()> {
+    let services = Services::load();
+    let jsonl = JsonLines(text.lang);
+    let (services, jsonl) = (&services, &jsonl);
+    std::thread::scope(|scope| {
+        let json_job = json.map(|d| {
+            scope.spawn(move || {
+                jsonl
+                    .write(d.writer.as_mut(), result, services)
+                    .and_then(|()| Ok(d.writer.flush()?))
+                    .map_err(|e| anyhow::anyhow!("cannot write -oJ {json_name}: {e:#}"))
+            })
+        });
+        let written = report(result, services, text, stdout_taken);
+        if let Some(job) = json_job {
+            job.join()
+                .map_err(|_| anyhow::anyhow!("writing the JSON output failed unexpectedly"))??;
+        }
+        written
+    })
 }
 
 /// Creates (or opens) the resume file before the scan, while root may still

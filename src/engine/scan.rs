@@ -79,11 +79,7 @@ pub const MAX_GRACE: Duration = Duration::from_secs(1);
 /// [`crate::route::plan`] gives them): opens the sockets, starts the receiver and
 /// the sender, runs the tracker to the end, and collects the result.
 pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> {
-    if cfg.techniques.len() > MAX_TECHNIQUES {
-        return Err(usage(format!(
-            "at most {MAX_TECHNIQUES} techniques per scan"
-        )));
-    }
+    check(&cfg)?;
     // A drawn seed is kept: a resume file records it to redo the same
     // cookies, source ports and order.
     let seed = cfg.seed.unwrap_or_else(|| rand::rngs::OsRng.next_u64());
@@ -127,11 +123,29 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     )?;
     let elapsed = clock.elapsed();
     let (sstats, rstats) = threads.stop(&mut lp);
-    collect(tracker, sstats, rstats, elapsed, seed, cfg.notify.as_ref())
+    Ok(collect(
+        tracker,
+        sstats,
+        rstats,
+        elapsed,
+        seed,
+        cfg.notify.as_ref(),
+    ))
 }
 
-/// Derives the seed's keys, plans the capture and opens the sockets:
-/// capture first, so that anything sent from then on can be heard.
+/// What the engine cannot run, before anything is opened: more techniques
+/// than the source-port plan has room for.
+pub fn check(cfg: &ScanConfig) -> anyhow::Result<()> {
+    if cfg.techniques.len() > MAX_TECHNIQUES {
+        return Err(usage(format!(
+            "at most {MAX_TECHNIQUES} techniques per scan"
+        )));
+    }
+    Ok(())
+}
+
+/// Plans the capture and opens the sockets: capture first, so that
+/// anything sent from then on can be heard.
 fn open_sockets(
     cfg: &ScanConfig,
     route: &RoutePlan,
@@ -484,7 +498,7 @@ fn collect(
     elapsed: Duration,
     seed: u64,
     notify: Option<&Notify>,
-) -> anyhow::Result<ScanResult> {
+) -> ScanResult {
     let stats = ScanStats {
         tracker: tracker.stats(),
         captured: rstats.captured.load(Ordering::Relaxed),
@@ -506,7 +520,7 @@ fn collect(
     }
     let findings = tracker.findings().map(|(_, _, _, f)| f).collect();
     let interrupted = !tracker.is_done();
-    Ok(ScanResult {
+    ScanResult {
         space: tracker.space().clone(),
         techniques: tracker.techniques().to_vec(),
         findings,
@@ -518,7 +532,7 @@ fn collect(
         } else {
             Vec::new()
         },
-    })
+    }
 }
 
 /// Waits up to `wait` for what the receiver heard.

@@ -1,5 +1,5 @@
-//! What comes back: a validated reply, what the receiver hands the scan
-//! loop, and what a reply did to the tracker.
+//! What comes back: a validated reply, what validation says of a captured
+//! packet, and what a reply did to the tracker.
 
 use std::net::Ipv4Addr;
 

@@ -22,7 +22,7 @@ pub struct TrackerStats {
     /// Replies that decided a port (revisions included).
     pub replies: u64,
     /// Replies that came after their probe was concluded on silence, and
-    /// revised it ([`ReplyEffect::Revised`]).
+    /// revised it ([`crate::model::reply::ReplyEffect::Revised`]).
     pub revised: u64,
     pub duplicates: u64,
     pub unmatched: u64,

@@ -42,16 +42,16 @@ pub fn watch(on_first: impl FnOnce(Signal) + Send + 'static) -> anyhow::Result<(
 
 /// For a scan: the first signal sets the returned flag (the scan stops
 /// sending, waits a moment for replies in flight, writes every result so
-/// far and a resume file); a second one exits at once.
-pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+/// far and a resume file) and runs `on_first` (the command line says so);
+/// a second one exits at once.
+pub fn stop_flag(
+    on_first: impl FnOnce(Signal) + Send + 'static,
+) -> anyhow::Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
     watch(move |sig| {
         set.store(true, Ordering::SeqCst);
-        eprintln!(
-            "\nflagscan: {sig}: stopping; writing the results so far and a resume file \
-             (press Ctrl-C again to quit at once)"
-        );
+        on_first(sig);
     })?;
     Ok(flag)
 }
