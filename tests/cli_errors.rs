@@ -99,6 +99,14 @@ fn every_option_rejects_bad_values_with_exit_2_naming_them() {
         ),
         (&["--netns", "", "127.0.0.1"], &["namespace"]),
         (&["-o", "x", "127.0.0.1"], &["'-o'", "--help"]),
+        (&["-iL", "/dev/zero"], &["/dev/zero", "longer than"]),
+        (&["-iL", "/dev/urandom"], &["/dev/urandom", "not text"]),
+        (
+            &["--technique", "/dev/zero", "127.0.0.1"],
+            &["/dev/zero", "larger than"],
+        ),
+        (&["0.0.0.0"], &["0.0.0.0", "no host"]),
+        (&["017.0.0.1"], &["017", "leading zero"]),
         (&["explain"], &["TOPIC"]),
     ];
     for (args, words) in cases {
@@ -230,4 +238,37 @@ fn arguments_that_are_not_utf8_are_refused_or_kept_as_paths() {
     let text = std::fs::read_to_string(std::path::Path::new(&name)).unwrap();
     assert!(text.contains("\"type\":\"stats\""), "{text}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_endless_target_list_on_stdin_is_refused_in_bounded_time() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let started = std::time::Instant::now();
+    let mut child = Command::new(flagscan_bin())
+        .args(["-iL", "-", "-p", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Writes until flagscan stops reading (a broken pipe), at most 1 GiB.
+    let feeder = std::thread::spawn(move || {
+        // Loopback: were the list ever accepted, nothing leaves the machine.
+        let chunk = "127.0.0.77\n".repeat(4096);
+        for _ in 0..(1 << 30) / chunk.len() {
+            if stdin.write_all(chunk.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = feeder.join();
+    assert_usage_error(&out, &["larger than"], "yes | flagscan -iL -");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -3,7 +3,7 @@
 //! `--exclude-file`.
 
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use std::path::Path;
 
@@ -43,6 +43,12 @@ pub fn expand_targets_confirmed(
     let mut total = 0u64;
     for token in tokens.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
         let spec = parse_spec(token, "target")?;
+        if matches!(&spec, Spec::Block(net) if net.prefix_len() == 32 && net.addr().is_unspecified())
+        {
+            return Err(usage(format!(
+                "invalid target '{token}': 0.0.0.0 names no host (it means any address of this one)"
+            )));
+        }
         total += spec.count();
         // Checked before expanding so that a 0.0.0.0/0 never allocates.
         if total > HARD_MAX_TARGETS {
@@ -89,27 +95,70 @@ pub fn expand_targets_confirmed(
     Ok(out)
 }
 
+/// The longest list file read (`-iL`, `--exclude-file`): four million
+/// addresses one a line; larger sets are written as ranges or blocks (a /8
+/// is one line).
+pub const MAX_LIST_BYTES: u64 = 64 << 20;
+/// The longest line of a list file: a target is at most a host name (253
+/// characters); a line this long is not a target list (`/dev/zero`).
+pub const MAX_LINE_BYTES: usize = 4096;
+
 /// Reads a list file for `-iL` or `--exclude-file` (`-` is stdin): tokens
 /// separated by whitespace or newlines, `#` comments to the end of the line.
+/// A line longer than [`MAX_LINE_BYTES`] or a file larger than
+/// [`MAX_LIST_BYTES`] is a usage error, found as soon as it is read.
 pub fn read_list_file(path: &Path) -> anyhow::Result<Vec<String>> {
-    let bytes = if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+    let name = path.display();
+    let fail = |e: std::io::Error| usage(format!("cannot read list file '{name}': {e}"));
+    if path == Path::new("-") {
+        read_list(std::io::stdin().lock(), &name.to_string())
     } else {
-        std::fs::read(path)
+        let file = std::fs::File::open(path).map_err(fail)?;
+        read_list(std::io::BufReader::new(file), &name.to_string())
     }
-    .map_err(|e| usage(format!("cannot read list file '{}': {e}", path.display())))?;
-    Ok(parse_list(&String::from_utf8_lossy(&bytes)))
 }
 
-fn parse_list(text: &str) -> Vec<String> {
-    text.lines()
-        .flat_map(|line| {
-            let line = line.split_once('#').map_or(line, |(before, _)| before);
-            line.split_whitespace()
-        })
-        .map(str::to_owned)
-        .collect()
+fn read_list(mut reader: impl BufRead, name: &str) -> anyhow::Result<Vec<String>> {
+    let mut tokens = Vec::new();
+    let mut line = Vec::new();
+    let (mut total, mut number) = (0u64, 0u64);
+    loop {
+        line.clear();
+        let got = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| usage(format!("cannot read list file '{name}': {e}")))?;
+        if got == 0 {
+            break;
+        }
+        number += 1;
+        total += got as u64;
+        if line.len() > MAX_LINE_BYTES {
+            return Err(usage(format!(
+                "list file '{name}': line {number} is longer than {MAX_LINE_BYTES} bytes; \
+                 a target list has one address, range or host name per line"
+            )));
+        }
+        if total > MAX_LIST_BYTES {
+            return Err(usage(format!(
+                "list file '{name}' is larger than {} MiB; give ranges or CIDR blocks rather \
+                 than one address a line, or split the scan",
+                MAX_LIST_BYTES >> 20
+            )));
+        }
+        let text = std::str::from_utf8(&line)
+            .ok()
+            .filter(|t| !t.contains(|c: char| c.is_control() && !c.is_whitespace()))
+            .ok_or_else(|| {
+                usage(format!(
+                    "list file '{name}': line {number} is not text; a target list has one \
+                     address, range or host name per line"
+                ))
+            })?;
+        let text = text.split_once('#').map_or(text, |(before, _)| before);
+        tokens.extend(text.split_whitespace().map(str::to_owned));
+    }
+    Ok(tokens)
 }
 
 /// The addresses one token stands for.
@@ -215,6 +264,11 @@ fn parse_spec(token: &str, what: &str) -> anyhow::Result<Spec> {
 }
 
 fn parse_spec_inner(token: &str) -> Result<Spec, String> {
+    // The common case, one plain address, without the octet sets (a list
+    // of a million addresses stays a few tens of megabytes).
+    if let Ok(addr) = token.parse::<Ipv4Addr>() {
+        return Ok(Spec::Block(Ipv4Net::from(addr)));
+    }
     if token.contains(':') {
         return Err(
             if token.parse::<Ipv6Addr>().is_ok() || token.parse::<Ipv6Net>().is_ok() {
@@ -339,6 +393,13 @@ fn parse_octets(token: &str) -> Result<Spec, String> {
 }
 
 fn octet(text: &str) -> Result<u8, String> {
+    // inet_aton reads 017 as octal (15) where others read 17: refused
+    // rather than guessed, since either guess may be another host.
+    if text.len() > 1 && text.starts_with('0') {
+        return Err(format!(
+            "octet '{text}' has a leading zero, which some tools read as octal: write it without"
+        ));
+    }
     let value = decimal(text).ok_or_else(|| format!("octet '{text}' is not a number"))?;
     u8::try_from(value).map_err(|_| format!("octet {text} is above 255"))
 }
@@ -399,8 +460,8 @@ mod tests {
     fn single_addresses() {
         assert_eq!(expand(&["10.0.0.1"], &[]), ips(&["10.0.0.1"]));
         assert_eq!(
-            expand(&["0.0.0.0", "255.255.255.255"], &[]),
-            ips(&["0.0.0.0", "255.255.255.255"])
+            expand(&["0.0.0.1", "255.255.255.255"], &[]),
+            ips(&["0.0.0.1", "255.255.255.255"])
         );
         assert_eq!(expand(&[" 10.0.0.1 "], &[]), ips(&["10.0.0.1"]));
     }
@@ -644,6 +705,51 @@ mod tests {
                 "scanme",
                 "10.0.0.5-7"
             ])
+        );
+    }
+
+    #[test]
+    fn list_files_that_are_not_target_lists_stop_early() {
+        // Read from memory: an endless or binary input is refused as soon
+        // as it shows it is not a target list.
+        let long = vec![b'1'; MAX_LINE_BYTES + 1];
+        let e = read_list(&long[..], "long").unwrap_err();
+        assert_eq!(exit_code(&e), EXIT_USAGE);
+        assert!(e.to_string().contains("line 1 is longer"), "{e}");
+        let e = read_list(&b"10.0.0.1\n\x00\xff\xfe\n"[..], "bin").unwrap_err();
+        assert!(e.to_string().contains("line 2 is not text"), "{e}");
+        let endless = std::io::repeat(b'\n').take(MAX_LIST_BYTES + 10);
+        let e = read_list(std::io::BufReader::new(endless), "endless").unwrap_err();
+        assert!(e.to_string().contains("larger than 64 MiB"), "{e}");
+        assert_eq!(
+            read_list(&b"10.0.0.1\r\n10.0.0.2\n"[..], "crlf").unwrap(),
+            strings(&["10.0.0.1", "10.0.0.2"])
+        );
+    }
+
+    #[test]
+    fn ambiguous_and_empty_addresses_are_refused_and_inet_aton_forms_read_as_it_does() {
+        for (token, why) in [
+            ("017.0.0.1", "leading zero"),
+            ("10.0.0.01-05", "leading zero"),
+            ("0.0.0.0", "names no host"),
+        ] {
+            let e = expand_targets(&strings(&[token]), &[]).unwrap_err();
+            assert_eq!(exit_code(&e), EXIT_USAGE);
+            assert!(e.to_string().contains(why), "{token}: {e}");
+        }
+        // Forms only inet_aton knows go through the resolver, which reads
+        // them as inet_aton does (no DNS query: they are numeric).
+        assert_eq!(
+            expand_targets(&strings(&["0x7f.0.0.1"]), &[]).unwrap(),
+            [Ipv4Addr::new(127, 0, 0, 1)]
+        );
+        // A block holding 0.0.0.0 is a range, not the unspecified address.
+        assert_eq!(
+            expand_targets(&strings(&["0.0.0.0/31"]), &[])
+                .unwrap()
+                .len(),
+            2
         );
     }
 

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::Context;
@@ -14,6 +15,9 @@ use serde::Deserialize;
 
 use crate::error::usage;
 use crate::wire::flag;
+
+/// The largest technique file read: the built-in ones are 2-4 KiB.
+const MAX_FILE_BYTES: u64 = 256 << 10;
 
 /// Port states, in nmap's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -410,12 +414,23 @@ impl Technique {
 
     /// Loads a technique file given with `--technique FILE`.
     pub fn load(path: &Path) -> anyhow::Result<Technique> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let fail = |e: String| {
             usage(format!(
                 "cannot read technique file {}: {e}",
                 path.display()
             ))
-        })?;
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| fail(e.to_string()))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(fail(format!(
+                "larger than {} KiB; a technique file is a short TOML table",
+                MAX_FILE_BYTES >> 10
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))?;
         Technique::from_toml(&text, &path.display().to_string())
     }
 
