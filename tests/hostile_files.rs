@@ -158,3 +158,49 @@ fn a_full_disk_names_the_file_and_the_report_still_prints() {
     assert!(report.contains("flagscan report for 127.0.0.1"), "{report}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_closed_stdout_stops_the_scan_within_a_second() {
+    if !have_root("a_closed_stdout_stops_the_scan_within_a_second") {
+        return;
+    }
+    let _serial = serial();
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = scratch("stdout");
+    // 65,535 probes at 2,000 a second: half a minute, if nothing stops it.
+    let mut child = Command::new(flagscan_bin())
+        .current_dir(&dir)
+        .args(["-p-", "--max-rate", "2000", "--packet-trace", "127.0.0.1"])
+        .args(["-oJ", "out.jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader takes one line and leaves, as `| head -1` does.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("SENT"), "{first}");
+    let closed = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let waited = closed.elapsed();
+    let err = stderr(&out);
+    assert!(
+        waited < std::time::Duration::from_secs(1),
+        "{waited:?}: {err}"
+    );
+    assert_eq!(out.status.code(), Some(3), "stopped as an interrupt: {err}");
+    assert!(err.contains("stdout was closed"), "{err}");
+    // The other outputs are whole: JSON up to its stats record, a resume file.
+    let json = std::fs::read_to_string(dir.join("out.jsonl")).unwrap();
+    assert!(json
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap()
+        .contains("\"interrupted\":true"));
+    assert!(dir.join("flagscan.resume").exists(), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -118,12 +118,18 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     // Before any thread starts: every scan thread inherits the signal mask.
-    resolved.scan.interrupt = Some(crate::sys::interrupt::stop_flag(|sig| {
+    let stop = crate::sys::interrupt::stop_flag(|sig| {
         eprintln!(
             "\nflagscan: {sig}: stopping; writing the results so far and a resume file \
              (press Ctrl-C again to quit at once)"
         );
-    })?);
+    })?;
+    crate::sys::interrupt::stop_when_stdout_closes(stop.clone(), || {
+        eprintln!(
+            "flagscan: stdout was closed: stopping; writing the other outputs and a resume file"
+        );
+    })?;
+    resolved.scan.interrupt = Some(stop);
     let is_stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
     // With JSON or a pcap on stdout, the report is one line on stderr.
     let stdout_taken = is_stdout(&resolved.json) || is_stdout(&resolved.pcap);
@@ -263,7 +269,19 @@ fn write_outputs(
                     .map_err(|e| anyhow::anyhow!("cannot write -oJ {json_name}: {e:#}"))
             })
         });
-        let written = report(result, services, text, stdout_taken);
+        // A reader that left (`| head -1`) stopped the scan: the report has
+        // nowhere to go, and the other outputs and the resume file still do.
+        let written = report(result, services, text, stdout_taken).or_else(|e| {
+            let gone = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if gone {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        });
         if let Some(job) = json_job {
             job.join()
                 .map_err(|_| anyhow::anyhow!("writing the JSON output failed unexpectedly"))??;

@@ -55,3 +55,42 @@ pub fn stop_flag(
     })?;
     Ok(flag)
 }
+
+/// Sets `flag` (as a first signal would) once stdout is closed by its
+/// reader (`flagscan ... | head -1`), and runs `on_close`: the scan's
+/// results would go nowhere. A thread waits in `poll` for the error or
+/// hang-up the kernel reports on the write end of a pipe whose reader left
+/// (asking for no event, so a terminal or a file never wakes it).
+pub fn stop_when_stdout_closes(
+    flag: Arc<AtomicBool>,
+    on_close: impl FnOnce() + Send + 'static,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("stdout-watch".into())
+        .spawn(move || {
+            crate::sys::privilege::shed_thread_capabilities();
+            let mut fd = libc::pollfd {
+                fd: libc::STDOUT_FILENO,
+                events: 0,
+                revents: 0,
+            };
+            loop {
+                // SAFETY: one valid pollfd, for the duration of the call.
+                let n = unsafe { libc::poll(&mut fd, 1, -1) };
+                if n < 0
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                {
+                    continue;
+                }
+                if n > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                    if !flag.swap(true, Ordering::SeqCst) {
+                        on_close();
+                    }
+                }
+                // POLLNVAL (no stdout at all) or an error: nothing to watch.
+                return;
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the stdout watcher: {e}"))?;
+    Ok(())
+}
