@@ -82,10 +82,9 @@ pub fn stop_when_stdout_closes(
                 {
                     continue;
                 }
-                if n > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
-                    if !flag.swap(true, Ordering::SeqCst) {
-                        on_close();
-                    }
+                let closed = n > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0;
+                if closed && !flag.swap(true, Ordering::SeqCst) {
+                    on_close();
                 }
                 // POLLNVAL (no stdout at all) or an error: nothing to watch.
                 return;
