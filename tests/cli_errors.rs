@@ -30,6 +30,7 @@ fn every_option_rejects_bad_values_with_exit_2_naming_them() {
     let bad_technique = std::env::temp_dir().join("flagscan-bad-technique.toml");
     std::fs::write(&bad_technique, "name = \"x\"\nflags = [\"FIN\"]\n").unwrap();
     let bad = bad_technique.to_str().unwrap();
+    let fin_file = concat!(env!("CARGO_MANIFEST_DIR"), "/scanners/fin.toml");
     let empty_list =
         std::env::temp_dir().join(format!("flagscan-empty-{}.txt", std::process::id()));
     std::fs::write(&empty_list, "# nothing but a comment\n").unwrap();
@@ -106,6 +107,10 @@ fn every_option_rejects_bad_values_with_exit_2_naming_them() {
             &["/dev/zero", "larger than"],
         ),
         (&["0.0.0.0"], &["0.0.0.0", "no host"]),
+        (
+            &["--technique", fin_file, "127.0.0.1"],
+            &["named 'fin'", "replaces_builtin"],
+        ),
         (&["017.0.0.1"], &["017", "leading zero"]),
         (&["explain"], &["TOPIC"]),
     ];

@@ -40,6 +40,14 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     }
     for path in &args.technique_files {
         let t = Technique::load(path)?;
+        if technique::builtin_by_name(&t.name).is_some() && !t.replaces_builtin {
+            return Err(usage(format!(
+                "technique file {} is named '{}' like a built-in technique: rename it, or add \
+                 `replaces_builtin = true` to it to scan with it instead of the built-in one",
+                path.display(),
+                t.name
+            )));
+        }
         if techniques.iter().any(|x| x.name == t.name) {
             return Err(usage(format!(
                 "technique '{}' from {} is already in this scan",
@@ -227,6 +235,25 @@ mod tests {
             );
             assert!(format!("{err:#}").contains(token), "{cmd}: {err:#}");
         }
+    }
+
+    #[test]
+    fn a_technique_file_replaces_a_built_in_only_when_it_says_so() {
+        let fin = include_str!("../../scanners/fin.toml");
+        let dir = std::env::temp_dir();
+        let path = dir.join(format!("flagscan-fin-copy-{}.toml", std::process::id()));
+        std::fs::write(&path, fin).unwrap();
+        let p = path.to_str().unwrap();
+        let e = parse(&format!("--technique {p} 127.0.0.1")).err().unwrap();
+        assert_eq!(crate::error::exit_code(&e), crate::error::EXIT_USAGE);
+        assert!(format!("{e:#}").contains("named 'fin'"), "{e:#}");
+        std::fs::write(&path, format!("replaces_builtin = true\n{fin}")).unwrap();
+        let r = parse(&format!("--technique {p} 127.0.0.1")).unwrap();
+        assert_eq!(r.scan.techniques.len(), 1);
+        assert!(r.scan.techniques[0].replaces_builtin);
+        // Still one of a name per scan.
+        assert!(parse(&format!("-sF --technique {p} 127.0.0.1")).is_err());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -258,6 +258,9 @@ struct TechniqueFile {
     no_response: NoResponse,
     #[serde(default)]
     teach: BTreeMap<String, Teaching>,
+    /// A file named like a built-in technique must say that it replaces it.
+    #[serde(default)]
+    replaces_builtin: bool,
 }
 
 /// A validated technique.
@@ -272,6 +275,8 @@ pub struct Technique {
     pub rules: Vec<ReplyRule>,
     pub no_response: Outcome,
     pub teach: BTreeMap<String, Teaching>,
+    /// The file says it replaces the built-in technique of its name.
+    pub replaces_builtin: bool,
 }
 
 impl Technique {
@@ -409,6 +414,7 @@ impl Technique {
             rules,
             no_response,
             teach: file.teach,
+            replaces_builtin: file.replaces_builtin,
         })
     }
 
