@@ -50,7 +50,13 @@ fn parse(argv: Vec<OsString>) -> anyhow::Result<Args> {
                 line = format!("{line} {}", more.join(", "));
             }
             let line = line.trim_start_matches("error: ").trim_end_matches('.');
-            Err(usage(format!("{line}; see flagscan --help")))
+            // The accepted values, where clap lists them, are the useful hint.
+            let values = text
+                .lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("[possible values:"))
+                .map_or(String::new(), |l| format!(" {l}"));
+            Err(usage(format!("{line}{values}; see flagscan --help")))
         }
     }
 }
