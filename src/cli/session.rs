@@ -23,6 +23,7 @@ use crate::output::trace::TraceTap;
 use crate::output::{self, Exporter};
 use crate::route;
 use crate::sys::files::same_file;
+use crate::sys::privilege::DropPlan;
 
 /// Runs a scan from its arguments (`raw` as given, for a resume file);
 /// returns the exit code.
@@ -58,36 +59,8 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     let mut resolved = resolve(&args)?;
     resolved.scan.early_ring = early_ring;
     if let Some(rf) = &resumed {
-        let space = crate::model::probe::ProbeSpace::new(
-            resolved.scan.targets.clone(),
-            resolved.scan.ports.clone(),
-            resolved.scan.techniques.len(),
-        );
-        let probes = space.len();
-        if probes != rf.probes {
-            return Err(usage(format!(
-                "cannot resume from {}: its arguments now describe {probes} probes, not the {} \
-                 of the interrupted scan (did a host name resolve differently?)",
-                args.resume.as_deref().unwrap_or(Path::new("")).display(),
-                rf.probes
-            )));
-        }
-        let digest = resume::scan_digest(
-            &rf.args,
-            &rf.cwd,
-            rf.seed,
-            &space,
-            &resolved.scan.techniques,
-        );
-        if digest != rf.digest {
-            return Err(usage(format!(
-                "cannot resume from {}: its arguments now describe another scan than the one \
-                 that was interrupted (edited, or a target list or host name that now says \
-                 something else); its outputs would mix two scans",
-                args.resume.as_deref().unwrap_or(Path::new("")).display(),
-            )));
-        }
-        resolved.scan.resume = Some(rf.decided_ranges());
+        let from = args.resume.as_deref().unwrap_or(Path::new(""));
+        resolved.scan.resume = Some(check_resume(rf, &resolved, from)?);
     }
     let dropping = resolved.scan.drop_privileges.is_some();
     let resume_path = match &args.resume_file {
@@ -106,15 +79,7 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         None => None,
     };
     if let Some(plan) = resolved.scan.drop_privileges.as_mut() {
-        plan.for_user.extend(
-            json.as_ref()
-                .and_then(|d| d.created.as_ref()?.try_clone().ok()),
-        );
-        // The resume file is flagscan's own state: whoever the scan becomes
-        // must be able to remove it when the scan finishes (a sticky
-        // directory such as /tmp lets only its owner do that).
-        plan.for_scan_user
-            .extend(resume_sink.as_ref().and_then(ResumeSink::created_handle));
+        give_away(plan, json.as_ref(), resume_sink.as_ref());
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     // Before any thread starts: every scan thread inherits the signal mask.
@@ -189,6 +154,57 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         None => eprintln!("flagscan: interrupted; no resume file could be created"),
     }
     Ok(EXIT_INTERRUPTED)
+}
+
+/// Which files the drop of privileges gives to whom: an output this run
+/// created to the `sudo` user; the resume file this run created to the
+/// user the scan becomes, who must be able to remove it when the scan
+/// finishes (a sticky directory such as /tmp lets only its owner do that).
+fn give_away(plan: &mut DropPlan, json: Option<&output::Dest>, resume: Option<&ResumeSink>) {
+    plan.for_user
+        .extend(json.and_then(|d| d.created.as_ref()?.try_clone().ok()));
+    plan.for_scan_user
+        .extend(resume.and_then(ResumeSink::created_handle));
+}
+
+/// The positions a resumed scan skips, once its arguments are known to
+/// describe the scan that was interrupted: the same number of probes, and
+/// the same [`resume::scan_digest`].
+fn check_resume(
+    rf: &ResumeFile,
+    resolved: &Resolved,
+    from: &Path,
+) -> anyhow::Result<Vec<std::ops::Range<u64>>> {
+    let space = crate::model::probe::ProbeSpace::new(
+        resolved.scan.targets.clone(),
+        resolved.scan.ports.clone(),
+        resolved.scan.techniques.len(),
+    );
+    let probes = space.len();
+    if probes != rf.probes {
+        return Err(usage(format!(
+            "cannot resume from {}: its arguments now describe {probes} probes, not the {} \
+             of the interrupted scan (did a host name resolve differently?)",
+            from.display(),
+            rf.probes
+        )));
+    }
+    let digest = resume::scan_digest(
+        &rf.args,
+        &rf.cwd,
+        rf.seed,
+        &space,
+        &resolved.scan.techniques,
+    );
+    if digest != rf.digest {
+        return Err(usage(format!(
+            "cannot resume from {}: its arguments now describe another scan than the one \
+             that was interrupted (edited, or a target list or host name that now says \
+             something else); its outputs would mix two scans",
+            from.display(),
+        )));
+    }
+    Ok(rf.decided_ranges())
 }
 
 /// Plans the routes, opens `--pcap` and the taps, runs the scan and writes
