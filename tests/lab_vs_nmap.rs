@@ -156,6 +156,59 @@ fn all_four_techniques_match_nmap_on_every_port_of_every_lab_host() {
     assert!(stats["probes"].as_u64().unwrap() >= 3 * 65535 * 4);
 }
 
+/// ACK, Window and Maimon are files in `scanners/` like the others: on
+/// every lab host and the ports its rules cover, their states equal nmap's
+/// -sA, -sW and -sM.
+#[test]
+fn ack_window_and_maimon_match_nmap_on_the_lab() {
+    if !have_root("ack_window_and_maimon_match_nmap_on_the_lab") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-ackfam");
+    let ns = lab.scan_ns();
+    let ports = "1-1100,5430-5439,8000-8100";
+    let (ours, _) = scan_states(
+        "ack-family",
+        &[
+            "--netns", &ns, "-sA", "-sW", "-sM", "-p", ports, WEB, RST, FAR,
+        ],
+    );
+    let n = expand_ports(ports).len();
+    assert_eq!(
+        ours.len(),
+        3 * n * 3,
+        "one record per host, port and technique"
+    );
+    let mut theirs = States::new();
+    for (flag, scan) in [("-sA", "ack"), ("-sW", "window"), ("-sM", "maimon")] {
+        theirs.extend(nmap(Some(&ns), flag, scan, ports, &[WEB, RST, FAR]));
+    }
+    assert_eq!(theirs.len(), ours.len(), "nmap reported every port too");
+    let d = diff(&ours, &theirs);
+    assert!(
+        d.is_empty(),
+        "{} differences from nmap, first ones:\n{}",
+        d.len(),
+        d[..d.len().min(20)].join("\n")
+    );
+    // The lab shows what these techniques tell apart.
+    let at = |h: &str, p: u16, s: &str| ours[&(h.to_string(), p, s.to_string())].clone();
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(at(WEB, 22, "ack"), pair("unfiltered", "reset"));
+    assert_eq!(at(WEB, 1, "ack"), pair("unfiltered", "reset"));
+    assert_eq!(at(WEB, 135, "ack"), pair("filtered", "no-response"));
+    assert_eq!(at(WEB, 8001, "ack"), pair("filtered", "no-response"));
+    assert_eq!(at(WEB, 111, "ack"), pair("filtered", "port-unreach"));
+    assert_eq!(at(WEB, 22, "window"), pair("closed", "reset"));
+    assert_eq!(at(WEB, 22, "maimon"), pair("closed", "reset"));
+    assert_eq!(
+        at(WEB, 5432, "maimon"),
+        pair("open|filtered", "no-response")
+    );
+    assert_eq!(at(RST, 22, "ack"), pair("unfiltered", "reset"));
+}
+
 #[test]
 fn loopback_matches_nmap() {
     if !have_root("loopback_matches_nmap") {

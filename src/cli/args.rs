@@ -17,7 +17,8 @@ use crate::teach::lang::Lang;
 const AFTER_HELP: &str = "\
 Techniques (any subset runs as one interleaved pass):
   -sS  SYN scan      -sF  FIN scan      -sN  NULL scan      -sX  Xmas scan
-  or --scan syn,fin,null,xmas; --technique FILE adds a technique file.
+  -sA  ACK scan      -sW  Window scan   -sM  Maimon scan
+  or --scan syn,fin,null,xmas,ack,window,maimon; --technique FILE adds a technique file.
 Targets: 10.0.0.2, 10.0.0.0/24, 10.0.0.1-20, 10.0.1-3.7, host names, -iL FILE.
 Ports: -p 22,80,8000-8100; -p- for 1-65535; port 0 only when named.
 Ctrl-C (or SIGTERM) stops a scan: the results so far go to every output and a resume
@@ -172,7 +173,7 @@ pub enum Command {
         #[arg(long, default_value = lab::DEFAULT_PREFIX, global = true)]
         prefix: String,
     },
-    /// Print a technique's card (syn, fin, null, xmas or a technique file),
+    /// Print a technique's card (syn, fin, null, xmas, ack, window, maimon or a technique file),
     /// or what a port is: `flagscan explain port 445`.
     Explain {
         /// A technique name, a technique file, or `port`.
@@ -238,7 +239,8 @@ pub fn normalize_args<A: Into<OsString>>(
                 let letters = &s[2..];
                 let t = technique::builtin_by_name(letters).ok_or_else(|| {
                     usage(format!(
-                        "unknown scan technique '{s}': flagscan knows -sS (syn), -sF (fin), -sN (null), -sX (xmas); \
+                        "unknown scan technique '{s}': flagscan knows -sS (syn), -sF (fin), -sN (null), -sX (xmas), \
+                         -sA (ack), -sW (window), -sM (maimon); \
                          other techniques load with --technique FILE"
                     ))
                 })?;

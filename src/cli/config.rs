@@ -31,7 +31,8 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     for name in &args.scan {
         let t = technique::builtin_by_name(name.trim()).ok_or_else(|| {
             usage(format!(
-                "unknown technique '{name}' in --scan: use syn, fin, null, xmas or --technique FILE"
+                "unknown technique '{name}' in --scan: use syn, fin, null, xmas, ack, window, maimon \
+                 or --technique FILE"
             ))
         })?;
         if !techniques.iter().any(|x| x.name == t.name) {

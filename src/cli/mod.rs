@@ -97,11 +97,14 @@ fn explain(topic: &str, port: Option<&str>, lang: Lang) -> anyhow::Result<String
     }
     let t = match technique::builtin_by_name(topic) {
         Some(t) => t,
-        None if std::path::Path::new(topic).exists() => Technique::load(std::path::Path::new(topic))?,
+        None if std::path::Path::new(topic).exists() => {
+            Technique::load(std::path::Path::new(topic))?
+        }
         None => {
             return Err(usage(format!(
-                "nothing to explain called '{topic}': use syn, fin, null, xmas, a technique file, or `port N`"
-            )))
+            "nothing to explain called '{topic}': use syn, fin, null, xmas, ack, window, maimon, \
+                 a technique file, or `port N`"
+        )))
         }
     };
     Ok(crate::teach::explain::technique_card(&t, lang))

@@ -479,11 +479,14 @@ fn state_words() -> String {
 }
 
 /// The techniques built into the binary, in the order `--help` lists them.
-pub const BUILTIN_FILES: [(&str, &str); 4] = [
+pub const BUILTIN_FILES: [(&str, &str); 7] = [
     ("syn.toml", include_str!("../../scanners/syn.toml")),
     ("fin.toml", include_str!("../../scanners/fin.toml")),
     ("null.toml", include_str!("../../scanners/null.toml")),
     ("xmas.toml", include_str!("../../scanners/xmas.toml")),
+    ("ack.toml", include_str!("../../scanners/ack.toml")),
+    ("window.toml", include_str!("../../scanners/window.toml")),
+    ("maimon.toml", include_str!("../../scanners/maimon.toml")),
 ];
 
 pub fn builtin() -> Vec<Technique> {
@@ -606,6 +609,25 @@ mod tests {
             }
             // Fragmentation needed (4) says nothing about the port.
             assert_eq!(outcome(&t, icmp(4)), None);
+        }
+        // The ACK family: the cookie rides in the acknowledgment number.
+        let window = |w| ReplyKind::Rst { window: w };
+        let ack = builtin_by_name("A").unwrap();
+        assert_eq!((ack.flags, ack.cookie), (flag::ACK, CookieField::Ack));
+        assert_eq!(outcome(&ack, rst), Some((Unfiltered, "reset")));
+        assert_eq!(ack.no_response.state, Filtered);
+        let win = builtin_by_name("W").unwrap();
+        assert_eq!((win.flags, win.cookie), (flag::ACK, CookieField::Ack));
+        assert_eq!(outcome(&win, window(0)), Some((Closed, "reset")));
+        assert_eq!(outcome(&win, window(512)), Some((Open, "reset")));
+        assert_eq!(win.no_response.state, Filtered);
+        let maimon = builtin_by_name("M").unwrap();
+        assert_eq!(maimon.flags, flag::FIN | flag::ACK);
+        assert_eq!(maimon.cookie, CookieField::Ack);
+        assert_eq!(outcome(&maimon, rst), Some((Closed, "reset")));
+        assert_eq!(maimon.no_response.state, OpenFiltered);
+        for t in [&ack, &win, &maimon] {
+            assert_eq!(outcome(t, ReplyKind::SynAck), None, "{}", t.name);
         }
         assert_eq!(builtin_by_name("fin").unwrap().flags, flag::FIN);
         assert_eq!(builtin_by_name("null").unwrap().flags, 0);
