@@ -93,8 +93,8 @@ pub struct Args {
     #[arg(long = "min-rate", value_name = "N")]
     pub min_rate: Option<f64>,
 
-    /// Send at most N probes per second.
-    #[arg(long = "max-rate", value_name = "N")]
+    /// Send at most N probes per second (`--rate`, as masscan and zmap spell it).
+    #[arg(long = "max-rate", visible_alias = "rate", value_name = "N")]
     pub max_rate: Option<f64>,
 
     /// Seed for cookies, source ports and probe order (reproducible scans).
@@ -187,6 +187,14 @@ pub enum Command {
         #[arg(long, default_value = lab::DEFAULT_PREFIX)]
         prefix: String,
     },
+    /// Print a shell completion script, e.g.
+    /// `flagscan completions bash > /etc/bash_completion.d/flagscan`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `flagscan man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]

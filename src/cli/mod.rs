@@ -10,7 +10,7 @@ pub mod targets;
 
 use std::ffi::OsString;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::cli::args::{normalize_args, Args, Command, LabAction};
 use crate::error::{usage, EXIT_OK};
@@ -61,6 +61,16 @@ fn parse(argv: Vec<OsString>) -> anyhow::Result<Args> {
     }
 }
 
+/// Writes a generated text to stdout; a reader that stopped early
+/// (`| head`) is not an error.
+fn print_all(text: &[u8]) -> anyhow::Result<i32> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(EXIT_OK),
+    }
+}
+
 /// Runs the program; returns the exit code.
 pub fn run(raw: Vec<OsString>) -> anyhow::Result<i32> {
     let args = parse(normalize_args(raw.clone())?)?;
@@ -70,6 +80,16 @@ pub fn run(raw: Vec<OsString>) -> anyhow::Result<i32> {
             let lang = args.lang.unwrap_or_else(Lang::from_env);
             print!("{}", explain(topic, port.as_deref(), lang)?);
             return Ok(EXIT_OK);
+        }
+        Some(Command::Completions { shell }) => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut Args::command(), "flagscan", &mut out);
+            return print_all(&out);
+        }
+        Some(Command::Man) => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Args::command()).render(&mut out)?;
+            return print_all(&out);
         }
         Some(Command::Demo { prefix }) => {
             demo::run(prefix, args.lang.unwrap_or_else(Lang::from_env))?;
@@ -124,4 +144,39 @@ fn run_lab(action: &LabAction, prefix: &str) -> anyhow::Result<i32> {
         LabAction::Listen { ports } => lab::listen_forever(ports)?,
     }
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions_and_the_man_page_are_generated_from_the_options() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+            clap_complete::Shell::PowerShell,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Args::command(), "flagscan", &mut out);
+            let text = String::from_utf8(out).unwrap();
+            for option in ["max-rate", "pcap", "resume-file", "explain"] {
+                assert!(text.contains(option), "{shell:?} lacks {option}");
+            }
+        }
+        let mut man = Vec::new();
+        clap_mangen::Man::new(Args::command())
+            .render(&mut man)
+            .unwrap();
+        let man = String::from_utf8(man).unwrap();
+        assert!(
+            man.starts_with(".ie") || man.contains(".TH flagscan"),
+            "{}",
+            &man[..200]
+        );
+        for option in ["max\\-rate", "pcap", "Exit codes"] {
+            assert!(man.contains(option), "the man page lacks {option}");
+        }
+    }
 }
