@@ -41,7 +41,8 @@ pub fn expand_targets_confirmed(
 ) -> anyhow::Result<Vec<Ipv4Addr>> {
     let mut specs = Vec::new();
     let mut total = 0u64;
-    for token in tokens.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+    let tokens = tokens.iter().flat_map(|t| split_list(t.trim()));
+    for token in tokens.filter(|t| !t.is_empty()) {
         let spec = parse_spec(token, "target")?;
         if matches!(&spec, Spec::Block(net) if net.prefix_len() == 32 && net.addr().is_unspecified())
         {
@@ -164,6 +165,8 @@ fn read_list(mut reader: impl BufRead, name: &str) -> anyhow::Result<Vec<String>
 /// The addresses one token stands for.
 enum Spec {
     Block(Ipv4Net),
+    /// First and last address, inclusive.
+    Range(u32, u32),
     Octets(Box<[OctetSet; 4]>),
 }
 
@@ -171,6 +174,7 @@ impl Spec {
     fn count(&self) -> u64 {
         match self {
             Spec::Block(net) => 1 << (32 - net.prefix_len()),
+            Spec::Range(lo, hi) => u64::from(hi - lo) + 1,
             Spec::Octets(sets) => sets.iter().map(|s| s.order.len() as u64).product(),
         }
     }
@@ -178,6 +182,7 @@ impl Spec {
     fn contains(&self, addr: Ipv4Addr) -> bool {
         match self {
             Spec::Block(net) => net.contains(&addr),
+            Spec::Range(lo, hi) => (*lo..=*hi).contains(&u32::from(addr)),
             Spec::Octets(sets) => sets.iter().zip(addr.octets()).all(|(s, o)| s.contains(o)),
         }
     }
@@ -188,6 +193,11 @@ impl Spec {
         match self {
             Spec::Block(net) => {
                 for n in u32::from(net.network())..=u32::from(net.broadcast()) {
+                    f(Ipv4Addr::from(n));
+                }
+            }
+            Spec::Range(lo, hi) => {
+                for n in *lo..=*hi {
                     f(Ipv4Addr::from(n));
                 }
             }
@@ -258,6 +268,24 @@ impl Excluded {
     }
 }
 
+/// A comma-separated list of targets (`10.0.0.1,10.0.0.9`, as masscan
+/// takes them) becomes its items; an nmap octet list (`10.0.0.1,2`,
+/// `10.0.0,2.1`) stays one token: only pieces that are each a whole
+/// address, block, range or host name split.
+fn split_list(token: &str) -> Vec<&str> {
+    let whole = |piece: &str| {
+        !piece.is_empty()
+            && (piece.matches('.').count() == 3
+                || piece.contains('/')
+                || piece.bytes().any(|b| b.is_ascii_alphabetic()))
+    };
+    if token.contains(',') && token.split(',').all(whole) {
+        token.split(',').collect()
+    } else {
+        vec![token]
+    }
+}
+
 /// `what` is "target" or "exclude", for the error message.
 fn parse_spec(token: &str, what: &str) -> anyhow::Result<Spec> {
     parse_spec_inner(token).map_err(|why| usage(format!("invalid {what} '{token}': {why}")))
@@ -268,6 +296,16 @@ fn parse_spec_inner(token: &str) -> Result<Spec, String> {
     // of a million addresses stays a few tens of megabytes).
     if let Ok(addr) = token.parse::<Ipv4Addr>() {
         return Ok(Spec::Block(Ipv4Net::from(addr)));
+    }
+    // masscan's and zmap's range of whole addresses: 10.0.0.1-10.0.1.255.
+    if let Some((lo, hi)) = token.split_once('-') {
+        if let (Ok(lo), Ok(hi)) = (lo.parse::<Ipv4Addr>(), hi.parse::<Ipv4Addr>()) {
+            let (lo, hi) = (u32::from(lo), u32::from(hi));
+            if lo > hi {
+                return Err("the range's first address is above its last".to_string());
+            }
+            return Ok(Spec::Range(lo, hi));
+        }
     }
     if token.contains(':') {
         return Err(
@@ -505,6 +543,33 @@ mod tests {
             ips(&["10.0.0.1", "10.0.0.2", "10.1.0.1", "10.1.0.2"])
         );
         assert_eq!(expand(&["1.2.3.0-255"], &[]).len(), 256);
+    }
+
+    #[test]
+    fn whole_address_ranges_and_comma_lists_as_masscan_writes_them() {
+        let r = expand(&["10.0.0.254-10.0.1.1"], &[]);
+        assert_eq!(
+            r,
+            ips(&["10.0.0.254", "10.0.0.255", "10.0.1.0", "10.0.1.1"])
+        );
+        assert_eq!(expand(&["10.0.0.5-10.0.0.5"], &[]), ips(&["10.0.0.5"]));
+        let msg = err(&["10.0.0.9-10.0.0.1"], &[]);
+        assert!(msg.contains("above its last"), "{msg}");
+        // A range excludes as it includes.
+        assert_eq!(
+            expand(&["10.0.0.1-10.0.0.4"], &["10.0.0.2-10.0.0.3"]),
+            ips(&["10.0.0.1", "10.0.0.4"])
+        );
+        assert_eq!(
+            expand(&["10.0.0.1,10.0.0.9,10.0.1.0/31"], &[]),
+            ips(&["10.0.0.1", "10.0.0.9", "10.0.1.0", "10.0.1.1"])
+        );
+        // nmap's octet lists keep their meaning.
+        assert_eq!(expand(&["10.0.0.1,2"], &[]), ips(&["10.0.0.1", "10.0.0.2"]));
+        assert_eq!(expand(&["10.0.0,2.1"], &[]), ips(&["10.0.0.1", "10.0.2.1"]));
+        // The size guard counts a range before expanding it.
+        let msg = err(&["1.0.0.0-3.0.0.0"], &[]);
+        assert!(msg.contains("--yes"), "{msg}");
     }
 
     #[test]
