@@ -75,6 +75,10 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     }
     let targets = targets::expand_targets_confirmed(&tokens, &excludes, args.yes)?;
     let ports = match &args.ports {
+        Some(spec) if spec.bytes().any(|b| b.is_ascii_alphabetic()) => {
+            let services = crate::model::services::Services::load();
+            ports::parse_ports_named(spec, &|name| services.ports_named(name))?
+        }
         Some(spec) => ports::parse_ports(spec)?,
         None => ports::default_ports(),
     };

@@ -15,6 +15,18 @@ pub const DEFAULT_PORTS_HELP: &str = "Without -p, flagscan scans ports 1-1024 pl
 /// "-100" for 1-100, "60000-" for 60000-65535, an optional `T:` prefix.
 /// Returns the ports sorted and without duplicates.
 pub fn parse_ports(spec: &str) -> anyhow::Result<Vec<u16>> {
+    parse_items(spec, None)
+}
+
+/// As [`parse_ports`], and an item that is a name (`ssh`, `http`) stands for
+/// the ports `named` gives it, as nmap's `-p ssh,http` does.
+pub fn parse_ports_named(spec: &str, named: &dyn Fn(&str) -> Vec<u16>) -> anyhow::Result<Vec<u16>> {
+    parse_items(spec, Some(named))
+}
+
+type Named<'a> = Option<&'a dyn Fn(&str) -> Vec<u16>>;
+
+fn parse_items(spec: &str, named: Named) -> anyhow::Result<Vec<u16>> {
     let spec = spec.trim();
     if spec.is_empty() {
         return Err(usage(
@@ -23,7 +35,22 @@ pub fn parse_ports(spec: &str) -> anyhow::Result<Vec<u16>> {
     }
     let mut wanted = vec![false; 1 << 16];
     for item in spec.split(',').map(str::trim) {
-        let (lo, hi) = parse_item(strip_protocol(item)?, spec)?;
+        let item = strip_protocol(item)?;
+        // A name starts with a letter (`ssh`, `ms-wbt-server`).
+        if let Some(named) = named.filter(|_| item.starts_with(|c: char| c.is_ascii_alphabetic())) {
+            let ports = named(item);
+            if ports.is_empty() {
+                return Err(usage(format!(
+                    "unknown service name '{item}' in -p: names are those of /etc/services \
+                     (or flagscan's own list); give a port number"
+                )));
+            }
+            for p in ports {
+                wanted[usize::from(p)] = true;
+            }
+            continue;
+        }
+        let (lo, hi) = parse_item(item, spec)?;
         wanted[usize::from(lo)..=usize::from(hi)].fill(true);
     }
     Ok((0..=u16::MAX).filter(|&p| wanted[usize::from(p)]).collect())
@@ -122,6 +149,25 @@ pub fn port_class(port: u16) -> PortClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_names_stand_for_their_ports() {
+        let named = |name: &str| match name {
+            "ssh" => vec![22],
+            "http" => vec![80],
+            _ => Vec::new(),
+        };
+        assert_eq!(
+            parse_ports_named("ssh,http,443", &named).unwrap(),
+            [22, 80, 443]
+        );
+        assert_eq!(parse_ports_named("T:ssh", &named).unwrap(), [22]);
+        let e = parse_ports_named("ssh,nosuch", &named).unwrap_err();
+        assert_eq!(crate::error::exit_code(&e), crate::error::EXIT_USAGE);
+        assert!(e.to_string().contains("'nosuch'"), "{e}");
+        // Without names, a name is refused as before.
+        assert!(parse_ports("ssh").is_err());
+    }
     use crate::error::{exit_code, EXIT_USAGE};
 
     fn err(spec: &str) -> String {

@@ -90,6 +90,18 @@ impl Services {
         self.names.get(&port).map(|name| &**name)
     }
 
+    /// The ports this name is given to (any case), ascending.
+    pub fn ports_named(&self, name: &str) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .names
+            .iter()
+            .filter(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(p, _)| *p)
+            .collect();
+        ports.sort_unstable();
+        ports
+    }
+
     fn fill_gaps_from_embedded(&mut self) {
         for &(port, name) in EMBEDDED {
             self.names.entry(port).or_insert_with(|| name.into());
