@@ -28,7 +28,14 @@ pub type Notify = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// The commands' choice: each notice on its own line of stderr.
 pub fn stderr_notify() -> Notify {
-    Arc::new(|text| eprintln!("flagscan: {text}"))
+    Arc::new(|text| say(&format!("flagscan: {text}")))
+}
+
+/// Writes a line to stderr. Unlike `eprintln!`, a closed stderr (`2>&1 |
+/// head -1`) is not a panic: the message is lost, the scan goes on.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 #[derive(Debug)]

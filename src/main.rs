@@ -9,13 +9,15 @@ fn main() {
     flagscan::sys::teardown::enable();
     // A bug must not dump a backtrace on a user: one line, and a way to report it.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("flagscan: internal error: {info}; please report this with the command you ran");
+        flagscan::error::say(&format!(
+            "flagscan: internal error: {info}; please report this with the command you ran"
+        ));
         std::process::exit(EXIT_FAILURE);
     }));
     let code = match flagscan::cli::run(std::env::args_os().collect()) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("flagscan: {err:#}");
+            flagscan::error::say(&format!("flagscan: {err:#}"));
             exit_code(&err)
         }
     };

@@ -204,3 +204,80 @@ fn a_closed_stdout_stops_the_scan_within_a_second() {
     assert!(dir.join("flagscan.resume").exists(), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_closed_stderr_and_stdout_pipe_aborts_nothing_and_own_descriptors_are_outputs() {
+    if !have_root("a_closed_stderr_and_stdout_pipe_aborts_nothing_and_own_descriptors_are_outputs")
+    {
+        return;
+    }
+    let _serial = serial();
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = scratch("stderr");
+    // `2>&1 | head -1`: stdout and stderr are one pipe whose reader leaves.
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut child = Command::new(flagscan_bin())
+        .current_dir(&dir)
+        .args([
+            "-p",
+            "1-3000",
+            "--max-rate",
+            "3000",
+            "--packet-trace",
+            "127.0.0.1",
+        ])
+        .args(["-oJ", "out.jsonl"])
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(reader).read_line(&mut first).unwrap();
+    let status = child.wait().unwrap();
+    assert_ne!(
+        status.code(),
+        None,
+        "not killed by a signal (abort): {status:?}"
+    );
+    assert_eq!(status.code(), Some(3), "stopped as an interrupt");
+    let json = std::fs::read_to_string(dir.join("out.jsonl")).unwrap();
+    assert!(json.contains("\"type\":\"stats\""), "the JSON is whole");
+    // The process's own descriptors are outputs, not planted links.
+    let out = Command::new(flagscan_bin())
+        .args([
+            "-p",
+            "1",
+            "127.0.0.1",
+            "-oJ",
+            "/dev/stdout",
+            "--pcap",
+            "/dev/null",
+        ])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"type\":\"stats\""));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn root_refuses_a_resume_file_another_user_owns() {
+    if !have_root("root_refuses_a_resume_file_another_user_owns") {
+        return;
+    }
+    let dir = scratch("foreign-resume");
+    let r = dir.join("r.resume");
+    std::fs::write(&r, b"{}").unwrap();
+    std::os::unix::fs::chown(&r, Some(4321), Some(4321)).unwrap();
+    let out = Command::new(flagscan_bin())
+        .args(["--resume", r.to_str().unwrap()])
+        .env_remove("SUDO_UID")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("another user"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -91,7 +91,8 @@ fn work_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("flagscan-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    // Not sticky: the scan, dropped to `nobody`, removes its root-owned resume file.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     dir
 }
 

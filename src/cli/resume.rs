@@ -231,13 +231,61 @@ impl ResumeFile {
         Ok(rf)
     }
 
-    /// Reads a resume file; a missing or malformed one is a usage error
-    /// naming the path.
+    /// Reads a resume file; a missing, malformed or oversized one is a
+    /// usage error naming the path, and so is, for root, one that neither
+    /// root nor the `sudo` user owns: its arguments would run as root.
     pub fn load(path: &Path) -> anyhow::Result<ResumeFile> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| usage(format!("cannot read resume file {}: {e}", path.display())))?;
+        use std::io::Read;
+        let fail = |e: String| usage(format!("cannot read resume file {}: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+        if !owner_trusted(&file) {
+            return Err(fail(
+                "it belongs to another user, and its arguments would run as root".into(),
+            ));
+        }
+        let mut text = String::new();
+        file.take(MAX_RESUME_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| fail(e.to_string()))?;
+        if text.len() as u64 > MAX_RESUME_BYTES {
+            return Err(fail(format!("larger than {} MiB", MAX_RESUME_BYTES >> 20)));
+        }
         ResumeFile::parse(&text)
             .map_err(|why| usage(format!("bad resume file {}: {why}", path.display())))
+    }
+}
+
+/// The largest resume file read: its ranges are a handful, its arguments a
+/// command line.
+const MAX_RESUME_BYTES: u64 = 4 << 20;
+
+/// Whether root may trust a file: owned by root or the `sudo` user (or
+/// anything, when not root).
+fn owner_trusted(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    let sudo = std::env::var("SUDO_UID")
+        .ok()
+        .and_then(|u| u.parse::<u32>().ok());
+    file.metadata()
+        .is_ok_and(|m| m.uid() == 0 || Some(m.uid()) == sudo)
+}
+
+/// Whether `path` is absent, or a file this user (or, for root, the
+/// `sudo` user) owns: the default resume name is reused only then.
+pub fn ours_or_absent(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(path) {
+        Err(_) => true,
+        Ok(m) => {
+            let me = nix::unistd::geteuid().as_raw();
+            let sudo = std::env::var("SUDO_UID")
+                .ok()
+                .and_then(|u| u.parse::<u32>().ok());
+            m.is_file() && (m.uid() == me || Some(m.uid()) == sudo)
+        }
     }
 }
 

@@ -64,6 +64,11 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     }
     let dropping = resolved.scan.drop_privileges.is_some();
     let resume_path = match &args.resume_file {
+        Some(path) if path.as_os_str() == "-" => {
+            return Err(usage(
+                "--resume-file - : a resume file is a file flagscan reads back; name one",
+            ));
+        }
         Some(path) => Some(path.clone()),
         None => resume::default_path(dropping),
     };
@@ -84,14 +89,14 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     let cwd = std::env::current_dir().unwrap_or_default();
     // Before any thread starts: every scan thread inherits the signal mask.
     let stop = crate::sys::interrupt::stop_flag(|sig| {
-        eprintln!(
+        crate::error::say(&format!(
             "\nflagscan: {sig}: stopping; writing the results so far and a resume file \
              (press Ctrl-C again to quit at once)"
-        );
+        ));
     })?;
     crate::sys::interrupt::stop_when_stdout_closes(stop.clone(), || {
-        eprintln!(
-            "flagscan: stdout was closed: stopping; writing the other outputs and a resume file"
+        crate::error::say(
+            "flagscan: stdout was closed: stopping; writing the other outputs and a resume file",
         );
     })?;
     resolved.scan.interrupt = Some(stop);
@@ -118,9 +123,9 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         return Ok(EXIT_OK);
     }
     let Some(saved_args) = saved_args else {
-        eprintln!(
+        crate::error::say(
             "flagscan: interrupted; no resume file: an argument is not UTF-8 text, which a \
-             resume file cannot keep"
+             resume file cannot keep",
         );
         return Ok(EXIT_INTERRUPTED);
     };
@@ -142,28 +147,29 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     match resume_sink.as_mut() {
         Some(sink) => {
             sink.write(&rf)?;
-            eprintln!(
+            crate::error::say(&format!(
                 "flagscan: interrupted: {} of {} probes concluded; resume file {}; \
                  finish with: flagscan --resume {}",
                 rf.decided_count,
                 rf.probes,
                 sink.path.display(),
                 sink.path.display()
-            );
+            ));
         }
-        None => eprintln!("flagscan: interrupted; no resume file could be created"),
+        None => crate::error::say("flagscan: interrupted; no resume file could be created"),
     }
     Ok(EXIT_INTERRUPTED)
 }
 
-/// Which files the drop of privileges gives to whom: an output this run
-/// created to the `sudo` user; the resume file this run created to the
-/// user the scan becomes, who must be able to remove it when the scan
-/// finishes (a sticky directory such as /tmp lets only its owner do that).
+/// Which files the drop of privileges gives away: an output or resume
+/// file this run created, to the `sudo` user. Run as plain root they stay
+/// root's: a resume file `nobody` owned could be rewritten by any other
+/// process running as `nobody`, and root would then resume its arguments
+/// (where `nobody` cannot remove it afterwards, it is emptied instead).
 fn give_away(plan: &mut DropPlan, json: Option<&output::Dest>, resume: Option<&ResumeSink>) {
     plan.for_user
         .extend(json.and_then(|d| d.created.as_ref()?.try_clone().ok()));
-    plan.for_scan_user
+    plan.for_user
         .extend(resume.and_then(ResumeSink::created_handle));
 }
 
@@ -252,16 +258,45 @@ fn scan_and_write(
     if let Some(tap) = &trace {
         tap.flush();
     }
+    // A failed pcap file is reported after the other outputs are written;
+    // a pcap on a stdout whose reader left is no failure.
+    let mut pcap_error = None;
     if let Some(tap) = &pcap {
-        result.stats.pcap = Some(tap.finish()?);
+        match tap.finish() {
+            Ok(counts) => result.stats.pcap = Some(counts),
+            Err(e) if is_stdout(resolved.pcap.as_deref()) && broken_pipe(&e) => {}
+            Err(e) => pcap_error = Some(e),
+        }
     }
     let json_name = match resolved.json.as_deref() {
         Some(p) if p.as_os_str() == "-" => "(stdout)".to_string(),
         Some(p) => p.display().to_string(),
         None => String::new(),
     };
-    write_outputs(&result, json, &json_name, resolved.text, stdout_taken)?;
-    Ok(result)
+    let to_stdout = is_stdout(resolved.json.as_deref());
+    write_outputs(&result, json, &json_name, resolved.text, stdout_taken).or_else(|e| {
+        if to_stdout && broken_pipe(&e) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    match pcap_error {
+        Some(e) => Err(e),
+        None => Ok(result),
+    }
+}
+
+fn is_stdout(path: Option<&Path>) -> bool {
+    path.is_some_and(|p| p.as_os_str() == "-")
+}
+
+/// The error is a write to a pipe whose reader left.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) || format!("{e:#}").contains("Broken pipe")
 }
 
 /// The JSON file and the text report, written side by side: the scan's
@@ -288,11 +323,7 @@ fn write_outputs(
         // A reader that left (`| head -1`) stopped the scan: the report has
         // nowhere to go, and the other outputs and the resume file still do.
         let written = report(result, services, text, stdout_taken).or_else(|e| {
-            let gone = e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            });
-            if gone {
+            if broken_pipe(&e) {
                 Ok(())
             } else {
                 Err(e)
@@ -317,6 +348,9 @@ fn open_resume_file(
     if let Some(path) = named {
         return ResumeSink::open(path).map(Some);
     }
+    // The default name is predictable: a file someone else left there is
+    // not ours to write the seed into, so a new one is made instead.
+    let default = default.filter(|p| resume::ours_or_absent(p));
     let opened = match default {
         Some(path) => ResumeSink::open(path).map_err(|e| format!("{e:#}")),
         None => ResumeSink::create_temp().map_err(|e| {
@@ -329,10 +363,10 @@ fn open_resume_file(
     match opened {
         Ok(sink) => Ok(Some(sink)),
         Err(why) => {
-            eprintln!(
+            crate::error::say(&format!(
                 "flagscan: warning: {why}; an interrupted scan could not be resumed \
                  (use --resume-file PATH)"
-            );
+            ));
             Ok(None)
         }
     }

@@ -44,8 +44,7 @@ pub fn expand_targets_confirmed(
     let tokens = tokens.iter().flat_map(|t| split_list(t.trim()));
     for token in tokens.filter(|t| !t.is_empty()) {
         let spec = parse_spec(token, "target")?;
-        if matches!(&spec, Spec::Block(net) if net.prefix_len() == 32 && net.addr().is_unspecified())
-        {
+        if spec.count() == 1 && spec.contains(Ipv4Addr::UNSPECIFIED) {
             return Err(usage(format!(
                 "invalid target '{token}': 0.0.0.0 names no host (it means any address of this one)"
             )));

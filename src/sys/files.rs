@@ -49,6 +49,19 @@ pub fn open_write(
     existing: Existing,
     mode: u32,
 ) -> anyhow::Result<Opened> {
+    // The process's own descriptors (`-oJ /dev/stdout`, a shell's `>(jq .)`)
+    // are links by nature, and name nothing anyone else planted.
+    if is_own_descriptor(path) {
+        let file = OpenOptions::new()
+            .write(true)
+            .append(existing == Existing::Append)
+            .open(path)
+            .map_err(|e| usage(format!("cannot write {what} {}: {e}", path.display())))?;
+        return Ok(Opened {
+            file,
+            created: false,
+        });
+    }
     let fail = |e: io::Error| {
         if e.raw_os_error() == Some(libc::ELOOP) {
             usage(format!(
@@ -96,6 +109,18 @@ pub fn open_write(
     })
 }
 
+/// `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`.
+fn is_own_descriptor(path: &Path) -> bool {
+    let Some(p) = path.to_str() else {
+        return false;
+    };
+    let fd = |prefix: &str| {
+        p.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    matches!(p, "/dev/stdout" | "/dev/stderr") || fd("/dev/fd/") || fd("/proc/self/fd/")
+}
+
 /// Creates a new file of mode 0600 in `dir` whose name no one can guess:
 /// `{prefix}{pid}-{random}{suffix}`.
 pub fn create_unique(dir: &Path, prefix: &str, suffix: &str) -> io::Result<(PathBuf, File)> {
@@ -131,7 +156,9 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
         return dash(a) && dash(b);
     }
     match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        // Only files hold what was written: two outputs on /dev/null do
+        // not collide.
+        (Ok(x), Ok(y)) => x.is_file() && x.dev() == y.dev() && x.ino() == y.ino(),
         _ => match (resolved(a), resolved(b)) {
             (Some(x), Some(y)) => x == y,
             _ => false,

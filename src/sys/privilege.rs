@@ -19,12 +19,9 @@ use nix::unistd::{Gid, Uid, User};
 /// something else by then.
 #[derive(Debug, Default)]
 pub struct DropPlan {
-    /// Outputs this run created: the sudo user's (run as plain root, they
-    /// stay root's).
+    /// Outputs and the resume file, if this run created them: the sudo
+    /// user's (run as plain root, they stay root's).
     pub for_user: Vec<File>,
-    /// flagscan's own files that the user it becomes must be able to
-    /// remove afterwards (the default resume file).
-    pub for_scan_user: Vec<File>,
 }
 
 /// Who the process becomes.
@@ -84,8 +81,7 @@ pub fn drop_privileges(plan: &DropPlan) -> anyhow::Result<Identity> {
         std::env::var("SUDO_GID").ok().as_deref(),
     )?;
     let (uid, gid) = (Uid::from_raw(who.uid), Gid::from_raw(who.gid));
-    let outputs = plan.for_user.iter().filter(|_| who.sudo_user);
-    for file in outputs.chain(&plan.for_scan_user) {
+    for file in plan.for_user.iter().filter(|_| who.sudo_user) {
         nix::unistd::fchown(file.as_raw_fd(), Some(uid), Some(gid))
             .map_err(|e| anyhow::anyhow!("cannot give an output file to user {}: {e}", who.name))?;
     }
