@@ -33,6 +33,23 @@ fn diff(ours: &States, theirs: &States) -> Vec<String> {
 
 /// Runs flagscan with `args` and `-oJ` to a file of its own; the states it
 /// reports and the JSON lines. Fails the test if flagscan does.
+/// nmap's states for each (flag, technique) on the lab's three hosts equal
+/// `ours`, port for port.
+fn assert_equals_nmap(ours: &States, ns: &str, techniques: &[(&str, &str)], ports: &str) {
+    let mut theirs = States::new();
+    for (flag, scan) in techniques {
+        theirs.extend(nmap(Some(ns), flag, scan, ports, &[WEB, RST, FAR]));
+    }
+    assert_eq!(theirs.len(), ours.len(), "nmap reported every port too");
+    let d = diff(ours, &theirs);
+    assert!(
+        d.is_empty(),
+        "{} differences from nmap, first ones:\n{}",
+        d.len(),
+        d[..d.len().min(20)].join("\n")
+    );
+}
+
 fn scan_states(name: &str, args: &[&str]) -> (States, String) {
     let json = std::env::temp_dir().join(format!("flagscan-{name}-{}.jsonl", std::process::id()));
     let mut all = args.to_vec();
@@ -68,18 +85,7 @@ fn all_four_techniques_match_nmap_on_every_port_of_every_lab_host() {
         "one record per host, port and technique"
     );
 
-    let mut theirs = States::new();
-    for (flag, scan) in TECHNIQUES {
-        theirs.extend(nmap(Some(&ns), flag, scan, "1-65535", &[WEB, RST, FAR]));
-    }
-    assert_eq!(theirs.len(), ours.len(), "nmap reported every port too");
-    let d = diff(&ours, &theirs);
-    assert!(
-        d.is_empty(),
-        "{} differences from nmap, first ones:\n{}",
-        d.len(),
-        d[..d.len().min(20)].join("\n")
-    );
+    assert_equals_nmap(&ours, &ns, &TECHNIQUES, "1-65535");
 
     // The lab shows every behaviour the comparison is meant to cover, so a
     // lab that silently lost its rules cannot pass this test.
@@ -180,18 +186,8 @@ fn ack_window_and_maimon_match_nmap_on_the_lab() {
         3 * n * 3,
         "one record per host, port and technique"
     );
-    let mut theirs = States::new();
-    for (flag, scan) in [("-sA", "ack"), ("-sW", "window"), ("-sM", "maimon")] {
-        theirs.extend(nmap(Some(&ns), flag, scan, ports, &[WEB, RST, FAR]));
-    }
-    assert_eq!(theirs.len(), ours.len(), "nmap reported every port too");
-    let d = diff(&ours, &theirs);
-    assert!(
-        d.is_empty(),
-        "{} differences from nmap, first ones:\n{}",
-        d.len(),
-        d[..d.len().min(20)].join("\n")
-    );
+    let family = [("-sA", "ack"), ("-sW", "window"), ("-sM", "maimon")];
+    assert_equals_nmap(&ours, &ns, &family, ports);
     // The lab shows what these techniques tell apart.
     let at = |h: &str, p: u16, s: &str| ours[&(h.to_string(), p, s.to_string())].clone();
     let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
