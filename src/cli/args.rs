@@ -21,6 +21,8 @@ Techniques (any subset runs as one interleaved pass):
   or --scan syn,fin,null,xmas,ack,window,maimon; --technique FILE adds a technique file.
 Targets: 10.0.0.2, 10.0.0.0/24, 10.0.0.1-20, 10.0.1-3.7, host names, -iL FILE.
 Ports: -p 22,80,8000-8100; -p- for 1-65535; port 0 only when named.
+Host discovery first, as nmap's: ARP on the local link, else -PE -PS443 -PA80 -PP;
+  -Pn skips it (every target up), -sn does only it; -PS/-PA PORTS, -PE, -PP, -PR choose.
 Ctrl-C (or SIGTERM) stops a scan: the results so far go to every output and a resume
   file (flagscan.resume, or --resume-file PATH); `flagscan --resume FILE` finishes the scan,
   appending to the same output files. A second Ctrl-C quits at once.
@@ -149,6 +151,36 @@ pub struct Args {
     #[arg(long, value_name = "LANG", global = true, value_parser = parse_lang)]
     pub lang: Option<Lang>,
 
+    /// -Pn: no host discovery; every target is taken as up.
+    #[arg(long = "no-ping")]
+    pub no_ping: bool,
+
+    /// -sn: host discovery only; list the hosts that are up.
+    #[arg(long = "ping-only")]
+    pub ping_only: bool,
+
+    /// -PS PORTS: discovery sends a TCP SYN to these ports (-PS alone: 80).
+    #[arg(long = "ping-syn", value_name = "PORTS")]
+    pub ping_syn: Option<String>,
+
+    /// -PA PORTS: discovery sends a TCP ACK to these ports (-PA alone: 80).
+    #[arg(long = "ping-ack", value_name = "PORTS")]
+    pub ping_ack: Option<String>,
+
+    /// -PE: discovery sends an ICMP echo request.
+    #[arg(long = "ping-echo")]
+    pub ping_echo: bool,
+
+    /// -PP: discovery sends an ICMP timestamp request.
+    #[arg(long = "ping-timestamp")]
+    pub ping_timestamp: bool,
+
+    /// -PR: discovery asks ARP on the local link (always, as nmap as root
+    /// does; targets beyond the link get -PE -PS443 -PA80 -PP unless
+    /// other -P options are named).
+    #[arg(long = "ping-arp")]
+    pub ping_arp: bool,
+
     /// Scan from inside this network namespace (e.g. flagscan-scan from `flagscan lab up`).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
@@ -238,8 +270,22 @@ pub fn normalize_args<A: Into<OsString>>(
             "-p-" => out.push("--ports=-".into()),
             "-oJ" => out.push("--output-json".into()),
             "-iL" => out.push("--input-list".into()),
-            // nmap habits that are flagscan's behaviour anyway: no ping, no DNS.
-            "-Pn" | "-n" => {}
+            // nmap's habit that is flagscan's behaviour anyway: no reverse DNS.
+            "-n" => {}
+            "-Pn" => out.push("--no-ping".into()),
+            "-sn" | "-sP" => out.push("--ping-only".into()),
+            "-PE" => out.push("--ping-echo".into()),
+            "-PP" => out.push("--ping-timestamp".into()),
+            "-PR" => out.push("--ping-arp".into()),
+            s if s.starts_with("-PS") || s.starts_with("-PA") => {
+                let long = if s.starts_with("-PS") {
+                    "--ping-syn"
+                } else {
+                    "--ping-ack"
+                };
+                let ports = if s.len() > 3 { &s[3..] } else { "80" };
+                out.push(format!("{long}={ports}").into());
+            }
             s if s.len() == 3 && s.starts_with("-T") => {
                 out.push(format!("--timing={}", &s[2..]).into())
             }

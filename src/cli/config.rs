@@ -8,6 +8,7 @@ use clap::Parser;
 use crate::cli::args::{normalize_args, Args};
 use crate::cli::resume::{self, ResumeFile};
 use crate::cli::targets;
+use crate::engine::discovery::{Ping, PingPlan};
 use crate::engine::scan::ScanConfig;
 use crate::error::usage;
 use crate::model::ports;
@@ -75,6 +76,8 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     }
     let targets = targets::expand_targets_confirmed(&tokens, &excludes, args.yes)?;
     let ports = match &args.ports {
+        // -sn: no port is probed.
+        _ if args.ping_only => Vec::new(),
         Some(spec) if spec.bytes().any(|b| b.is_ascii_alphabetic()) => {
             let services = crate::model::services::Services::load();
             ports::parse_ports_named(spec, &|name| services.ports_named(name))?
@@ -122,6 +125,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             interrupt: None,
             resume: None,
             early_ring: None,
+            discovery: ping_plan(args)?,
         },
         json: args.output_json.clone(),
         pcap: args.pcap.clone(),
@@ -131,6 +135,40 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             lang: args.lang.unwrap_or_else(Lang::from_env),
         },
     })
+}
+
+/// Host discovery from `-Pn`, `-sn` and the `-P` options: nmap's default
+/// set unless some are named, then those.
+fn ping_plan(args: &Args) -> anyhow::Result<Option<PingPlan>> {
+    if args.no_ping {
+        if args.ping_only {
+            return Err(usage(
+                "-Pn and -sn contradict each other: -Pn skips host discovery, -sn does only that",
+            ));
+        }
+        return Ok(None);
+    }
+    let ports = |option: &str, spec: &Option<String>| -> anyhow::Result<Vec<u16>> {
+        match spec {
+            Some(spec) => ports::parse_ports(spec).map_err(|e| usage(format!("{option}: {e}"))),
+            None => Ok(Vec::new()),
+        }
+    };
+    let mut ip = Vec::new();
+    if args.ping_echo {
+        ip.push(Ping::Echo);
+    }
+    ip.extend(ports("-PS", &args.ping_syn)?.into_iter().map(Ping::Syn));
+    ip.extend(ports("-PA", &args.ping_ack)?.into_iter().map(Ping::Ack));
+    if args.ping_timestamp {
+        ip.push(Ping::Timestamp);
+    }
+    // ARP stays on for the local link whatever else is named, as nmap's.
+    let mut plan = PingPlan::default();
+    if !ip.is_empty() {
+        plan.ip = ip;
+    }
+    Ok(Some(plan))
 }
 
 /// `--resume FILE`: the arguments saved in FILE, with the seed it used and

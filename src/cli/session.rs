@@ -58,6 +58,8 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         .flatten();
     let mut resolved = resolve(&args)?;
     resolved.scan.early_ring = early_ring;
+    // Before the resume check: the probe space is the targets left.
+    route::skip_subnet_edges(&mut resolved.scan.targets, resolved.scan.notify.as_ref())?;
     if let Some(rf) = &resumed {
         let from = args.resume.as_deref().unwrap_or(Path::new(""));
         resolved.scan.resume = Some(check_resume(rf, &resolved, from)?);

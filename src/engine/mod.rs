@@ -1,4 +1,5 @@
 pub mod cookie;
+pub(crate) mod discovery;
 pub mod permutation;
 pub(crate) mod receiver;
 pub(crate) mod scan;

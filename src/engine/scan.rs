@@ -12,20 +12,24 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use rand::RngCore;
 
 use crate::engine::cookie::{probe_numbers, ScanKeys, MAX_TECHNIQUES};
+use crate::engine::discovery::{self, PingPlan, Via};
 use crate::engine::receiver::{self, Heard, ReceiverStats};
 use crate::engine::sender::{self, SenderStats};
 use crate::engine::timing::{RateBudget, TimingParams};
 use crate::engine::tracker::Tracker;
 use crate::engine::validate::Validator;
 use crate::error::{usage, Notify};
+use crate::io::ping::PingSockets;
 use crate::io::rawsock::{self as io, Capture, IoMode, IoPlan, PacketSender};
+use crate::model::host::HostStatus;
 use crate::model::probe::{ProbeSpace, SendOrder};
 use crate::model::reply::Verdict;
 use crate::model::result::{ScanResult, ScanStats};
 use crate::model::tap::{Order, ProgressView, Taps};
 use crate::model::technique::{ProbeShape, Technique};
-use crate::route::nexthop::NextHops;
+use crate::route::nexthop::{NextHops, RouteKind};
 use crate::route::RoutePlan;
+use crate::wire::frame::Mac;
 use crate::wire::{ProbeFields, ProbeTemplate};
 
 pub struct ScanConfig {
@@ -63,6 +67,9 @@ pub struct ScanConfig {
     /// The capture ring, prepared while the rest of the scan was set up
     /// (fast path only; `None`: prepared when the sockets are opened).
     pub early_ring: Option<crate::io::ring::EarlyRing>,
+    /// Host discovery before the port scan; `None` (`-Pn`): every target
+    /// is taken as up.
+    pub discovery: Option<PingPlan>,
 }
 
 /// How often the receiver looks at the stop flag.
@@ -85,7 +92,13 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     let seed = cfg.seed.unwrap_or_else(|| rand::rngs::OsRng.next_u64());
     let keys = ScanKeys::from_seed(seed);
     let early_ring = cfg.early_ring.take();
-    let (tx_socket, rx_socket) = open_sockets(&cfg, &route, &keys, early_ring)?;
+    let next_hops =
+        (cfg.io == IoMode::Fast).then(|| Arc::new(NextHops::resolve(&cfg.targets, &route.kernel)));
+    let (tx_socket, rx_socket) = open_sockets(&cfg, &route, &keys, early_ring, next_hops.clone())?;
+    let pinging = match &cfg.discovery {
+        Some(plan) => Some(discovery_sockets(&cfg, &route, plan)?),
+        None => None,
+    };
     // Every socket and file is open: nothing below needs root.
     if let Some(plan) = &cfg.drop_privileges {
         crate::sys::privilege::drop_privileges(plan)?;
@@ -99,6 +112,26 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     if let Some(decided) = &cfg.resume {
         tracker.skip_positions(decided);
     }
+    let started = Instant::now();
+    let mut discovery_stats = None;
+    let hosts = match (&cfg.discovery, pinging) {
+        (Some(plan), Some((sockets, via))) => {
+            let found = discover(&cfg, &route, &keys, plan, &sockets, via)?;
+            if let Some(hops) = &next_hops {
+                hops.learn_macs(&found.macs);
+            }
+            discovery_stats = Some((found.sent, found.elapsed));
+            found.statuses
+        }
+        _ => vec![HostStatus::ASSUMED_UP; cfg.targets.len()],
+    };
+    tracker.exclude_hosts(
+        hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h.up)
+            .map(|(i, _)| i),
+    );
     let clock = Instant::now();
     let threads = start_threads(&cfg, &keys, tx_socket, rx_socket, clock)?;
     let probes = Probes {
@@ -121,16 +154,88 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
             .then_some(cfg.interrupt.as_ref())
             .flatten(),
     )?;
-    let elapsed = clock.elapsed();
+    let elapsed = started.elapsed();
     let (sstats, rstats) = threads.stop(&mut lp);
-    Ok(collect(
-        tracker,
-        sstats,
-        rstats,
-        elapsed,
-        seed,
-        cfg.notify.as_ref(),
-    ))
+    let mut result = collect(tracker, sstats, rstats, elapsed, seed, cfg.notify.as_ref());
+    result.hosts = hosts;
+    result.stats.discovery = discovery_stats;
+    Ok(result)
+}
+
+/// How each target is asked whether it is up: our own addresses are; on
+/// an Ethernet link, ARP (with `-PR`); else the IP probes of the plan.
+fn discovery_routes(route: &RoutePlan, plan: &PingPlan) -> (Vec<Via>, Vec<(u32, Mac)>) {
+    let links: Vec<(u32, Mac)> = pnet::datalink::interfaces()
+        .iter()
+        .filter(|i| !i.is_loopback())
+        .filter_map(|i| Some((i.index, i.mac?.octets())))
+        .filter(|(_, mac)| *mac != [0; 6])
+        .collect();
+    let mut arp: Vec<(u32, Mac)> = Vec::new();
+    let via = route
+        .kernel
+        .iter()
+        .map(|r| match r {
+            Some(r) if r.kind == RouteKind::Local => Via::Local,
+            Some(r) if plan.arp && r.kind == RouteKind::Unicast && r.gateway.is_none() => {
+                match links.iter().find(|(i, _)| *i == r.oif) {
+                    Some(&link) => {
+                        if !arp.contains(&link) {
+                            arp.push(link);
+                        }
+                        Via::Arp { ifindex: r.oif }
+                    }
+                    None => Via::Ip,
+                }
+            }
+            _ => Via::Ip,
+        })
+        .collect();
+    (via, arp)
+}
+
+/// Opens discovery's sockets (while root may), for the targets that need them.
+fn discovery_sockets(
+    cfg: &ScanConfig,
+    route: &RoutePlan,
+    plan: &PingPlan,
+) -> anyhow::Result<(PingSockets, Vec<Via>)> {
+    let (via, arp) = discovery_routes(route, plan);
+    let ip = via.contains(&Via::Ip);
+    Ok((PingSockets::open(ip, &arp, cfg.device.as_deref())?, via))
+}
+
+/// Runs host discovery and says what it found when nothing is up.
+fn discover(
+    cfg: &ScanConfig,
+    route: &RoutePlan,
+    keys: &ScanKeys,
+    plan: &PingPlan,
+    sockets: &PingSockets,
+    via: Vec<Via>,
+) -> anyhow::Result<discovery::Found> {
+    let interrupt = cfg.interrupt.clone();
+    let stop = move || interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+    let found = discovery::run(
+        sockets,
+        keys,
+        &cfg.targets,
+        &route.sources,
+        via,
+        plan,
+        cfg.timing,
+        cfg.max_rate,
+        &stop,
+    )?;
+    if !found.statuses.iter().any(|h| h.up) {
+        if let Some(notify) = &cfg.notify {
+            notify(
+                "flagscan: no host answered host discovery; if a host is up but blocks those \
+                 probes, scan it with -Pn",
+            );
+        }
+    }
+    Ok(found)
 }
 
 /// What the engine cannot run, before anything is opened: more techniques
@@ -151,9 +256,8 @@ fn open_sockets(
     route: &RoutePlan,
     keys: &ScanKeys,
     early_ring: Option<crate::io::ring::EarlyRing>,
+    next_hops: Option<Arc<NextHops>>,
 ) -> anyhow::Result<(PacketSender, Capture)> {
-    let next_hops =
-        (cfg.io == IoMode::Fast).then(|| Arc::new(NextHops::resolve(&cfg.targets, &route.kernel)));
     io::open(
         cfg.io,
         &IoPlan {
@@ -509,6 +613,7 @@ fn collect(
         elapsed,
         pcap: None,
         skipped: tracker.skipped(),
+        discovery: None,
     };
     if let Some(err) = sstats.last_error.lock().ok().and_then(|e| e.clone()) {
         if let Some(notify) = notify {
@@ -532,6 +637,7 @@ fn collect(
         } else {
             Vec::new()
         },
+        hosts: Vec::new(),
     }
 }
 

@@ -40,6 +40,8 @@ enum Slot {
     },
     /// Decided by an earlier run this one resumes: never sent, never reported.
     Skipped,
+    /// Its host was found down: never sent, never reported.
+    Excluded,
 }
 
 fn in_flight_bit(index: u64) -> (usize, u64) {
@@ -261,6 +263,33 @@ impl Tracker {
         skipped
     }
 
+    /// Leaves out every probe of the hosts found down (by position in
+    /// [`ProbeSpace::hosts`]): they are neither sent nor reported, take no
+    /// part in the timing, and count as decided. Returns how many probes.
+    pub fn exclude_hosts(&mut self, down: impl IntoIterator<Item = usize>) -> u64 {
+        let per_host = self.space.ports.len() as u64 * self.space.techniques as u64;
+        let mut n = 0;
+        for host in down {
+            let first = host as u64 * per_host;
+            for slot in self
+                .slots
+                .iter_mut()
+                .skip(first as usize)
+                .take(per_host as usize)
+            {
+                if *slot == Slot::Pending {
+                    *slot = Slot::Excluded;
+                    n += 1;
+                }
+            }
+        }
+        self.decided += n;
+        if n > 0 {
+            self.skip_end = self.order.len();
+        }
+        n
+    }
+
     /// Probes skipped with [`Tracker::skip`].
     pub fn skipped(&self) -> u64 {
         self.skipped
@@ -283,7 +312,7 @@ impl Tracker {
             let index = self.order.at(pos);
             if !matches!(
                 self.slots[index as usize],
-                Slot::Done(_) | Slot::Silent { .. } | Slot::Skipped
+                Slot::Done(_) | Slot::Silent { .. } | Slot::Skipped | Slot::Excluded
             ) {
                 continue;
             }
@@ -510,8 +539,8 @@ impl Tracker {
             }
             Slot::Silent { last, .. } => return self.revise(index, last, reply),
             // Not sent yet, or decided by the run this one resumes (its
-            // cookies are the same: same seed).
-            Slot::Pending | Slot::Skipped => {
+            // cookies are the same: same seed), or its host is down.
+            Slot::Pending | Slot::Skipped | Slot::Excluded => {
                 self.stats.unexpected += 1;
                 return ReplyEffect::Unexpected;
             }

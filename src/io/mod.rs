@@ -1,5 +1,6 @@
 pub(crate) mod bpf;
 pub(crate) mod handover;
+pub(crate) mod ping;
 pub(crate) mod portable;
 pub(crate) mod rawsock;
 pub(crate) mod ring;

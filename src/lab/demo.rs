@@ -99,6 +99,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
     let route = crate::route::plan(&targets, None, None)?;
     let result = scan::run(
         ScanConfig {
+            discovery: Some(crate::engine::discovery::PingPlan::default()),
             targets,
             ports: demo_ports(),
             techniques,

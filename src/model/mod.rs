@@ -2,6 +2,7 @@
 //! replies and results. Every other folder speaks it; it imports only
 //! [`crate::wire`] (flag bits, parsed packets) and [`crate::error`].
 
+pub mod host;
 pub mod ports;
 pub mod probe;
 pub mod reply;

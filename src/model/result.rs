@@ -3,6 +3,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
+use crate::model::host::HostStatus;
 use crate::model::probe::ProbeSpace;
 use crate::model::technique::{PortState, Reason, Technique};
 
@@ -52,6 +53,8 @@ pub struct ScanStats {
     pub pcap: Option<PcapCounts>,
     /// Probes concluded by the run this one resumed (not sent, not reported).
     pub skipped: u64,
+    /// Host discovery's probes (ARP, ICMP, TCP) and its share of `elapsed`.
+    pub discovery: Option<(u64, Duration)>,
 }
 
 pub struct ScanResult {
@@ -67,4 +70,20 @@ pub struct ScanResult {
     /// When interrupted: positions in the probe order concluded so far, in
     /// this run or the one it resumed (what a resume file keeps).
     pub decided: Vec<Range<u64>>,
+    /// Per host (in `space.hosts` order): up or down, and why. A down host
+    /// has no findings.
+    pub hosts: Vec<HostStatus>,
+}
+
+impl ScanResult {
+    /// Whether host `i` (a position in `space.hosts`) was found up.
+    pub fn is_up(&self, i: usize) -> bool {
+        self.hosts.get(i).is_none_or(|h| h.up)
+    }
+
+    pub fn hosts_up(&self) -> usize {
+        (0..self.space.hosts.len())
+            .filter(|&i| self.is_up(i))
+            .count()
+    }
 }

@@ -37,6 +37,7 @@ struct StatsRecord {
     #[serde(rename = "type")]
     kind: &'static str,
     hosts: usize,
+    hosts_up: usize,
     ports: usize,
     scans: Vec<String>,
     probes: u64,
@@ -75,7 +76,14 @@ struct HostRecord<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     host: Ipv4Addr,
-    findings: &'a [HostFinding],
+    /// "up" or "down", and host discovery's reason in nmap's words.
+    status: &'static str,
+    reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_s: Option<f64>,
+    /// A down host has none: nothing was probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    findings: Option<&'a [HostFinding]>,
 }
 
 /// One record per (host, port, technique) probed, a `host` record with the
@@ -125,6 +133,7 @@ pub fn write_jsonl(
     let rec = StatsRecord {
         kind: "stats",
         hosts: result.space.hosts.len(),
+        hosts_up: result.hosts_up(),
         ports: result.space.ports.len(),
         scans: result.techniques.iter().map(|t| t.name.clone()).collect(),
         probes: s.tracker.sent,
@@ -207,11 +216,17 @@ fn jsonl_rows(
         let in_chunk =
             rows.contains(&last) || (own.is_empty() && last == total && rows.end == total);
         if in_chunk {
-            let findings = host.findings(result, lang);
+            let findings = match host.status.up {
+                true => host.findings(result, lang),
+                false => Vec::new(),
+            };
             let rec = HostRecord {
                 kind: "host",
                 host: host.host,
-                findings: &findings,
+                status: host.status.status_word(),
+                reason: host.status.reason.as_str(),
+                latency_s: host.status.latency.map(|l| l.as_secs_f64()),
+                findings: host.status.up.then_some(&findings[..]),
             };
             serde_json::to_writer(&mut buf, &rec)?;
             buf.push(b'\n');

@@ -14,6 +14,7 @@ use std::io::{self, BufWriter, Write};
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use crate::model::host::HostStatus;
 use crate::model::result::{Finding, ScanResult};
 use crate::model::services::Services;
 use crate::sys::files::{open_write, Existing};
@@ -62,6 +63,7 @@ pub fn open(path: &Path, option: &str, append: bool) -> anyhow::Result<Dest> {
 /// One host's rows: port -> finding per technique.
 pub(crate) struct HostRows<'a> {
     pub(crate) host: Ipv4Addr,
+    pub(crate) status: HostStatus,
     pub(crate) rows: Vec<(u16, &'a [Option<Finding>])>,
 }
 
@@ -88,8 +90,14 @@ pub(crate) fn hosts(result: &ScanResult) -> Vec<HostRows<'_>> {
         .hosts
         .iter()
         .zip(result.findings.chunks(per_host.max(1)))
-        .map(|(host, chunk)| HostRows {
+        .enumerate()
+        .map(|(i, (host, chunk))| HostRows {
             host: *host,
+            status: result
+                .hosts
+                .get(i)
+                .copied()
+                .unwrap_or(HostStatus::ASSUMED_UP),
             rows: result
                 .space
                 .ports
@@ -110,6 +118,18 @@ pub(crate) fn rate(result: &ScanResult) -> f64 {
     }
 }
 
+/// nmap's closing line: how many addresses, how many up, how long.
+pub fn hosts_line(result: &ScanResult) -> String {
+    let n = result.space.hosts.len();
+    let up = result.hosts_up();
+    format!(
+        "{n} IP address{} ({up} host{} up) scanned in {:.2} s",
+        if n == 1 { "" } else { "es" },
+        if up == 1 { "" } else { "s" },
+        result.stats.elapsed.as_secs_f64()
+    )
+}
+
 /// The closing line.
 pub fn summary(result: &ScanResult) -> String {
     let s = &result.stats;
@@ -120,6 +140,12 @@ pub fn summary(result: &ScanResult) -> String {
         tail.push_str(&format!(
             "; interrupted: {concluded} of {} probes concluded",
             result.findings.len() as u64 - s.skipped
+        ));
+    }
+    if let Some((sent, took)) = s.discovery {
+        tail.push_str(&format!(
+            "; host discovery: {sent} probes, {:.2} s",
+            took.as_secs_f64()
         ));
     }
     if s.skipped > 0 {

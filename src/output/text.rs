@@ -6,10 +6,11 @@ use std::io::{self, Write};
 
 use rustc_hash::FxHashMap;
 
+use crate::model::host::{HostReason, HostStatus};
 use crate::model::result::{Finding, ScanResult};
 use crate::model::services::Services;
 use crate::model::technique::PortState;
-use crate::output::{hosts, summary, Exporter};
+use crate::output::{hosts, hosts_line, summary, Exporter};
 use crate::teach::findings::{self, PortRow};
 use crate::teach::lang::Lang;
 use crate::teach::portnotes;
@@ -75,7 +76,17 @@ pub fn write_text(
         .collect();
     let single = names.len() == 1;
     for host in hosts(result) {
+        // As nmap's: a host found down gets no report.
+        if !host.status.up {
+            continue;
+        }
         writeln!(w, "flagscan report for {}", host.host)?;
+        writeln!(w, "{}", host_is_up(&host.status, opts.lang))?;
+        if result.space.ports.is_empty() {
+            // -sn: discovery only.
+            writeln!(w)?;
+            continue;
+        }
         // Fold the most common answer when it covers many ports.
         let mut counts: FxHashMap<RowKey, usize> = FxHashMap::default();
         let mut key = RowKey::new();
@@ -230,6 +241,24 @@ pub fn write_text(
     Ok(())
 }
 
+/// "Host is up, received arp-response (0.00021s latency).", as nmap
+/// says it with --reason.
+fn host_is_up(status: &HostStatus, lang: Lang) -> String {
+    let latency = status
+        .latency
+        .map(|l| format!(" ({:.5}s latency)", l.as_secs_f64()))
+        .unwrap_or_default();
+    let reason = status.reason.as_str();
+    match (lang, status.reason) {
+        (Lang::En, HostReason::UserSet) => "Host is up (-Pn: not asked).".to_string(),
+        (Lang::En, _) => format!("Host is up, received {reason}{latency}."),
+        (Lang::Ja, HostReason::UserSet) => {
+            "ホストは稼働中とみなします (-Pn: 確認なし)。".to_string()
+        }
+        (Lang::Ja, _) => format!("ホストは稼働中: {reason} を受信{latency}。"),
+    }
+}
+
 fn unconcluded_line(result: &ScanResult, n: usize, lang: Lang) -> String {
     let (interrupted, resumed) = (result.interrupted, result.stats.skipped > 0);
     match (lang, interrupted, resumed) {
@@ -260,6 +289,7 @@ impl Exporter for TextReport {
     ) -> anyhow::Result<()> {
         write_text(w, result, services, self.0)?;
         writeln!(w, "{}", summary(result))?;
+        writeln!(w, "{}", hosts_line(result))?;
         Ok(())
     }
 }
@@ -274,6 +304,7 @@ pub fn report(
 ) -> anyhow::Result<()> {
     if quiet {
         eprintln!("{}", summary(result));
+        eprintln!("{}", hosts_line(result));
         return Ok(());
     }
     // Block-buffered: stdout is line-buffered, a system call per line, and

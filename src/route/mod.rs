@@ -120,6 +120,76 @@ pub fn plan(
     })
 }
 
+/// The network and broadcast addresses of the subnets on this host's
+/// interfaces (prefixes up to /30; /31 and /32 have neither), and the
+/// limited broadcast: a probe to one is a broadcast, not a host's, and
+/// the kernel refuses it (EACCES) without SO_BROADCAST. With the subnet
+/// and interface that make each one an edge, for the notice.
+pub fn subnet_edges() -> Vec<(Ipv4Addr, String)> {
+    let mut out = vec![(
+        Ipv4Addr::BROADCAST,
+        "the limited broadcast address".to_string(),
+    )];
+    for iface in datalink::interfaces() {
+        for ip in &iface.ips {
+            let pnet::ipnetwork::IpNetwork::V4(net) = ip else {
+                continue;
+            };
+            if net.prefix() > 30 {
+                continue;
+            }
+            let subnet = format!("{}/{}", net.network(), net.prefix());
+            out.push((
+                net.network(),
+                format!("the network address of {subnet} on {}", iface.name),
+            ));
+            out.push((
+                net.broadcast(),
+                format!("the broadcast address of {subnet} on {}", iface.name),
+            ));
+        }
+    }
+    out
+}
+
+/// Leaves the subnet edges ([`subnet_edges`]) out of a range of targets
+/// with one notice; a single target that is one is refused.
+pub fn skip_subnet_edges(
+    targets: &mut Vec<Ipv4Addr>,
+    notify: Option<&crate::error::Notify>,
+) -> anyhow::Result<()> {
+    let edges = subnet_edges();
+    let edge = |t: &Ipv4Addr| edges.iter().find(|(a, _)| a == t).map(|(_, why)| why);
+    if let [one] = targets.as_slice() {
+        if let Some(why) = edge(one) {
+            return Err(usage(format!(
+                "{one} is {why}: it names no single host to scan"
+            )));
+        }
+        return Ok(());
+    }
+    let skipped: Vec<String> = targets
+        .iter()
+        .filter_map(|t| edge(t).map(|why| format!("{t} ({why})")))
+        .collect();
+    if skipped.is_empty() {
+        return Ok(());
+    }
+    targets.retain(|t| edge(t).is_none());
+    if let Some(notify) = notify {
+        notify(&format!(
+            "skipping {}: a probe to it would be a broadcast",
+            skipped.join(", ")
+        ));
+    }
+    if targets.is_empty() {
+        return Err(usage(
+            "no targets left to scan once broadcast addresses are left out",
+        ));
+    }
+    Ok(())
+}
+
 fn first_ipv4(iface: &NetworkInterface) -> Option<Ipv4Addr> {
     iface.ips.iter().find_map(|ip| match ip.ip() {
         std::net::IpAddr::V4(v4) => Some(v4),
@@ -205,6 +275,29 @@ mod tests {
             assert_eq!(r.kind, RouteKind::Local, "{t}");
             assert_eq!(r.source, Some(udp.source(*t).unwrap()), "{t}");
         }
+    }
+
+    #[test]
+    fn loopbacks_edges_are_skipped_in_a_range_and_refused_alone() {
+        let mut targets: Vec<Ipv4Addr> = ["127.0.0.0", "127.0.0.1", "127.255.255.255"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let s = said.clone();
+        let notify: crate::error::Notify =
+            std::sync::Arc::new(move |m: &str| s.lock().unwrap().push(m.to_string()));
+        skip_subnet_edges(&mut targets, Some(&notify)).unwrap();
+        assert_eq!(targets, vec![Ipv4Addr::LOCALHOST]);
+        let said = said.lock().unwrap();
+        assert_eq!(said.len(), 1, "one notice: {said:?}");
+        assert!(
+            said[0].contains("127.255.255.255 (the broadcast address of 127.0.0.0/8 on lo)"),
+            "{said:?}"
+        );
+        let err =
+            skip_subnet_edges(&mut vec![Ipv4Addr::new(127, 255, 255, 255)], None).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
     }
 
     #[test]

@@ -546,6 +546,15 @@ impl NextHops {
         }
     }
 
+    /// Fills in the MACs host discovery's ARP learned (interface, address, MAC).
+    pub fn learn_macs(&self, macs: &[(u32, Ipv4Addr, Mac)]) {
+        let neigh: HashMap<(u32, Ipv4Addr), Mac> =
+            macs.iter().map(|&(i, a, m)| ((i, a), m)).collect();
+        if !neigh.is_empty() {
+            self.learn(&neigh);
+        }
+    }
+
     /// Fills in the MACs `neigh` knows.
     fn learn(&self, neigh: &HashMap<(u32, Ipv4Addr), Mac>) {
         for h in &self.hops {

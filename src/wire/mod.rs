@@ -4,9 +4,11 @@
 //! what it verified, so any byte string is safe input: the worst it can be
 //! is [`Parsed::Ignored`] or an error.
 
+pub(crate) mod arp;
 pub(crate) mod checksum;
 pub mod flag;
 pub(crate) mod frame;
+pub(crate) mod icmp;
 
 #[cfg(test)]
 pub(crate) mod fixtures;

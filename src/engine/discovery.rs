@@ -1,0 +1,820 @@
+//! Host discovery: which targets are up, before their ports are probed.
+//!
+//! As nmap does as root: ARP on the local link (an answer means up, none
+//! after the last try means down); beyond it, an ICMP echo request, a TCP
+//! SYN to 443, a TCP ACK to 80 and an ICMP timestamp request, any answer
+//! from the target meaning up, and an ICMP unreachable from a router
+//! meaning down. The scanner's own addresses are up without asking.
+//!
+//! [`Discovery`] is the pure part (what to send when, what an answer
+//! means), driven by a virtual clock in its tests; [`run`] drives it with
+//! the sockets of [`crate::io::ping`].
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+
+use crate::engine::cookie::{
+    probe_numbers, quoted_fits, tcp_reply_fits, ScanKeys, TcpEcho, TRY_SLOTS,
+};
+use crate::engine::timing::{RateBudget, RttEstimator, TimingParams};
+use crate::io::ping::{Heard, PingSockets};
+use crate::model::host::{HostReason, HostStatus};
+use crate::model::probe::Time;
+use crate::model::technique::{builtin_by_name, ProbeShape, Reason};
+use crate::wire::arp;
+use crate::wire::icmp::{self, PingReply, Query};
+use crate::wire::{parse_ipv4, Body, Packet, Parsed, ProbeFields, ProbeTemplate};
+
+/// One discovery probe beyond the local link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ping {
+    Echo,
+    Timestamp,
+    /// A TCP SYN to this port (`-PS`).
+    Syn(u16),
+    /// A TCP ACK to this port (`-PA`).
+    Ack(u16),
+}
+
+/// What discovery sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingPlan {
+    /// Ask ARP for targets on the local link (`-PR`; nmap's default as root).
+    pub arp: bool,
+    /// Probes for targets beyond the local link (and on it, without ARP).
+    pub ip: Vec<Ping>,
+}
+
+impl Default for PingPlan {
+    /// nmap's default as root: `-PR`, then `-PE -PS443 -PA80 -PP`.
+    fn default() -> PingPlan {
+        PingPlan {
+            arp: true,
+            ip: vec![Ping::Echo, Ping::Syn(443), Ping::Ack(80), Ping::Timestamp],
+        }
+    }
+}
+
+/// How a target is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// One of our own addresses: up without a probe.
+    Local,
+    /// ARP on the interface with this index.
+    Arp { ifindex: u32 },
+    /// The IP probes of the plan.
+    Ip,
+}
+
+/// The probes of one try to one host, for the loop to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingOrder {
+    pub host: usize,
+    pub attempt: u8,
+    pub via: Via,
+}
+
+/// What a validated answer says about its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Up {
+        reason: HostReason,
+        ttl: Option<u8>,
+    },
+    /// An ICMP unreachable from a router on the way.
+    Down(Reason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Probing { attempt: u8, sent: Time },
+    Retry { attempt: u8 },
+    Done(HostStatus),
+}
+
+/// No discovery timeout is shorter than this: nmap's floor. A host that
+/// answers later than its timeout is still taken as up until discovery
+/// ends; one answering after that is missed, so the floor is not the
+/// port scan's 10 ms.
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+/// Hosts whose tries are outstanding at once.
+const MAX_HOSTS_IN_FLIGHT: usize = 4096;
+
+pub struct Discovery {
+    via: Vec<Via>,
+    state: Vec<State>,
+    next: usize,
+    retries: VecDeque<usize>,
+    deadlines: BinaryHeap<Reverse<(Time, usize, u8)>>,
+    in_flight: usize,
+    done: usize,
+    rtt: RttEstimator,
+    params: TimingParams,
+    /// Tries per host: IP probes, then ARP (which is cheap and whose
+    /// first request may meet a busy neighbour).
+    ip_tries: u8,
+    arp_tries: u8,
+}
+
+impl Discovery {
+    pub fn new(via: Vec<Via>, params: TimingParams) -> Discovery {
+        let n = via.len();
+        let ip_tries = 1 + params.max_retries.max(1);
+        let mut d = Discovery {
+            state: vec![State::Waiting; n],
+            via,
+            next: 0,
+            retries: VecDeque::new(),
+            deadlines: BinaryHeap::new(),
+            in_flight: 0,
+            done: 0,
+            rtt: RttEstimator::default(),
+            params,
+            ip_tries,
+            arp_tries: ip_tries.max(3),
+        };
+        for host in 0..n {
+            if d.via[host] == Via::Local {
+                d.conclude(
+                    host,
+                    HostStatus::up(HostReason::LocalhostResponse, None, None),
+                );
+            }
+        }
+        d
+    }
+
+    fn conclude(&mut self, host: usize, status: HostStatus) {
+        if !matches!(self.state[host], State::Done(_)) {
+            self.done += 1;
+        }
+        self.state[host] = State::Done(status);
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done == self.state.len()
+    }
+
+    fn timeout(&self) -> Duration {
+        self.rtt.rto(&self.params).max(MIN_TIMEOUT)
+    }
+
+    /// The next host's next try, if one may go at `now`.
+    pub fn poll_send(&mut self, now: Time) -> Option<PingOrder> {
+        self.expire(now);
+        if self.in_flight >= MAX_HOSTS_IN_FLIGHT {
+            return None;
+        }
+        let (host, attempt) = loop {
+            if let Some(h) = self.retries.pop_front() {
+                if let State::Retry { attempt } = self.state[h] {
+                    break (h, attempt);
+                }
+                continue;
+            }
+            if self.next < self.state.len() {
+                let h = self.next;
+                self.next += 1;
+                if self.state[h] == State::Waiting {
+                    break (h, 0);
+                }
+                continue;
+            }
+            return None;
+        };
+        self.state[host] = State::Probing { attempt, sent: now };
+        self.in_flight += 1;
+        self.deadlines
+            .push(Reverse((now + self.timeout(), host, attempt)));
+        Some(PingOrder {
+            host,
+            attempt,
+            via: self.via[host],
+        })
+    }
+
+    fn tries(&self, host: usize) -> u8 {
+        match self.via[host] {
+            Via::Arp { .. } => self.arp_tries,
+            _ => self.ip_tries,
+        }
+    }
+
+    /// Concludes hosts whose last try timed out; queues the others' next try.
+    pub fn expire(&mut self, now: Time) {
+        while let Some(&Reverse((at, host, attempt))) = self.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if self.state[host]
+                != (State::Probing {
+                    attempt,
+                    sent: self.sent_of(host),
+                })
+            {
+                continue;
+            }
+            self.in_flight -= 1;
+            if attempt + 1 < self.tries(host) {
+                self.state[host] = State::Retry {
+                    attempt: attempt + 1,
+                };
+                self.retries.push_back(host);
+            } else {
+                self.conclude(host, HostStatus::down(Reason::NoResponse));
+            }
+        }
+    }
+
+    fn sent_of(&self, host: usize) -> Time {
+        match self.state[host] {
+            State::Probing { sent, .. } => sent,
+            _ => Time::ZERO,
+        }
+    }
+
+    /// The latest try sent to `host`, if it is still being asked.
+    fn latest_try(&self, host: usize) -> Option<u8> {
+        match self.state[host] {
+            State::Probing { attempt, .. } => Some(attempt),
+            State::Retry { attempt } => Some(attempt - 1),
+            _ => None,
+        }
+    }
+
+    /// A validated answer to try `attempt` (`None`: the answer does not
+    /// say which, as ARP's) of `host`, heard at `at`. Returns whether it
+    /// decided the host: answers to tries not sent yet, and answers after
+    /// the host was concluded, change nothing.
+    pub fn on_answer(
+        &mut self,
+        host: usize,
+        attempt: Option<u8>,
+        answer: Answer,
+        at: Time,
+    ) -> bool {
+        let Some(latest) = self.latest_try(host) else {
+            return false;
+        };
+        if attempt.is_some_and(|a| a > latest) {
+            return false;
+        }
+        let mut latency = None;
+        if let State::Probing {
+            attempt: sent_try,
+            sent,
+        } = self.state[host]
+        {
+            self.in_flight -= 1;
+            // Karn's rule: only an answer known to be to the latest try is timed.
+            if attempt.unwrap_or(sent_try) == sent_try
+                && at >= sent
+                && (attempt.is_some() || sent_try == 0)
+            {
+                latency = Some(at - sent);
+                let first = self.rtt.srtt().is_none();
+                self.rtt.sample(at - sent);
+                if first {
+                    self.retime();
+                }
+            }
+        }
+        let status = match answer {
+            Answer::Up { reason, ttl } => HostStatus::up(reason, latency, ttl),
+            Answer::Down(reason) => HostStatus::down(reason),
+        };
+        self.conclude(host, status);
+        true
+    }
+
+    /// The tries sent before the first round trip was measured wait for
+    /// the initial guess (500 ms at -T4); once a host has answered, they
+    /// wait for the measured timeout instead.
+    fn retime(&mut self) {
+        let timeout = self.timeout();
+        let entries: Vec<_> = self.deadlines.drain().collect();
+        for Reverse((at, host, attempt)) in entries {
+            let at = match self.state[host] {
+                State::Probing { attempt: a, sent } if a == attempt => (sent + timeout).min(at),
+                _ => at,
+            };
+            self.deadlines.push(Reverse((at, host, attempt)));
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Time> {
+        self.deadlines.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    pub fn has_unsent(&self) -> bool {
+        !self.retries.is_empty() || self.next < self.state.len()
+    }
+
+    /// Every host's status; hosts not concluded (an interrupted discovery)
+    /// are down for want of an answer.
+    pub fn statuses(&self) -> Vec<HostStatus> {
+        self.state
+            .iter()
+            .map(|s| match s {
+                State::Done(st) => *st,
+                _ => HostStatus::down(Reason::NoResponse),
+            })
+            .collect()
+    }
+}
+
+/// What [`run`] found: each target's status, and the MACs ARP taught us.
+pub struct Found {
+    pub statuses: Vec<HostStatus>,
+    pub macs: Vec<(u32, Ipv4Addr, [u8; 6])>,
+    pub sent: u64,
+    pub elapsed: Duration,
+}
+
+/// The source ports of the TCP pings: just below the scan's own range, one
+/// per kind and try, so a reply names both.
+fn ping_sport(keys: &ScanKeys, syn: bool, attempt: u8) -> u16 {
+    let base = keys.ports.range().0 - 2 * TRY_SLOTS;
+    base + if syn { 0 } else { TRY_SLOTS } + u16::from(attempt) % TRY_SLOTS
+}
+
+fn decode_sport(keys: &ScanKeys, port: u16) -> Option<(bool, u8)> {
+    let base = keys.ports.range().0 - 2 * TRY_SLOTS;
+    let off = port.checked_sub(base)?;
+    (off < 2 * TRY_SLOTS).then_some((off < TRY_SLOTS, (off % TRY_SLOTS) as u8))
+}
+
+/// The ICMP identifier and data a query to `dst` from `src` carries.
+fn icmp_cookie(keys: &ScanKeys, src: Ipv4Addr, dst: Ipv4Addr) -> (u16, [u8; icmp::ECHO_DATA]) {
+    // Port 0 both ways: no TCP probe uses it, so this cookie is ICMP's own.
+    let c = keys.key.cookie(src, dst, 0, 0);
+    let mut data = [0; icmp::ECHO_DATA];
+    data[..4].copy_from_slice(&c.seq.to_be_bytes());
+    data[4..].copy_from_slice(&c.ack.to_be_bytes());
+    ((c.ack >> 16) as u16, data)
+}
+
+/// Everything the loop needs to build and check probes.
+struct Pinger<'a> {
+    keys: &'a ScanKeys,
+    targets: &'a [Ipv4Addr],
+    sources: &'a [Ipv4Addr],
+    plan: &'a PingPlan,
+    index: FxHashMap<Ipv4Addr, usize>,
+    syn: ProbeShape,
+    ack: ProbeShape,
+    syn_template: ProbeTemplate,
+    ack_template: ProbeTemplate,
+}
+
+impl Pinger<'_> {
+    fn packets(&self, o: &PingOrder) -> Vec<Vec<u8>> {
+        let (src, dst) = (self.sources[o.host], self.targets[o.host]);
+        let (id, data) = icmp_cookie(self.keys, src, dst);
+        let ip_id = id ^ u16::from(o.attempt);
+        self.plan
+            .ip
+            .iter()
+            .map(|p| match *p {
+                Ping::Echo | Ping::Timestamp => Query {
+                    kind: if *p == Ping::Echo {
+                        icmp::ECHO_REQUEST
+                    } else {
+                        icmp::TIMESTAMP_REQUEST
+                    },
+                    id,
+                    seq: u16::from(o.attempt),
+                    data,
+                }
+                .packet(src, dst, ip_id),
+                Ping::Syn(port) | Ping::Ack(port) => {
+                    let syn = matches!(p, Ping::Syn(_));
+                    let sport = ping_sport(self.keys, syn, o.attempt);
+                    let shape = if syn { self.syn } else { self.ack };
+                    let (seq, ack) =
+                        probe_numbers(self.keys.key.cookie(src, dst, sport, port), shape);
+                    let fields = ProbeFields {
+                        src,
+                        dst,
+                        sport,
+                        dport: port,
+                        seq,
+                        ack,
+                    };
+                    let mut buf = Vec::new();
+                    let t = if syn {
+                        &self.syn_template
+                    } else {
+                        &self.ack_template
+                    };
+                    t.write(&fields, ip_id, &mut buf);
+                    buf
+                }
+            })
+            .collect()
+    }
+
+    /// Which host an IP packet answers, which try, and what it says; `None`
+    /// for anything that does not carry our cookie.
+    fn check_ip(&self, bytes: &[u8]) -> Option<(usize, Option<u8>, Answer)> {
+        if let Some(r) = icmp::parse_ping_reply(bytes) {
+            return self.check_icmp(r);
+        }
+        let Parsed::Packet(Packet {
+            src,
+            dst,
+            ttl,
+            body,
+        }) = parse_ipv4(bytes)
+        else {
+            return None;
+        };
+        match body {
+            Body::Tcp(seg) => {
+                let host = *self.index.get(&src)?;
+                let (syn, attempt) = decode_sport(self.keys, seg.dport)?;
+                if dst != self.sources[host] {
+                    return None;
+                }
+                let shape = if syn { self.syn } else { self.ack };
+                let cookie = self.keys.key.cookie(dst, src, seg.dport, seg.sport);
+                let echo = TcpEcho {
+                    flags: seg.flags,
+                    seq: seg.seq,
+                    ack: seg.ack,
+                };
+                if !tcp_reply_fits(cookie, shape, echo) {
+                    return None;
+                }
+                let reason = if seg.flags & crate::wire::flag::RST != 0 {
+                    Reason::Reset
+                } else {
+                    Reason::SynAck
+                };
+                Some((
+                    host,
+                    Some(attempt),
+                    Answer::Up {
+                        reason: HostReason::Reply(reason),
+                        ttl: Some(ttl),
+                    },
+                ))
+            }
+            Body::Unreachable { code, quoted } => {
+                let host = *self.index.get(&quoted.dst)?;
+                let (_, attempt) = decode_sport(self.keys, quoted.sport)?;
+                if quoted.src != self.sources[host] {
+                    return None;
+                }
+                let cookie =
+                    self.keys
+                        .key
+                        .cookie(quoted.src, quoted.dst, quoted.sport, quoted.dport);
+                if !quoted_fits(cookie, quoted.seq) {
+                    return None;
+                }
+                Some((host, Some(attempt), unreachable(src, quoted.dst, code, ttl)))
+            }
+        }
+    }
+
+    fn check_icmp(&self, r: PingReply) -> Option<(usize, Option<u8>, Answer)> {
+        match r {
+            PingReply::Answer {
+                from,
+                to,
+                ttl,
+                kind,
+                id,
+                seq,
+                data,
+            } => {
+                let host = *self.index.get(&from)?;
+                let (want_id, want_data) = icmp_cookie(self.keys, self.sources[host], from);
+                let n = if kind == icmp::ECHO_REPLY {
+                    icmp::ECHO_DATA
+                } else {
+                    4
+                };
+                if to != self.sources[host] || id != want_id || data[..n] != want_data[..n] {
+                    return None;
+                }
+                let attempt = u8::try_from(seq).ok()?;
+                let reason = if kind == icmp::ECHO_REPLY {
+                    HostReason::EchoReply
+                } else {
+                    HostReason::TimestampReply
+                };
+                Some((
+                    host,
+                    Some(attempt),
+                    Answer::Up {
+                        reason,
+                        ttl: Some(ttl),
+                    },
+                ))
+            }
+            PingReply::Unreachable {
+                from,
+                ttl,
+                code,
+                target,
+                id,
+                seq,
+                ..
+            } => {
+                let host = *self.index.get(&target)?;
+                let (want_id, _) = icmp_cookie(self.keys, self.sources[host], target);
+                if id != want_id {
+                    return None;
+                }
+                let attempt = u8::try_from(seq).ok()?;
+                Some((host, Some(attempt), unreachable(from, target, code, ttl)))
+            }
+        }
+    }
+}
+
+/// An ICMP unreachable from the target itself shows it up (a REJECT rule
+/// answered); from anyone else (a router, or our own stack when the
+/// neighbour never answered), it says the target is not reachable.
+fn unreachable(from: Ipv4Addr, target: Ipv4Addr, code: u8, ttl: u8) -> Answer {
+    if from == target {
+        Answer::Up {
+            reason: HostReason::Reply(Reason::Unreachable(code)),
+            ttl: Some(ttl),
+        }
+    } else {
+        Answer::Down(Reason::Unreachable(code))
+    }
+}
+
+/// How long the loop waits for packets at most between looks at the clock.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Runs discovery over `targets` (reached from `sources`, asked `via`),
+/// until every host is concluded or `stop` is set.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    sockets: &PingSockets,
+    keys: &ScanKeys,
+    targets: &[Ipv4Addr],
+    sources: &[Ipv4Addr],
+    via: Vec<Via>,
+    plan: &PingPlan,
+    params: TimingParams,
+    max_rate: Option<f64>,
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<Found> {
+    let shape = |name: &str| {
+        builtin_by_name(name)
+            .expect("syn and ack are built in")
+            .shape()
+    };
+    let pinger = Pinger {
+        keys,
+        targets,
+        sources,
+        plan,
+        index: targets.iter().enumerate().map(|(i, t)| (*t, i)).collect(),
+        syn: shape("syn"),
+        ack: shape("ack"),
+        syn_template: ProbeTemplate::new(shape("syn").flags),
+        ack_template: ProbeTemplate::new(shape("ack").flags),
+    };
+    let mut d = Discovery::new(via, params);
+    let mut budget = max_rate.map(RateBudget::new);
+    let mut macs = Vec::new();
+    let mut sent = 0u64;
+    let clock = Instant::now();
+    let mut heard = Vec::new();
+    while !d.is_done() && !stop() {
+        let now = clock.elapsed();
+        loop {
+            if let Some(b) = budget.as_mut() {
+                if b.available(now) == 0 {
+                    break;
+                }
+            }
+            let Some(o) = d.poll_send(now) else { break };
+            match o.via {
+                Via::Local => {}
+                Via::Arp { ifindex } => {
+                    let req = arp::request(
+                        sockets.arp_mac(ifindex).unwrap_or_default(),
+                        sources[o.host],
+                        targets[o.host],
+                    );
+                    sockets.send_arp(ifindex, &req)?;
+                    sent += 1;
+                    if let Some(b) = budget.as_mut() {
+                        b.take(1);
+                    }
+                }
+                Via::Ip => {
+                    for p in pinger.packets(&o) {
+                        // A refused send (no route, a full buffer) is a
+                        // probe that got no answer: the next try may go.
+                        let _ = sockets.send_ip(&p, targets[o.host]);
+                        sent += 1;
+                    }
+                    if let Some(b) = budget.as_mut() {
+                        b.take(plan.ip.len());
+                    }
+                }
+            }
+        }
+        let wait = match (d.next_deadline(), d.has_unsent()) {
+            (_, true) => Duration::from_millis(1),
+            (Some(t), false) => t.saturating_sub(clock.elapsed()).min(POLL),
+            (None, false) => POLL,
+        };
+        heard.clear();
+        sockets.wait(wait, &mut heard)?;
+        let at = clock.elapsed();
+        for h in &heard {
+            match h {
+                Heard::Ip(bytes) => {
+                    if let Some((host, attempt, answer)) = pinger.check_ip(bytes) {
+                        d.on_answer(host, attempt, answer, at);
+                    }
+                }
+                Heard::Arp { ifindex, bytes } => {
+                    let Some(r) = arp::parse_reply(bytes) else {
+                        continue;
+                    };
+                    let Some(&host) = pinger.index.get(&r.ip) else {
+                        continue;
+                    };
+                    if d.via[host] != (Via::Arp { ifindex: *ifindex }) || r.to != sources[host] {
+                        continue;
+                    }
+                    let up = Answer::Up {
+                        reason: HostReason::ArpResponse,
+                        ttl: None,
+                    };
+                    if d.on_answer(host, None, up, at) {
+                        macs.push((*ifindex, r.ip, r.mac));
+                    }
+                }
+            }
+        }
+        d.expire(clock.elapsed());
+    }
+    Ok(Found {
+        statuses: d.statuses(),
+        macs,
+        sent,
+        elapsed: clock.elapsed(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Time {
+        Duration::from_millis(n)
+    }
+
+    /// A network of `n` hosts, each with a behaviour, driven on a virtual
+    /// clock until discovery is done. Returns the statuses and the orders.
+    fn simulate(
+        via: Vec<Via>,
+        answer: impl Fn(&PingOrder) -> Vec<(Time, Option<u8>, Answer)>,
+    ) -> (Vec<HostStatus>, Vec<(Time, PingOrder)>, Time) {
+        let mut d = Discovery::new(via, TimingParams::default());
+        let mut now = ms(0);
+        let mut sent = Vec::new();
+        // (when, host, try, answer), delivered in time order.
+        let mut wire: Vec<(Time, usize, Option<u8>, Answer)> = Vec::new();
+        let mut steps = 0;
+        while !d.is_done() {
+            steps += 1;
+            assert!(steps < 100_000, "discovery never ends");
+            while let Some(o) = d.poll_send(now) {
+                for (delay, attempt, a) in answer(&o) {
+                    wire.push((now + delay, o.host, attempt, a));
+                }
+                sent.push((now, o));
+            }
+            wire.sort_by_key(|w| w.0);
+            let next_reply = wire.first().map(|w| w.0);
+            let next = match (next_reply, d.next_deadline()) {
+                (Some(r), Some(t)) => r.min(t),
+                (Some(r), None) => r,
+                (None, Some(t)) => t,
+                (None, None) => break,
+            };
+            now = now.max(next);
+            while wire.first().is_some_and(|w| w.0 <= now) {
+                let (at, host, attempt, a) = wire.remove(0);
+                d.on_answer(host, attempt, a, at);
+            }
+            d.expire(now);
+        }
+        (d.statuses(), sent, now)
+    }
+
+    fn up(reason: HostReason) -> Answer {
+        Answer::Up {
+            reason,
+            ttl: Some(64),
+        }
+    }
+
+    #[test]
+    fn live_hosts_are_up_and_silent_ones_down_after_their_last_try() {
+        // Hosts 0 and 3 answer echo after 1 ms; the rest are empty addresses.
+        let via = vec![Via::Ip; 6];
+        let (st, sent, end) = simulate(via, |o| match o.host {
+            0 | 3 => vec![(ms(1), Some(o.attempt), up(HostReason::EchoReply))],
+            _ => vec![],
+        });
+        let up_hosts: Vec<usize> = (0..6).filter(|&h| st[h].up).collect();
+        assert_eq!(up_hosts, vec![0, 3]);
+        assert_eq!(st[0].reason, HostReason::EchoReply);
+        assert_eq!(st[0].latency, Some(ms(1)));
+        assert_eq!(st[1], HostStatus::down(Reason::NoResponse));
+        // Each empty address got its two tries, the live ones one.
+        for h in 0..6 {
+            let tries = sent.iter().filter(|(_, o)| o.host == h).count();
+            assert_eq!(tries, if st[h].up { 1 } else { 2 }, "host {h}");
+        }
+        // Two timeouts at the floor, not the 500 ms initial guess twice:
+        // the live hosts' answers measured the round trip first.
+        assert!(end <= ms(250), "{end:?}");
+    }
+
+    #[test]
+    fn a_router_saying_host_unreachable_concludes_down_at_once() {
+        let (st, sent, _) = simulate(vec![Via::Ip; 2], |o| match o.host {
+            0 => vec![(ms(2), Some(o.attempt), Answer::Down(Reason::Unreachable(1)))],
+            _ => vec![(ms(2), Some(o.attempt), up(HostReason::Reply(Reason::Reset)))],
+        });
+        assert_eq!(st[0], HostStatus::down(Reason::Unreachable(1)));
+        assert_eq!(st[0].reason.as_str(), "host-unreach");
+        assert!(st[1].up);
+        assert_eq!(sent.len(), 2, "no retries for a concluded host");
+    }
+
+    #[test]
+    fn loss_duplicates_and_late_or_forged_answers() {
+        // Host 0: its first try is lost, the second answered twice.
+        // Host 1: answers the first try after 300 ms (after its timeout,
+        // before the second try's). Host 2: silent, then a late
+        // host-unreachable 3 s after each try, once it is concluded down.
+        // Host 3: an answer naming try 5, which was never sent.
+        let (st, sent, _) = simulate(vec![Via::Ip; 4], |o| match (o.host, o.attempt) {
+            (0, 0) => vec![],
+            (0, a) => vec![
+                (ms(1), Some(a), up(HostReason::EchoReply)),
+                (ms(2), Some(a), up(HostReason::EchoReply)),
+            ],
+            (1, 0) => vec![(ms(300), Some(0), up(HostReason::Reply(Reason::SynAck)))],
+            (1, _) => vec![],
+            (2, a) => vec![(ms(3000), Some(a), Answer::Down(Reason::Unreachable(1)))],
+            (3, _) => vec![(ms(1), Some(5), up(HostReason::EchoReply))],
+            _ => unreachable!(),
+        });
+        assert!(st[0].up);
+        // Answered a retransmitted try: not timed against the first.
+        assert!(st[1].up, "{:?}", st[1]);
+        assert_eq!(st[2], HostStatus::down(Reason::NoResponse));
+        assert_eq!(st[3], HostStatus::down(Reason::NoResponse));
+        assert_eq!(sent.iter().filter(|(_, o)| o.host == 0).count(), 2);
+    }
+
+    #[test]
+    fn own_addresses_are_up_without_a_probe_and_arp_gets_three_tries() {
+        let via = vec![Via::Local, Via::Arp { ifindex: 2 }, Via::Arp { ifindex: 2 }];
+        let (st, sent, _) = simulate(via, |o| match o.host {
+            1 => vec![(ms(1), None, up(HostReason::ArpResponse))],
+            _ => vec![],
+        });
+        assert_eq!(st[0].reason, HostReason::LocalhostResponse);
+        assert!(st[0].up && st[1].up && !st[2].up);
+        assert!(sent.iter().all(|(_, o)| o.host != 0));
+        assert_eq!(sent.iter().filter(|(_, o)| o.host == 2).count(), 3);
+    }
+
+    #[test]
+    fn tcp_ping_ports_are_their_own_and_decode() {
+        let keys = ScanKeys::from_seed(7);
+        let (lo, _) = keys.ports.range();
+        for syn in [true, false] {
+            for a in 0..3 {
+                let p = ping_sport(&keys, syn, a);
+                assert!(p < lo, "below the scan's range");
+                assert_eq!(decode_sport(&keys, p), Some((syn, a)));
+            }
+        }
+        assert_eq!(decode_sport(&keys, lo), None);
+    }
+}
