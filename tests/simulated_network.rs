@@ -33,7 +33,7 @@ use flagscan::engine::validate::Validator;
 use flagscan::model::probe::{ProbeSpace, SendOrder, Time};
 use flagscan::model::reply::Verdict;
 use flagscan::model::reply::{Reply, ReplyEffect};
-use flagscan::model::result::{Finding, TrackerStats};
+use flagscan::model::result::{Finding, LimitKind, RateLimit, TrackerStats};
 use flagscan::model::technique::{builtin_by_name, PortState, Reason, ReplyKind, Technique};
 use flagscan::wire::flag;
 use flagscan::wire::{parse_ipv4, ProbeFields, ProbeTemplate};
@@ -140,9 +140,70 @@ struct Host {
     ttl: u8,
     /// Round trip before jitter.
     rtt: Duration,
+    /// Token buckets on the answers it sends, as real stacks keep them.
+    limits: Vec<Bucket>,
+}
+
+/// A token bucket on one kind of answer: `rate` a second, `burst` at most
+/// (Linux: ICMP errors 1/s, burst 6, per destination, and 1000/s, burst 50,
+/// per namespace; FreeBSD: 200 RSTs a second).
+#[derive(Debug, Clone)]
+struct Bucket {
+    rst: bool,
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Time,
+}
+
+impl Bucket {
+    fn new(rst: bool, rate: f64, burst: f64) -> Bucket {
+        Bucket {
+            rst,
+            rate,
+            burst,
+            tokens: burst,
+            last: Time::ZERO,
+        }
+    }
+
+    fn linux_icmp() -> Vec<Bucket> {
+        vec![
+            Bucket::new(false, 1.0, 6.0),
+            Bucket::new(false, 1000.0, 50.0),
+        ]
+    }
+
+    fn refill(&mut self, now: Time) {
+        let dt = now.saturating_sub(self.last).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        self.last = now;
+    }
 }
 
 impl Host {
+    /// Whether the limiters let an answer of this kind out at `now`
+    /// (taking a token from each bucket it passes).
+    fn allows(&mut self, answer: Answer, now: Time) -> bool {
+        let rst = match answer {
+            Answer::Rst => true,
+            Answer::Unreachable(_) => false,
+            _ => return true,
+        };
+        let mut buckets: Vec<&mut Bucket> =
+            self.limits.iter_mut().filter(|b| b.rst == rst).collect();
+        for b in buckets.iter_mut() {
+            b.refill(now);
+        }
+        if buckets.iter().any(|b| b.tokens < 1.0) {
+            return false;
+        }
+        for b in buckets {
+            b.tokens -= 1.0;
+        }
+        true
+    }
+
     /// Who sends the answer, and its TTL on arrival.
     fn replier(&self, answer: Answer) -> (Ipv4Addr, u8) {
         match (&self.personality, answer) {
@@ -163,6 +224,7 @@ fn lab() -> Vec<Host> {
         personality,
         ttl,
         rtt: Duration::from_millis(rtt_ms),
+        limits: Vec::new(),
     };
     vec![
         host(
@@ -401,6 +463,8 @@ struct NetCounts {
     replies_lost: u64,
     duplicated: u64,
     forged: [u64; FORGERIES.len()],
+    /// Answers a limiter kept back.
+    limited: u64,
 }
 
 struct SimNet {
@@ -471,8 +535,16 @@ impl SimNet {
             self.counts.probes_lost += 1;
             return;
         }
-        let host = self.host(probe.dst);
+        let host = self
+            .hosts
+            .iter_mut()
+            .find(|h| h.addr == probe.dst)
+            .expect("a probe to a lab host");
         let answer = host.personality.answer(probe.dport, probe.flags);
+        if !host.allows(answer, now) {
+            self.counts.limited += 1;
+            return;
+        }
         let (from, ttl) = host.replier(answer);
         let rtt = host.rtt;
         let (reply, kind) = match answer {
@@ -622,6 +694,7 @@ struct Tally {
 }
 
 struct Scanner {
+    names: Vec<&'static str>,
     tracker: Tracker,
     validator: Validator,
     key: CookieKey,
@@ -634,7 +707,17 @@ struct Scanner {
 
 impl Scanner {
     fn new(hosts: Vec<Ipv4Addr>, params: TimingParams, seed: u64) -> Scanner {
-        let techniques: Vec<Technique> = TECHNIQUES
+        Scanner::with(hosts, PORTS.to_vec(), &TECHNIQUES, params, seed)
+    }
+
+    fn with(
+        hosts: Vec<Ipv4Addr>,
+        port_list: Vec<u16>,
+        names: &[&'static str],
+        params: TimingParams,
+        seed: u64,
+    ) -> Scanner {
+        let techniques: Vec<Technique> = names
             .iter()
             .map(|n| builtin_by_name(n).expect("a built-in technique"))
             .collect();
@@ -653,8 +736,9 @@ impl Scanner {
             .iter()
             .map(|t| ProbeTemplate::new(t.flags))
             .collect();
-        let space = ProbeSpace::new(hosts, PORTS.to_vec(), techniques.len());
+        let space = ProbeSpace::new(hosts, port_list, techniques.len());
         Scanner {
+            names: names.to_vec(),
             tracker: Tracker::new(space, techniques, params, order_seed),
             validator,
             key,
@@ -828,12 +912,17 @@ impl Scanner {
             .map(|(host, port, t, got)| Row {
                 host,
                 port,
-                technique: TECHNIQUES[t],
+                technique: self.names[t],
                 got: got.expect("every probe concluded"),
                 want: net.truth(host, port, &techniques[t]),
             })
             .collect();
+        let limited = self.tracker.rate_limited();
         Outcome {
+            rate_limited: (0..self.tracker.space().len())
+                .map(|i| limited.binary_search(&i).is_ok())
+                .collect(),
+            limits: self.tracker.limits(),
             rows,
             stats: self.tracker.stats(),
             tally,
@@ -870,6 +959,9 @@ impl Row {
 
 struct Outcome {
     rows: Vec<Row>,
+    /// Per row: left unconfirmed by the rate-limit pacing.
+    rate_limited: Vec<bool>,
+    limits: Vec<RateLimit>,
     stats: TrackerStats,
     tally: Tally,
     net: NetCounts,
@@ -1097,6 +1189,8 @@ fn lossless_network_every_finding_is_the_truth() {
     );
     assert_eq!(o.stats.duplicates, 0);
     assert!(o.tally.reordered > 0, "jitter should reorder replies");
+    // Hosts that REJECT a few ports without a limiter are not paced.
+    assert!(o.limits.is_empty(), "{:?}", o.limits);
 }
 
 /// Retries per loss rate (each way) such that the chance of any wrong
@@ -1371,4 +1465,154 @@ fn hostile_network_everything_at_once() {
     assert_eq!(o.tally.forged_invalid, o.stats.sent);
     assert!(o.net.duplicated > 0 && o.tally.reordered > 0);
     o.assert_exact();
+}
+
+// ---------------------------------------------------------------------------
+// Hosts that rate-limit their answers.
+
+/// One host with `limits`, scanned with `names` over `ports` on a network
+/// with a little jitter and no loss. Returns the outcome and the net's count
+/// of answers the limiters kept back.
+fn simulate_limited(
+    label: &str,
+    personality: Personality,
+    limits: Vec<Bucket>,
+    ports: Vec<u16>,
+    names: &[&'static str],
+    seed: u64,
+) -> (Outcome, u64) {
+    let host = Host {
+        addr: Ipv4Addr::new(10, 0, 0, 9),
+        personality,
+        ttl: 64,
+        rtt: Duration::from_millis(1),
+        limits,
+    };
+    let imp = Impairments {
+        jitter: Duration::from_micros(200),
+        ..Impairments::default()
+    };
+    let mut net = SimNet::new(vec![host], imp, seed);
+    net.techniques = names.len();
+    let scanner = Scanner::with(
+        net.addrs(),
+        ports,
+        names,
+        TimingParams::default(),
+        seed.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    );
+    let outcome = scanner.run(&mut net);
+    eprintln!("{} limited {}", outcome.summary(label), net.counts.limited);
+    outcome.check_bookkeeping();
+    (outcome, net.counts.limited)
+}
+
+#[test]
+fn icmp_limited_rejects_in_a_four_technique_pass_come_out_exact_every_run() {
+    // Linux's buckets (1/s, burst 6 per destination; 1000/s, burst 50):
+    // two REJECTed ports answer 8 probes in one pass, and the bucket
+    // gives 6.
+    for seed in 1..=10 {
+        let (o, limited) = simulate_limited(
+            "two rejects, four techniques",
+            Personality::IcmpFilter {
+                open: &[22, 80],
+                rejected: &[111, 445],
+                code: 3,
+                via_gateway: false,
+            },
+            Bucket::linux_icmp(),
+            (1..=1000).collect(),
+            &TECHNIQUES,
+            seed,
+        );
+        assert!(limited > 0, "seed {seed}: the limiter never bit");
+        o.assert_exact();
+        assert!(o.rate_limited.iter().all(|l| !l));
+        assert!(
+            o.tally.finished_at < Duration::from_secs(10),
+            "seed {seed}: {:?}",
+            o.tally.finished_at
+        );
+    }
+}
+
+#[test]
+fn a_host_rejecting_everything_with_limited_icmp_is_paced_and_marked() {
+    // firewalld's default: every port but one REJECTed with
+    // host-prohibited, ICMP limited as Linux does. A FIN scan of 200 ports.
+    let rejected: &'static [u16] = Box::leak(
+        (1..=200)
+            .filter(|p| *p != 22)
+            .collect::<Vec<u16>>()
+            .into_boxed_slice(),
+    );
+    let (o, limited) = simulate_limited(
+        "firewalld-like, FIN",
+        Personality::IcmpFilter {
+            open: &[22],
+            rejected,
+            code: 10,
+            via_gateway: false,
+        },
+        Bucket::linux_icmp(),
+        (1..=200).collect(),
+        &["fin"],
+        3,
+    );
+    assert!(limited > 100);
+    let right = o.rows.iter().filter(|r| r.got == r.want).count();
+    // nmap got 46 of 199 right in 45 s on such a host.
+    assert!(right > 46, "{right} right");
+    assert!(
+        o.tally.finished_at <= Duration::from_secs(45),
+        "{:?}",
+        o.tally.finished_at
+    );
+    for (r, limited) in o.rows.iter().zip(&o.rate_limited) {
+        if r.got != r.want {
+            assert!(limited, "a wrong state not marked: {}", r.describe());
+        }
+    }
+    let [l] = o.limits.as_slice() else {
+        panic!("one limited host: {:?}", o.limits)
+    };
+    assert_eq!(l.kind, LimitKind::Icmp);
+    let rate = l.rate.expect("a measured rate");
+    assert!((0.5..2.0).contains(&rate), "{rate}/s measured, 1/s true");
+    assert_eq!(
+        l.unconfirmed as usize,
+        o.rate_limited.iter().filter(|l| **l).count()
+    );
+    assert_eq!(
+        l.paced,
+        l.confirmed + l.unconfirmed + (l.paced - l.confirmed - l.unconfirmed)
+    );
+}
+
+#[test]
+fn a_host_limiting_rsts_to_200_a_second_comes_out_exact() {
+    // FreeBSD's default: at most 200 RSTs a second. SYN over 3000 ports.
+    let (o, limited) = simulate_limited(
+        "RSTs at 200/s, SYN",
+        Personality::Rfc793 {
+            open: &[22, 80, 443],
+        },
+        vec![Bucket::new(true, 200.0, 5.0)],
+        (1..=3000).collect(),
+        &["syn"],
+        5,
+    );
+    assert!(limited > 1000, "{limited}");
+    o.assert_exact();
+    // The limiter's own floor is 3000 / 200 = 15 s.
+    assert!(
+        o.tally.finished_at <= Duration::from_secs(20),
+        "{:?}",
+        o.tally.finished_at
+    );
+    let [l] = o.limits.as_slice() else {
+        panic!("one limited host: {:?}", o.limits)
+    };
+    assert_eq!(l.kind, LimitKind::Rst);
 }

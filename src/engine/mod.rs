@@ -1,5 +1,6 @@
 pub mod cookie;
 pub(crate) mod discovery;
+pub(crate) mod limits;
 pub mod permutation;
 pub(crate) mod receiver;
 pub(crate) mod scan;

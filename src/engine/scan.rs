@@ -230,7 +230,7 @@ fn discover(
     if !found.statuses.iter().any(|h| h.up) {
         if let Some(notify) = &cfg.notify {
             notify(
-                "flagscan: no host answered host discovery; if a host is up but blocks those \
+                "no host answered host discovery; if a host is up but blocks those \
                  probes, scan it with -Pn",
             );
         }
@@ -638,6 +638,8 @@ fn collect(
             Vec::new()
         },
         hosts: Vec::new(),
+        rate_limited: tracker.rate_limited(),
+        limits: tracker.limits(),
     }
 }
 

@@ -13,12 +13,14 @@ use std::ops::Range;
 use std::time::Duration;
 
 use crate::engine::cookie::TRY_SLOTS;
+use crate::engine::limits::{AnswerCounts, Pacing, PACED_TRIES, PACED_TRIES_WEAK};
 use crate::engine::permutation::Permutation;
 use crate::engine::timing::{CongestionWindow, RttEstimator, TimingParams};
 use crate::model::probe::{prefetch, ProbeSpace, SendOrder, Time};
 use crate::model::reply::{Reply, ReplyEffect};
-use crate::model::result::{Finding, TrackerStats};
-use crate::model::technique::{PortState, Technique};
+use crate::model::result::{Finding, LimitKind, RateLimit, TrackerStats};
+use crate::model::technique::{PortState, Reason, ReplyKind, Technique};
+use rustc_hash::FxHashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
@@ -103,7 +105,26 @@ pub struct Tracker {
     max_rtt: Duration,
     /// When the latest conclusion from silence was drawn.
     last_silent: Option<Time>,
+    /// RSTs and ICMP errors per host, for spotting rate limiters.
+    answers: FxHashMap<usize, AnswerCounts>,
+    /// Hosts whose suspect probes are being confirmed, paced.
+    pacing: FxHashMap<usize, Pacing>,
+    /// Paced tries per suspect probe: (made, allowed).
+    paced_tries: FxHashMap<u64, (u8, u8)>,
+    /// Suspects still silent when their host's budget ended.
+    rate_limited: Vec<u64>,
+    /// The main pass is over and suspects were picked.
+    confirm_planned: bool,
+    /// How long a host's suspects may be paced.
+    limit_budget: Duration,
 }
+
+/// Probes per host whose answer would only change their reason (SYN's
+/// `filtered`, by ICMP or by silence) that are confirmed.
+const REASON_ONLY_PER_HOST: u32 = 8;
+/// How long a rate-limited host's silent probes are confirmed by default:
+/// about what nmap spends on such a host before it gives up.
+pub const DEFAULT_LIMIT_BUDGET: Duration = Duration::from_secs(40);
 
 impl Tracker {
     pub fn new(
@@ -153,7 +174,19 @@ impl Tracker {
             last_backoff: None,
             max_rtt: Duration::ZERO,
             last_silent: None,
+            answers: FxHashMap::default(),
+            pacing: FxHashMap::default(),
+            paced_tries: FxHashMap::default(),
+            rate_limited: Vec::new(),
+            confirm_planned: false,
+            limit_budget: DEFAULT_LIMIT_BUDGET,
         }
+    }
+
+    /// How long a rate-limited host's silent probes may be confirmed
+    /// (`--limit-budget`); zero confirms none.
+    pub fn set_limit_budget(&mut self, budget: Duration) {
+        self.limit_budget = budget;
     }
 
     pub fn space(&self) -> &ProbeSpace {
@@ -327,6 +360,10 @@ impl Tracker {
     /// The next probe to send at `now`, if the window has room.
     pub fn poll_send(&mut self, now: Time) -> Option<SendOrder> {
         self.expire(now);
+        // Paced probes are few and spaced: the window does not hold them.
+        if let Some(o) = self.next_paced(now) {
+            return Some(o);
+        }
         if self.in_flight >= self.window.size() {
             return None;
         }
@@ -406,6 +443,11 @@ impl Tracker {
             }
             return None;
         };
+        Some(self.launch(index, attempt, now))
+    }
+
+    /// Puts try `attempt` of probe `index` in flight at `now`.
+    fn launch(&mut self, index: u64, attempt: u8, now: Time) -> SendOrder {
         self.slots[index as usize] = Slot::InFlight { attempt, sent: now };
         self.set_in_flight(index, true);
         self.in_flight += 1;
@@ -417,14 +459,33 @@ impl Tracker {
         let host_pos = self.space.host_of(index);
         let rto = self.rto_for(host_pos);
         self.deadlines.push(Reverse((now + rto, index, attempt)));
-        Some(SendOrder {
+        SendOrder {
             index,
             host,
             host_pos,
             port,
             technique,
             attempt,
-        })
+        }
+    }
+
+    /// A suspect whose paced turn has come, if any.
+    fn next_paced(&mut self, now: Time) -> Option<SendOrder> {
+        if self.pacing.is_empty() {
+            return None;
+        }
+        let (index, attempt) = self
+            .pacing
+            .values_mut()
+            .find_map(|p| {
+                let index = p.next(now)?;
+                Some(index)
+            })
+            .and_then(|index| match self.slots[index as usize] {
+                Slot::Retry { attempt } => Some((index, attempt)),
+                _ => None,
+            })?;
+        Some(self.launch(index, attempt, now))
     }
 
     /// Moves probes whose timeout passed to the retry queue, or concludes
@@ -446,27 +507,232 @@ impl Tracker {
             self.in_flight -= 1;
             let (word, bit) = in_flight_bit(index);
             self.in_flight_bits[word] &= !bit;
+            if let Some((tries, allowed)) = self.paced_tries.get_mut(&index) {
+                *tries += 1;
+                let host = self.space.host_of(index);
+                let (tries, allowed) = (*tries, *allowed);
+                let pacing = self
+                    .pacing
+                    .get_mut(&host)
+                    .expect("a paced probe's host is paced");
+                let over = now >= pacing.budget_end;
+                if tries < allowed && !over && !pacing.found_nothing(now) {
+                    self.slots[index as usize] = Slot::Retry {
+                        attempt: attempt + 1,
+                    };
+                    pacing.queue.push_back(index);
+                } else {
+                    if over {
+                        pacing.unconfirmed += 1;
+                        self.rate_limited.push(index);
+                    }
+                    self.conclude_silent(index, attempt, now);
+                }
+                continue;
+            }
             if attempt < self.retry_budget {
                 *slot = Slot::Retry {
                     attempt: attempt + 1,
                 };
                 self.retries.push_back(index);
             } else {
-                let technique = (index % self.space.techniques as u64) as usize;
-                let o = self.techniques[technique].no_response;
-                *slot = Slot::Silent {
-                    finding: Finding {
-                        state: o.state,
-                        reason: o.reason,
-                        ttl: None,
-                    },
-                    last: attempt,
-                };
-                self.decided += 1;
-                self.silent.push((index, attempt));
-                self.last_silent = Some(now);
+                self.conclude_silent(index, attempt, now);
             }
         }
+        self.end_pacing(now);
+        self.maybe_plan_confirmation(now);
+    }
+
+    /// Concludes probe `index` on silence after try `last`.
+    fn conclude_silent(&mut self, index: u64, last: u8, now: Time) {
+        let technique = (index % self.space.techniques as u64) as usize;
+        let o = self.techniques[technique].no_response;
+        self.slots[index as usize] = Slot::Silent {
+            finding: Finding {
+                state: o.state,
+                reason: o.reason,
+                ttl: None,
+            },
+            last,
+        };
+        self.decided += 1;
+        self.silent.push((index, last));
+        self.last_silent = Some(now);
+    }
+
+    /// Concludes the queued suspects of hosts whose budget is spent
+    /// (unconfirmed: marked) or whose pacing found no limiter (silent).
+    fn end_pacing(&mut self, now: Time) {
+        if self.pacing.is_empty() {
+            return;
+        }
+        let mut ended: Vec<(u64, bool)> = Vec::new();
+        for p in self.pacing.values_mut() {
+            let over = now >= p.budget_end;
+            if over || p.found_nothing(now) {
+                while let Some(index) = p.queue.pop_front() {
+                    if over {
+                        p.unconfirmed += 1;
+                    }
+                    ended.push((index, over));
+                }
+            }
+        }
+        for (index, over) in ended {
+            if let Slot::Retry { attempt } = self.slots[index as usize] {
+                if over {
+                    self.rate_limited.push(index);
+                }
+                self.conclude_silent(index, attempt - 1, now);
+            }
+        }
+    }
+
+    /// Once every probe is decided, the first time: picks the silent
+    /// probes a rate limiter may explain and sends them again, paced.
+    fn maybe_plan_confirmation(&mut self, now: Time) {
+        if self.confirm_planned || !self.is_done() {
+            return;
+        }
+        self.confirm_planned = true;
+        if self.limit_budget.is_zero() || self.answers.is_empty() {
+            return;
+        }
+        // (index, last try, kind, tries allowed)
+        let mut suspects: Vec<(u64, u8, LimitKind, u8)> = Vec::new();
+        let mut reason_only: FxHashMap<usize, u32> = FxHashMap::default();
+        for &(index, last) in &self.silent {
+            if !matches!(self.slots[index as usize], Slot::Silent { .. }) {
+                continue;
+            }
+            let host = self.space.host_of(index);
+            let Some(counts) = self.answers.get(&host) else {
+                continue;
+            };
+            let t = &self.techniques[(index % self.space.techniques as u64) as usize];
+            let silent = t.no_response;
+            let by = |kind| t.classify(kind).map(|(_, o)| o);
+            let rst = by(ReplyKind::Rst { window: 0 });
+            let icmp = by(ReplyKind::Unreachable { code: 3 });
+            let same_port = self.same_port_icmp(index);
+            let icmp_evidence = counts.icmp_limited() || same_port;
+            let icmp_tries = if same_port {
+                PACED_TRIES
+            } else {
+                PACED_TRIES_WEAK
+            };
+            let kind = if counts.rst_limited() && rst.is_some_and(|o| o.state != silent.state) {
+                Some((LimitKind::Rst, PACED_TRIES))
+            } else if icmp_evidence && icmp.is_some_and(|o| o.state != silent.state) {
+                Some((LimitKind::Icmp, icmp_tries))
+            } else if icmp_evidence && icmp.is_some_and(|o| o.reason != silent.reason) {
+                let n = reason_only.entry(host).or_default();
+                *n += 1;
+                (*n <= REASON_ONLY_PER_HOST).then_some((LimitKind::Icmp, icmp_tries))
+            } else {
+                None
+            };
+            if let Some((kind, tries)) = kind {
+                suspects.push((index, last, kind, tries));
+            }
+        }
+        // The likeliest answers first: those whose port answered already.
+        suspects.sort_by_key(|s| std::cmp::Reverse(s.3));
+        if suspects.is_empty() {
+            return;
+        }
+        for &(index, last, kind, tries) in &suspects {
+            let host = self.space.host_of(index);
+            let budget = self.limit_budget;
+            let p = self
+                .pacing
+                .entry(host)
+                .or_insert_with(|| Pacing::new(kind, now, budget));
+            // RSTs are paced the faster way where a host limits both.
+            if kind == LimitKind::Rst && p.kind == LimitKind::Icmp && p.suspects == 0 {
+                *p = Pacing::new(kind, now, budget);
+            }
+            p.queue.push_back(index);
+            p.suspects += 1;
+            self.slots[index as usize] = Slot::Retry { attempt: last + 1 };
+            self.paced_tries.insert(index, (0, tries));
+            self.decided -= 1;
+        }
+        let paced = &self.paced_tries;
+        self.silent.retain(|(index, _)| !paced.contains_key(index));
+    }
+
+    /// Did another technique's probe of the same port get an ICMP error?
+    /// A REJECT rule answers every probe of its port alike, so this one's
+    /// silence is the limiter's doing.
+    fn same_port_icmp(&self, index: u64) -> bool {
+        let n = self.space.techniques as u64;
+        let first = index - index % n;
+        (first..first + n).any(|i| {
+            i != index
+                && matches!(
+                    self.slots[i as usize],
+                    Slot::Done(Finding {
+                        reason: Reason::Unreachable(_),
+                        ..
+                    })
+                )
+        })
+    }
+
+    /// Counts the RSTs and ICMP errors a host sent (limiter evidence).
+    fn note_answer(&mut self, index: u64, reply: &Reply) {
+        let host = self.space.host_of(index);
+        match reply.kind {
+            ReplyKind::Rst { .. } => {
+                let c = self.answers.entry(host).or_default();
+                c.rst += 1;
+                if reply.attempt_slot > 0 {
+                    c.rst_late += 1;
+                }
+            }
+            ReplyKind::Unreachable { .. } => {
+                let c = self.answers.entry(host).or_default();
+                c.icmp += 1;
+                c.icmp_first.get_or_insert(reply.at);
+                c.icmp_last = Some(reply.at);
+                c.other += 1;
+                c.other_late += u32::from(reply.attempt_slot > 0);
+            }
+            ReplyKind::SynAck => {
+                let c = self.answers.entry(host).or_default();
+                c.other += 1;
+                c.other_late += u32::from(reply.attempt_slot > 0);
+            }
+        }
+    }
+
+    /// The suspects left unconfirmed (ascending probe indices).
+    pub fn rate_limited(&self) -> Vec<u64> {
+        let mut v = self.rate_limited.clone();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The hosts found rate-limiting, with what confirming them cost.
+    pub fn limits(&self) -> Vec<RateLimit> {
+        let mut v: Vec<RateLimit> = self
+            .pacing
+            .iter()
+            .filter(|(_, p)| p.answered > 0 || p.unconfirmed > 0)
+            .map(|(&host, p)| RateLimit {
+                host,
+                kind: p.kind,
+                rate: p.rate(),
+                paced: p.suspects,
+                confirmed: p.answered,
+                unconfirmed: p.unconfirmed,
+                budget: self.limit_budget,
+            })
+            .collect();
+        v.sort_by_key(|r| r.host);
+        v
     }
 
     /// The probes sent before the first round trip was measured wait for
@@ -557,9 +823,17 @@ impl Tracker {
             self.stats.unmatched += 1;
             return ReplyEffect::Unmatched;
         };
-        if reply.attempt_slot < current {
+        let paced = self.paced_tries.contains_key(&index);
+        if reply.attempt_slot < current % TRY_SLOTS as u8 && !paced {
             // A retransmission followed this try, yet the try was answered.
             self.back_off(reply.at);
+        }
+        self.note_answer(index, reply);
+        if paced {
+            let host = self.space.host_of(index);
+            if let Some(p) = self.pacing.get_mut(&host) {
+                p.on_answer(reply.at);
+            }
         }
         if let Slot::InFlight { attempt, sent } = slot {
             self.in_flight -= 1;
@@ -581,7 +855,7 @@ impl Tracker {
         if outcome.state == PortState::Open {
             self.open_found += 1;
         }
-        if reply.attempt_slot > 0 {
+        if reply.attempt_slot > 0 && !paced {
             // The first try got no answer but a later one did: a drop.
             self.answered_late += 1;
             let rto = self.rto().max(self.params.window_hold);
@@ -598,6 +872,7 @@ impl Tracker {
         });
         self.decided += 1;
         self.stats.replies += 1;
+        self.maybe_plan_confirmation(reply.at);
         ReplyEffect::Decided { rule, outcome }
     }
 
@@ -616,6 +891,7 @@ impl Tracker {
             reason: outcome.reason,
             ttl: Some(reply.ttl),
         });
+        self.note_answer(index, reply);
         if outcome.state == PortState::Open {
             self.open_found += 1;
         }
@@ -644,7 +920,17 @@ impl Tracker {
 
     /// When the next timeout falls, if any probe is waiting for one.
     pub fn next_deadline(&self) -> Option<Time> {
-        self.deadlines.peek().map(|Reverse((t, _, _))| *t)
+        let timeout = self.deadlines.peek().map(|Reverse((t, _, _))| *t);
+        let paced = self
+            .pacing
+            .values()
+            .filter(|p| !p.queue.is_empty())
+            .map(|p| p.next_send.min(p.budget_end))
+            .min();
+        match (timeout, paced) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether there is something to send if the window allows.

@@ -57,6 +57,53 @@ pub struct ScanStats {
     pub discovery: Option<(u64, Duration)>,
 }
 
+/// The kind of answer a host rate-limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    Rst,
+    Icmp,
+}
+
+impl LimitKind {
+    pub fn finding_id(self) -> &'static str {
+        match self {
+            LimitKind::Rst => "rst-rate-limit",
+            LimitKind::Icmp => "icmp-rate-limit",
+        }
+    }
+}
+
+/// A host whose answers were rate-limited, and what confirming its silent
+/// probes cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// The host's position in `space.hosts`.
+    pub host: usize,
+    pub kind: LimitKind,
+    /// Answers per second measured while pacing (`None`: too few answers).
+    pub rate: Option<f64>,
+    /// Silent probes sent again, paced.
+    pub paced: u32,
+    /// Of those, answered.
+    pub confirmed: u32,
+    /// Still silent when the time budget ended: marked `rate_limited`.
+    pub unconfirmed: u32,
+    pub budget: Duration,
+}
+
+impl RateLimit {
+    /// How long confirming the unconfirmed probes would take at the
+    /// measured rate (without a measure: Linux's one ICMP error a second,
+    /// FreeBSD's 200 RSTs).
+    pub fn time_to_confirm(&self) -> Duration {
+        let rate = self.rate.unwrap_or(match self.kind {
+            LimitKind::Icmp => 1.0,
+            LimitKind::Rst => 200.0,
+        });
+        Duration::from_secs_f64(f64::from(self.unconfirmed) / rate.max(0.001))
+    }
+}
+
 pub struct ScanResult {
     pub space: ProbeSpace,
     pub techniques: Vec<Technique>,
@@ -73,12 +120,21 @@ pub struct ScanResult {
     /// Per host (in `space.hosts` order): up or down, and why. A down host
     /// has no findings.
     pub hosts: Vec<HostStatus>,
+    /// Probes (indices in the probe space, ascending) whose silence a rate
+    /// limiter may explain: not confirmed within the host's time budget.
+    pub rate_limited: Vec<u64>,
+    /// Hosts found rate-limiting their answers.
+    pub limits: Vec<RateLimit>,
 }
 
 impl ScanResult {
     /// Whether host `i` (a position in `space.hosts`) was found up.
     pub fn is_up(&self, i: usize) -> bool {
         self.hosts.get(i).is_none_or(|h| h.up)
+    }
+
+    pub fn is_rate_limited(&self, index: u64) -> bool {
+        self.rate_limited.binary_search(&index).is_ok()
     }
 
     pub fn hosts_up(&self) -> usize {

@@ -299,6 +299,9 @@ mod tests {
             seed: 1,
             interrupted: false,
             decided: vec![],
+            hosts: Vec::new(),
+            rate_limited: Vec::new(),
+            limits: Vec::new(),
         };
         let mut out = Vec::new();
         write_jsonl(&mut out, &result, &Services::load(), Lang::En).unwrap();
