@@ -151,6 +151,12 @@ pub struct Args {
     #[arg(long, value_name = "LANG", global = true, value_parser = parse_lang)]
     pub lang: Option<Lang>,
 
+    /// How long, per host, silent probes are confirmed when the host
+    /// rate-limits its RSTs or ICMP errors (paced to the measured rate);
+    /// those still silent then are marked rate_limited. 0: none.
+    #[arg(long = "limit-budget", value_name = "SECONDS", default_value_t = 40.0)]
+    pub limit_budget: f64,
+
     /// -Pn: no host discovery; every target is taken as up.
     #[arg(long = "no-ping")]
     pub no_ping: bool,

@@ -70,6 +70,8 @@ pub struct ScanConfig {
     /// Host discovery before the port scan; `None` (`-Pn`): every target
     /// is taken as up.
     pub discovery: Option<PingPlan>,
+    /// How long a rate-limited host's silent probes may be confirmed.
+    pub limit_budget: Duration,
 }
 
 /// How often the receiver looks at the stop flag.
@@ -109,6 +111,7 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
         cfg.timing,
         keys.order_seed,
     );
+    tracker.set_limit_budget(cfg.limit_budget);
     if let Some(decided) = &cfg.resume {
         tracker.skip_positions(decided);
     }

@@ -83,7 +83,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
     let guard = lab::LabGuard(lab::up(prefix)?);
     crate::sys::netns::enter(&guard.0.scanner_netns())?;
     println!("{}", say.hosts);
-    for host in lab::hosts() {
+    for host in lab::demo_hosts() {
         let role = match lang {
             Lang::Ja => host_role_ja(host.name).unwrap_or(host.role),
             Lang::En => host.role,
@@ -95,11 +95,12 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         .iter()
         .map(|n| technique::builtin_by_name(n).expect("built in"))
         .collect();
-    let targets: Vec<_> = lab::hosts().iter().map(|h| h.addr).collect();
+    let targets: Vec<_> = lab::demo_hosts().iter().map(|h| h.addr).collect();
     let route = crate::route::plan(&targets, None, None)?;
     let result = scan::run(
         ScanConfig {
             discovery: Some(crate::engine::discovery::PingPlan::default()),
+            limit_budget: crate::engine::tracker::DEFAULT_LIMIT_BUDGET,
             targets,
             ports: demo_ports(),
             techniques,

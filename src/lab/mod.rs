@@ -6,10 +6,17 @@
 //! routed hop) can be seen for real and compared against nmap.
 //!
 //! ```text
-//!   {p}-scan 10.213.1.1 ─┐
-//!   {p}-web  10.213.1.2 ─┼─ br0 10.213.1.254 ┐
-//!   {p}-rst  10.213.1.3 ─┘                   ├ {p}-gw (forwards)
-//!   {p}-far  10.213.2.2 ──── v-far 10.213.2.254 ┘
+//!   {p}-scan   10.213.1.1 ─┐
+//!   {p}-web    10.213.1.2 ─┤
+//!   {p}-rst    10.213.1.3 ─┤
+//!   {p}-rstlim 10.213.1.4 ─┼─ br0 10.213.1.254 ┐
+//!   {p}-fwd    10.213.1.5 ─┤                   ├ {p}-gw (forwards)
+//!   {p}-rej    10.213.1.6 ─┘                   │
+//!   {p}-far    10.213.2.2 ──── v-far 10.213.2.254 ┘
+//!
+//! The rest of both /24s is empty: addresses where no host answers, on
+//! the link and behind the gateway. The demo scans web, rst and far;
+//! rstlim, fwd and rej are the hosts that rate-limit their answers.
 //! ```
 //!
 //! Every command runs inside one of the lab's namespaces (`ip -n NS` or
@@ -52,6 +59,8 @@ pub struct LabHost {
     pub listening: &'static [u16],
     /// Human-readable summaries, one per firewall rule.
     pub rules: &'static [&'static str],
+    /// Whether its ICMP errors are rate-limited as Linux does by default.
+    pub icmp_limited: bool,
 }
 
 /// Which segment a host is plugged into decides its veth, gateway and routes.
@@ -67,6 +76,8 @@ struct HostSpec {
     segment: Segment,
     /// iptables INPUT rules, whitespace-separated arguments after `-A INPUT`.
     iptables: &'static [Rule],
+    /// iptables OUTPUT rules, likewise.
+    output: &'static [Rule],
 }
 
 struct Rule {
@@ -84,7 +95,7 @@ const fn rule(args: &'static str) -> Rule {
     }
 }
 
-static HOSTS: [LabHost; 3] = [
+static HOSTS: [LabHost; 6] = [
     LabHost {
         name: "web",
         netns_suffix: "web",
@@ -101,6 +112,7 @@ static HOSTS: [LabHost; 3] = [
             "tcp/8000-8100 non-SYN DROP (SYN reaches 8080 listening, the rest closed)",
             "tcp/5430-5439 non-SYN that opens nothing (conntrack NEW/INVALID) DROP; 5432 closed",
         ],
+        icmp_limited: false,
     },
     LabHost {
         name: "rst",
@@ -112,6 +124,7 @@ static HOSTS: [LabHost; 3] = [
         rules: &[
             "tcp non-SYN that opens nothing (conntrack NEW/INVALID) REJECT tcp-reset, all ports",
         ],
+        icmp_limited: false,
     },
     LabHost {
         name: "far",
@@ -121,15 +134,59 @@ static HOSTS: [LabHost; 3] = [
                back through it.",
         listening: &[22, 443],
         rules: &["tcp/25 DROP"],
+        icmp_limited: false,
+    },
+    LabHost {
+        name: "rstlim",
+        netns_suffix: "rstlim",
+        addr: Ipv4Addr::new(10, 213, 1, 4),
+        role: "A host that sends at most 200 RSTs a second, as FreeBSD does by default: \
+               past the limit, closed ports look filtered.",
+        listening: &[22, 80, 443],
+        rules: &["outgoing RSTs limited to 200/s (burst 5), the rest dropped"],
+        icmp_limited: false,
+    },
+    LabHost {
+        name: "fwd",
+        netns_suffix: "fwd",
+        addr: Ipv4Addr::new(10, 213, 1, 5),
+        role: "firewalld's default: a few ports open, everything else REJECTed with \
+               icmp-host-prohibited, and Linux's limit of one ICMP error a second.",
+        listening: &[22, 80],
+        rules: &[
+            "established and related traffic ACCEPT",
+            "tcp/22 ACCEPT",
+            "icmp ACCEPT",
+            "everything else REJECT icmp-host-prohibited (ICMP errors rate-limited)",
+        ],
+        icmp_limited: true,
+    },
+    LabHost {
+        name: "rej",
+        netns_suffix: "rej",
+        addr: Ipv4Addr::new(10, 213, 1, 6),
+        role: "A Linux host with two REJECTed ports and its default ICMP rate limit: \
+               one pass of several techniques runs its bucket dry.",
+        listening: &[22, 80],
+        rules: &[
+            "tcp/111 REJECT icmp-port-unreachable",
+            "tcp/445 REJECT icmp-admin-prohibited",
+        ],
+        icmp_limited: true,
     },
 ];
 
-/// The lab's scan targets: web, rst, far.
+/// The lab's scan targets: web, rst, far, rstlim, fwd, rej.
 pub fn hosts() -> &'static [LabHost] {
     &HOSTS
 }
 
-static SPECS: [HostSpec; 3] = [
+/// The hosts the demo scans: web, rst and far.
+pub fn demo_hosts() -> &'static [LabHost] {
+    &HOSTS[..3]
+}
+
+static SPECS: [HostSpec; 6] = [
     HostSpec {
         host: &HOSTS[0],
         segment: Segment::Lan,
@@ -145,6 +202,7 @@ static SPECS: [HostSpec; 3] = [
                 fallback: Some("-p tcp --dport 5430:5439 ! --syn -j DROP"),
             },
         ],
+        output: &[],
     },
     HostSpec {
         host: &HOSTS[1],
@@ -156,11 +214,45 @@ static SPECS: [HostSpec; 3] = [
             args: "-p tcp ! --syn -m conntrack --ctstate INVALID,NEW -j REJECT --reject-with tcp-reset",
             fallback: Some("-p tcp ! --syn -j REJECT --reject-with tcp-reset"),
         }],
+        output: &[],
     },
     HostSpec {
         host: &HOSTS[2],
         segment: Segment::Far,
         iptables: &[rule("-p tcp --dport 25 -j DROP")],
+        output: &[],
+    },
+    HostSpec {
+        host: &HOSTS[3],
+        segment: Segment::Lan,
+        iptables: &[],
+        output: &[
+            rule("-p tcp --tcp-flags RST RST -m limit --limit 200/second --limit-burst 5 -j ACCEPT"),
+            rule("-p tcp --tcp-flags RST RST -j DROP"),
+        ],
+    },
+    HostSpec {
+        host: &HOSTS[4],
+        segment: Segment::Lan,
+        iptables: &[
+            Rule {
+                args: "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+                fallback: Some("-p tcp ! --syn -m multiport --sports 22,80 -j ACCEPT"),
+            },
+            rule("-p tcp --dport 22 -j ACCEPT"),
+            rule("-p icmp -j ACCEPT"),
+            rule("-j REJECT --reject-with icmp-host-prohibited"),
+        ],
+        output: &[],
+    },
+    HostSpec {
+        host: &HOSTS[5],
+        segment: Segment::Lan,
+        iptables: &[
+            rule("-p tcp --dport 111 -j REJECT --reject-with icmp-port-unreachable"),
+            rule("-p tcp --dport 445 -j REJECT --reject-with icmp-admin-prohibited"),
+        ],
+        output: &[],
     },
 ];
 
@@ -580,18 +672,23 @@ fn plan(lab: &Lab) -> Vec<Step> {
 
     // ICMP rejects are answers under test; rate limiting would turn some of
     // them into silence and the port into "filtered" by accident.
+    // The hosts that show Linux's limiter keep its defaults.
     for spec in &SPECS {
         let ns = lab.netns(spec.host);
-        steps.push(exec_in(&ns, "sysctl -w net.ipv4.icmp_ratelimit=0"));
-        let mut per_sec = exec_in(&ns, "sysctl -w net.ipv4.icmp_msgs_per_sec=100000");
-        per_sec.may_fail = true;
-        steps.push(per_sec);
-        for r in spec.iptables {
-            let mut step = exec_in(&ns, &format!("iptables -A INPUT {}", r.args));
-            step.fallback = r
-                .fallback
-                .map(|f| exec_in(&ns, &format!("iptables -A INPUT {f}")).argv);
-            steps.push(step);
+        if !spec.host.icmp_limited {
+            steps.push(exec_in(&ns, "sysctl -w net.ipv4.icmp_ratelimit=0"));
+            let mut per_sec = exec_in(&ns, "sysctl -w net.ipv4.icmp_msgs_per_sec=100000");
+            per_sec.may_fail = true;
+            steps.push(per_sec);
+        }
+        for (chain, rules) in [("INPUT", spec.iptables), ("OUTPUT", spec.output)] {
+            for r in rules {
+                let mut step = exec_in(&ns, &format!("iptables -A {chain} {}", r.args));
+                step.fallback = r
+                    .fallback
+                    .map(|f| exec_in(&ns, &format!("iptables -A {chain} {f}")).argv);
+                steps.push(step);
+            }
         }
     }
     steps
@@ -749,7 +846,7 @@ mod tests {
             assert!(std::ptr::eq(h, s.host), "SPECS follows HOSTS order");
             assert_eq!(
                 h.rules.len(),
-                s.iptables.len(),
+                s.iptables.len() + s.output.len(),
                 "one summary per rule on {}",
                 h.name
             );

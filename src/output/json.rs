@@ -30,6 +30,10 @@ struct PortRecord<'a> {
     class: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<&'static str>,
+    /// Silent where the host's rate limiter may have eaten the answer, and
+    /// not confirmed within the host's budget.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    rate_limited: bool,
 }
 
 #[derive(Serialize)]
@@ -186,7 +190,7 @@ fn jsonl_rows(
         if from < to {
             let addr = host.host.to_string();
             for (port, findings) in &host.rows[from - own.start..to - own.start] {
-                for (t, f) in result.techniques.iter().zip(findings.iter()) {
+                for (ti, (t, f)) in result.techniques.iter().zip(findings.iter()).enumerate() {
                     let Some(f) = f else { continue };
                     let is_open = f.state == PortState::Open;
                     let rec = PortRecord {
@@ -200,6 +204,7 @@ fn jsonl_rows(
                         service: services.name(*port),
                         class: is_open.then(|| crate::model::ports::port_class(*port).name()),
                         note: is_open.then(|| portnotes::note_text(*port, lang)).flatten(),
+                        rate_limited: host.is_limited(*port, ti),
                     };
                     serde_json::to_writer(&mut buf, &rec)?;
                     buf.push(b'\n');

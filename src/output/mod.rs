@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use crate::model::host::HostStatus;
-use crate::model::result::{Finding, ScanResult};
+use crate::model::result::{Finding, RateLimit, ScanResult};
 use crate::model::services::Services;
 use crate::sys::files::{open_write, Existing};
 use crate::teach::findings::{self, HostFinding, PortRow};
@@ -64,6 +64,10 @@ pub fn open(path: &Path, option: &str, append: bool) -> anyhow::Result<Dest> {
 pub(crate) struct HostRows<'a> {
     pub(crate) host: Ipv4Addr,
     pub(crate) status: HostStatus,
+    /// (port, technique) of the probes left unconfirmed by a rate
+    /// limiter, sorted.
+    pub(crate) limited: Vec<(u16, usize)>,
+    pub(crate) limit: Option<RateLimit>,
     pub(crate) rows: Vec<(u16, &'a [Option<Finding>])>,
 }
 
@@ -74,12 +78,30 @@ impl HostRows<'_> {
             .map(|(port, findings)| PortRow {
                 port: *port,
                 findings,
+                limited: self.is_limited_port(*port),
             })
             .collect()
     }
 
+    /// Whether any probe of `port` was left unconfirmed.
+    pub(crate) fn is_limited_port(&self, port: u16) -> bool {
+        let at = self.limited.partition_point(|(p, _)| *p < port);
+        self.limited.get(at).is_some_and(|(p, _)| *p == port)
+    }
+
+    /// Whether technique `t`'s probe of `port` was left unconfirmed.
+    pub(crate) fn is_limited(&self, port: u16, t: usize) -> bool {
+        self.limited.binary_search(&(port, t)).is_ok()
+    }
+
     pub(crate) fn findings(&self, result: &ScanResult, lang: Lang) -> Vec<HostFinding> {
-        findings::host_findings(&self.port_rows(), &result.techniques, lang)
+        let mut out = findings::host_findings(&self.port_rows(), &result.techniques, lang);
+        if let Some(limit) = &self.limit {
+            let mut ports: Vec<u16> = self.limited.iter().map(|(p, _)| *p).collect();
+            ports.dedup();
+            out.push(findings::rate_limit_finding(limit, ports, lang));
+        }
+        out
     }
 }
 
@@ -92,6 +114,8 @@ pub(crate) fn hosts(result: &ScanResult) -> Vec<HostRows<'_>> {
         .zip(result.findings.chunks(per_host.max(1)))
         .enumerate()
         .map(|(i, (host, chunk))| HostRows {
+            limited: limited_of(result, i),
+            limit: result.limits.iter().find(|l| l.host == i).copied(),
             host: *host,
             status: result
                 .hosts
@@ -105,6 +129,25 @@ pub(crate) fn hosts(result: &ScanResult) -> Vec<HostRows<'_>> {
                 .copied()
                 .zip(chunk.chunks(result.techniques.len().max(1)))
                 .collect(),
+        })
+        .collect()
+}
+
+/// The (port, technique) pairs of host `i`'s unconfirmed probes.
+fn limited_of(result: &ScanResult, i: usize) -> Vec<(u16, usize)> {
+    if result.rate_limited.is_empty() {
+        return Vec::new();
+    }
+    let nt = result.techniques.len().max(1) as u64;
+    let per_host = result.space.ports.len() as u64 * nt;
+    let (first, end) = (i as u64 * per_host, (i as u64 + 1) * per_host);
+    let from = result.rate_limited.partition_point(|&x| x < first);
+    result.rate_limited[from..]
+        .iter()
+        .take_while(|&&x| x < end)
+        .map(|&x| {
+            let (_, port, t) = result.space.probe(x);
+            (port, t)
         })
         .collect()
 }

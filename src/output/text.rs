@@ -90,7 +90,8 @@ pub fn write_text(
         // Fold the most common answer when it covers many ports.
         let mut counts: FxHashMap<RowKey, usize> = FxHashMap::default();
         let mut key = RowKey::new();
-        for (_, f) in &host.rows {
+        // Unconfirmed rows are never folded: their mark must show.
+        for (_, f) in host.rows.iter().filter(|(p, _)| !host.is_limited_port(*p)) {
             row_key_into(f, &mut key);
             match counts.get_mut(key.as_slice()) {
                 Some(n) => *n += 1,
@@ -134,7 +135,9 @@ pub fn write_text(
         let shown: Vec<_> = host
             .rows
             .iter()
-            .filter(|(_, f)| folded.as_ref().is_none_or(|(k, _)| !has_key(f, k)))
+            .filter(|(p, f)| {
+                host.is_limited_port(*p) || folded.as_ref().is_none_or(|(k, _)| !has_key(f, k))
+            })
             .filter(|(_, f)| f.iter().any(|c| c.is_some()))
             .collect();
         if shown.is_empty() && unconcluded > 0 {
@@ -150,9 +153,21 @@ pub fn write_text(
             writeln!(w)?;
             continue;
         }
+        // An unconfirmed silence (a rate limiter's doing, maybe) is marked.
         let cells: Vec<Vec<String>> = shown
             .iter()
-            .map(|(_, f)| f.iter().map(|c| cell(c, reason)).collect())
+            .map(|(port, f)| {
+                f.iter()
+                    .enumerate()
+                    .map(|(t, c)| {
+                        let mut text = cell(c, reason);
+                        if host.is_limited(*port, t) {
+                            text.push('*');
+                        }
+                        text
+                    })
+                    .collect()
+            })
             .collect();
         let widths: Vec<usize> = (0..names.len())
             .map(|i| {
@@ -199,11 +214,22 @@ pub fn write_text(
                 let row = PortRow {
                     port: *port,
                     findings: f,
+                    limited: host.is_limited_port(*port),
                 };
                 line.push(' ');
                 line.push_str(&findings::verdict(&row, &result.techniques, opts.lang));
                 writeln!(w, "{}", line.trim_end())?;
             }
+        }
+        if !host.limited.is_empty() {
+            writeln!(
+                w,
+                "{}",
+                match opts.lang {
+                    Lang::En => "* unconfirmed: the host rate-limits its answers (see its finding)",
+                    Lang::Ja => "* 未確認: ホストが応答数を制限しています(所見を参照)",
+                }
+            )?;
         }
         let open: Vec<u16> = shown
             .iter()

@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::result::Finding;
+use crate::model::result::{Finding, LimitKind, RateLimit};
 use crate::model::technique::{Reason, Technique};
 use crate::teach::lang::Lang;
 use crate::wire::flag;
@@ -29,6 +29,9 @@ use crate::wire::flag;
 pub struct PortRow<'a> {
     pub port: u16,
     pub findings: &'a [Option<Finding>],
+    /// A probe of this port stayed silent where the host's rate limiter
+    /// may have eaten its answer: its silence is no evidence of a filter.
+    pub limited: bool,
 }
 
 /// One finding about a host, as the JSON Lines host record carries it.
@@ -43,13 +46,15 @@ pub struct HostFinding {
 
 /// Every finding id, in the order [`host_findings`] reports them.
 #[cfg(test)]
-pub const IDS: [&str; 6] = [
+pub const IDS: [&str; 8] = [
     "rfc793",
     "resets-non-syn",
     "drops-non-syn",
     "silent-filter",
     "icmp-filter",
     "syn-proxy",
+    "rst-rate-limit",
+    "icmp-rate-limit",
 ];
 
 /// `syn-proxy` is only reported when at least this many ports answered the
@@ -188,7 +193,7 @@ pub fn host_evidence(rows: &[PortRow], techniques: &[Technique]) -> Vec<HostEvid
             let mut closed_reset = Evidence::default();
             let mut resets = Evidence::default();
             let mut drops = Evidence::default();
-            for row in rows {
+            for row in rows.iter().filter(|r| !r.limited) {
                 let Some(s) = at(row, syn) else { continue };
                 let ns = NonSyn::of(row, &roles);
                 match s.reason {
@@ -228,6 +233,7 @@ pub fn host_evidence(rows: &[PortRow], techniques: &[Technique]) -> Vec<HostEvid
 
         let mut silent: Vec<u16> = rows
             .iter()
+            .filter(|row| !row.limited)
             .filter(|row| matches!(at(row, syn), Some(f) if f.reason == Reason::NoResponse))
             .map(|row| row.port)
             .collect();
@@ -484,6 +490,69 @@ pub fn host_findings(rows: &[PortRow], techniques: &[Technique], lang: Lang) -> 
         .collect()
 }
 
+/// The `rst-rate-limit` or `icmp-rate-limit` finding: what the limiter
+/// cost, what stays unconfirmed, and how to confirm it.
+pub fn rate_limit_finding(limit: &RateLimit, unconfirmed: Vec<u16>, lang: Lang) -> HostFinding {
+    let what = match (limit.kind, lang) {
+        (LimitKind::Rst, Lang::En) => "RSTs",
+        (LimitKind::Icmp, Lang::En) => "ICMP errors",
+        (LimitKind::Rst, Lang::Ja) => "RST",
+        (LimitKind::Icmp, Lang::Ja) => "ICMPエラー",
+    };
+    let rate = match (limit.rate, lang) {
+        (Some(r), Lang::En) => format!("about {r:.1} a second"),
+        (Some(r), Lang::Ja) => format!("毎秒約{r:.1}個"),
+        (None, Lang::En) => "too few to measure a rate".to_string(),
+        (None, Lang::Ja) => "少なすぎて速度は測れず".to_string(),
+    };
+    let need = limit.time_to_confirm().as_secs_f64().ceil() as u64 + 5;
+    let budget = limit.budget.as_secs();
+    let ports = port_list(&unconfirmed, lang);
+    let text = match lang {
+        Lang::En => {
+            let mut t = format!(
+                "This host limits the {what} it sends ({rate}): past its limit a probe gets \
+                 no answer, exactly as if a firewall dropped it. {} silent probes were sent \
+                 again, paced to that rate, and {} of them were answered.",
+                limit.paced, limit.confirmed
+            );
+            if limit.unconfirmed > 0 {
+                t.push_str(&format!(
+                    " {} stayed silent when the {budget} s budget ended ({ports}): their state \
+                     is unconfirmed (rate_limited), not evidence of a filter. Confirming them \
+                     takes about {need} s more: --limit-budget {}.",
+                    plural(limit.unconfirmed as usize, "probe", "probes"),
+                    budget + need
+                ));
+            }
+            t
+        }
+        Lang::Ja => {
+            let mut t = format!(
+                "このホストは送る{what}の数を制限しています({rate})。上限を超えたプローブには\
+                 応答がなく、ファイアウォールが破棄した場合と見分けがつきません。\
+                 応答のなかったプローブ{}個をその速度に合わせて送り直し、{}個に応答がありました。",
+                limit.paced, limit.confirmed
+            );
+            if limit.unconfirmed > 0 {
+                t.push_str(&format!(
+                    "{budget}秒の予算が尽きた時点で{}個が無応答のままです({ports})。\
+                     その状態は未確認(rate_limited)で、フィルタの証拠ではありません。\
+                     確認するにはあと約{need}秒: --limit-budget {}。",
+                    limit.unconfirmed,
+                    budget + need
+                ));
+            }
+            t
+        }
+    };
+    HostFinding {
+        id: limit.kind.finding_id(),
+        ports: unconfirmed,
+        text,
+    }
+}
+
 /// A one-line title for a finding id, for headings. An unknown id gets a
 /// generic title.
 pub fn narrate_id(id: &str, lang: Lang) -> &'static str {
@@ -498,6 +567,10 @@ pub fn narrate_id(id: &str, lang: Lang) -> &'static str {
         ("silent-filter", Lang::Ja) => "ファイアウォールがプローブを黙って破棄",
         ("icmp-filter", Lang::En) => "Probes rejected with ICMP unreachable",
         ("icmp-filter", Lang::Ja) => "ICMP到達不能でプローブを拒否",
+        ("rst-rate-limit", Lang::En) => "The host rate-limits its RSTs",
+        ("rst-rate-limit", Lang::Ja) => "ホストがRSTの送信数を制限",
+        ("icmp-rate-limit", Lang::En) => "The host rate-limits its ICMP errors",
+        ("icmp-rate-limit", Lang::Ja) => "ホストがICMPエラーの送信数を制限",
         ("syn-proxy", Lang::En) => "Every port answers SYN/ACK: SYN proxy or tarpit likely",
         ("syn-proxy", Lang::Ja) => "全ポートがSYN/ACK: SYNプロキシかターピットの疑い",
         (_, Lang::En) => "Finding",
@@ -694,6 +767,7 @@ mod tests {
             .map(|(port, f)| PortRow {
                 port: *port,
                 findings: f,
+                limited: false,
             })
             .collect()
     }
@@ -1105,6 +1179,7 @@ mod tests {
             let row = PortRow {
                 port: 1,
                 findings: f,
+                limited: false,
             };
             assert_eq!(verdict(&row, &four, Lang::En), *en);
             assert_eq!(verdict(&row, &four, Lang::Ja), *ja);
@@ -1139,6 +1214,7 @@ mod tests {
             let row = PortRow {
                 port: 1,
                 findings: f,
+                limited: false,
             };
             assert_eq!(verdict(&row, &ns, Lang::En), *en);
             assert_eq!(verdict(&row, &ns, Lang::Ja), *ja);
@@ -1155,6 +1231,7 @@ mod tests {
         let row = PortRow {
             port: 1,
             findings: &f,
+            limited: false,
         };
         assert_eq!(verdict(&row, &[ack], Lang::En), "unfiltered (reset)");
 
