@@ -7,7 +7,7 @@
 #
 # Network rule: every probe goes to an address that exists only inside a
 # namespace created here (the flagscan lab 10.213.x.x, a /16 of local
-# addresses 10.214.0.0/16 behind a veth, a lossy host 10.213.1.4). The
+# addresses 10.214.0.0/16 behind a veth, a lossy host 10.213.1.9). The
 # scanner namespace has no default route and no link to the host's own
 # network, so nothing can leave it. Every tool runs under `timeout`; an EXIT
 # trap removes the lab and the namespaces whatever happens.
@@ -35,11 +35,17 @@ RATE=${FSBENCH_RATE:-300000}
 SCAN_NS=$PREFIX-scan
 GW_NS=$PREFIX-gw
 WEB_NS=$PREFIX-web
+FWD_NS=$PREFIX-fwd
+LAN_NET=10.213.1.0/24
+FAR_NET=10.213.2.0/24
+RSTLIM_IP=10.213.1.4
+FWD_IP=10.213.1.5
+REJ_IP=10.213.1.6
 SWEEP_NS=$PREFIX-sweep
 LOSS_NS=$PREFIX-loss
 WEB=10.213.1.2
 SCAN_IP=10.213.1.1
-LOSS_IP=10.213.1.4
+LOSS_IP=10.213.1.9
 SWEEP_NET=10.214.0.0/16
 SWEEP_HOSTS=65536
 SW_SCAN_IP=10.215.0.1
@@ -385,6 +391,68 @@ else
     row "$J4" zmap - - - - - - - - "not installed"
 fi
 
+# ---------------------------------------------------------------- job 6
+# Real networks (issue 12). Before job 5: its loss host sits on the LAN.
+J6="6. mostly empty /24s, on the link ($LAN_NET) and routed ($FAR_NET), ports 1-100, SYN"
+log "job $J6"
+run_nmap n6 300 -sS -T4 -p1-100 -n "$LAN_NET" "$FAR_NET"
+row "$J6" "nmap -T4" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "ref" "" \
+    "$($STATES count "nmap:$WORK/n6.xml")" "with nmap's host discovery $N_NOTE"
+FS_DIFF_SPECS="syn=nmap:$WORK/n6.xml"
+run_flagscan "$J6" f6 300 -sS -p1-100 "$LAN_NET" "$FAR_NET"
+read -r H6 _ _ < <($STATES hostsdiff "nmap:$WORK/n6.xml" "flagscan:$WORK/f6.json")
+row "$J6" masscan - - - - - - - - "n/a: no host discovery"
+row "$J6" zmap - - - - - - - - "n/a: one port per scan"
+
+# ---------------------------------------------------------------- job 7
+J7="7. a host sending at most 200 RSTs a second ($RSTLIM_IP), ports 1-3000, SYN"
+log "job $J7"
+run_nmap n7 300 -sS -T4 -p1-3000 -n -Pn "$RSTLIM_IP"
+row "$J7" "nmap -T4" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "ref" "" \
+    "$($STATES count "nmap:$WORK/n7.xml")" "$N_NOTE"
+FS_DIFF_SPECS="syn=nmap:$WORK/n7.xml"
+run_flagscan "$J7" f7 300 -sS -p1-3000 "$RSTLIM_IP"
+row "$J7" masscan - - - - - - - - "not run"
+row "$J7" zmap - - - - - - - - "n/a"
+
+# ---------------------------------------------------------------- job 8
+J8="8. two REJECTed ports, Linux's ICMP limit ($REJ_IP), ports 1-1000, four techniques, ten runs"
+log "job $J8"
+sum_wall=0 refs=""
+for t in S F N X; do
+    case $t in S) tech=syn ;; F) tech=fin ;; N) tech=null ;; X) tech=xmas ;; esac
+    run_nmap "n8$t" 120 "-s$t" -T4 -p1-1000 -n -Pn "$REJ_IP"
+    sum_wall=$(awk -v a="$sum_wall" -v b="$N_WALL" 'BEGIN { printf "%.2f", a + b }')
+    refs+="nmap:$WORK/n8$t.xml:$tech "
+    sleep 7 # the host's ICMP bucket refills between nmap's runs
+done
+row "$J8" "nmap -T4 x4" "$sum_wall" - - - - "ref" "" - "four runs, one per technique, 7 s apart"
+EXACT8=0 WALL8=""
+for run in 1 2 3 4 5 6 7 8 9 10; do
+    FS_DIFF_SPECS="" FS_TOOL="flagscan run $run" run_flagscan "$J8" "f8r$run" 120 -sS -sF -sN -sX -p1-1000 "$REJ_IP"
+    read -r d8 _ < <($STATES reasondiff $refs "flagscan:$WORK/f8r$run.json")
+    [[ $d8 == 0 ]] && EXACT8=$((EXACT8 + 1))
+    WALL8+="$T_WALL "
+done
+row "$J8" masscan - - - - - - - - "n/a"
+row "$J8" zmap - - - - - - - - "n/a"
+
+# ---------------------------------------------------------------- job 9
+J9="9. firewalld-like host ($FWD_IP), everything REJECTed, ports 1-200, FIN"
+log "job $J9: ground truth first (the host's ICMP limit off)"
+ip netns exec "$FWD_NS" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
+FS_DIFF_SPECS="" FS_TOOL="flagscan, limit off (truth)" run_flagscan "$J9" f9truth 120 -sF -p1-200 "$FWD_IP"
+ip netns exec "$FWD_NS" sysctl -qw net.ipv4.icmp_ratelimit=1000 net.ipv4.icmp_msgs_per_sec=1000
+sleep 7 # a full bucket for each run, as a first scan of the host would find it
+run_nmap n9 300 -sF -T4 -p1-200 -n -Pn "$FWD_IP"
+read -r R9N W9N _ _ < <($STATES truth "flagscan:$WORK/f9truth.json:fin" "nmap:$WORK/n9.xml:fin")
+row "$J9" "nmap -T4" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "$W9N" 200 - "$R9N of 200 states right against the truth $N_NOTE"
+sleep 7
+FS_DIFF_SPECS="" run_flagscan "$J9" f9 300 -sF -p1-200 "$FWD_IP"
+read -r R9 W9 U9 M9 < <($STATES truth "flagscan:$WORK/f9truth.json:fin" "flagscan:$WORK/f9.json:fin")
+row "$J9" masscan - - - - - - - - "n/a"
+row "$J9" zmap - - - - - - - - "n/a"
+
 # ---------------------------------------------------------------- job 5
 J5="5. one host ($LOSS_IP) dropping 10% of incoming TCP, ports 1-10000, SYN"
 log "job $J5: loss-free baselines first"
@@ -460,5 +528,18 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 >= b + 0) ? 1 : 0 }'; }
     r5=$(ratio "$(get 5. 'nmap -T4' 3)" "$(get 5. flagscan 3)")
     ok=0; isnum "$L_FS" && ((L_FS == 0)) && ok=$(ge "$r5" 3)
     echo "10% loss, states = loss-free scan, >= 3x nmap -T4: $L_FS differ, ${r5}x -> $(verdict $ok)"
+    echo
+    echo "== targets (issue 12), this run"
+    w6n=$(get 6. 'nmap -T4' 3); w6=$(get 6. flagscan 3); d6=$(get 6. flagscan 8)
+    ok=0; isnum "$d6" && ((d6 == 0)) && [[ $H6 == 0 ]] && ok=$(ge "$w6n" "$w6")
+    echo "mostly empty /24s: same hosts up ($H6 differ), states exact ($d6 differ), faster than nmap (${w6}s vs ${w6n}s, $(ratio "$w6n" "$w6")x) -> $(verdict $ok)"
+    w7n=$(get 7. 'nmap -T4' 3); w7=$(get 7. flagscan 3); d7=$(get 7. flagscan 8)
+    ok=0; isnum "$d7" && ((d7 == 0)) && ok=$(ge "$w7n" "$w7")
+    echo "RST-limited host: exact ($d7 differ), no slower than nmap (${w7}s vs ${w7n}s) -> $(verdict $ok)"
+    ok=0; ((EXACT8 == 10)) && ok=1
+    echo "two REJECTed ports, four techniques: $EXACT8 of 10 runs equal nmap's states and reasons (walls: $WALL8; nmap x4 $(get 8. 'nmap -T4 x4' 3)s) -> $(verdict $ok)"
+    w9n=$(get 9. 'nmap -T4' 3); w9=$(get 9. flagscan 3)
+    ok=0; ((R9 > R9N)) && ((U9 == 0)) && ok=$(ge "$w9n" "$w9")
+    echo "firewalld-like host, FIN: $R9 right (nmap $R9N), $U9 wrong and unmarked, $M9 marked, ${w9}s vs nmap ${w9n}s -> $(verdict $ok)"
     echo "CPU s per million probes: see the 'cpu s/Mprobe' column (job 4: flagscan $(awk -v c="$(get 4. flagscan 4)" -v p="$(get 4. flagscan 5)" 'BEGIN { if (p > 0) printf "%.2f", c / (p / 1e6); else print "n/a" }'), masscan $(awk -v c="$(get 4. masscan 4)" -v p="$(get 4. masscan 5)" 'BEGIN { if (p > 0) printf "%.2f", c / (p / 1e6); else print "n/a" }'), zmap $(awk -v c="$(get 4. zmap 4)" -v p="$(get 4. zmap 5)" 'BEGIN { if (p > 0) printf "%.2f", c / (p / 1e6); else print "n/a" }'))"
 } | tee -a "$WORK/report.txt"

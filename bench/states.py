@@ -91,6 +91,87 @@ def read_flagscan(path, scan=None):
     return states
 
 
+def read_reasons(spec):
+    """(host, port, scan) -> (state, reason) from nmap XML or flagscan JSON."""
+    kind, _, rest = spec.partition(":")
+    path, _, scan = rest.partition(":")
+    out = {}
+    if kind == "nmap":
+        for _, elem in ET.iterparse(path, events=("end",)):
+            if elem.tag != "host":
+                continue
+            addr = next((a.get("addr") for a in elem.findall("address")
+                         if a.get("addrtype") == "ipv4"), None)
+            ports = elem.find("ports")
+            if addr and ports is not None:
+                for p in ports.findall("port"):
+                    st = p.find("state")
+                    out[(addr, int(p.get("portid")), scan)] = (st.get("state"), st.get("reason"))
+                for ex in ports.findall("extraports"):
+                    for r in ex.findall("extrareasons"):
+                        for port in expand_ports(r.get("ports")):
+                            out[(addr, port, scan)] = (ex.get("state"), r.get("reason"))
+            elem.clear()
+        return out
+    with open(path) as f:
+        for line in f:
+            rec = json.loads(line) if line.strip() else {}
+            if "port" in rec and "type" not in rec and (not scan or rec.get("scan") == scan):
+                out[(rec["host"], int(rec["port"]), rec["scan"])] = (
+                    (rec["state"], rec["reason"]), rec.get("rate_limited", False))
+    return out
+
+
+def reasondiff(ref_specs, tool_spec):
+    """States and reasons of a flagscan run against several nmap runs (one
+    per technique: nmap:FILE:scan): how many differ, of how many."""
+    ref = {}
+    for spec in ref_specs:
+        ref.update(read_reasons(spec))
+    tool = {k: v[0] for k, v in read_reasons(tool_spec).items()}
+    keys = set(ref) | set(tool)
+    return sum(1 for k in keys if ref.get(k) != tool.get(k)), len(keys)
+
+
+def truth(truth_spec, tool_spec):
+    """A run against the ground truth (a flagscan run of the same host with
+    its limiter off): right, wrong, wrong and unmarked, marked."""
+    want = {k: v[0] for k, v in read_reasons(truth_spec).items()}
+    kind = tool_spec.partition(":")[0]
+    got = read_reasons(tool_spec)
+    if kind == "nmap":
+        got = {(h, p, want_scan): (v, False) for (h, p, _), v in got.items()
+               for want_scan in {k[2] for k in want}}
+    right = sum(1 for k, v in want.items() if k in got and got[k][0][0] == v[0])
+    wrong = len(want) - right
+    unmarked = sum(1 for k, v in want.items() if not (k in got and got[k][0][0] == v[0])
+                   and not (k in got and got[k][1]))
+    marked = sum(1 for v in got.values() if v[1])
+    return right, wrong, unmarked, marked
+
+
+def hosts_up(spec):
+    """The addresses a run found up (nmap XML status, flagscan host records)."""
+    kind, _, path = spec.partition(":")
+    up = set()
+    if kind == "nmap":
+        for _, elem in ET.iterparse(path, events=("end",)):
+            if elem.tag == "host":
+                st = elem.find("status")
+                addr = next((a.get("addr") for a in elem.findall("address")
+                             if a.get("addrtype") == "ipv4"), None)
+                if st is not None and st.get("state") == "up" and addr:
+                    up.add(addr)
+                elem.clear()
+        return up
+    with open(path) as f:
+        for line in f:
+            rec = json.loads(line) if line.strip() else {}
+            if rec.get("type") == "host" and rec.get("status", "up") == "up":
+                up.add(rec["host"])
+    return up
+
+
 def read_masscan(path):
     states = {}
     with open(path) as f:
@@ -238,6 +319,14 @@ def main(argv):
         print(sum(1 for v in st.values() if v == "open"))
     elif cmd == "fsstats":
         print(fsstats(argv[2]))
+    elif cmd == "reasondiff":
+        n, keys = reasondiff(argv[2:-1], argv[-1])
+        print(n, keys)
+    elif cmd == "truth":
+        print(*truth(argv[2], argv[3]))
+    elif cmd == "hostsdiff":
+        a, b = hosts_up(argv[2]), hosts_up(argv[3])
+        print(len(a ^ b), len(a), len(b))
     elif cmd == "table":
         table(argv[2])
     else:

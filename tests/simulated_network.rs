@@ -1538,6 +1538,32 @@ fn icmp_limited_rejects_in_a_four_technique_pass_come_out_exact_every_run() {
 }
 
 #[test]
+fn a_bucket_nearly_dry_from_an_earlier_scan_still_comes_out_exact() {
+    // Back to back with another scan: one token left. One REJECTed port
+    // answers one technique, and that proves the limiter for the other,
+    // which answered nothing at all.
+    for seed in 1..=10 {
+        let mut limits = Bucket::linux_icmp();
+        limits[0].tokens = 1.0;
+        let (o, limited) = simulate_limited(
+            "two rejects, one token",
+            Personality::IcmpFilter {
+                open: &[22, 80],
+                rejected: &[111, 445],
+                code: 3,
+                via_gateway: false,
+            },
+            limits,
+            (1..=1000).collect(),
+            &TECHNIQUES,
+            seed,
+        );
+        assert!(limited >= 7, "seed {seed}: {limited}");
+        o.assert_exact();
+    }
+}
+
+#[test]
 fn a_host_rejecting_everything_with_limited_icmp_is_paced_and_marked() {
     // firewalld's default: every port but one REJECTed with
     // host-prohibited, ICMP limited as Linux does. A FIN scan of 200 ports.

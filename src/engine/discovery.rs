@@ -557,6 +557,8 @@ fn unreachable(from: Ipv4Addr, target: Ipv4Addr, code: u8, ttl: u8) -> Answer {
 
 /// How long the loop waits for packets at most between looks at the clock.
 const POLL: Duration = Duration::from_millis(20);
+/// Hosts asked per turn of the loop.
+const SEND_BATCH: usize = 32;
 
 /// Runs discovery over `targets` (reached from `sources`, asked `via`),
 /// until every host is concluded or `stop` is set.
@@ -596,13 +598,17 @@ pub fn run(
     let mut heard = Vec::new();
     while !d.is_done() && !stop() {
         let now = clock.elapsed();
-        loop {
+        // A batch at a time, so that answers are read (and timed) between
+        // batches rather than after the whole sweep was sent.
+        let mut asked = 0;
+        while asked < SEND_BATCH {
             if let Some(b) = budget.as_mut() {
                 if b.available(now) == 0 {
                     break;
                 }
             }
             let Some(o) = d.poll_send(now) else { break };
+            asked += 1;
             match o.via {
                 Via::Local => {}
                 Via::Arp { ifindex } => {
@@ -630,11 +636,16 @@ pub fn run(
                 }
             }
         }
-        let wait = match (d.next_deadline(), d.has_unsent()) {
-            (_, true) => Duration::from_millis(1),
-            (Some(t), false) => t.saturating_sub(clock.elapsed()).min(POLL),
-            (None, false) => POLL,
+        // A full batch: more may go at once. Otherwise the next timeout
+        // (or the rate cap's next token) is the next thing to happen.
+        let mut wait = match d.next_deadline() {
+            _ if asked == SEND_BATCH => Duration::ZERO,
+            Some(t) => t.saturating_sub(clock.elapsed()).min(POLL),
+            None => POLL,
         };
+        if let Some(b) = budget.as_ref().filter(|_| d.has_unsent()) {
+            wait = wait.min(b.wait());
+        }
         heard.clear();
         sockets.wait(wait, &mut heard)?;
         let at = clock.elapsed();

@@ -50,14 +50,14 @@ impl AnswerCounts {
     }
 
     /// Many RSTs came only to retries (the limiter refilled between
-    /// tries): a third of them at least, where random loss of a few
+    /// tries): a quarter of them at least, where random loss of a few
     /// percent makes a few late ones; and RSTs far more often than the
     /// host's other answers, which loss would delay alike.
     pub fn rst_limited(&self) -> bool {
         let late = |n: u32, of: u32| f64::from(n) / f64::from(of.max(1));
         self.rst >= 5
             && self.rst_late >= 2
-            && late(self.rst_late, self.rst) >= 1.0 / 3.0
+            && late(self.rst_late, self.rst) >= 0.25
             && (self.other == 0
                 || late(self.other_late, self.other) * 3.0 < late(self.rst_late, self.rst))
     }
@@ -215,6 +215,8 @@ mod tests {
         };
         assert!(c(3000, 2900).rst_limited());
         assert!(!c(3000, 300).rst_limited(), "10% loss");
+        // One retry round of a short scan: 5 in the burst, 3 refilled.
+        assert!(c(8, 3).rst_limited());
         assert!(!c(4, 4).rst_limited(), "too few to tell");
         // Heavy loss delays SYN/ACKs as much as RSTs: no limiter.
         let lossy = AnswerCounts {

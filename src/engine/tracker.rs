@@ -20,7 +20,7 @@ use crate::model::probe::{prefetch, ProbeSpace, SendOrder, Time};
 use crate::model::reply::{Reply, ReplyEffect};
 use crate::model::result::{Finding, LimitKind, RateLimit, TrackerStats};
 use crate::model::technique::{PortState, Reason, ReplyKind, Technique};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
@@ -601,6 +601,15 @@ impl Tracker {
         // (index, last try, kind, tries allowed)
         let mut suspects: Vec<(u64, u8, LimitKind, u8)> = Vec::new();
         let mut reason_only: FxHashMap<usize, u32> = FxHashMap::default();
+        // A port that answered one technique with an ICMP error and another
+        // with silence proves its host's limiter: every silence of that
+        // host an ICMP error would change is suspect then.
+        let proven: FxHashSet<usize> = self
+            .silent
+            .iter()
+            .filter(|(index, _)| self.same_port_icmp(*index))
+            .map(|(index, _)| self.space.host_of(*index))
+            .collect();
         for &(index, last) in &self.silent {
             if !matches!(self.slots[index as usize], Slot::Silent { .. }) {
                 continue;
@@ -615,8 +624,10 @@ impl Tracker {
             let rst = by(ReplyKind::Rst { window: 0 });
             let icmp = by(ReplyKind::Unreachable { code: 3 });
             let same_port = self.same_port_icmp(index);
-            let icmp_evidence = counts.icmp_limited() || same_port;
-            let icmp_tries = if same_port {
+            let icmp_evidence = counts.icmp_limited() || proven.contains(&host);
+            // Likely REJECTed: its port answered ICMP to another technique,
+            // or (with several techniques) answered nothing to any of them.
+            let icmp_tries = if same_port || self.port_silent_to_all(index) {
                 PACED_TRIES
             } else {
                 PACED_TRIES_WEAK
@@ -678,6 +689,13 @@ impl Tracker {
                     })
                 )
         })
+    }
+
+    /// With several techniques: was every probe of this probe's port silent?
+    fn port_silent_to_all(&self, index: u64) -> bool {
+        let n = self.space.techniques as u64;
+        let first = index - index % n;
+        n > 1 && (first..first + n).all(|i| matches!(self.slots[i as usize], Slot::Silent { .. }))
     }
 
     /// Counts the RSTs and ICMP errors a host sent (limiter evidence).
@@ -999,6 +1017,26 @@ mod tests {
         assert_eq!(s.index(H1, 23, 0), None);
         assert_eq!(s.index(Ipv4Addr::new(1, 1, 1, 1), 22, 0), None);
         assert_eq!(s.index(H1, 22, 3), None);
+    }
+
+    #[test]
+    fn hosts_found_down_are_never_probed_and_count_as_decided() {
+        let mut t = tracker((1..=10).collect(), &["syn", "fin"]);
+        assert_eq!(t.exclude_hosts([1]), 20);
+        assert_eq!(t.decided(), 20);
+        let mut now = ms(0);
+        while !t.is_done() {
+            while let Some(o) = t.poll_send(now) {
+                assert_eq!(o.host, H1, "a probe to a host found down");
+                t.on_reply(&reply_to(&o, ReplyKind::Rst { window: 0 }, now + ms(1)));
+            }
+            now += ms(5);
+            t.expire(now);
+        }
+        let f: Vec<_> = t.findings().collect();
+        assert!(f.iter().filter(|x| x.0 == H2).all(|x| x.3.is_none()));
+        assert!(f.iter().filter(|x| x.0 == H1).all(|x| x.3.is_some()));
+        assert_eq!(t.stats().sent, 20);
     }
 
     #[test]

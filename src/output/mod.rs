@@ -111,9 +111,18 @@ pub(crate) fn hosts(result: &ScanResult) -> Vec<HostRows<'_>> {
         .space
         .hosts
         .iter()
-        .zip(result.findings.chunks(per_host.max(1)))
         .enumerate()
-        .map(|(i, (host, chunk))| HostRows {
+        .map(|(i, host)| {
+            (
+                i,
+                host,
+                result
+                    .findings
+                    .get(i * per_host..(i + 1) * per_host)
+                    .unwrap_or(&[]),
+            )
+        })
+        .map(|(i, host, chunk)| HostRows {
             limited: limited_of(result, i),
             limit: result.limits.iter().find(|l| l.host == i).copied(),
             host: *host,

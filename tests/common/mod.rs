@@ -187,3 +187,25 @@ pub fn parse_nmap_xml(xml: &str, scan: &str) -> States {
     }
     states
 }
+
+/// Fails with the first differences (not two whole maps) when `ours` and
+/// `theirs` differ.
+#[allow(dead_code)]
+pub fn assert_same_states(ours: &States, theirs: &States, what: &str) {
+    let mut d: Vec<String> = Vec::new();
+    for (k, v) in theirs {
+        match ours.get(k) {
+            Some(o) if o == v => {}
+            o => d.push(format!("{k:?}: expected {v:?}, flagscan {o:?}")),
+        }
+    }
+    for k in ours.keys().filter(|k| !theirs.contains_key(*k)) {
+        d.push(format!("{k:?}: only flagscan reports it ({:?})", ours[k]));
+    }
+    assert!(
+        d.is_empty(),
+        "{what}: {} differences, first ones:\n{}",
+        d.len(),
+        d[..d.len().min(20)].join("\n")
+    );
+}
