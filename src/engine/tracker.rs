@@ -842,7 +842,8 @@ impl Tracker {
             return ReplyEffect::Unmatched;
         };
         let paced = self.paced_tries.contains_key(&index);
-        if reply.attempt_slot < current % TRY_SLOTS as u8 && !paced {
+        let about_host = says_host_unreachable(reply);
+        if reply.attempt_slot < current % TRY_SLOTS as u8 && !paced && !about_host {
             // A retransmission followed this try, yet the try was answered.
             self.back_off(reply.at);
         }
@@ -857,7 +858,7 @@ impl Tracker {
             self.in_flight -= 1;
             self.set_in_flight(index, false);
             // Karn's rule: only a reply to the latest try times a round trip.
-            if reply.attempt_slot == attempt % TRY_SLOTS as u8 && reply.at >= sent {
+            if reply.attempt_slot == attempt % TRY_SLOTS as u8 && reply.at >= sent && !about_host {
                 let first = self.rtt.srtt().is_none();
                 let rtt = reply.at - sent;
                 self.rtt.sample(rtt);
@@ -873,7 +874,7 @@ impl Tracker {
         if outcome.state == PortState::Open {
             self.open_found += 1;
         }
-        if reply.attempt_slot > 0 && !paced {
+        if reply.attempt_slot > 0 && !paced && !about_host {
             // The first try got no answer but a later one did: a drop.
             self.answered_late += 1;
             let rto = self.rto().max(self.params.window_hold);
@@ -916,8 +917,12 @@ impl Tracker {
         self.stats.replies += 1;
         self.stats.revised += 1;
         // Our timeouts were too short for this reply: be more patient
-        // from now on, as TCP backs off.
-        self.double_floor();
+        // from now on, as TCP backs off. Not for a host-unreachable: it
+        // comes seconds late by design (the neighbour's ARP gave up), and
+        // says nothing about this network's round trips.
+        if !says_host_unreachable(reply) {
+            self.double_floor();
+        }
         ReplyEffect::Revised { rule, outcome }
     }
 
@@ -968,6 +973,18 @@ impl Tracker {
             (h, p, t, f)
         })
     }
+}
+
+/// An ICMP error about the host or its network (from a router, or from our
+/// own stack when the neighbour never answered), not about the port: it
+/// times no round trip and shows no loss.
+fn says_host_unreachable(reply: &Reply) -> bool {
+    matches!(
+        reply.kind,
+        ReplyKind::Unreachable {
+            code: 0 | 1 | 6 | 7
+        }
+    )
 }
 
 #[cfg(test)]
@@ -1464,6 +1481,25 @@ mod tests {
         forged.attempt_slot = 3;
         assert_eq!(t.on_reply(&forged), ReplyEffect::Unexpected);
         assert!(t.is_done());
+    }
+
+    #[test]
+    fn a_late_host_unreachable_neither_times_nor_slows_the_scan() {
+        // An empty address: silence, then, seconds later, host-unreachable
+        // (the neighbour's ARP gave up). Another host answers at once.
+        let mut t = tracker(vec![22], &["syn"]);
+        let sent: Vec<_> = std::iter::from_fn(|| t.poll_send(ms(0))).collect();
+        let live = sent.iter().find(|o| o.host == H1).unwrap();
+        t.on_reply(&reply_to(live, ReplyKind::Rst { window: 0 }, ms(1)));
+        let rto = t.rto();
+        let (_, end) = run_silent(&mut t, ms(1));
+        let floor = t.floor;
+        let dead = sent.iter().find(|o| o.host == H2).unwrap();
+        let late = reply_to(dead, ReplyKind::Unreachable { code: 1 }, end + ms(3000));
+        assert!(matches!(t.on_reply(&late), ReplyEffect::Revised { .. }));
+        assert_eq!(t.floor, floor, "no back-off for a host-unreachable");
+        assert_eq!(t.rto(), rto, "and no three-second round trip");
+        assert_eq!(t.retry_budget(), TimingParams::default().max_retries);
     }
 
     #[test]
