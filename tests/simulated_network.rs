@@ -695,6 +695,8 @@ struct Tally {
 
 struct Scanner {
     names: Vec<&'static str>,
+    /// When an interrupt stops the confirmation of rate-limited probes.
+    stop_confirming_at: Option<Time>,
     tracker: Tracker,
     validator: Validator,
     key: CookieKey,
@@ -738,6 +740,7 @@ impl Scanner {
             .collect();
         let space = ProbeSpace::new(hosts, port_list, techniques.len());
         Scanner {
+            stop_confirming_at: None,
             names: names.to_vec(),
             tracker: Tracker::new(space, techniques, params, order_seed),
             validator,
@@ -789,6 +792,10 @@ impl Scanner {
             // What the receiver captured by now, in arrival order.
             while let Some(d) = net.pop_due(now) {
                 self.deliver(d, &mut t);
+            }
+            if self.stop_confirming_at.is_some_and(|t| now >= t) {
+                self.tracker.stop_confirming(now);
+                self.stop_confirming_at = None;
             }
             self.tracker.expire(now);
             while let Some(order) = self.tracker.poll_send(now) {
@@ -1481,6 +1488,20 @@ fn simulate_limited(
     names: &[&'static str],
     seed: u64,
 ) -> (Outcome, u64) {
+    simulate_limited_until(label, personality, limits, ports, names, seed, None)
+}
+
+/// [`simulate_limited`], with an interrupt stopping the confirmation at
+/// `stop` (virtual time).
+fn simulate_limited_until(
+    label: &str,
+    personality: Personality,
+    limits: Vec<Bucket>,
+    ports: Vec<u16>,
+    names: &[&'static str],
+    seed: u64,
+    stop: Option<Time>,
+) -> (Outcome, u64) {
     let host = Host {
         addr: Ipv4Addr::new(10, 0, 0, 9),
         personality,
@@ -1494,13 +1515,14 @@ fn simulate_limited(
     };
     let mut net = SimNet::new(vec![host], imp, seed);
     net.techniques = names.len();
-    let scanner = Scanner::with(
+    let mut scanner = Scanner::with(
         net.addrs(),
         ports,
         names,
         TimingParams::default(),
         seed.wrapping_mul(0x9e37_79b9_7f4a_7c15),
     );
+    scanner.stop_confirming_at = stop;
     let outcome = scanner.run(&mut net);
     eprintln!("{} limited {}", outcome.summary(label), net.counts.limited);
     outcome.check_bookkeeping();
@@ -1641,4 +1663,40 @@ fn a_host_limiting_rsts_to_200_a_second_comes_out_exact() {
         panic!("one limited host: {:?}", o.limits)
     };
     assert_eq!(l.kind, LimitKind::Rst);
+}
+
+#[test]
+fn an_interrupt_while_confirming_keeps_every_finding_and_marks_the_unconfirmed() {
+    let rejected: &'static [u16] = Box::leak(
+        (1..=100)
+            .filter(|p| *p != 22)
+            .collect::<Vec<u16>>()
+            .into_boxed_slice(),
+    );
+    let (o, _) = simulate_limited_until(
+        "firewalld-like, FIN, interrupted at 5 s",
+        Personality::IcmpFilter {
+            open: &[22],
+            rejected,
+            code: 10,
+            via_gateway: false,
+        },
+        Bucket::linux_icmp(),
+        (1..=100).collect(),
+        &["fin"],
+        4,
+        Some(Duration::from_secs(5)),
+    );
+    // Every probe has its finding (Outcome::rows would have panicked
+    // otherwise), and every wrong one is marked.
+    assert!(
+        o.tally.finished_at < Duration::from_secs(7),
+        "{:?}",
+        o.tally.finished_at
+    );
+    let marked = o.rate_limited.iter().filter(|m| **m).count();
+    assert!(marked > 50, "{marked}");
+    for (r, m) in o.rows.iter().zip(&o.rate_limited) {
+        assert!(r.got == r.want || *m, "{}", r.describe());
+    }
 }

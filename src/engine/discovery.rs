@@ -102,6 +102,9 @@ enum State {
 /// ends; one answering after that is missed, so the floor is not the
 /// port scan's 10 ms.
 const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long answers to IP probes are awaited after the last host asked
+/// by IP was concluded down.
+pub const IP_LISTEN: Duration = Duration::from_millis(500);
 /// Hosts whose tries are outstanding at once.
 const MAX_HOSTS_IN_FLIGHT: usize = 4096;
 
@@ -113,8 +116,19 @@ pub struct Discovery {
     deadlines: BinaryHeap<Reverse<(Time, usize, u8)>>,
     in_flight: usize,
     done: usize,
-    rtt: RttEstimator,
+    /// Round trips of ARP on the link and of IP probes, apart: a LAN's
+    /// answers must not shorten a distant host's timeout.
+    rtt_arp: RttEstimator,
+    rtt_ip: RttEstimator,
     params: TimingParams,
+    /// An ICMP unreachable from someone else than the target, per host:
+    /// the reason it is down if nothing else answers by its last try.
+    unreachable: Vec<Option<Reason>>,
+    /// When the latest host asked by ARP, and by IP, was concluded down:
+    /// answers that come later still show it up for a while
+    /// ([`Discovery::listen_until`]).
+    last_down_arp: Option<Time>,
+    last_down_ip: Option<Time>,
     /// Tries per host: IP probes, then ARP (which is cheap and whose
     /// first request may meet a busy neighbour).
     ip_tries: u8,
@@ -133,8 +147,12 @@ impl Discovery {
             deadlines: BinaryHeap::new(),
             in_flight: 0,
             done: 0,
-            rtt: RttEstimator::default(),
+            rtt_arp: RttEstimator::default(),
+            rtt_ip: RttEstimator::default(),
             params,
+            unreachable: vec![None; n],
+            last_down_arp: None,
+            last_down_ip: None,
             ip_tries,
             arp_tries: ip_tries.max(3),
         };
@@ -160,8 +178,29 @@ impl Discovery {
         self.done == self.state.len()
     }
 
-    fn timeout(&self) -> Duration {
-        self.rtt.rto(&self.params).max(MIN_TIMEOUT)
+    fn rtt(&self, host: usize) -> &RttEstimator {
+        match self.via[host] {
+            Via::Arp { .. } => &self.rtt_arp,
+            _ => &self.rtt_ip,
+        }
+    }
+
+    fn timeout(&self, host: usize) -> Duration {
+        self.rtt(host).rto(&self.params).max(MIN_TIMEOUT)
+    }
+
+    /// Until when answers are awaited once every host is concluded: a
+    /// timeout after the latest host asked by ARP was concluded down, and
+    /// at least [`IP_LISTEN`] after the latest asked by IP (a distant host
+    /// among near ones answers after the near ones' timeouts).
+    pub fn listen_until(&self) -> Option<Time> {
+        let arp = self
+            .last_down_arp
+            .map(|t| t + self.rtt_arp.rto(&self.params).max(MIN_TIMEOUT));
+        let ip = self
+            .last_down_ip
+            .map(|t| t + self.rtt_ip.rto(&self.params).max(IP_LISTEN));
+        arp.max(ip)
     }
 
     /// The next host's next try, if one may go at `now`.
@@ -190,7 +229,7 @@ impl Discovery {
         self.state[host] = State::Probing { attempt, sent: now };
         self.in_flight += 1;
         self.deadlines
-            .push(Reverse((now + self.timeout(), host, attempt)));
+            .push(Reverse((now + self.timeout(host), host, attempt)));
         Some(PingOrder {
             host,
             attempt,
@@ -227,7 +266,12 @@ impl Discovery {
                 };
                 self.retries.push_back(host);
             } else {
-                self.conclude(host, HostStatus::down(Reason::NoResponse));
+                let reason = self.unreachable[host].unwrap_or(Reason::NoResponse);
+                self.conclude(host, HostStatus::down(reason));
+                match self.via[host] {
+                    Via::Arp { .. } => self.last_down_arp = Some(now),
+                    _ => self.last_down_ip = Some(now),
+                }
             }
         }
     }
@@ -259,12 +303,34 @@ impl Discovery {
         answer: Answer,
         at: Time,
     ) -> bool {
+        if let State::Done(status) = self.state[host] {
+            // Concluded down on silence, yet an answer to one of its
+            // tries came: it is up (a slow host, not an empty address).
+            return match answer {
+                Answer::Up { reason, ttl }
+                    if !status.up && attempt.is_none_or(|a| a < self.tries(host)) =>
+                {
+                    self.state[host] = State::Done(HostStatus::up(reason, None, ttl));
+                    true
+                }
+                _ => false,
+            };
+        }
         let Some(latest) = self.latest_try(host) else {
             return false;
         };
         if attempt.is_some_and(|a| a > latest) {
             return false;
         }
+        let (reason, ttl) = match answer {
+            Answer::Up { reason, ttl } => (reason, ttl),
+            // A router's word: the host is down unless one of the other
+            // probes (or tries) gets an answer from it.
+            Answer::Down(reason) => {
+                self.unreachable[host] = Some(reason);
+                return false;
+            }
+        };
         let mut latency = None;
         if let State::Probing {
             attempt: sent_try,
@@ -278,18 +344,20 @@ impl Discovery {
                 && (attempt.is_some() || sent_try == 0)
             {
                 latency = Some(at - sent);
-                let first = self.rtt.srtt().is_none();
-                self.rtt.sample(at - sent);
+                let arp = matches!(self.via[host], Via::Arp { .. });
+                let rtt = if arp {
+                    &mut self.rtt_arp
+                } else {
+                    &mut self.rtt_ip
+                };
+                let first = rtt.srtt().is_none();
+                rtt.sample(at - sent);
                 if first {
                     self.retime();
                 }
             }
         }
-        let status = match answer {
-            Answer::Up { reason, ttl } => HostStatus::up(reason, latency, ttl),
-            Answer::Down(reason) => HostStatus::down(reason),
-        };
-        self.conclude(host, status);
+        self.conclude(host, HostStatus::up(reason, latency, ttl));
         true
     }
 
@@ -297,11 +365,12 @@ impl Discovery {
     /// the initial guess (500 ms at -T4); once a host has answered, they
     /// wait for the measured timeout instead.
     fn retime(&mut self) {
-        let timeout = self.timeout();
         let entries: Vec<_> = self.deadlines.drain().collect();
         for Reverse((at, host, attempt)) in entries {
             let at = match self.state[host] {
-                State::Probing { attempt: a, sent } if a == attempt => (sent + timeout).min(at),
+                State::Probing { attempt: a, sent } if a == attempt => {
+                    (sent + self.timeout(host)).min(at)
+                }
                 _ => at,
             };
             self.deadlines.push(Reverse((at, host, attempt)));
@@ -316,14 +385,14 @@ impl Discovery {
         !self.retries.is_empty() || self.next < self.state.len()
     }
 
-    /// Every host's status; hosts not concluded (an interrupted discovery)
-    /// are down for want of an answer.
-    pub fn statuses(&self) -> Vec<HostStatus> {
+    /// Every host's status; `None` for hosts not concluded (an
+    /// interrupted discovery).
+    pub fn statuses(&self) -> Vec<Option<HostStatus>> {
         self.state
             .iter()
             .map(|s| match s {
-                State::Done(st) => *st,
-                _ => HostStatus::down(Reason::NoResponse),
+                State::Done(st) => Some(*st),
+                _ => None,
             })
             .collect()
     }
@@ -331,7 +400,9 @@ impl Discovery {
 
 /// What [`run`] found: each target's status, and the MACs ARP taught us.
 pub struct Found {
-    pub statuses: Vec<HostStatus>,
+    /// `None`: not concluded, discovery was interrupted.
+    pub statuses: Vec<Option<HostStatus>>,
+    pub interrupted: bool,
     pub macs: Vec<(u32, Ipv4Addr, [u8; 6])>,
     pub sent: u64,
     pub elapsed: Duration,
@@ -524,17 +595,27 @@ impl Pinger<'_> {
                 from,
                 ttl,
                 code,
+                source,
                 target,
+                kind,
+                checksum,
                 id,
                 seq,
-                ..
             } => {
                 let host = *self.index.get(&target)?;
-                let (want_id, _) = icmp_cookie(self.keys, self.sources[host], target);
-                if id != want_id {
+                let (want_id, data) = icmp_cookie(self.keys, self.sources[host], target);
+                let attempt = u8::try_from(seq).ok()?;
+                // The quoted checksum covers the secret data: with the
+                // identifier, 32 bits a forger must guess.
+                let sent = Query {
+                    kind,
+                    id: want_id,
+                    seq,
+                    data,
+                };
+                if source != self.sources[host] || id != want_id || checksum != sent.checksum() {
                     return None;
                 }
-                let attempt = u8::try_from(seq).ok()?;
                 Some((host, Some(attempt), unreachable(from, target, code, ttl)))
             }
         }
@@ -596,7 +677,10 @@ pub fn run(
     let mut sent = 0u64;
     let clock = Instant::now();
     let mut heard = Vec::new();
-    while !d.is_done() && !stop() {
+    while !stop() {
+        if d.is_done() && d.listen_until().is_none_or(|t| clock.elapsed() >= t) {
+            break;
+        }
         let now = clock.elapsed();
         // A batch at a time, so that answers are read (and timed) between
         // batches rather than after the whole sweep was sent.
@@ -638,7 +722,10 @@ pub fn run(
         }
         // A full batch: more may go at once. Otherwise the next timeout
         // (or the rate cap's next token) is the next thing to happen.
-        let mut wait = match d.next_deadline() {
+        let next = d
+            .next_deadline()
+            .or(d.listen_until().filter(|_| d.is_done()));
+        let mut wait = match next {
             _ if asked == SEND_BATCH => Duration::ZERO,
             Some(t) => t.saturating_sub(clock.elapsed()).min(POLL),
             None => POLL,
@@ -679,6 +766,7 @@ pub fn run(
         d.expire(clock.elapsed());
     }
     Ok(Found {
+        interrupted: !d.is_done(),
         statuses: d.statuses(),
         macs,
         sent,
@@ -706,7 +794,7 @@ mod tests {
         // (when, host, try, answer), delivered in time order.
         let mut wire: Vec<(Time, usize, Option<u8>, Answer)> = Vec::new();
         let mut steps = 0;
-        while !d.is_done() {
+        while !(d.is_done() && d.listen_until().is_none_or(|t| now >= t)) {
             steps += 1;
             assert!(steps < 100_000, "discovery never ends");
             while let Some(o) = d.poll_send(now) {
@@ -717,7 +805,10 @@ mod tests {
             }
             wire.sort_by_key(|w| w.0);
             let next_reply = wire.first().map(|w| w.0);
-            let next = match (next_reply, d.next_deadline()) {
+            let deadline = d
+                .next_deadline()
+                .or(d.listen_until().filter(|_| d.is_done()));
+            let next = match (next_reply, deadline) {
                 (Some(r), Some(t)) => r.min(t),
                 (Some(r), None) => r,
                 (None, Some(t)) => t,
@@ -730,7 +821,12 @@ mod tests {
             }
             d.expire(now);
         }
-        (d.statuses(), sent, now)
+        let st = d
+            .statuses()
+            .into_iter()
+            .map(|s| s.expect("concluded"))
+            .collect();
+        (st, sent, now)
     }
 
     fn up(reason: HostReason) -> Answer {
@@ -758,21 +854,46 @@ mod tests {
             let tries = sent.iter().filter(|(_, o)| o.host == h).count();
             assert_eq!(tries, if status.up { 1 } else { 2 }, "host {h}");
         }
-        // Two timeouts at the floor, not the 500 ms initial guess twice:
-        // the live hosts' answers measured the round trip first.
-        assert!(end <= ms(250), "{end:?}");
+        // Two timeouts at the floor, not the 500 ms initial guess twice
+        // (the live hosts' answers measured the round trip first), then
+        // the time late answers are awaited.
+        assert!(end <= ms(250) + IP_LISTEN, "{end:?}");
     }
 
     #[test]
-    fn a_router_saying_host_unreachable_concludes_down_at_once() {
+    fn a_routers_host_unreachable_is_why_a_silent_host_is_down_not_the_last_word() {
+        // Host 0: a router answers every probe with host-unreachable.
+        // Host 1: a router refuses the echo (admin-prohibited) before the
+        // target's own RST to the TCP ping arrives.
         let (st, sent, _) = simulate(vec![Via::Ip; 2], |o| match o.host {
             0 => vec![(ms(2), Some(o.attempt), Answer::Down(Reason::Unreachable(1)))],
-            _ => vec![(ms(2), Some(o.attempt), up(HostReason::Reply(Reason::Reset)))],
+            _ => vec![
+                (
+                    ms(1),
+                    Some(o.attempt),
+                    Answer::Down(Reason::Unreachable(13)),
+                ),
+                (ms(3), Some(o.attempt), up(HostReason::Reply(Reason::Reset))),
+            ],
         });
         assert_eq!(st[0], HostStatus::down(Reason::Unreachable(1)));
         assert_eq!(st[0].reason.as_str(), "host-unreach");
-        assert!(st[1].up);
-        assert_eq!(sent.len(), 2, "no retries for a concluded host");
+        assert_eq!(sent.iter().filter(|(_, o)| o.host == 0).count(), 2);
+        assert!(st[1].up, "the target's own answer wins: {:?}", st[1]);
+        assert_eq!(st[1].reason, HostReason::Reply(Reason::Reset));
+    }
+
+    #[test]
+    fn an_answer_after_the_last_timeout_still_shows_the_host_up() {
+        // 400 ms away, where the LAN's answers set a 100 ms timeout: both
+        // tries time out before the first answer comes.
+        let via = vec![Via::Arp { ifindex: 2 }, Via::Ip, Via::Ip];
+        let (st, _, _) = simulate(via, |o| match o.host {
+            0 => vec![(ms(1), None, up(HostReason::ArpResponse))],
+            1 => vec![(ms(1), Some(o.attempt), up(HostReason::EchoReply))],
+            _ => vec![(ms(400), Some(o.attempt), up(HostReason::EchoReply))],
+        });
+        assert!(st.iter().all(|s| s.up), "{st:?}");
     }
 
     #[test]

@@ -117,6 +117,7 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     }
     let started = Instant::now();
     let mut discovery_stats = None;
+    let mut discovery_interrupted = false;
     let hosts = match (&cfg.discovery, pinging) {
         (Some(plan), Some((sockets, via))) => {
             let found = discover(&cfg, &route, &keys, plan, &sockets, via)?;
@@ -124,7 +125,14 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
                 hops.learn_macs(&found.macs);
             }
             discovery_stats = Some((found.sent, found.elapsed));
-            found.statuses
+            discovery_interrupted = found.interrupted;
+            // A host discovery did not reach keeps its probes unconcluded
+            // (for --resume), not excluded.
+            found
+                .statuses
+                .into_iter()
+                .map(|s| s.unwrap_or(HostStatus::NOT_ASKED))
+                .collect()
         }
         _ => vec![HostStatus::ASSUMED_UP; cfg.targets.len()],
     };
@@ -162,6 +170,9 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     let mut result = collect(tracker, sstats, rstats, elapsed, seed, cfg.notify.as_ref());
     result.hosts = hosts;
     result.stats.discovery = discovery_stats;
+    // Interrupted before every host was asked: not done, even where no
+    // port was left to probe (-sn, or nothing up yet).
+    result.interrupted |= discovery_interrupted;
     Ok(result)
 }
 
@@ -230,7 +241,7 @@ fn discover(
         cfg.max_rate,
         &stop,
     )?;
-    if !found.statuses.iter().any(|h| h.up) {
+    if !found.interrupted && !found.statuses.iter().flatten().any(|h| h.up) {
         if let Some(notify) = &cfg.notify {
             notify(
                 "no host answered host discovery; if a host is up but blocks those \
@@ -447,6 +458,7 @@ impl ScanLoop<'_> {
             if grace_until.is_none() && interrupted() {
                 let grace = self.tracker.rto().min(MAX_GRACE);
                 grace_until = Some(clock.elapsed() + grace);
+                self.tracker.stop_confirming(clock.elapsed());
             }
             self.on_queued(&mut heard);
             if let Some(until) = grace_until {
@@ -502,10 +514,14 @@ impl ScanLoop<'_> {
             }
             // Nothing may be sent now: wait for a reply, the next timeout,
             // or (when the rate cap is what holds probes back) the next token.
-            let mut wait = self
-                .tracker
-                .next_deadline()
-                .map_or(CAPTURE_POLL, |d| d.saturating_sub(clock.elapsed()));
+            // Held back by the rate cap, a paced send's turn (already due)
+            // is no reason to wake: the cap's next token is.
+            let capped = allowed == 0 && rate.is_some();
+            let next = match capped {
+                true => self.tracker.next_timeout(),
+                false => self.tracker.next_deadline(),
+            };
+            let mut wait = next.map_or(CAPTURE_POLL, |d| d.saturating_sub(clock.elapsed()));
             if let Some(r) = rate
                 .as_ref()
                 .filter(|_| allowed == 0 && self.tracker.has_unsent())

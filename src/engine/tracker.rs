@@ -316,10 +316,10 @@ impl Tracker {
                 }
             }
         }
+        // Unlike skipped probes, excluded ones do not move `skip_end`: an
+        // interrupt lists decided positions only up to the probes handed
+        // out, where excluded ones fill the holes of the prefix.
         self.decided += n;
-        if n > 0 {
-            self.skip_end = self.order.len();
-        }
         n
     }
 
@@ -474,20 +474,14 @@ impl Tracker {
         if self.pacing.is_empty() {
             return None;
         }
-        let (index, attempt) = self
-            .pacing
-            .values_mut()
-            .find_map(|p| {
-                let index = p.next(now)?;
-                Some(index)
-            })
-            .and_then(|index| match self.slots[index as usize] {
-                Slot::Retry { attempt } => Some((index, attempt)),
-                _ => None,
-            })?;
-        Some(self.launch(index, attempt, now))
+        loop {
+            let index = self.pacing.values_mut().find_map(|p| p.next(now))?;
+            // A suspect revised by a late answer while queued is done.
+            if let Slot::Retry { attempt } = self.slots[index as usize] {
+                return Some(self.launch(index, attempt, now));
+            }
+        }
     }
-
     /// Moves probes whose timeout passed to the retry queue, or concludes
     /// no-response after the last try.
     pub fn expire(&mut self, now: Time) {
@@ -570,18 +564,17 @@ impl Tracker {
         for p in self.pacing.values_mut() {
             let over = now >= p.budget_end;
             if over || p.found_nothing(now) {
-                while let Some(index) = p.queue.pop_front() {
-                    if over {
-                        p.unconfirmed += 1;
-                    }
-                    ended.push((index, over));
-                }
+                ended.extend(p.queue.drain(..).map(|index| (index, over)));
             }
         }
         for (index, over) in ended {
             if let Slot::Retry { attempt } = self.slots[index as usize] {
                 if over {
                     self.rate_limited.push(index);
+                    let host = self.space.host_of(index);
+                    if let Some(p) = self.pacing.get_mut(&host) {
+                        p.unconfirmed += 1;
+                    }
                 }
                 self.conclude_silent(index, attempt - 1, now);
             }
@@ -652,17 +645,24 @@ impl Tracker {
         if suspects.is_empty() {
             return;
         }
-        for &(index, last, kind, tries) in &suspects {
+        // RSTs are paced the faster way where a host limits both.
+        let rst_hosts: FxHashSet<usize> = suspects
+            .iter()
+            .filter(|s| s.2 == LimitKind::Rst)
+            .map(|s| self.space.host_of(s.0))
+            .collect();
+        for &(index, last, _, tries) in &suspects {
             let host = self.space.host_of(index);
             let budget = self.limit_budget;
+            let kind = if rst_hosts.contains(&host) {
+                LimitKind::Rst
+            } else {
+                LimitKind::Icmp
+            };
             let p = self
                 .pacing
                 .entry(host)
                 .or_insert_with(|| Pacing::new(kind, now, budget));
-            // RSTs are paced the faster way where a host limits both.
-            if kind == LimitKind::Rst && p.kind == LimitKind::Icmp && p.suspects == 0 {
-                *p = Pacing::new(kind, now, budget);
-            }
             p.queue.push_back(index);
             p.suspects += 1;
             self.slots[index as usize] = Slot::Retry { attempt: last + 1 };
@@ -911,6 +911,14 @@ impl Tracker {
             ttl: Some(reply.ttl),
         });
         self.note_answer(index, reply);
+        if let Some(at) = self.rate_limited.iter().position(|&i| i == index) {
+            // Marked unconfirmed at the budget's end, answered since.
+            self.rate_limited.swap_remove(at);
+            if let Some(p) = self.pacing.get_mut(&self.space.host_of(index)) {
+                p.unconfirmed -= 1;
+                p.answered += 1;
+            }
+        }
         if outcome.state == PortState::Open {
             self.open_found += 1;
         }
@@ -958,7 +966,27 @@ impl Tracker {
 
     /// Whether there is something to send if the window allows.
     pub fn has_unsent(&self) -> bool {
-        !self.retries.is_empty() || self.next_new < self.order.len()
+        !self.retries.is_empty()
+            || self.next_new < self.order.len()
+            || self.pacing.values().any(|p| !p.queue.is_empty())
+    }
+
+    /// The next timeout alone (not a paced send's turn): what a scan
+    /// held back by its rate cap waits for besides the cap's next token.
+    pub fn next_timeout(&self) -> Option<Time> {
+        self.deadlines.peek().map(|Reverse((t, _, _))| *t)
+    }
+
+    /// An interrupt: no suspect is confirmed any more. Those queued are
+    /// concluded now, those in flight at their timeout, all silent and
+    /// marked unconfirmed; a main pass that ends from here on plans no
+    /// confirmation.
+    pub fn stop_confirming(&mut self, now: Time) {
+        self.confirm_planned = true;
+        for p in self.pacing.values_mut() {
+            p.budget_end = p.budget_end.min(now);
+        }
+        self.end_pacing(now);
     }
 
     /// Decided findings in (host, port, technique) order; `None` where a

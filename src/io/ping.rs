@@ -18,6 +18,8 @@ use crate::wire::frame::Mac;
 
 const ETH_P_ARP: u16 = libc::ETH_P_ARP as u16;
 const BROADCAST: Mac = [0xff; 6];
+/// Packets read per socket per wait.
+const READ_BATCH: usize = 1024;
 
 /// A packet heard while discovering.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,14 +182,20 @@ impl PingSockets {
             }
             anyhow::bail!("cannot wait for discovery replies: {err}");
         }
+        // At most so many per socket and call: the raw TCP socket sees all
+        // of this host's inbound TCP, and the loop must get back to sending.
         let mut buf = [0u8; 2048];
         for fd in self.icmp.iter().chain(self.tcp.iter()) {
-            while let Some(n) = recv(fd, &mut buf) {
+            for _ in 0..READ_BATCH {
+                let Some(n) = recv(fd, &mut buf) else { break };
                 out.push(Heard::Ip(buf[..n].to_vec()));
             }
         }
         for a in &self.arp {
-            while let Some(n) = recv(&a.fd, &mut buf) {
+            for _ in 0..READ_BATCH {
+                let Some(n) = recv(&a.fd, &mut buf) else {
+                    break;
+                };
                 out.push(Heard::Arp {
                     ifindex: a.ifindex,
                     bytes: buf[..n].to_vec(),

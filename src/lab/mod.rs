@@ -143,7 +143,10 @@ static HOSTS: [LabHost; 6] = [
         role: "A host that sends at most 200 RSTs a second, as FreeBSD does by default: \
                past the limit, closed ports look filtered.",
         listening: &[22, 80, 443],
-        rules: &["outgoing RSTs limited to 200/s (burst 5), the rest dropped"],
+        rules: &[
+            "outgoing RSTs: 200/s (burst 5) ACCEPT",
+            "outgoing RSTs beyond that DROP",
+        ],
         icmp_limited: false,
     },
     LabHost {
@@ -833,10 +836,21 @@ mod tests {
         assert_eq!(lab.netns(&hosts()[0]), "t1-web");
         assert_eq!(
             lab.all_netns(),
-            ["t1-gw", "t1-scan", "t1-web", "t1-rst", "t1-far"]
+            [
+                "t1-gw",
+                "t1-scan",
+                "t1-web",
+                "t1-rst",
+                "t1-far",
+                "t1-rstlim",
+                "t1-fwd",
+                "t1-rej"
+            ]
         );
         let names: Vec<_> = hosts().iter().map(|h| h.name).collect();
-        assert_eq!(names, ["web", "rst", "far"]);
+        assert_eq!(names, ["web", "rst", "far", "rstlim", "fwd", "rej"]);
+        let demo: Vec<_> = demo_hosts().iter().map(|h| h.name).collect();
+        assert_eq!(demo, ["web", "rst", "far"]);
     }
 
     #[test]

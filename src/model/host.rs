@@ -17,6 +17,9 @@ pub enum HostReason {
     /// A TCP ping's answer, or an ICMP error from the target itself, or
     /// silence after every try (down).
     Reply(Reason),
+    /// Host discovery was interrupted before it asked this host: its
+    /// ports stay unconcluded, for `--resume`.
+    NotAsked,
 }
 
 impl HostReason {
@@ -28,6 +31,7 @@ impl HostReason {
             HostReason::EchoReply => "echo-reply",
             HostReason::TimestampReply => "timestamp-reply",
             HostReason::Reply(r) => r.as_str(),
+            HostReason::NotAsked => "not-asked",
         }
     }
 }
@@ -47,6 +51,15 @@ impl HostStatus {
     pub const ASSUMED_UP: HostStatus = HostStatus {
         up: true,
         reason: HostReason::UserSet,
+        latency: None,
+        ttl: None,
+    };
+
+    /// Not asked (an interrupted discovery): kept, so that its probes
+    /// stay unconcluded rather than excluded.
+    pub const NOT_ASKED: HostStatus = HostStatus {
+        up: true,
+        reason: HostReason::NotAsked,
         latency: None,
         ttl: None,
     };

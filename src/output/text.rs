@@ -277,6 +277,12 @@ fn host_is_up(status: &HostStatus, lang: Lang) -> String {
     let reason = status.reason.as_str();
     match (lang, status.reason) {
         (Lang::En, HostReason::UserSet) => "Host is up (-Pn: not asked).".to_string(),
+        (Lang::En, HostReason::NotAsked) => {
+            "Host not asked: host discovery was interrupted.".to_string()
+        }
+        (Lang::Ja, HostReason::NotAsked) => {
+            "未確認のホスト: ホスト発見が中断されました。".to_string()
+        }
         (Lang::En, _) => format!("Host is up, received {reason}{latency}."),
         (Lang::Ja, HostReason::UserSet) => {
             "ホストは稼働中とみなします (-Pn: 確認なし)。".to_string()

@@ -51,6 +51,12 @@ impl Query {
         m
     }
 
+    /// The ICMP checksum the query carries (an ICMP error quotes it).
+    pub fn checksum(&self) -> u16 {
+        let m = self.icmp_bytes();
+        u16::from_be_bytes([m[2], m[3]])
+    }
+
     /// The whole IPv4 packet from `src` to `dst`.
     pub fn packet(&self, src: Ipv4Addr, dst: Ipv4Addr, ip_id: u16) -> Vec<u8> {
         let icmp = self.icmp_bytes();
@@ -83,13 +89,16 @@ pub enum PingReply {
         seq: u16,
         data: [u8; ECHO_DATA],
     },
-    /// A destination unreachable quoting a query of ours to `target`.
+    /// A destination unreachable quoting a query from `source` to `target`.
     Unreachable {
         from: Ipv4Addr,
         ttl: u8,
         code: u8,
+        source: Ipv4Addr,
         target: Ipv4Addr,
         kind: u8,
+        /// The query's checksum, which covers the cookie in its data.
+        checksum: u16,
         id: u16,
         seq: u16,
     },
@@ -148,8 +157,10 @@ pub fn parse_ping_reply(bytes: &[u8]) -> Option<PingReply> {
                 from: h.source_addr(),
                 ttl: h.ttl(),
                 code: icmp.code_u8(),
+                source: qip.source_addr(),
                 target: qip.destination_addr(),
                 kind,
+                checksum: w(2)?,
                 id: w(4)?,
                 seq: w(6)?,
             })
@@ -274,8 +285,10 @@ mod tests {
                 from: router,
                 ttl: 64,
                 code: 1,
+                source: A,
                 target: B,
                 kind: ECHO_REQUEST,
+                checksum: echo().checksum(),
                 id: 0x1234,
                 seq: 1
             })
