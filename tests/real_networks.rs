@@ -401,3 +401,85 @@ fn a_firewalld_like_host_is_paced_and_what_stays_unconfirmed_is_marked() {
         "8 s cannot confirm 99 ports at one a second"
     );
 }
+
+#[test]
+fn an_interrupt_during_discovery_leaves_the_hosts_not_asked_unknown() {
+    if !have_root("an_interrupt_during_discovery_leaves_the_hosts_not_asked_unknown") {
+        return;
+    }
+    use std::io::BufRead;
+    let _serial = serial();
+    let lab = Lab::up("fst-dint");
+    let ns = lab.scan_ns();
+    let dir = std::env::temp_dir().join(format!("flagscan-dint-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("out.jsonl");
+    // Slow on purpose (50 probes a second, four per host): discovery of
+    // the routed /24 would take about 40 s.
+    let mut child = Command::new(flagscan_bin())
+        .args([
+            "--netns",
+            &ns,
+            "-sS",
+            "-p",
+            "22",
+            "--rate",
+            "50",
+            "--packet-trace",
+        ])
+        .arg("--resume-file")
+        .arg(dir.join("resume"))
+        .arg("-oJ")
+        .arg(&json)
+        .arg(FAR_NET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // The handshake: five hosts asked.
+    let asked = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .filter(|l| l.starts_with("PING ") && l.contains(" try 1: "))
+        .take(5)
+        .count();
+    assert_eq!(asked, 5);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    for _ in lines {}
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "interrupted");
+    let records = host_records_any(&std::fs::read_to_string(&json).unwrap());
+    let unknown = records.values().filter(|r| r.0 == "unknown").count();
+    let down = records.values().filter(|r| r.0 == "down").count();
+    assert_eq!(records.len(), 256);
+    assert!(
+        unknown > 200,
+        "hosts never asked are unknown, not down: {unknown}"
+    );
+    assert!(down < 50, "{down}");
+    assert!(dir.join("resume").exists(), "a resume file");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Host records whatever their status (including `unknown`).
+fn host_records_any(text: &str) -> BTreeMap<String, (String, String)> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "host")
+        .map(|v| {
+            (
+                v["host"].as_str().unwrap().to_string(),
+                (
+                    v["status"].as_str().unwrap().to_string(),
+                    v["reason"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}

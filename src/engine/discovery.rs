@@ -24,6 +24,7 @@ use crate::engine::timing::{RateBudget, RttEstimator, TimingParams};
 use crate::io::ping::{Heard, PingSockets};
 use crate::model::host::{HostReason, HostStatus};
 use crate::model::probe::Time;
+use crate::model::tap::Taps;
 use crate::model::technique::{builtin_by_name, ProbeShape, Reason};
 use crate::wire::arp;
 use crate::wire::icmp::{self, PingReply, Query};
@@ -636,6 +637,26 @@ fn unreachable(from: Ipv4Addr, target: Ipv4Addr, code: u8, ttl: u8) -> Answer {
     }
 }
 
+/// A `--packet-trace` line for a valid answer.
+fn trace_answer(taps: &Taps, at: Time, target: Ipv4Addr, answer: Answer, decided: bool) {
+    if taps.is_empty() {
+        return;
+    }
+    let what = match (answer, decided) {
+        (Answer::Up { reason, .. }, true) => format!("{target}: {} -> up", reason.as_str()),
+        (Answer::Up { reason, .. }, false) => {
+            format!("{target}: {} (already concluded)", reason.as_str())
+        }
+        (Answer::Down(reason), _) => format!(
+            "{target}: {} from a router (down unless the host itself answers)",
+            reason.as_str()
+        ),
+    };
+    for tap in taps {
+        tap.discovery(at, &what);
+    }
+}
+
 /// How long the loop waits for packets at most between looks at the clock.
 const POLL: Duration = Duration::from_millis(20);
 /// Hosts asked per turn of the loop.
@@ -653,6 +674,7 @@ pub fn run(
     plan: &PingPlan,
     params: TimingParams,
     max_rate: Option<f64>,
+    taps: &Taps,
     stop: &dyn Fn() -> bool,
 ) -> anyhow::Result<Found> {
     let shape = |name: &str| {
@@ -693,6 +715,27 @@ pub fn run(
             }
             let Some(o) = d.poll_send(now) else { break };
             asked += 1;
+            for tap in taps {
+                let how = match o.via {
+                    Via::Local => "one of our addresses".to_string(),
+                    Via::Arp { .. } => "ARP request".to_string(),
+                    Via::Ip => plan
+                        .ip
+                        .iter()
+                        .map(|p| match p {
+                            Ping::Echo => "ICMP echo".to_string(),
+                            Ping::Timestamp => "ICMP timestamp".to_string(),
+                            Ping::Syn(port) => format!("TCP SYN to {port}"),
+                            Ping::Ack(port) => format!("TCP ACK to {port}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                tap.discovery(
+                    now,
+                    &format!("{} try {}: {how}", targets[o.host], o.attempt + 1),
+                );
+            }
             match o.via {
                 Via::Local => {}
                 Via::Arp { ifindex } => {
@@ -740,7 +783,8 @@ pub fn run(
             match h {
                 Heard::Ip(bytes) => {
                     if let Some((host, attempt, answer)) = pinger.check_ip(bytes) {
-                        d.on_answer(host, attempt, answer, at);
+                        let decided = d.on_answer(host, attempt, answer, at);
+                        trace_answer(taps, at, targets[host], answer, decided);
                     }
                 }
                 Heard::Arp { ifindex, bytes } => {
@@ -757,7 +801,9 @@ pub fn run(
                         reason: HostReason::ArpResponse,
                         ttl: None,
                     };
-                    if d.on_answer(host, None, up, at) {
+                    let decided = d.on_answer(host, None, up, at);
+                    trace_answer(taps, at, r.ip, up, decided);
+                    if decided {
                         macs.push((*ifindex, r.ip, r.mac));
                     }
                 }

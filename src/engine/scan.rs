@@ -239,6 +239,7 @@ fn discover(
         plan,
         cfg.timing,
         cfg.max_rate,
+        &cfg.taps,
         &stop,
     )?;
     if !found.interrupted && !found.statuses.iter().flatten().any(|h| h.up) {

@@ -83,10 +83,10 @@ impl HostStatus {
     }
 
     pub fn status_word(&self) -> &'static str {
-        if self.up {
-            "up"
-        } else {
-            "down"
+        match (self.up, self.reason) {
+            (_, HostReason::NotAsked) => "unknown",
+            (true, _) => "up",
+            (false, _) => "down",
         }
     }
 }

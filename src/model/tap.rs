@@ -35,6 +35,9 @@ pub trait Tap: Send + Sync {
     /// A captured packet, with what validation and the tracker made of it
     /// (`effect` is `None` for a packet that was not believed).
     fn heard(&self, _packet: &Traced, _effect: Option<ReplyEffect>) {}
+    /// Host discovery asked a host or heard from one (a line for
+    /// `--packet-trace`; discovery's packets are not in `--pcap`).
+    fn discovery(&self, _at: Time, _what: &str) {}
 }
 
 /// The taps of one scan (none, usually).

@@ -104,6 +104,10 @@ impl Tap for TraceTap {
     fn heard(&self, packet: &Traced, effect: Option<ReplyEffect>) {
         self.sink.line(rcvd_line(packet, effect, &self.techniques));
     }
+
+    fn discovery(&self, at: Time, what: &str) {
+        self.sink.line(format!("PING {} {what}", secs(at)));
+    }
 }
 
 fn secs(at: Time) -> String {
