@@ -137,9 +137,14 @@ impl ScanResult {
         self.rate_limited.binary_search(&index).is_ok()
     }
 
+    /// Hosts found up (not those an interrupted discovery never asked).
     pub fn hosts_up(&self) -> usize {
         (0..self.space.hosts.len())
-            .filter(|&i| self.is_up(i))
+            .filter(|&i| {
+                self.hosts
+                    .get(i)
+                    .is_none_or(|h| h.up && h.reason != crate::model::host::HostReason::NotAsked)
+            })
             .count()
     }
 }
