@@ -440,9 +440,9 @@ row "$J8" zmap - - - - - - - - "n/a"
 # ---------------------------------------------------------------- job 9
 J9="9. firewalld-like host ($FWD_IP), everything REJECTed, ports 1-200, FIN"
 log "job $J9: ground truth first (the host's ICMP limit off)"
-ip netns exec "$FWD_NS" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000
+ip netns exec "$FWD_NS" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000 net.ipv4.icmp_msgs_burst=10000
 FS_DIFF_SPECS="" FS_TOOL="flagscan, limit off (truth)" run_flagscan "$J9" f9truth 120 -sF -p1-200 "$FWD_IP"
-ip netns exec "$FWD_NS" sysctl -qw net.ipv4.icmp_ratelimit=1000 net.ipv4.icmp_msgs_per_sec=1000
+ip netns exec "$FWD_NS" sysctl -qw net.ipv4.icmp_ratelimit=1000 net.ipv4.icmp_msgs_per_sec=1000 net.ipv4.icmp_msgs_burst=50
 sleep 7 # a full bucket for each run, as a first scan of the host would find it
 run_nmap n9 300 -sF -T4 -p1-200 -n -Pn "$FWD_IP"
 read -r R9N W9N _ _ < <($STATES truth "flagscan:$WORK/f9truth.json:fin" "nmap:$WORK/n9.xml:fin")

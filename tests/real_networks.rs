@@ -320,6 +320,7 @@ fn two_rejected_ports_in_a_four_technique_pass_equal_nmaps_separate_runs_ten_tim
     // nmap's separate runs, with the host's limiter off: the ground truth.
     let rej = format!("{}-rej", lab.prefix);
     in_ns(&rej, &["sysctl", "-w", "net.ipv4.icmp_ratelimit=0"]);
+    in_ns(&rej, &["sysctl", "-w", "net.ipv4.icmp_msgs_burst=10000"]);
     let mut theirs = States::new();
     for (flag, scan) in [
         ("-sS", "syn"),
@@ -333,6 +334,7 @@ fn two_rejected_ports_in_a_four_technique_pass_equal_nmaps_separate_runs_ten_tim
     // bucket starts empty (the kernel kept no tokens while the limit was
     // off); a host not scanned for six seconds has it full.
     in_ns(&rej, &["sysctl", "-w", "net.ipv4.icmp_ratelimit=1000"]);
+    in_ns(&rej, &["sysctl", "-w", "net.ipv4.icmp_msgs_burst=50"]);
     std::thread::sleep(std::time::Duration::from_secs(6));
     for run in 1..=10 {
         let text = run_json(
@@ -376,6 +378,7 @@ fn a_firewalld_like_host_is_paced_and_what_stays_unconfirmed_is_marked() {
     let fwd = format!("{}-fwd", lab.prefix);
     in_ns(&fwd, &["sysctl", "-w", "net.ipv4.icmp_ratelimit=0"]);
     in_ns(&fwd, &["sysctl", "-w", "net.ipv4.icmp_msgs_per_sec=100000"]);
+    in_ns(&fwd, &["sysctl", "-w", "net.ipv4.icmp_msgs_burst=10000"]);
     let truth = parse_jsonl(&run_json(
         "fwd-truth",
         &["--netns", &ns, "-sF", "-p", "1-100", FWD],
