@@ -296,13 +296,15 @@ run_nmap() {
 }
 
 # ---------------------------------------------------------------- job 1
+# Every job but 6 gives nmap -Pn, and flagscan too: the same work (masscan
+# and zmap have no host discovery). Job 6 is about host discovery.
 J1="1. one host ($WEB), ports 1-65535, SYN"
 log "job $J1"
 run_nmap n1 120 -sS -T4 -p- -n -Pn "$WEB"
 row "$J1" "nmap -T4" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "ref" "" \
     "$($STATES count "nmap:$WORK/n1.xml")" "$N_NOTE"
 FS_DIFF_SPECS="syn=nmap:$WORK/n1.xml"
-run_flagscan "$J1" f1 120 -sS -p- "$WEB"
+run_flagscan "$J1" f1 120 -Pn -sS -p- "$WEB"
 if ((HAVE_MASSCAN)); then
     log "masscan -p1-65535 $WEB --rate $RATE"
     rx0=$(rx_packets "$SCAN_NS" eth0)
@@ -325,7 +327,7 @@ run_nmap n2 180 -sF -T4 -p- -n -Pn "$WEB"
 row "$J2" "nmap -T4" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "ref" "" \
     "$($STATES count "nmap:$WORK/n2.xml")" "$N_NOTE"
 FS_DIFF_SPECS="fin=nmap:$WORK/n2.xml"
-run_flagscan "$J2" f2 180 -sF -p- "$WEB"
+run_flagscan "$J2" f2 180 -Pn -sF -p- "$WEB"
 row "$J2" masscan - - - - - - - - "n/a: SYN only"
 row "$J2" zmap - - - - - - - - "n/a: no FIN probe module"
 
@@ -347,7 +349,7 @@ done
 row "$J3" "nmap -T4 x4" "$sum_wall" "$sum_cpu" "$sum_probes" "$(div "$sum_probes" "$sum_wall")" "$max_rss" "ref" "" \
     "$($STATES count "nmap:$WORK/n3S.xml")" \
     "four runs (-sS, -sF, -sN, -sX), times and probes summed, RSS the largest $notes"
-run_flagscan "$J3" f3 240 -sS -sF -sN -sX -p- "$WEB"
+run_flagscan "$J3" f3 240 -Pn -sS -sF -sN -sX -p- "$WEB"
 row "$J3" masscan - - - - - - - - "n/a"
 row "$J3" zmap - - - - - - - - "n/a"
 
@@ -358,7 +360,7 @@ run_nmap n4 300 -sS -T4 -p80 -n -Pn "$SWEEP_NET"
 row "$J4" "nmap -T4" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "ref" "" \
     "$($STATES count "nmap:$WORK/n4.xml")" "$N_NOTE"
 FS_DIFF_SPECS="syn=nmap:$WORK/n4.xml"
-run_flagscan "$J4" f4 180 -sS -p80 "$SWEEP_NET"
+run_flagscan "$J4" f4 180 -Pn -sS -p80 "$SWEEP_NET"
 F4_ELAPSED=$FS_LAST_ELAPSED
 if ((HAVE_MASSCAN)); then
     log "masscan -p80 $SWEEP_NET --rate $RATE"
@@ -411,7 +413,7 @@ run_nmap n7 300 -sS -T4 -p1-3000 -n -Pn "$RSTLIM_IP"
 row "$J7" "nmap -T4" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "ref" "" \
     "$($STATES count "nmap:$WORK/n7.xml")" "$N_NOTE"
 FS_DIFF_SPECS="syn=nmap:$WORK/n7.xml"
-run_flagscan "$J7" f7 300 -sS -p1-3000 "$RSTLIM_IP"
+run_flagscan "$J7" f7 300 -Pn -sS -p1-3000 "$RSTLIM_IP"
 row "$J7" masscan - - - - - - - - "not run"
 row "$J7" zmap - - - - - - - - "n/a"
 
@@ -429,7 +431,7 @@ done
 row "$J8" "nmap -T4 x4" "$sum_wall" - - - - "ref" "" - "four runs, one per technique, 7 s apart"
 EXACT8=0 WALL8=""
 for run in 1 2 3 4 5 6 7 8 9 10; do
-    FS_DIFF_SPECS="" FS_TOOL="flagscan run $run" run_flagscan "$J8" "f8r$run" 120 -sS -sF -sN -sX -p1-1000 "$REJ_IP"
+    FS_DIFF_SPECS="" FS_TOOL="flagscan run $run" run_flagscan "$J8" "f8r$run" 120 -Pn -sS -sF -sN -sX -p1-1000 "$REJ_IP"
     read -r d8 _ < <($STATES reasondiff $refs "flagscan:$WORK/f8r$run.json")
     [[ $d8 == 0 ]] && EXACT8=$((EXACT8 + 1))
     WALL8+="$T_WALL "
@@ -441,14 +443,14 @@ row "$J8" zmap - - - - - - - - "n/a"
 J9="9. firewalld-like host ($FWD_IP), everything REJECTed, ports 1-200, FIN"
 log "job $J9: ground truth first (the host's ICMP limit off)"
 ip netns exec "$FWD_NS" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000 net.ipv4.icmp_msgs_burst=10000
-FS_DIFF_SPECS="" FS_TOOL="flagscan, limit off (truth)" run_flagscan "$J9" f9truth 120 -sF -p1-200 "$FWD_IP"
+FS_DIFF_SPECS="" FS_TOOL="flagscan, limit off (truth)" run_flagscan "$J9" f9truth 120 -Pn -sF -p1-200 "$FWD_IP"
 ip netns exec "$FWD_NS" sysctl -qw net.ipv4.icmp_ratelimit=1000 net.ipv4.icmp_msgs_per_sec=1000 net.ipv4.icmp_msgs_burst=50
 sleep 7 # a full bucket for each run, as a first scan of the host would find it
 run_nmap n9 300 -sF -T4 -p1-200 -n -Pn "$FWD_IP"
 read -r R9N W9N _ _ < <($STATES truth "flagscan:$WORK/f9truth.json:fin" "nmap:$WORK/n9.xml:fin")
 row "$J9" "nmap -T4" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "$W9N" 200 - "$R9N of 200 states right against the truth $N_NOTE"
 sleep 7
-FS_DIFF_SPECS="" run_flagscan "$J9" f9 300 -sF -p1-200 "$FWD_IP"
+FS_DIFF_SPECS="" run_flagscan "$J9" f9 300 -Pn -sF -p1-200 "$FWD_IP"
 read -r R9 W9 U9 M9 < <($STATES truth "flagscan:$WORK/f9truth.json:fin" "flagscan:$WORK/f9.json:fin")
 row "$J9" masscan - - - - - - - - "n/a"
 row "$J9" zmap - - - - - - - - "n/a"
@@ -461,7 +463,7 @@ run_nmap n5base 120 -sS -T4 -p1-10000 -n -Pn "$LOSS_IP"
 row "$J5" "nmap -T4, no loss" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "-" "" \
     "$($STATES count "nmap:$WORK/n5base.xml")" "baseline before the loss rule; the row 'flagscan, no loss' is compared with it"
 FS_DIFF_SPECS="syn=nmap:$WORK/n5base.xml"
-FS_TOOL="flagscan, no loss" run_flagscan "$J5" f5base 120 -sS -p1-10000 "$LOSS_IP"
+FS_TOOL="flagscan, no loss" run_flagscan "$J5" f5base 120 -Pn -sS -p1-10000 "$LOSS_IP"
 
 ip netns exec "$LOSS_NS" iptables -I INPUT 1 -p tcp -m statistic --mode random --probability 0.1 -j DROP
 log "job $J5: 10% loss rule in place"
@@ -469,9 +471,9 @@ run_nmap n5 300 -sS -T4 -p1-10000 -n -Pn "$LOSS_IP"
 row "$J5" "nmap -T4" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "ref" "" \
     "$($STATES count "nmap:$WORK/n5.xml")" "$N_NOTE"
 FS_DIFF_SPECS="syn=nmap:$WORK/n5.xml"
-run_flagscan "$J5" f5 180 -sS -p1-10000 "$LOSS_IP"
+run_flagscan "$J5" f5 180 -Pn -sS -p1-10000 "$LOSS_IP"
 # Diagnostic, not a target row: as many retries as nmap -T4 allows (6).
-FS_TOOL="flagscan --max-retries 6" run_flagscan "$J5" f5r6 180 -sS --max-retries 6 -p1-10000 "$LOSS_IP"
+FS_TOOL="flagscan --max-retries 6" run_flagscan "$J5" f5r6 180 -Pn -sS --max-retries 6 -p1-10000 "$LOSS_IP"
 row "$J5" masscan - - - - - - - - "not run (no retransmission by default)"
 row "$J5" zmap - - - - - - - - "n/a: one port per scan"
 read -r L_FS _ _ < <(diffs "flagscan:$WORK/f5base.json:syn" "flagscan:$WORK/f5.json:syn")

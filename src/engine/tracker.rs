@@ -617,7 +617,11 @@ impl Tracker {
             let rst = by(ReplyKind::Rst { window: 0 });
             let icmp = by(ReplyKind::Unreachable { code: 3 });
             let same_port = self.same_port_icmp(index);
-            let icmp_evidence = counts.icmp_limited() || proven.contains(&host);
+            // With several techniques a limiter leaves proof (a REJECTed
+            // port gets several probes): counts alone would also fit a
+            // host with a few REJECTed ports and no limiter at all.
+            let by_count = self.space.techniques == 1 && counts.icmp_limited();
+            let icmp_evidence = by_count || proven.contains(&host);
             // Likely REJECTed: its port answered ICMP to another technique,
             // or (with several techniques) answered nothing to any of them.
             let icmp_tries = if same_port || self.port_silent_to_all(index) {
