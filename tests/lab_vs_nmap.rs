@@ -51,17 +51,7 @@ fn assert_equals_nmap(ours: &States, ns: &str, techniques: &[(&str, &str)], port
 }
 
 fn scan_states(name: &str, args: &[&str]) -> (States, String) {
-    let json = std::env::temp_dir().join(format!("flagscan-{name}-{}.jsonl", std::process::id()));
-    let mut all = args.to_vec();
-    all.extend(["-oJ", json.to_str().unwrap()]);
-    let out = flagscan(&all);
-    assert!(
-        out.status.success(),
-        "flagscan ({name}) failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(&json).unwrap();
-    let _ = std::fs::remove_file(json);
+    let text = run_json(name, args);
     (parse_jsonl(&text), text)
 }
 

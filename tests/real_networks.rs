@@ -56,13 +56,7 @@ fn nmap_hosts_up(ns: &str, targets: &[&str]) -> BTreeSet<String> {
             Event::Eof => break,
             _ => continue,
         };
-        let attr = |name: &str| -> String {
-            e.attributes()
-                .flatten()
-                .find(|a| a.key.as_ref() == name.as_bytes())
-                .map(|a| a.unescape_value().unwrap().into_owned())
-                .unwrap_or_default()
-        };
+        let attr = |name: &str| xml_attr(&e, name);
         match e.name().as_ref() {
             b"status" => state = attr("state"),
             b"address" if attr("addrtype") == "ipv4" && state == "up" => {
@@ -72,21 +66,6 @@ fn nmap_hosts_up(ns: &str, targets: &[&str]) -> BTreeSet<String> {
         }
     }
     up
-}
-
-fn run_json(name: &str, args: &[&str]) -> String {
-    let json = std::env::temp_dir().join(format!("flagscan-{name}-{}.jsonl", std::process::id()));
-    let mut all = args.to_vec();
-    all.extend(["-oJ", json.to_str().unwrap()]);
-    let out = flagscan(&all);
-    assert!(
-        out.status.success(),
-        "flagscan ({name}) failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(&json).unwrap();
-    let _ = std::fs::remove_file(json);
-    text
 }
 
 #[test]

@@ -1529,6 +1529,24 @@ fn simulate_limited_until(
     (outcome, net.counts.limited)
 }
 
+/// A Linux host with two REJECTed ports (the lab's `rej`).
+const TWO_REJECTS: Personality = Personality::IcmpFilter {
+    open: &[22, 80],
+    rejected: &[111, 445],
+    code: 3,
+    via_gateway: false,
+};
+
+/// Every port of 1..=last but 22, leaked for a `'static` personality.
+fn all_but_22(last: u16) -> &'static [u16] {
+    Box::leak(
+        (1..=last)
+            .filter(|p| *p != 22)
+            .collect::<Vec<u16>>()
+            .into_boxed_slice(),
+    )
+}
+
 #[test]
 fn icmp_limited_rejects_in_a_four_technique_pass_come_out_exact_every_run() {
     // Linux's buckets (1/s, burst 6 per destination; 1000/s, burst 50):
@@ -1537,12 +1555,7 @@ fn icmp_limited_rejects_in_a_four_technique_pass_come_out_exact_every_run() {
     for seed in 1..=10 {
         let (o, limited) = simulate_limited(
             "two rejects, four techniques",
-            Personality::IcmpFilter {
-                open: &[22, 80],
-                rejected: &[111, 445],
-                code: 3,
-                via_gateway: false,
-            },
+            TWO_REJECTS,
             Bucket::linux_icmp(),
             (1..=1000).collect(),
             &TECHNIQUES,
@@ -1569,12 +1582,7 @@ fn a_bucket_nearly_dry_from_an_earlier_scan_still_comes_out_exact() {
         limits[0].tokens = 1.0;
         let (o, limited) = simulate_limited(
             "two rejects, one token",
-            Personality::IcmpFilter {
-                open: &[22, 80],
-                rejected: &[111, 445],
-                code: 3,
-                via_gateway: false,
-            },
+            TWO_REJECTS,
             limits,
             (1..=1000).collect(),
             &TECHNIQUES,
@@ -1589,12 +1597,7 @@ fn a_bucket_nearly_dry_from_an_earlier_scan_still_comes_out_exact() {
 fn a_host_rejecting_everything_with_limited_icmp_is_paced_and_marked() {
     // firewalld's default: every port but one REJECTed with
     // host-prohibited, ICMP limited as Linux does. A FIN scan of 200 ports.
-    let rejected: &'static [u16] = Box::leak(
-        (1..=200)
-            .filter(|p| *p != 22)
-            .collect::<Vec<u16>>()
-            .into_boxed_slice(),
-    );
+    let rejected = all_but_22(200);
     let (o, limited) = simulate_limited(
         "firewalld-like, FIN",
         Personality::IcmpFilter {
@@ -1667,12 +1670,7 @@ fn a_host_limiting_rsts_to_200_a_second_comes_out_exact() {
 
 #[test]
 fn an_interrupt_while_confirming_keeps_every_finding_and_marks_the_unconfirmed() {
-    let rejected: &'static [u16] = Box::leak(
-        (1..=100)
-            .filter(|p| *p != 22)
-            .collect::<Vec<u16>>()
-            .into_boxed_slice(),
-    );
+    let rejected = all_but_22(100);
     let (o, _) = simulate_limited_until(
         "firewalld-like, FIN, interrupted at 5 s",
         Personality::IcmpFilter {

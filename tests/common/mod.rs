@@ -140,6 +140,33 @@ pub fn expand_ports(list: &str) -> Vec<u16> {
     v
 }
 
+/// An attribute of an XML element, or "" when it has none.
+pub fn xml_attr(e: &quick_xml::events::BytesStart, name: &str) -> String {
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.as_ref() == name.as_bytes())
+        .map(|a| a.unescape_value().unwrap().into_owned())
+        .unwrap_or_default()
+}
+
+/// Runs flagscan with `args` and `-oJ` to a file of its own, named after
+/// `name`; returns the JSON Lines. Fails the test if flagscan does.
+#[allow(dead_code)]
+pub fn run_json(name: &str, args: &[&str]) -> String {
+    let json = std::env::temp_dir().join(format!("flagscan-{name}-{}.jsonl", std::process::id()));
+    let mut all = args.to_vec();
+    all.extend(["-oJ", json.to_str().unwrap()]);
+    let out = flagscan(&all);
+    assert!(
+        out.status.success(),
+        "flagscan ({name}) failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&json).unwrap();
+    let _ = std::fs::remove_file(json);
+    text
+}
+
 pub fn parse_nmap_xml(xml: &str, scan: &str) -> States {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(xml);
@@ -152,13 +179,7 @@ pub fn parse_nmap_xml(xml: &str, scan: &str) -> States {
             Event::Eof => break,
             _ => continue,
         };
-        let attr = |name: &str| -> String {
-            e.attributes()
-                .flatten()
-                .find(|a| a.key.as_ref() == name.as_bytes())
-                .map(|a| a.unescape_value().unwrap().into_owned())
-                .unwrap_or_default()
-        };
+        let attr = |name: &str| xml_attr(&e, name);
         match e.name().as_ref() {
             b"address" if attr("addrtype") == "ipv4" => host = attr("addr"),
             b"port" => port = attr("portid").parse().unwrap(),
