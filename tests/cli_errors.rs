@@ -63,6 +63,15 @@ fn every_option_rejects_bad_values_with_exit_2_naming_them() {
             &["/nonexistent/dir/out.jsonl"],
         ),
         (&["--max-rate", "0", "127.0.0.1"], &["--max-rate"]),
+        (
+            &["--limit-budget", "-1", "127.0.0.1"],
+            &["--limit-budget '-1'"],
+        ),
+        (
+            &["--limit-budget", "abc", "127.0.0.1"],
+            &["--limit-budget 'abc'"],
+        ),
+        (&["-Pn", "-sn", "127.0.0.1"], &["-Pn", "-sn"]),
         (&["--max-rate", "fast", "127.0.0.1"], &["fast"]),
         (&["--max-retries", "8", "127.0.0.1"], &["8"]),
         (&["--max-retries=-1", "127.0.0.1"], &["-1"]),

@@ -22,7 +22,8 @@ Techniques (any subset runs as one interleaved pass):
 Targets: 10.0.0.2, 10.0.0.0/24, 10.0.0.1-20, 10.0.1-3.7, host names, -iL FILE.
 Ports: -p 22,80,8000-8100; -p- for 1-65535; port 0 only when named.
 Host discovery first, as nmap's: ARP on the local link, else -PE -PS443 -PA80 -PP;
-  -Pn skips it (every target up), -sn does only it; -PS/-PA PORTS, -PE, -PP, -PR choose.
+  -Pn skips it (every target up), -sn does only it; -PS22,443 -PA80 (ports attached,
+  as nmap writes them), -PE, -PP, -PR choose.
 Ctrl-C (or SIGTERM) stops a scan: the results so far go to every output and a resume
   file (flagscan.resume, or --resume-file PATH); `flagscan --resume FILE` finishes the scan,
   appending to the same output files. A second Ctrl-C quits at once.
@@ -154,8 +155,13 @@ pub struct Args {
     /// How long, per host, silent probes are confirmed when the host
     /// rate-limits its RSTs or ICMP errors (paced to the measured rate);
     /// those still silent then are marked rate_limited. 0: none.
-    #[arg(long = "limit-budget", value_name = "SECONDS", default_value_t = 40.0)]
-    pub limit_budget: f64,
+    #[arg(
+        long = "limit-budget",
+        value_name = "SECONDS",
+        default_value = "40",
+        allow_hyphen_values = true
+    )]
+    pub limit_budget: String,
 
     /// -Pn: no host discovery; every target is taken as up.
     #[arg(long = "no-ping")]

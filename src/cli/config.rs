@@ -126,7 +126,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             resume: None,
             early_ring: None,
             discovery: ping_plan(args)?,
-            limit_budget: limit_budget(args.limit_budget)?,
+            limit_budget: limit_budget(&args.limit_budget)?,
         },
         json: args.output_json.clone(),
         pcap: args.pcap.clone(),
@@ -138,13 +138,15 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     })
 }
 
-fn limit_budget(secs: f64) -> anyhow::Result<std::time::Duration> {
-    if !(secs.is_finite() && (0.0..=86_400.0).contains(&secs)) {
-        return Err(usage(format!(
-            "invalid --limit-budget '{secs}': give seconds from 0 to 86400"
-        )));
+fn limit_budget(text: &str) -> anyhow::Result<std::time::Duration> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs.is_finite() && (0.0..=86_400.0).contains(&secs) => {
+            Ok(std::time::Duration::from_secs_f64(secs))
+        }
+        _ => Err(usage(format!(
+            "invalid --limit-budget '{text}': give seconds from 0 to 86400"
+        ))),
     }
-    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// Host discovery from `-Pn`, `-sn` and the `-P` options: nmap's default

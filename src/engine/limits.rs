@@ -38,15 +38,16 @@ const LINUX_ICMP_PER_SEC: f64 = 1.0;
 impl AnswerCounts {
     /// A limiter of ICMP errors may have eaten answers: the host sent
     /// about as many as Linux's bucket allows (a burst, then one a
-    /// second), not fewer (then the bucket never ran dry) and not clearly
-    /// more (then it does not limit them).
+    /// second; or two fewer, a bucket a recent scan left short), not
+    /// fewer (then the bucket never ran dry) and not clearly more (then
+    /// it does not limit them).
     pub fn icmp_limited(&self) -> bool {
         let (Some(first), Some(last)) = (self.icmp_first, self.icmp_last) else {
             return false;
         };
         let span = last.saturating_sub(first).as_secs_f64();
         let allowed = LINUX_ICMP_BURST + LINUX_ICMP_PER_SEC * (span + 1.0);
-        f64::from(self.icmp) >= LINUX_ICMP_BURST - 1.0 && f64::from(self.icmp) <= allowed
+        f64::from(self.icmp) >= LINUX_ICMP_BURST - 2.0 && f64::from(self.icmp) <= allowed
     }
 
     /// Many RSTs came only to retries (the limiter refilled between
@@ -199,6 +200,8 @@ mod tests {
         assert!(c(6, 0, 100).icmp_limited());
         // Two REJECTed ports: the bucket never ran dry.
         assert!(!c(2, 0, 100).icmp_limited());
+        // Four: a bucket a recent scan left two short.
+        assert!(c(4, 0, 100).icmp_limited());
         // Eight in half a second: more than the bucket gives, no limiter.
         assert!(!c(8, 0, 500).icmp_limited());
         // Twelve over six seconds: a burst and one a second.

@@ -516,7 +516,14 @@ impl Tracker {
                     };
                     pacing.queue.push_back(index);
                 } else {
-                    if over {
+                    // Out of budget, or out of tries on a host whose limiter
+                    // answered others: the silence may still be the
+                    // limiter's, so it is marked, not taken as a filter
+                    // (unless the port is open to another technique, which
+                    // explains a FIN's silence as RFC 793 does).
+                    let confirmed = pacing.answered > 0;
+                    if over || (confirmed && !self.port_open_elsewhere(index)) {
+                        let pacing = self.pacing.get_mut(&host).expect("paced host");
                         pacing.unconfirmed += 1;
                         self.rate_limited.push(index);
                     }
@@ -587,6 +594,12 @@ impl Tracker {
         if self.confirm_planned || !self.is_done() {
             return;
         }
+        self.plan_confirmation(now);
+    }
+
+    /// Picks the suspects among the probes concluded silent so far and
+    /// queues them for paced confirmation.
+    fn plan_confirmation(&mut self, now: Time) {
         self.confirm_planned = true;
         if self.limit_budget.is_zero() || self.answers.is_empty() {
             return;
@@ -689,6 +702,22 @@ impl Tracker {
                     self.slots[i as usize],
                     Slot::Done(Finding {
                         reason: Reason::Unreachable(_),
+                        ..
+                    })
+                )
+        })
+    }
+
+    /// Did another technique find this probe's port open?
+    fn port_open_elsewhere(&self, index: u64) -> bool {
+        let n = self.space.techniques as u64;
+        let first = index - index % n;
+        (first..first + n).any(|i| {
+            i != index
+                && matches!(
+                    self.slots[i as usize],
+                    Slot::Done(Finding {
+                        state: PortState::Open,
                         ..
                     })
                 )
@@ -986,6 +1015,12 @@ impl Tracker {
     /// marked unconfirmed; a main pass that ends from here on plans no
     /// confirmation.
     pub fn stop_confirming(&mut self, now: Time) {
+        if !self.confirm_planned {
+            // Interrupted in the main pass: the silences a limiter may
+            // explain so far are picked as they would have been, and end
+            // unconfirmed at once.
+            self.plan_confirmation(now);
+        }
         self.confirm_planned = true;
         for p in self.pacing.values_mut() {
             p.budget_end = p.budget_end.min(now);
