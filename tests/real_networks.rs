@@ -46,25 +46,14 @@ fn nmap_hosts_up(ns: &str, targets: &[&str]) -> BTreeSet<String> {
     );
     let xml = String::from_utf8_lossy(&out.stdout);
     let mut up = BTreeSet::new();
-    let mut reader = quick_xml::Reader::from_str(&xml);
     let mut state = String::new();
-    loop {
-        use quick_xml::events::Event;
-        let ev = reader.read_event().unwrap();
-        let e = match &ev {
-            Event::Start(e) | Event::Empty(e) => e.clone(),
-            Event::Eof => break,
-            _ => continue,
-        };
-        let attr = |name: &str| xml_attr(&e, name);
-        match e.name().as_ref() {
-            b"status" => state = attr("state"),
-            b"address" if attr("addrtype") == "ipv4" && state == "up" => {
-                up.insert(attr("addr"));
-            }
-            _ => {}
+    for_each_xml_element(&xml, |name, attr| match name {
+        b"status" => state = attr("state"),
+        b"address" if attr("addrtype") == "ipv4" && state == "up" => {
+            up.insert(attr("addr"));
         }
-    }
+        _ => {}
+    });
     up
 }
 

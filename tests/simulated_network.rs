@@ -1537,14 +1537,21 @@ const TWO_REJECTS: Personality = Personality::IcmpFilter {
     via_gateway: false,
 };
 
-/// Every port of 1..=last but 22, leaked for a `'static` personality.
-fn all_but_22(last: u16) -> &'static [u16] {
-    Box::leak(
+/// firewalld's default over ports 1..=last: 22 open, every other port
+/// REJECTed with host-prohibited (the lab's `fwd`).
+fn firewalld_like(last: u16) -> Personality {
+    let rejected: &'static [u16] = Box::leak(
         (1..=last)
             .filter(|p| *p != 22)
             .collect::<Vec<u16>>()
             .into_boxed_slice(),
-    )
+    );
+    Personality::IcmpFilter {
+        open: &[22],
+        rejected,
+        code: 10,
+        via_gateway: false,
+    }
 }
 
 #[test]
@@ -1597,15 +1604,10 @@ fn a_bucket_nearly_dry_from_an_earlier_scan_still_comes_out_exact() {
 fn a_host_rejecting_everything_with_limited_icmp_is_paced_and_marked() {
     // firewalld's default: every port but one REJECTed with
     // host-prohibited, ICMP limited as Linux does. A FIN scan of 200 ports.
-    let rejected = all_but_22(200);
+
     let (o, limited) = simulate_limited(
         "firewalld-like, FIN",
-        Personality::IcmpFilter {
-            open: &[22],
-            rejected,
-            code: 10,
-            via_gateway: false,
-        },
+        firewalld_like(200),
         Bucket::linux_icmp(),
         (1..=200).collect(),
         &["fin"],
@@ -1670,15 +1672,9 @@ fn a_host_limiting_rsts_to_200_a_second_comes_out_exact() {
 
 #[test]
 fn an_interrupt_while_confirming_keeps_every_finding_and_marks_the_unconfirmed() {
-    let rejected = all_but_22(100);
     let (o, _) = simulate_limited_until(
         "firewalld-like, FIN, interrupted at 5 s",
-        Personality::IcmpFilter {
-            open: &[22],
-            rejected,
-            code: 10,
-            via_gateway: false,
-        },
+        firewalld_like(100),
         Bucket::linux_icmp(),
         (1..=100).collect(),
         &["fin"],

@@ -690,38 +690,25 @@ impl Tracker {
         self.silent.retain(|(index, _)| !paced.contains_key(index));
     }
 
+    /// Whether another technique's probe of the same port (its slots sit
+    /// side by side) was decided as `pred` says.
+    fn other_technique(&self, index: u64, pred: impl Fn(&Finding) -> bool) -> bool {
+        let n = self.space.techniques as u64;
+        let first = index - index % n;
+        (first..first + n)
+            .any(|i| i != index && matches!(&self.slots[i as usize], Slot::Done(f) if pred(f)))
+    }
+
     /// Did another technique's probe of the same port get an ICMP error?
     /// A REJECT rule answers every probe of its port alike, so this one's
     /// silence is the limiter's doing.
     fn same_port_icmp(&self, index: u64) -> bool {
-        let n = self.space.techniques as u64;
-        let first = index - index % n;
-        (first..first + n).any(|i| {
-            i != index
-                && matches!(
-                    self.slots[i as usize],
-                    Slot::Done(Finding {
-                        reason: Reason::Unreachable(_),
-                        ..
-                    })
-                )
-        })
+        self.other_technique(index, |f| matches!(f.reason, Reason::Unreachable(_)))
     }
 
     /// Did another technique find this probe's port open?
     fn port_open_elsewhere(&self, index: u64) -> bool {
-        let n = self.space.techniques as u64;
-        let first = index - index % n;
-        (first..first + n).any(|i| {
-            i != index
-                && matches!(
-                    self.slots[i as usize],
-                    Slot::Done(Finding {
-                        state: PortState::Open,
-                        ..
-                    })
-                )
-        })
+        self.other_technique(index, |f| f.state == PortState::Open)
     }
 
     /// With several techniques: was every probe of this probe's port silent?

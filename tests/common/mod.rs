@@ -167,11 +167,11 @@ pub fn run_json(name: &str, args: &[&str]) -> String {
     text
 }
 
-pub fn parse_nmap_xml(xml: &str, scan: &str) -> States {
+/// Calls `each` with the name of every start or empty element of `xml`
+/// and a way to read its attributes.
+pub fn for_each_xml_element(xml: &str, mut each: impl FnMut(&[u8], &dyn Fn(&str) -> String)) {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(xml);
-    let mut states = States::new();
-    let (mut host, mut port, mut extra_state) = (String::new(), 0u16, String::new());
     loop {
         let ev = reader.read_event().expect("nmap writes well-formed XML");
         let e = match &ev {
@@ -179,33 +179,38 @@ pub fn parse_nmap_xml(xml: &str, scan: &str) -> States {
             Event::Eof => break,
             _ => continue,
         };
-        let attr = |name: &str| xml_attr(&e, name);
-        match e.name().as_ref() {
-            b"address" if attr("addrtype") == "ipv4" => host = attr("addr"),
-            b"port" => port = attr("portid").parse().unwrap(),
-            b"state" => {
-                states.insert(
-                    (host.clone(), port, scan.to_string()),
-                    (attr("state"), attr("reason")),
-                );
-            }
-            b"extraports" => extra_state = attr("state"),
-            b"extrareasons" => {
-                let ports = attr("ports");
-                assert!(
-                    !ports.is_empty(),
-                    "this nmap does not list extraports' ports; need nmap >= 7.80"
-                );
-                for p in expand_ports(&ports) {
-                    states.insert(
-                        (host.clone(), p, scan.to_string()),
-                        (extra_state.clone(), attr("reason")),
-                    );
-                }
-            }
-            _ => {}
-        }
+        each(e.name().as_ref(), &|name| xml_attr(&e, name));
     }
+}
+
+pub fn parse_nmap_xml(xml: &str, scan: &str) -> States {
+    let mut states = States::new();
+    let (mut host, mut port, mut extra_state) = (String::new(), 0u16, String::new());
+    for_each_xml_element(xml, |name, attr| match name {
+        b"address" if attr("addrtype") == "ipv4" => host = attr("addr"),
+        b"port" => port = attr("portid").parse().unwrap(),
+        b"state" => {
+            states.insert(
+                (host.clone(), port, scan.to_string()),
+                (attr("state"), attr("reason")),
+            );
+        }
+        b"extraports" => extra_state = attr("state"),
+        b"extrareasons" => {
+            let ports = attr("ports");
+            assert!(
+                !ports.is_empty(),
+                "this nmap does not list extraports' ports; need nmap >= 7.80"
+            );
+            for p in expand_ports(&ports) {
+                states.insert(
+                    (host.clone(), p, scan.to_string()),
+                    (extra_state.clone(), attr("reason")),
+                );
+            }
+        }
+        _ => {}
+    });
     states
 }
 
