@@ -71,6 +71,10 @@ fn every_option_rejects_bad_values_with_exit_2_naming_them() {
             &["--limit-budget", "abc", "127.0.0.1"],
             &["--limit-budget 'abc'"],
         ),
+        (
+            &["--host-timeout", "5x", "127.0.0.1"],
+            &["--host-timeout '5x'"],
+        ),
         (&["-Pn", "-sn", "127.0.0.1"], &["-Pn", "-sn"]),
         (&["--max-rate", "fast", "127.0.0.1"], &["fast"]),
         (&["--max-retries", "8", "127.0.0.1"], &["8"]),

@@ -454,3 +454,99 @@ fn host_records_any(text: &str) -> BTreeMap<String, (String, String)> {
         })
         .collect()
 }
+
+/// The scan time of a `--packet-trace` line (`SENT 0.0079s ...`).
+fn trace_time(line: &str) -> f64 {
+    let t = line.split_whitespace().nth(1).unwrap();
+    t.trim_end_matches('s').parse().unwrap()
+}
+
+#[test]
+fn hosts_found_up_are_scanned_while_discovery_asks_the_others_and_the_pcap_holds_both() {
+    if !have_root(
+        "hosts_found_up_are_scanned_while_discovery_asks_the_others_and_the_pcap_holds_both",
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-pipe");
+    let ns = lab.scan_ns();
+    let pcap = std::env::temp_dir().join(format!("flagscan-pipe-{}.pcap", std::process::id()));
+    let out = Command::new(flagscan_bin())
+        .args([
+            "--netns",
+            &ns,
+            "-sS",
+            "-p",
+            "22",
+            "--packet-trace",
+            "--pcap",
+        ])
+        .arg(&pcap)
+        .args([LAN, FAR_NET])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = String::from_utf8_lossy(&out.stdout);
+    let first_probe = trace
+        .lines()
+        .find(|l| l.starts_with("SENT "))
+        .map(trace_time)
+        .expect("port probes were sent");
+    // An empty address is concluded down after its last try's timeout
+    // (three ARP tries, two IP tries): discovery's last line comes long
+    // after the live hosts' first answers.
+    let last_ping = trace
+        .lines()
+        .filter(|l| l.starts_with("PING "))
+        .map(trace_time)
+        .fold(0.0, f64::max);
+    assert!(
+        first_probe < last_ping,
+        "the first port probe ({first_probe} s) waited for discovery to end ({last_ping} s)"
+    );
+    // Only hosts found up were probed, whenever they were found.
+    let up: BTreeSet<&str> = trace
+        .lines()
+        .filter(|l| l.starts_with("PING ") && l.ends_with("-> up"))
+        .filter_map(|l| l.split_whitespace().nth(2)?.strip_suffix(':'))
+        .chain(["10.213.1.1"])
+        .collect();
+    assert!(
+        up.contains("10.213.2.2") && up.contains("10.213.1.2"),
+        "{up:?}"
+    );
+    for line in trace.lines().filter(|l| l.starts_with("SENT ")) {
+        let dst = line.split(" > ").nth(1).unwrap().split(':').next().unwrap();
+        assert!(up.contains(dst), "a probe to {dst}, not found up: {line}");
+    }
+    // The pcap holds discovery's IP packets too: echo requests to the
+    // routed /24 and the far host's echo reply.
+    let fields = Command::new("tshark")
+        .args(["-r"])
+        .arg(&pcap)
+        .args([
+            "-Y",
+            "icmp.type == 8 || icmp.type == 0",
+            "-T",
+            "fields",
+            "-e",
+            "icmp.type",
+            "-e",
+            "ip.src",
+        ])
+        .output()
+        .expect("tshark must be installed (apt-get install tshark)");
+    let fields = String::from_utf8_lossy(&fields.stdout);
+    let requests = fields.lines().filter(|l| l.starts_with("8\t")).count();
+    assert!(requests >= 254, "echo requests in the pcap: {requests}");
+    assert!(
+        fields.lines().any(|l| l == "0\t10.213.2.2"),
+        "the far host's echo reply is in the pcap:\n{fields}"
+    );
+    let _ = std::fs::remove_file(&pcap);
+}

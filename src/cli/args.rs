@@ -21,7 +21,7 @@ Techniques (any subset runs as one interleaved pass):
   or --scan syn,fin,null,xmas,ack,window,maimon; --technique FILE adds a technique file.
 Targets: 10.0.0.2, 10.0.0.0/24, 10.0.0.1-20, 10.0.1-3.7, host names, -iL FILE.
 Ports: -p 22,80,8000-8100; -p- for 1-65535; port 0 only when named.
-Host discovery first, as nmap's: ARP on the local link, else -PE -PS443 -PA80 -PP;
+Host discovery beside the scan, as nmap's: ARP on the local link, else -PE -PS443 -PA80 -PP;
   -Pn skips it (every target up), -sn does only it; -PS22,443 -PA80 (ports attached,
   as nmap writes them), -PE, -PP, -PR choose.
 Ctrl-C (or SIGTERM) stops a scan: the results so far go to every output and a resume
@@ -162,6 +162,12 @@ pub struct Args {
         allow_hyphen_values = true
     )]
     pub limit_budget: String,
+
+    /// Caps --limit-budget (nmap's time syntax: 500ms, 30s, 5m, 1h; a
+    /// bare number is seconds). Unlike nmap's, a host's first pass is not
+    /// cut short: only the confirming of rate-limited answers is.
+    #[arg(long = "host-timeout", value_name = "TIME", allow_hyphen_values = true)]
+    pub host_timeout: Option<String>,
 
     /// -Pn: no host discovery; every target is taken as up.
     #[arg(long = "no-ping")]

@@ -2,6 +2,7 @@
 //! expanded (DNS, target files), ports parsed, the timing template applied.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -126,7 +127,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             resume: None,
             early_ring: None,
             discovery: ping_plan(args)?,
-            limit_budget: limit_budget(&args.limit_budget)?,
+            limit_budget: limit_budget(&args.limit_budget, args.host_timeout.as_deref())?,
         },
         json: args.output_json.clone(),
         pcap: args.pcap.clone(),
@@ -138,15 +139,46 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     })
 }
 
-fn limit_budget(text: &str) -> anyhow::Result<std::time::Duration> {
-    match text.trim().parse::<f64>() {
+/// `--limit-budget`, capped by `--host-timeout`.
+fn limit_budget(text: &str, host_timeout: Option<&str>) -> anyhow::Result<Duration> {
+    let budget = match text.trim().parse::<f64>() {
         Ok(secs) if secs.is_finite() && (0.0..=86_400.0).contains(&secs) => {
-            Ok(std::time::Duration::from_secs_f64(secs))
+            Duration::from_secs_f64(secs)
         }
-        _ => Err(usage(format!(
-            "invalid --limit-budget '{text}': give seconds from 0 to 86400"
-        ))),
-    }
+        _ => {
+            return Err(usage(format!(
+                "invalid --limit-budget '{text}': give seconds from 0 to 86400"
+            )))
+        }
+    };
+    let cap = match host_timeout {
+        Some(t) => nmap_time(t).ok_or_else(|| {
+            usage(format!(
+                "invalid --host-timeout '{t}': give a time such as 500ms, 30s, 5m or 1h (at most 24h)"
+            ))
+        })?,
+        None => Duration::MAX,
+    };
+    Ok(budget.min(cap))
+}
+
+/// A time as nmap writes it: a number, in seconds unless followed by
+/// `ms`, `s`, `m` or `h`; at most a day.
+fn nmap_time(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    let secs = number.parse::<f64>().ok()? * scale;
+    (secs.is_finite() && (0.0..=86_400.0).contains(&secs)).then(|| Duration::from_secs_f64(secs))
 }
 
 /// Host discovery from `-Pn`, `-sn` and the `-P` options: nmap's default
@@ -245,6 +277,39 @@ mod tests {
     fn parse(s: &str) -> anyhow::Result<Resolved> {
         let args = Args::try_parse_from(normalize_args(argv(s))?)?;
         resolve(&args)
+    }
+
+    #[test]
+    fn host_timeout_caps_the_limit_budget_in_nmaps_time_syntax() {
+        let budget = |s: &str| parse(s).map(|r| r.scan.limit_budget);
+        assert_eq!(budget("127.0.0.1").unwrap(), Duration::from_secs(40));
+        assert_eq!(
+            budget("--host-timeout 5s 127.0.0.1").unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            budget("--host-timeout 2m 127.0.0.1").unwrap(),
+            Duration::from_secs(40)
+        );
+        assert_eq!(
+            budget("--host-timeout 2m --limit-budget 600 127.0.0.1").unwrap(),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            budget("--host-timeout 1500ms 127.0.0.1").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            budget("--host-timeout 7 127.0.0.1").unwrap(),
+            Duration::from_secs(7)
+        );
+        for bad in ["5x", "-1", "", "s", "25h", "1e3"] {
+            let err = budget(&format!("--host-timeout={bad} 127.0.0.1")).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("--host-timeout"),
+                "{bad}: {err:#}"
+            );
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 use crate::engine::cookie::{
     probe_numbers, quoted_fits, tcp_reply_fits, ScanKeys, TcpEcho, TRY_SLOTS,
 };
-use crate::engine::timing::{RateBudget, RttEstimator, TimingParams};
+use crate::engine::timing::{RttEstimator, SharedRate, TimingParams};
 use crate::io::ping::{Heard, PingSockets};
 use crate::model::host::{HostReason, HostStatus};
 use crate::model::probe::Time;
@@ -134,6 +134,8 @@ pub struct Discovery {
     /// first request may meet a busy neighbour).
     ip_tries: u8,
     arp_tries: u8,
+    /// Hosts concluded (or revised) since [`Discovery::take_news`].
+    news: Vec<usize>,
 }
 
 impl Discovery {
@@ -156,6 +158,7 @@ impl Discovery {
             last_down_ip: None,
             ip_tries,
             arp_tries: ip_tries.max(3),
+            news: Vec::new(),
         };
         for host in 0..n {
             if d.via[host] == Via::Local {
@@ -173,6 +176,19 @@ impl Discovery {
             self.done += 1;
         }
         self.state[host] = State::Done(status);
+        self.news.push(host);
+    }
+
+    /// The hosts concluded, or revised by a late answer, since the last
+    /// call, with their status: what the port scan beside it waits for.
+    pub fn take_news(&mut self) -> Vec<(usize, HostStatus)> {
+        let news = std::mem::take(&mut self.news);
+        news.into_iter()
+            .filter_map(|h| match self.state[h] {
+                State::Done(status) => Some((h, status)),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn is_done(&self) -> bool {
@@ -312,6 +328,7 @@ impl Discovery {
                     if !status.up && attempt.is_none_or(|a| a < self.tries(host)) =>
                 {
                     self.state[host] = State::Done(HostStatus::up(reason, None, ttl));
+                    self.news.push(host);
                     true
                 }
                 _ => false,
@@ -404,7 +421,6 @@ pub struct Found {
     /// `None`: not concluded, discovery was interrupted.
     pub statuses: Vec<Option<HostStatus>>,
     pub interrupted: bool,
-    pub macs: Vec<(u32, Ipv4Addr, [u8; 6])>,
     pub sent: u64,
     pub elapsed: Duration,
 }
@@ -662,21 +678,48 @@ const POLL: Duration = Duration::from_millis(20);
 /// Hosts asked per turn of the loop.
 const SEND_BATCH: usize = 32;
 
-/// Runs discovery over `targets` (reached from `sources`, asked `via`),
-/// until every host is concluded or `stop` is set.
-#[allow(clippy::too_many_arguments)]
+/// What [`run`] asks, and with what it shares the scan beside it.
+pub struct Job<'a> {
+    pub keys: &'a ScanKeys,
+    pub targets: &'a [Ipv4Addr],
+    /// Our address towards each target.
+    pub sources: &'a [Ipv4Addr],
+    pub via: Vec<Via>,
+    pub plan: &'a PingPlan,
+    pub params: TimingParams,
+    /// `--max-rate`, shared with the port scan running beside discovery.
+    pub rate: Option<&'a SharedRate>,
+    pub taps: &'a Taps,
+    /// The scan's clock: discovery's times are the scan's.
+    pub clock: Instant,
+    pub stop: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// MACs that ARP taught us, as (interface, address, MAC).
+pub type Macs = [(u32, Ipv4Addr, [u8; 6])];
+/// Hosts concluded, with their status.
+pub type News = [(usize, HostStatus)];
+
+/// Runs discovery until every host is concluded or `job.stop` says so;
+/// hands each conclusion (and the MACs learnt with it) to `news` as it
+/// is drawn, so the port scan of a host found up starts at once.
 pub fn run(
     sockets: &PingSockets,
-    keys: &ScanKeys,
-    targets: &[Ipv4Addr],
-    sources: &[Ipv4Addr],
-    via: Vec<Via>,
-    plan: &PingPlan,
-    params: TimingParams,
-    max_rate: Option<f64>,
-    taps: &Taps,
-    stop: &dyn Fn() -> bool,
+    job: Job,
+    news: &mut dyn FnMut(&Macs, &News),
 ) -> anyhow::Result<Found> {
+    let Job {
+        keys,
+        targets,
+        sources,
+        via,
+        plan,
+        params,
+        rate,
+        taps,
+        clock,
+        stop,
+    } = job;
     let shape = |name: &str| {
         builtin_by_name(name)
             .expect("syn and ack are built in")
@@ -694,12 +737,14 @@ pub fn run(
         ack_template: ProbeTemplate::new(shape("ack").flags),
     };
     let mut d = Discovery::new(via, params);
-    let mut budget = max_rate.map(RateBudget::new);
     let mut macs = Vec::new();
+    let mut fresh = 0;
     let mut sent = 0u64;
-    let clock = Instant::now();
+    let started = clock.elapsed();
     let mut heard = Vec::new();
     while !stop() {
+        news(&macs[fresh..], &d.take_news());
+        fresh = macs.len();
         if d.is_done() && d.listen_until().is_none_or(|t| clock.elapsed() >= t) {
             break;
         }
@@ -708,10 +753,8 @@ pub fn run(
         // batches rather than after the whole sweep was sent.
         let mut asked = 0;
         while asked < SEND_BATCH {
-            if let Some(b) = budget.as_mut() {
-                if b.available(now) == 0 {
-                    break;
-                }
+            if rate.is_some_and(|r| r.available(now) == 0) {
+                break;
             }
             let Some(o) = d.poll_send(now) else { break };
             asked += 1;
@@ -746,19 +789,23 @@ pub fn run(
                     );
                     sockets.send_arp(ifindex, &req)?;
                     sent += 1;
-                    if let Some(b) = budget.as_mut() {
-                        b.take(1);
+                    if let Some(r) = rate {
+                        r.take(1);
                     }
                 }
                 Via::Ip => {
                     for p in pinger.packets(&o) {
                         // A refused send (no route, a full buffer) is a
                         // probe that got no answer: the next try may go.
-                        let _ = sockets.send_ip(&p, targets[o.host]);
+                        if sockets.send_ip(&p, targets[o.host]).is_ok() {
+                            for tap in taps {
+                                tap.ping_packet(true, &p);
+                            }
+                        }
                         sent += 1;
                     }
-                    if let Some(b) = budget.as_mut() {
-                        b.take(plan.ip.len());
+                    if let Some(r) = rate {
+                        r.take(plan.ip.len());
                     }
                 }
             }
@@ -773,8 +820,10 @@ pub fn run(
             Some(t) => t.saturating_sub(clock.elapsed()).min(POLL),
             None => POLL,
         };
-        if let Some(b) = budget.as_ref().filter(|_| d.has_unsent()) {
-            wait = wait.min(b.wait());
+        if d.has_unsent() {
+            if let Some(r) = rate {
+                wait = wait.min(r.wait());
+            }
         }
         heard.clear();
         sockets.wait(wait, &mut heard)?;
@@ -783,6 +832,9 @@ pub fn run(
             match h {
                 Heard::Ip(bytes) => {
                     if let Some((host, attempt, answer)) = pinger.check_ip(bytes) {
+                        for tap in taps {
+                            tap.ping_packet(false, bytes);
+                        }
                         let decided = d.on_answer(host, attempt, answer, at);
                         trace_answer(taps, at, targets[host], answer, decided);
                     }
@@ -811,12 +863,12 @@ pub fn run(
         }
         d.expire(clock.elapsed());
     }
+    news(&macs[fresh..], &d.take_news());
     Ok(Found {
         interrupted: !d.is_done(),
         statuses: d.statuses(),
-        macs,
         sent,
-        elapsed: clock.elapsed(),
+        elapsed: clock.elapsed() - started,
     })
 }
 

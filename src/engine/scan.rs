@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use rand::RngCore;
 
 use crate::engine::cookie::{probe_numbers, ScanKeys, MAX_TECHNIQUES};
 use crate::engine::discovery::{self, PingPlan, Via};
 use crate::engine::receiver::{self, Heard, ReceiverStats};
 use crate::engine::sender::{self, SenderStats};
-use crate::engine::timing::{RateBudget, TimingParams};
+use crate::engine::timing::{RateBudget, SharedRate, TimingParams};
 use crate::engine::tracker::Tracker;
 use crate::engine::validate::Validator;
 use crate::error::{usage, Notify};
@@ -67,7 +67,7 @@ pub struct ScanConfig {
     /// The capture ring, prepared while the rest of the scan was set up
     /// (fast path only; `None`: prepared when the sockets are opened).
     pub early_ring: Option<crate::io::ring::EarlyRing>,
-    /// Host discovery before the port scan; `None` (`-Pn`): every target
+    /// Host discovery beside the port scan; `None` (`-Pn`): every target
     /// is taken as up.
     pub discovery: Option<PingPlan>,
     /// How long a rate-limited host's silent probes may be confirmed.
@@ -115,64 +115,90 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     if let Some(decided) = &cfg.resume {
         tracker.skip_positions(decided);
     }
+    if pinging.is_some() {
+        // Discovery runs beside the scan: a host's probes wait for it.
+        tracker.hold_all();
+    }
     let started = Instant::now();
-    let mut discovery_stats = None;
-    let mut discovery_interrupted = false;
-    let hosts = match (&cfg.discovery, pinging) {
-        (Some(plan), Some((sockets, via))) => {
-            let found = discover(&cfg, &route, &keys, plan, &sockets, via)?;
-            if let Some(hops) = &next_hops {
-                hops.learn_macs(&found.macs);
-            }
-            discovery_stats = Some((found.sent, found.elapsed));
-            discovery_interrupted = found.interrupted;
-            // A host discovery did not reach keeps its probes unconcluded
-            // (for --resume), not excluded.
-            found
-                .statuses
-                .into_iter()
-                .map(|s| s.unwrap_or(HostStatus::NOT_ASKED))
-                .collect()
-        }
-        _ => vec![HostStatus::ASSUMED_UP; cfg.targets.len()],
-    };
-    tracker.exclude_hosts(
-        hosts
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| !h.up)
-            .map(|(i, _)| i),
-    );
-    let clock = Instant::now();
+    let clock = started;
     let threads = start_threads(&cfg, &keys, tx_socket, rx_socket, clock)?;
+    let rate = cfg.max_rate.map(SharedRate::new);
     let probes = Probes {
         keys: &keys,
         sources: &route.sources,
         probes: cfg.techniques.iter().map(Technique::shape).collect(),
         orders: &threads.orders,
     };
+    let (news_tx, news_rx) = unbounded::<(usize, bool)>();
     let mut lp = ScanLoop {
         tracker: &mut tracker,
         replies: threads.replies.clone(),
         rstats: threads.rstats.clone(),
         taps: &cfg.taps,
         clock,
+        news: news_rx,
+        discovering: pinging.is_some(),
     };
-    let interrupted_at = lp.send_and_listen(&cfg, &probes)?;
-    lp.listen_for_late_replies(
-        interrupted_at
-            .is_none()
-            .then_some(cfg.interrupt.as_ref())
-            .flatten(),
-    )?;
+    // Set when the scan loop fails: discovery stops with it.
+    let abort = AtomicBool::new(false);
+    let (scanned, found) = std::thread::scope(|s| {
+        let discovery = match (&cfg.discovery, &pinging) {
+            (Some(plan), Some((sockets, via))) => {
+                let ask = Ask {
+                    cfg: &cfg,
+                    route: &route,
+                    keys: &keys,
+                    plan,
+                    sockets,
+                    via: via.clone(),
+                    clock,
+                    rate: rate.as_ref(),
+                    hops: next_hops.as_deref(),
+                    abort: &abort,
+                };
+                let tell = news_tx;
+                Some(s.spawn(move || discover(ask, tell)))
+            }
+            _ => {
+                drop(news_tx);
+                None
+            }
+        };
+        let scanned = lp
+            .send_and_listen(&cfg, &probes, rate.as_ref())
+            .and_then(|at| {
+                lp.listen_for_late_replies(at.is_none().then_some(cfg.interrupt.as_ref()).flatten())
+            });
+        if scanned.is_err() {
+            abort.store(true, Ordering::SeqCst);
+        }
+        let found = discovery.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("host discovery failed unexpectedly")))
+        });
+        (scanned, found.transpose())
+    });
     let elapsed = started.elapsed();
     let (sstats, rstats) = threads.stop(&mut lp);
+    scanned?;
+    let found = found?;
     let mut result = collect(tracker, sstats, rstats, elapsed, seed, cfg.notify.as_ref());
-    result.hosts = hosts;
-    result.stats.discovery = discovery_stats;
-    // Interrupted before every host was asked: not done, even where no
-    // port was left to probe (-sn, or nothing up yet).
-    result.interrupted |= discovery_interrupted;
+    result.hosts = match &found {
+        // A host discovery did not reach keeps its probes unconcluded
+        // (for --resume), not excluded.
+        Some(found) => found
+            .statuses
+            .iter()
+            .map(|s| s.unwrap_or(HostStatus::NOT_ASKED))
+            .collect(),
+        None => vec![HostStatus::ASSUMED_UP; cfg.targets.len()],
+    };
+    if let Some(found) = found {
+        result.stats.discovery = Some((found.sent, found.elapsed));
+        // Interrupted before every host was asked: not done, even where no
+        // port was left to probe (-sn, or nothing up yet).
+        result.interrupted |= found.interrupted;
+    }
     Ok(result)
 }
 
@@ -219,29 +245,52 @@ fn discovery_sockets(
     Ok((PingSockets::open(ip, &arp, cfg.device.as_deref())?, via))
 }
 
-/// Runs host discovery and says what it found when nothing is up.
-fn discover(
-    cfg: &ScanConfig,
-    route: &RoutePlan,
-    keys: &ScanKeys,
-    plan: &PingPlan,
-    sockets: &PingSockets,
+/// What host discovery beside the scan needs.
+struct Ask<'a> {
+    cfg: &'a ScanConfig,
+    route: &'a RoutePlan,
+    keys: &'a ScanKeys,
+    plan: &'a PingPlan,
+    sockets: &'a PingSockets,
     via: Vec<Via>,
-) -> anyhow::Result<discovery::Found> {
+    clock: Instant,
+    rate: Option<&'a SharedRate>,
+    /// Where ARP's answers teach the scan its next hops' MACs.
+    hops: Option<&'a NextHops>,
+    abort: &'a AtomicBool,
+}
+
+/// Runs host discovery, telling the scan loop each host's conclusion (up
+/// or not) as it is drawn, and says what it found when nothing is up.
+fn discover(ask: Ask, tell: Sender<(usize, bool)>) -> anyhow::Result<discovery::Found> {
+    let cfg = ask.cfg;
     let interrupt = cfg.interrupt.clone();
-    let stop = move || interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
-    let found = discovery::run(
-        sockets,
-        keys,
-        &cfg.targets,
-        &route.sources,
-        via,
-        plan,
-        cfg.timing,
-        cfg.max_rate,
-        &cfg.taps,
-        &stop,
-    )?;
+    let abort = ask.abort;
+    let stop = move || {
+        abort.load(Ordering::SeqCst) || interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
+    };
+    let job = discovery::Job {
+        keys: ask.keys,
+        targets: &cfg.targets,
+        sources: &ask.route.sources,
+        via: ask.via,
+        plan: ask.plan,
+        params: cfg.timing,
+        rate: ask.rate,
+        taps: &cfg.taps,
+        clock: ask.clock,
+        stop: &stop,
+    };
+    let found = discovery::run(ask.sockets, job, &mut |macs, news| {
+        // MACs first: the host's first probe takes its next hop's.
+        if let (Some(hops), false) = (ask.hops, macs.is_empty()) {
+            hops.learn_macs(macs);
+        }
+        for &(host, status) in news {
+            // The scan loop gone (it failed) is told by `abort`.
+            let _ = tell.send((host, status.up));
+        }
+    })?;
     if !found.interrupted && !found.statuses.iter().flatten().any(|h| h.up) {
         if let Some(notify) = &cfg.notify {
             notify(
@@ -433,9 +482,37 @@ struct ScanLoop<'a> {
     rstats: Arc<ReceiverStats>,
     taps: &'a Taps,
     clock: Instant,
+    /// Host discovery's conclusions, (host, up), as they are drawn.
+    news: Receiver<(usize, bool)>,
+    /// Discovery is still running: hosts may yet be released.
+    discovering: bool,
 }
 
+/// How often the scan loop looks for hosts discovery found, while it runs.
+const NEWS_POLL: Duration = Duration::from_millis(5);
+
 impl ScanLoop<'_> {
+    /// Releases (or excludes) the probes of hosts discovery concluded.
+    fn take_news(&mut self) {
+        loop {
+            match self.news.try_recv() {
+                Ok((host, up)) => {
+                    self.tracker.conclude_host(host, up);
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => return,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    self.discovering = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Every probe is decided and no host may be released any more.
+    fn finished(&self) -> bool {
+        self.tracker.is_done() && !self.discovering
+    }
+
     /// Sends what the tracker allows and applies replies until every probe
     /// is decided, or until the grace period after an interrupt ends.
     /// Returns when it was interrupted, if it was.
@@ -443,11 +520,11 @@ impl ScanLoop<'_> {
         &mut self,
         cfg: &ScanConfig,
         probes: &Probes,
+        rate: Option<&SharedRate>,
     ) -> anyhow::Result<Option<Duration>> {
         let interrupt = cfg.interrupt.clone();
         let interrupted = || interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
         let clock = self.clock;
-        let mut rate = cfg.max_rate.map(RateBudget::new);
         let mut floor = cfg.min_rate.map(RateBudget::new);
         let progress = cfg.progress.as_deref();
         let total = self.tracker.space().len();
@@ -455,7 +532,8 @@ impl ScanLoop<'_> {
         // Set once interrupted: until when replies in flight are awaited.
         let mut grace_until: Option<Duration> = None;
         let mut heard: Vec<Heard> = Vec::with_capacity(REPLY_BATCH);
-        while !self.tracker.is_done() {
+        while !self.finished() {
+            self.take_news();
             if grace_until.is_none() && interrupted() {
                 let grace = self.tracker.rto().min(MAX_GRACE);
                 grace_until = Some(clock.elapsed() + grace);
@@ -474,9 +552,7 @@ impl ScanLoop<'_> {
                 continue;
             }
             let now = clock.elapsed();
-            let allowed = rate
-                .as_mut()
-                .map_or(SEND_BATCH, |r| r.available(now).min(SEND_BATCH));
+            let allowed = rate.map_or(SEND_BATCH, |r| r.available(now).min(SEND_BATCH));
             let mut handed = 0;
             while handed < allowed {
                 let Some(o) = self.tracker.poll_send(now) else {
@@ -485,7 +561,7 @@ impl ScanLoop<'_> {
                 probes.hand_out(o)?;
                 handed += 1;
             }
-            if let Some(r) = rate.as_mut() {
+            if let Some(r) = rate {
                 r.take(handed);
             }
             if let Some(f) = floor.as_mut() {
@@ -501,7 +577,7 @@ impl ScanLoop<'_> {
                     forced += 1;
                 }
                 f.take(forced);
-                if let Some(r) = rate.as_mut() {
+                if let Some(r) = rate {
                     r.take(forced);
                 }
                 handed += forced;
@@ -510,7 +586,7 @@ impl ScanLoop<'_> {
                 view.update(self.tracker.decided(), total, self.tracker.open_found());
                 shown_at = now;
             }
-            if handed > 0 || self.tracker.is_done() {
+            if handed > 0 || self.finished() {
                 continue;
             }
             // Nothing may be sent now: wait for a reply, the next timeout,
@@ -523,11 +599,11 @@ impl ScanLoop<'_> {
                 false => self.tracker.next_deadline(),
             };
             let mut wait = next.map_or(CAPTURE_POLL, |d| d.saturating_sub(clock.elapsed()));
-            if let Some(r) = rate
-                .as_ref()
-                .filter(|_| allowed == 0 && self.tracker.has_unsent())
-            {
+            if let Some(r) = rate.filter(|_| allowed == 0 && self.tracker.has_unsent()) {
                 wait = wait.min(r.wait());
+            }
+            if self.discovering {
+                wait = wait.min(NEWS_POLL);
             }
             if let Some(f) = floor.as_ref().filter(|_| self.tracker.has_unsent()) {
                 wait = wait.min(f.wait());

@@ -4,6 +4,7 @@
 //! follows nmap's scan engine: it grows with every reply and halves when an
 //! answer arrives for a retransmission, the sign that the first try was lost.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -242,6 +243,33 @@ impl RateBudget {
     /// How long until one more probe may go.
     pub fn wait(&self) -> Duration {
         Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).max(0.0))
+    }
+}
+
+/// One [`RateBudget`] drawn from by host discovery and by the port scan
+/// running beside it: `--max-rate` caps both together.
+pub struct SharedRate(Mutex<RateBudget>);
+
+impl SharedRate {
+    pub fn new(rate: f64) -> SharedRate {
+        SharedRate(Mutex::new(RateBudget::new(rate)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RateBudget> {
+        // A panicked holder left whole numbers: still a budget.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn available(&self, now: Duration) -> usize {
+        self.lock().available(now)
+    }
+
+    pub fn take(&self, n: usize) {
+        self.lock().take(n)
+    }
+
+    pub fn wait(&self) -> Duration {
+        self.lock().wait()
     }
 }
 

@@ -44,6 +44,8 @@ enum Slot {
     Skipped,
     /// Its host was found down: never sent, never reported.
     Excluded,
+    /// Its host is still being asked whether it is up: not sent yet.
+    Held,
 }
 
 fn in_flight_bit(index: u64) -> (usize, u64) {
@@ -117,7 +119,18 @@ pub struct Tracker {
     confirm_planned: bool,
     /// How long a host's suspects may be paced.
     limit_budget: Duration,
+    /// Held probes the order reached, by host, until discovery concludes
+    /// the host: sent then (up) or dropped (down).
+    deferred: FxHashMap<usize, Vec<u64>>,
+    deferred_count: usize,
+    /// Deferred probes of hosts found up, to be sent before new ones.
+    released: VecDeque<u64>,
 }
+
+/// How many held probes the order may pass before it waits for discovery:
+/// bounds the memory they take and keeps an interrupted scan's decided
+/// positions a prefix with few holes.
+const DEFER_LIMIT: usize = 1 << 16;
 
 /// Probes per host whose answer would only change their reason (SYN's
 /// `filtered`, by ICMP or by silence) that are confirmed.
@@ -180,6 +193,9 @@ impl Tracker {
             rate_limited: Vec::new(),
             confirm_planned: false,
             limit_budget: DEFAULT_LIMIT_BUDGET,
+            deferred: FxHashMap::default(),
+            deferred_count: 0,
+            released: VecDeque::new(),
         }
     }
 
@@ -300,27 +316,66 @@ impl Tracker {
     /// [`ProbeSpace::hosts`]): they are neither sent nor reported, take no
     /// part in the timing, and count as decided. Returns how many probes.
     pub fn exclude_hosts(&mut self, down: impl IntoIterator<Item = usize>) -> u64 {
-        let per_host = self.space.ports.len() as u64 * self.space.techniques as u64;
-        let mut n = 0;
-        for host in down {
-            let first = host as u64 * per_host;
-            for slot in self
-                .slots
-                .iter_mut()
-                .skip(first as usize)
-                .take(per_host as usize)
-            {
-                if *slot == Slot::Pending {
-                    *slot = Slot::Excluded;
-                    n += 1;
-                }
+        down.into_iter().map(|h| self.conclude_host(h, false)).sum()
+    }
+
+    /// Holds every probe not yet decided until [`Tracker::conclude_host`]
+    /// says whether its host is up: host discovery runs beside the scan,
+    /// and the order passes the probes of hosts not yet concluded.
+    pub fn hold_all(&mut self) {
+        for slot in &mut self.slots {
+            if *slot == Slot::Pending {
+                *slot = Slot::Held;
             }
         }
-        // Unlike skipped probes, excluded ones do not move `skip_end`: an
-        // interrupt lists decided positions only up to the probes handed
-        // out, where excluded ones fill the holes of the prefix.
-        self.decided += n;
-        n
+    }
+
+    /// Host discovery concluded `host` (its position in
+    /// [`ProbeSpace::hosts`]): up, its held probes may go, those the order
+    /// already passed first; down, they are excluded as
+    /// [`Tracker::exclude_hosts`] does. A host found down and then up (a
+    /// late answer) gets its excluded probes back. Returns how many
+    /// probes changed.
+    pub fn conclude_host(&mut self, host: usize, up: bool) -> u64 {
+        let per_host = self.space.ports.len() * self.space.techniques;
+        let (from, to) = match up {
+            true => (Slot::Held, Slot::Pending),
+            false => (Slot::Held, Slot::Excluded),
+        };
+        let mut n = 0;
+        let mut revived = 0;
+        for slot in self.slots.iter_mut().skip(host * per_host).take(per_host) {
+            if *slot == from || (!up && *slot == Slot::Pending) {
+                *slot = to;
+                n += 1;
+            } else if up && *slot == Slot::Excluded {
+                *slot = Slot::Pending;
+                revived += 1;
+            }
+        }
+        let passed = self.deferred.remove(&host).unwrap_or_default();
+        self.deferred_count -= passed.len();
+        if up {
+            self.released.extend(passed);
+            if revived > 0 {
+                // Where the order passed them while excluded, they go as
+                // released ones; where it has not, the first to meet them
+                // sends them and the other finds them under way.
+                self.decided -= revived;
+                let first = (host * per_host) as u64;
+                self.released.extend(
+                    (first..first + per_host as u64)
+                        .filter(|&i| self.slots[i as usize] == Slot::Pending),
+                );
+            }
+            n + revived
+        } else {
+            // Unlike skipped probes, excluded ones do not move `skip_end`:
+            // an interrupt lists decided positions only up to the probes
+            // handed out, where excluded ones fill the holes of the prefix.
+            self.decided += n;
+            n
+        }
     }
 
     /// Probes skipped with [`Tracker::skip`].
@@ -432,14 +487,26 @@ impl Tracker {
                 }
                 continue;
             }
-            if self.next_new < self.order.len() {
+            if let Some(index) = self.released.pop_front() {
+                if self.slots[index as usize] == Slot::Pending {
+                    break (index, 0);
+                }
+                continue;
+            }
+            if self.next_new < self.order.len() && self.deferred_count < DEFER_LIMIT {
                 let index = self.upcoming(self.next_new);
                 self.next_new += 1;
-                if self.slots[index as usize] != Slot::Pending {
-                    // Skipped: an earlier run decided it.
-                    continue;
+                match self.slots[index as usize] {
+                    Slot::Pending => break (index, 0),
+                    Slot::Held => {
+                        let host = self.space.host_of(index);
+                        self.deferred.entry(host).or_default().push(index);
+                        self.deferred_count += 1;
+                    }
+                    // Skipped (an earlier run decided it) or excluded.
+                    _ => {}
                 }
-                break (index, 0);
+                continue;
             }
             return None;
         };
@@ -844,7 +911,7 @@ impl Tracker {
             Slot::Silent { last, .. } => return self.revise(index, last, reply),
             // Not sent yet, or decided by the run this one resumes (its
             // cookies are the same: same seed), or its host is down.
-            Slot::Pending | Slot::Skipped | Slot::Excluded => {
+            Slot::Pending | Slot::Skipped | Slot::Excluded | Slot::Held => {
                 self.stats.unexpected += 1;
                 return ReplyEffect::Unexpected;
             }
@@ -987,6 +1054,7 @@ impl Tracker {
     /// Whether there is something to send if the window allows.
     pub fn has_unsent(&self) -> bool {
         !self.retries.is_empty()
+            || !self.released.is_empty()
             || self.next_new < self.order.len()
             || self.pacing.values().any(|p| !p.queue.is_empty())
     }
@@ -1108,6 +1176,81 @@ mod tests {
         assert!(f.iter().filter(|x| x.0 == H2).all(|x| x.3.is_none()));
         assert!(f.iter().filter(|x| x.0 == H1).all(|x| x.3.is_some()));
         assert_eq!(t.stats().sent, 20);
+    }
+
+    /// A scan of `hosts` x 100 ports whose hosts discovery concludes
+    /// beside it: host `h` at `(h % 7) * 3` ms, up when `up(h)`, and host 5
+    /// down at first and up after all (a late answer). Every probe of a
+    /// host up goes exactly once, none of a host down, and the scan
+    /// begins before discovery ends.
+    fn scan_beside_discovery(hosts: usize, up: impl Fn(usize) -> bool) {
+        let targets: Vec<Ipv4Addr> = (0..hosts as u32)
+            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+            .collect();
+        let techniques = vec![builtin_by_name("syn").unwrap()];
+        let space = ProbeSpace::new(targets.clone(), (1..=100).collect(), 1);
+        let mut t = Tracker::new(space, techniques, TimingParams::default(), 3);
+        t.hold_all();
+        let mut sent = vec![0u32; hosts * 100];
+        let mut first_sent = None;
+        let mut now = ms(0);
+        let revived = 5;
+        let concluded_at = |h: usize| ms((h % 7) as u64 * 3);
+        let discovery_ends = ms(6 * 3 + 10);
+        while !t.is_done() || now <= discovery_ends {
+            for h in 0..hosts {
+                if concluded_at(h) == now {
+                    t.conclude_host(h, up(h) && h != revived);
+                }
+            }
+            if now == discovery_ends {
+                t.conclude_host(revived, true);
+            }
+            while let Some(o) = t.poll_send(now) {
+                assert!(
+                    up(o.host_pos) && (o.host_pos != revived || now >= discovery_ends),
+                    "a probe to {} while it was held or down",
+                    o.host
+                );
+                sent[o.index as usize] += 1;
+                first_sent.get_or_insert(now);
+                t.on_reply(&reply_to(&o, ReplyKind::Rst { window: 0 }, now));
+            }
+            now += ms(1);
+            assert!(now < ms(60_000), "the scan never ended");
+        }
+        assert!(first_sent.unwrap() < discovery_ends);
+        for (i, n) in sent.iter().enumerate() {
+            let want = u32::from(up(i / 100));
+            assert_eq!(*n, want, "probe {i} sent {n} times");
+        }
+        let found: Vec<_> = t.findings().collect();
+        assert!(found
+            .iter()
+            .all(|f| f.3.is_some() == up(targets.iter().position(|h| *h == f.0).unwrap())));
+    }
+
+    #[test]
+    fn hosts_concluded_beside_the_scan_are_scanned_once_or_never() {
+        scan_beside_discovery(40, |h| h % 3 != 1);
+    }
+
+    #[test]
+    fn the_order_passes_at_most_a_bounded_number_of_held_probes() {
+        // 1,000 hosts x 100 ports: more held probes than the limit.
+        scan_beside_discovery(1000, |h| h % 10 == 0 || h == 5);
+        let techniques = vec![builtin_by_name("syn").unwrap()];
+        let targets: Vec<Ipv4Addr> = (0..1000u32)
+            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+            .collect();
+        let space = ProbeSpace::new(targets, (1..=100).collect(), 1);
+        let mut t = Tracker::new(space, techniques, TimingParams::default(), 3);
+        t.hold_all();
+        assert_eq!(t.poll_send(ms(0)), None);
+        assert_eq!(t.deferred_count, DEFER_LIMIT);
+        assert!(t.has_unsent() && !t.is_done());
+        // An interrupt now: nothing decided, nothing to resume past.
+        assert!(t.decided_positions().is_empty());
     }
 
     #[test]

@@ -36,8 +36,11 @@ pub trait Tap: Send + Sync {
     /// (`effect` is `None` for a packet that was not believed).
     fn heard(&self, _packet: &Traced, _effect: Option<ReplyEffect>) {}
     /// Host discovery asked a host or heard from one (a line for
-    /// `--packet-trace`; discovery's packets are not in `--pcap`).
+    /// `--packet-trace`).
     fn discovery(&self, _at: Time, _what: &str) {}
+    /// An IPv4 packet of host discovery: a ping sent (`sent`), or an
+    /// answer believed (for `--pcap`; ARP, not IPv4, is not given).
+    fn ping_packet(&self, _sent: bool, _packet: &[u8]) {}
 }
 
 /// The taps of one scan (none, usually).

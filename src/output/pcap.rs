@@ -248,6 +248,14 @@ impl Tap for PcapTap {
     fn captured(&self, packet: &[u8]) {
         self.write(Direction::Received, packet);
     }
+
+    fn ping_packet(&self, sent: bool, packet: &[u8]) {
+        let direction = match sent {
+            true => Direction::Sent,
+            false => Direction::Received,
+        };
+        self.write(direction, packet);
+    }
 }
 
 #[cfg(test)]
