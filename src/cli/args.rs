@@ -164,8 +164,8 @@ pub struct Args {
     pub limit_budget: String,
 
     /// Caps --limit-budget (nmap's time syntax: 500ms, 30s, 5m, 1h; a
-    /// bare number is seconds). Unlike nmap's, a host's first pass is not
-    /// cut short: only the confirming of rate-limited answers is.
+    /// bare number is seconds; 0: no cap). Unlike nmap's, a host's first
+    /// pass is not cut short: only the confirming of rate-limited answers is.
     #[arg(long = "host-timeout", value_name = "TIME", allow_hyphen_values = true)]
     pub host_timeout: Option<String>,
 

@@ -152,11 +152,16 @@ fn limit_budget(text: &str, host_timeout: Option<&str>) -> anyhow::Result<Durati
         }
     };
     let cap = match host_timeout {
-        Some(t) => nmap_time(t).ok_or_else(|| {
-            usage(format!(
-                "invalid --host-timeout '{t}': give a time such as 500ms, 30s, 5m or 1h (at most 24h)"
-            ))
-        })?,
+        Some(t) => match nmap_time(t) {
+            // 0 is nmap's "no timeout".
+            Some(d) if d.is_zero() => Duration::MAX,
+            Some(d) => d,
+            None => {
+                return Err(usage(format!(
+                    "invalid --host-timeout '{t}': give a time such as 500ms, 30s, 5m or 1h (at most 24h)"
+                )))
+            }
+        },
         None => Duration::MAX,
     };
     Ok(budget.min(cap))

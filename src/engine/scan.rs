@@ -551,6 +551,11 @@ impl ScanLoop<'_> {
                 self.wait_for_reply((until - now).min(CAPTURE_POLL))?;
                 continue;
             }
+            if !self.discovering && self.tracker.held() > 0 {
+                // Discovery ended (failed) without concluding every host:
+                // its error is the scan's, and their probes never go.
+                break;
+            }
             let now = clock.elapsed();
             let allowed = rate.map_or(SEND_BATCH, |r| r.available(now).min(SEND_BATCH));
             let mut handed = 0;

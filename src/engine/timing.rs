@@ -227,7 +227,9 @@ impl RateBudget {
     fn refill(&mut self, now: Duration) {
         let dt = now.saturating_sub(self.last).as_secs_f64();
         self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        self.last = now;
+        // Two threads share one budget, each with its own `now`: an older
+        // one must not move the clock back and be credited twice.
+        self.last = self.last.max(now);
     }
 
     /// How many probes may go now.
@@ -279,6 +281,26 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_shared_rate_is_not_credited_twice_for_one_interval() {
+        // 1,000 a second, bursts of 10; two threads look at it with their
+        // own clocks, one lagging behind the other.
+        let r = SharedRate::new(1000.0);
+        let mut sent = 0;
+        for t in 0..1000u64 {
+            for now in [ms(t), ms(t.saturating_sub(3))] {
+                let n = r.available(now);
+                r.take(n);
+                sent += n;
+            }
+        }
+        assert!(
+            sent <= 1000 + 10,
+            "{sent} sent in one second at 1,000 a second"
+        );
+        assert!(sent >= 990, "{sent}");
     }
 
     #[test]

@@ -123,13 +123,15 @@ pub struct Tracker {
     /// the host: sent then (up) or dropped (down).
     deferred: FxHashMap<usize, Vec<u64>>,
     deferred_count: usize,
+    /// Probes still held.
+    held: u64,
     /// Deferred probes of hosts found up, to be sent before new ones.
     released: VecDeque<u64>,
 }
 
 /// How many held probes the order may pass before it waits for discovery:
-/// bounds the memory they take and keeps an interrupted scan's decided
-/// positions a prefix with few holes.
+/// bounds the memory they take, and the holes (at most this many) in an
+/// interrupted scan's decided positions.
 const DEFER_LIMIT: usize = 1 << 16;
 
 /// Probes per host whose answer would only change their reason (SYN's
@@ -195,6 +197,7 @@ impl Tracker {
             limit_budget: DEFAULT_LIMIT_BUDGET,
             deferred: FxHashMap::default(),
             deferred_count: 0,
+            held: 0,
             released: VecDeque::new(),
         }
     }
@@ -326,8 +329,14 @@ impl Tracker {
         for slot in &mut self.slots {
             if *slot == Slot::Pending {
                 *slot = Slot::Held;
+                self.held += 1;
             }
         }
+    }
+
+    /// Probes whose host discovery has not concluded.
+    pub fn held(&self) -> u64 {
+        self.held
     }
 
     /// Host discovery concluded `host` (its position in
@@ -338,14 +347,17 @@ impl Tracker {
     /// probes changed.
     pub fn conclude_host(&mut self, host: usize, up: bool) -> u64 {
         let per_host = self.space.ports.len() * self.space.techniques;
-        let (from, to) = match up {
-            true => (Slot::Held, Slot::Pending),
-            false => (Slot::Held, Slot::Excluded),
+        let to = match up {
+            true => Slot::Pending,
+            false => Slot::Excluded,
         };
         let mut n = 0;
         let mut revived = 0;
         for slot in self.slots.iter_mut().skip(host * per_host).take(per_host) {
-            if *slot == from || (!up && *slot == Slot::Pending) {
+            if *slot == Slot::Held {
+                self.held -= 1;
+            }
+            if *slot == Slot::Held || (!up && *slot == Slot::Pending) {
                 *slot = to;
                 n += 1;
             } else if up && *slot == Slot::Excluded {
@@ -1055,7 +1067,7 @@ impl Tracker {
     pub fn has_unsent(&self) -> bool {
         !self.retries.is_empty()
             || !self.released.is_empty()
-            || self.next_new < self.order.len()
+            || (self.next_new < self.order.len() && self.deferred_count < DEFER_LIMIT)
             || self.pacing.values().any(|p| !p.queue.is_empty())
     }
 
@@ -1248,7 +1260,12 @@ mod tests {
         t.hold_all();
         assert_eq!(t.poll_send(ms(0)), None);
         assert_eq!(t.deferred_count, DEFER_LIMIT);
-        assert!(t.has_unsent() && !t.is_done());
+        // Nothing to send until discovery concludes a host: no busy wait.
+        assert!(!t.has_unsent() && !t.is_done());
+        assert_eq!(t.held(), 100_000);
+        t.conclude_host(0, true);
+        assert!(t.has_unsent());
+        assert_eq!(t.held(), 99_900);
         // An interrupt now: nothing decided, nothing to resume past.
         assert!(t.decided_positions().is_empty());
     }
