@@ -75,6 +75,31 @@ pub struct Args {
     #[arg(long = "output-json", value_name = "FILE")]
     pub output_json: Option<PathBuf>,
 
+    /// Write nmap's XML to FILE (-oX FILE; '-' for stdout). With several
+    /// techniques, one document each: FILE for the first, FILE-NAME.xml
+    /// beside it for the others (see docs/output.md).
+    #[arg(long = "output-xml", value_name = "FILE")]
+    pub output_xml: Option<PathBuf>,
+
+    /// Write the text report to FILE (-oN FILE; '-' for stdout).
+    #[arg(long = "output-normal", value_name = "FILE")]
+    pub output_normal: Option<PathBuf>,
+
+    /// Write nmap's grepable format to FILE (-oG FILE; '-' for stdout);
+    /// one file per technique, as for -oX.
+    #[arg(long = "output-grepable", value_name = "FILE")]
+    pub output_grepable: Option<PathBuf>,
+
+    /// -oA BASE: BASE.xml, BASE.nmap, BASE.gnmap and BASE.jsonl at once.
+    #[arg(long = "output-all", value_name = "BASE")]
+    pub output_all: Option<PathBuf>,
+
+    /// Show only ports that may be open (open, open|filtered, unfiltered)
+    /// in the text report, -oX and -oG, and hosts with at least one; JSON
+    /// Lines keeps every port.
+    #[arg(long)]
+    pub open: bool,
+
     /// Show why each state was concluded, and the reply's TTL.
     #[arg(long)]
     pub reason: bool,
@@ -287,6 +312,10 @@ pub fn normalize_args<A: Into<OsString>>(
         match text {
             "-p-" => out.push("--ports=-".into()),
             "-oJ" => out.push("--output-json".into()),
+            "-oX" => out.push("--output-xml".into()),
+            "-oN" => out.push("--output-normal".into()),
+            "-oG" => out.push("--output-grepable".into()),
+            "-oA" => out.push("--output-all".into()),
             "-iL" => out.push("--input-list".into()),
             // nmap's habit that is flagscan's behaviour anyway: no reverse DNS.
             "-n" => {}

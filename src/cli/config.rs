@@ -21,6 +21,10 @@ use crate::teach::lang::Lang;
 pub struct Resolved {
     pub scan: ScanConfig,
     pub json: Option<PathBuf>,
+    /// `-oX`, `-oN`, `-oG` (and `-oA`'s three).
+    pub xml: Option<PathBuf>,
+    pub normal: Option<PathBuf>,
+    pub grepable: Option<PathBuf>,
     /// `--pcap FILE`: every probe and every reply captured, to this file.
     pub pcap: Option<PathBuf>,
     /// `--packet-trace`: a line per probe and per reply, as they happen.
@@ -107,6 +111,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
         timing.max_adaptive_retries = timing.max_adaptive_retries.max(n);
     }
     let max_rate = args.max_rate.or(template.max_rate);
+    let outputs = outputs(args)?;
     Ok(Resolved {
         scan: ScanConfig {
             targets,
@@ -129,14 +134,64 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             discovery: ping_plan(args)?,
             limit_budget: limit_budget(&args.limit_budget, args.host_timeout.as_deref())?,
         },
-        json: args.output_json.clone(),
+        json: outputs.json,
+        xml: outputs.xml,
+        normal: outputs.normal,
+        grepable: outputs.grepable,
         pcap: args.pcap.clone(),
         packet_trace: args.packet_trace,
         text: TextOptions {
+            open_only: args.open,
             reason: args.reason,
             lang: args.lang.unwrap_or_else(Lang::from_env),
         },
     })
+}
+
+/// The output files, `-oA BASE` spelt out.
+struct Outputs {
+    json: Option<PathBuf>,
+    xml: Option<PathBuf>,
+    normal: Option<PathBuf>,
+    grepable: Option<PathBuf>,
+}
+
+fn outputs(args: &Args) -> anyhow::Result<Outputs> {
+    let mut o = Outputs {
+        json: args.output_json.clone(),
+        xml: args.output_xml.clone(),
+        normal: args.output_normal.clone(),
+        grepable: args.output_grepable.clone(),
+    };
+    let Some(base) = &args.output_all else {
+        return Ok(o);
+    };
+    if base.as_os_str() == "-" {
+        return Err(usage(
+            "-oA - : -oA writes four files named after its argument; give a base name",
+        ));
+    }
+    let named = |ext: &str| {
+        let mut name = base.as_os_str().to_owned();
+        name.push(ext);
+        Some(PathBuf::from(name))
+    };
+    for (option, slot, ext) in [
+        ("-oJ", &mut o.json, ".jsonl"),
+        ("-oX", &mut o.xml, ".xml"),
+        ("-oN", &mut o.normal, ".nmap"),
+        ("-oG", &mut o.grepable, ".gnmap"),
+    ] {
+        if slot.is_some() {
+            return Err(usage(format!(
+                "-oA {} already writes {}{ext}: drop {option}, or -oA",
+                base.display(),
+                base.display()
+            )));
+        }
+        *slot = named(ext);
+    }
+    Ok(o)
 }
 
 /// `--limit-budget`, capped by `--host-timeout`.

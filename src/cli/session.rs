@@ -20,6 +20,7 @@ use crate::output::pcap::{PcapSink, PcapTap};
 use crate::output::progress::Progress;
 use crate::output::text::{report, TextOptions};
 use crate::output::trace::TraceTap;
+use crate::output::xml::RunInfo;
 use crate::output::{self, Exporter};
 use crate::route;
 use crate::sys::files::same_file;
@@ -81,12 +82,18 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         Some(path) => Some(output::open(path, "-oJ", resumed.is_some())?),
         None => None,
     };
+    let mut nmap_outputs = open_nmap_outputs(&resolved)?;
     let mut resume_sink = match &saved_args {
         Some(_) => open_resume_file(args.resume_file.as_deref(), resume_path.as_deref())?,
         None => None,
     };
     if let Some(plan) = resolved.scan.drop_privileges.as_mut() {
         give_away(plan, json.as_ref(), resume_sink.as_ref());
+        plan.for_user.extend(
+            nmap_outputs
+                .iter()
+                .filter_map(|o| o.dest.created.as_ref()?.try_clone().ok()),
+        );
     }
     let cwd = std::env::current_dir().unwrap_or_default();
     // Before any thread starts: every scan thread inherits the signal mask.
@@ -103,9 +110,26 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     })?;
     resolved.scan.interrupt = Some(stop);
     let is_stdout = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| p.as_os_str() == "-");
-    // With JSON or a pcap on stdout, the report is one line on stderr.
-    let stdout_taken = is_stdout(&resolved.json) || is_stdout(&resolved.pcap);
-    let written = scan_and_write(resolved, resumed.is_some(), json.as_mut(), stdout_taken);
+    // With another output on stdout, the report is one line on stderr.
+    let stdout_taken = is_stdout(&resolved.json)
+        || is_stdout(&resolved.pcap)
+        || nmap_outputs.iter().any(|o| o.path.as_os_str() == "-");
+    let run_info = RunInfo {
+        args: std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        start: std::time::SystemTime::now(),
+        open_only: resolved.text.open_only,
+        resume_file: resume_sink.as_ref().map(|s| s.path.clone()),
+    };
+    let written = scan_and_write(
+        resolved,
+        resumed.is_some(),
+        json.as_mut(),
+        stdout_taken,
+        (&mut nmap_outputs, &run_info),
+    );
     let result = match written {
         Ok(result) => result,
         Err(e) => {
@@ -223,6 +247,7 @@ fn scan_and_write(
     resuming: bool,
     json: Option<&mut output::Dest>,
     stdout_taken: bool,
+    (nmap_outputs, run_info): (&mut [NmapOutput], &RunInfo),
 ) -> anyhow::Result<ScanResult> {
     scan::check(&resolved.scan)?;
     let cfg = &resolved.scan;
@@ -283,6 +308,7 @@ fn scan_and_write(
             Err(e)
         }
     })?;
+    write_nmap_outputs(&result, nmap_outputs, run_info, resolved.text)?;
     match pcap_error {
         Some(e) => Err(e),
         None => Ok(result),
@@ -392,6 +418,8 @@ fn refuse_collisions(
     if let Some(p) = resume_file {
         outputs.push(("the resume file", p));
     }
+    let nmap_files = nmap_files(resolved)?;
+    outputs.extend(nmap_files.iter().map(|o| (o.option, o.path.as_path())));
     let mut inputs: Vec<(&str, &Path)> = Vec::new();
     if let Some(p) = &args.input_list {
         inputs.push(("-iL", p));
@@ -424,6 +452,119 @@ fn refuse_collisions(
                     pa.display()
                 )));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Which of nmap's formats an output file holds, and for which technique.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NmapFormat {
+    Xml(usize),
+    Grepable(usize),
+    Normal,
+}
+
+/// A file of one of nmap's formats, planned from the options.
+struct NmapFile {
+    option: &'static str,
+    format: NmapFormat,
+    path: PathBuf,
+}
+
+struct NmapOutput {
+    format: NmapFormat,
+    path: PathBuf,
+    dest: output::Dest,
+}
+
+/// The files `-oX`, `-oG` and `-oN` write: one XML and one grepable file
+/// per technique (nmap's formats hold one scan type), the text report
+/// once.
+fn nmap_files(resolved: &Resolved) -> anyhow::Result<Vec<NmapFile>> {
+    let techniques = &resolved.scan.techniques;
+    let mut out = Vec::new();
+    for (option, path, per_technique) in [
+        (
+            "-oX",
+            &resolved.xml,
+            Some(NmapFormat::Xml as fn(usize) -> NmapFormat),
+        ),
+        (
+            "-oG",
+            &resolved.grepable,
+            Some(NmapFormat::Grepable as fn(usize) -> NmapFormat),
+        ),
+        ("-oN", &resolved.normal, None),
+    ] {
+        let Some(path) = path else { continue };
+        let Some(format) = per_technique else {
+            out.push(NmapFile {
+                option,
+                format: NmapFormat::Normal,
+                path: path.clone(),
+            });
+            continue;
+        };
+        if path.as_os_str() == "-" && techniques.len() > 1 {
+            return Err(usage(format!(
+                "{option} - : nmap's format holds one scan type and this scan has {}; give a \
+                 file name and each technique gets its own file (see docs/output.md)",
+                techniques.len()
+            )));
+        }
+        for (t, technique) in techniques.iter().enumerate() {
+            out.push(NmapFile {
+                option,
+                format: format(t),
+                path: crate::output::xml::sibling(path, &technique.name, t),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Creates (empties) nmap's output files before the scan, as -oJ's: a
+/// bad path fails at once. A resumed scan rewrites them: an XML document
+/// cannot be appended to.
+fn open_nmap_outputs(resolved: &Resolved) -> anyhow::Result<Vec<NmapOutput>> {
+    nmap_files(resolved)?
+        .into_iter()
+        .map(|f| {
+            Ok(NmapOutput {
+                dest: output::open(&f.path, f.option, false)?,
+                format: f.format,
+                path: f.path,
+            })
+        })
+        .collect()
+}
+
+fn write_nmap_outputs(
+    result: &ScanResult,
+    outputs: &mut [NmapOutput],
+    run: &RunInfo,
+    text: TextOptions,
+) -> anyhow::Result<()> {
+    if outputs.is_empty() {
+        return Ok(());
+    }
+    let nmap_names = Services::load_nmap();
+    let services = Services::load();
+    for o in outputs {
+        let w = o.dest.writer.as_mut();
+        let written = match o.format {
+            NmapFormat::Xml(t) => crate::output::xml::write_xml(w, result, &nmap_names, run, t),
+            NmapFormat::Grepable(t) => {
+                crate::output::grepable::write_grepable(w, result, &nmap_names, run, t)
+            }
+            NmapFormat::Normal => crate::output::text::TextReport(text).write(w, result, &services),
+        }
+        .and_then(|()| Ok(w.flush()?));
+        match written {
+            Err(e) if o.path.as_os_str() == "-" && broken_pipe(&e) => {}
+            Err(e) => anyhow::bail!("cannot write {}: {e:#}", o.path.display()),
+            Ok(()) => {}
         }
     }
     Ok(())

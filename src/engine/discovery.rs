@@ -179,6 +179,13 @@ impl Discovery {
         self.news.push(host);
     }
 
+    /// The MAC address a host's ARP reply came from, for its record.
+    pub fn set_mac(&mut self, host: usize, mac: [u8; 6]) {
+        if let State::Done(status) = &mut self.state[host] {
+            status.mac = Some(mac);
+        }
+    }
+
     /// The hosts concluded, or revised by a late answer, since the last
     /// call, with their status: what the port scan beside it waits for.
     pub fn take_news(&mut self) -> Vec<(usize, HostStatus)> {
@@ -857,6 +864,7 @@ pub fn run(
                     trace_answer(taps, at, r.ip, up, decided);
                     if decided {
                         macs.push((*ifindex, r.ip, r.mac));
+                        d.set_mac(host, r.mac);
                     }
                 }
             }

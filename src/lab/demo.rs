@@ -128,7 +128,11 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
     report(
         &result,
         &services,
-        TextOptions { reason: true, lang },
+        TextOptions {
+            reason: true,
+            open_only: false,
+            lang,
+        },
         false,
     )?;
     println!("{}\n", say.reading);

@@ -45,6 +45,8 @@ pub struct HostStatus {
     pub latency: Option<Duration>,
     /// TTL of that answer (none for ARP).
     pub ttl: Option<u8>,
+    /// The MAC address its ARP reply came from (hosts on the link).
+    pub mac: Option<[u8; 6]>,
 }
 
 impl HostStatus {
@@ -53,6 +55,7 @@ impl HostStatus {
         reason: HostReason::UserSet,
         latency: None,
         ttl: None,
+        mac: None,
     };
 
     /// Not asked (an interrupted discovery): kept, so that its probes
@@ -62,6 +65,7 @@ impl HostStatus {
         reason: HostReason::NotAsked,
         latency: None,
         ttl: None,
+        mac: None,
     };
 
     pub fn up(reason: HostReason, latency: Option<Duration>, ttl: Option<u8>) -> HostStatus {
@@ -70,6 +74,7 @@ impl HostStatus {
             reason,
             latency,
             ttl,
+            mac: None,
         }
     }
 
@@ -79,6 +84,7 @@ impl HostStatus {
             reason: HostReason::Reply(reason),
             latency: None,
             ttl: None,
+            mac: None,
         }
     }
 

@@ -9,6 +9,8 @@ use rustc_hash::FxHashMap;
 use std::path::Path;
 
 const SYSTEM_SERVICES: &str = "/etc/services";
+/// nmap's own table (Debian's nmap-common): the names nmap's outputs use.
+const NMAP_SERVICES: &str = "/usr/share/nmap/nmap-services";
 
 /// The TCP services of ../shared/ports.md, in netbase's spelling where
 /// netbase has them.
@@ -60,6 +62,16 @@ impl Services {
         let mut services = Services::from_services_text(&text);
         services.fill_gaps_from_embedded();
         services
+    }
+
+    /// The names nmap itself would print, for nmap's formats (-oX, -oG):
+    /// nmap's table alone where it is installed (a port it does not name
+    /// is "unknown" to nmap, whatever /etc/services says), else [`Services::load`].
+    pub fn load_nmap() -> Services {
+        match std::fs::read_to_string(Path::new(NMAP_SERVICES)) {
+            Ok(text) => Services::from_services_text(&text),
+            Err(_) => Services::load(),
+        }
     }
 
     /// Parses services(5) text: `name port/proto [aliases...] [# comment]`.

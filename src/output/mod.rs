@@ -3,11 +3,13 @@
 //! means stdout. The taps of a running scan live here too: `--pcap`
 //! ([`pcap`]) and `--packet-trace` ([`trace`]), and the progress line.
 
+pub(crate) mod grepable;
 pub(crate) mod json;
 pub(crate) mod pcap;
 pub(crate) mod progress;
 pub(crate) mod text;
 pub(crate) mod trace;
+pub(crate) mod xml;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -172,10 +174,16 @@ pub(crate) fn rate(result: &ScanResult) -> f64 {
 
 /// nmap's closing line: how many addresses, how many up, how long.
 pub fn hosts_line(result: &ScanResult) -> String {
+    hosts_line_in(result, "s")
+}
+
+/// [`hosts_line`] with the unit of time spelt `unit` (nmap's files say
+/// "seconds").
+pub(crate) fn hosts_line_in(result: &ScanResult, unit: &str) -> String {
     let n = result.space.hosts.len();
     let up = result.hosts_up();
     format!(
-        "{n} IP address{} ({up} host{} up) scanned in {:.2} s",
+        "{n} IP address{} ({up} host{} up) scanned in {:.2} {unit}",
         if n == 1 { "" } else { "es" },
         if up == 1 { "" } else { "s" },
         result.stats.elapsed.as_secs_f64()

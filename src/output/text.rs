@@ -59,6 +59,9 @@ fn has_key(findings: &[Option<Finding>], key: &RowKey) -> bool {
 pub struct TextOptions {
     /// Show the reason and the reply's TTL in every cell.
     pub reason: bool,
+    /// `--open`: only rows where some technique says open may be, and
+    /// only hosts that have one.
+    pub open_only: bool,
     pub lang: Lang,
 }
 
@@ -78,6 +81,14 @@ pub fn write_text(
     for host in hosts(result) {
         // As nmap's: a host found down gets no report.
         if !host.status.up {
+            continue;
+        }
+        let may_be_open = |f: &[Option<Finding>]| {
+            f.iter()
+                .flatten()
+                .any(|c| crate::output::xml::may_be_open(c.state))
+        };
+        if opts.open_only && !host.rows.iter().any(|(_, f)| may_be_open(f)) {
             continue;
         }
         writeln!(w, "flagscan report for {}", host.host)?;
@@ -140,6 +151,18 @@ pub fn write_text(
             })
             .filter(|(_, f)| f.iter().any(|c| c.is_some()))
             .collect();
+        let before = shown.len();
+        let shown: Vec<_> = shown
+            .into_iter()
+            .filter(|(_, f)| !opts.open_only || may_be_open(f))
+            .collect();
+        if before > shown.len() {
+            writeln!(
+                w,
+                "Not shown: {} more tcp ports that are not open (--open)",
+                before - shown.len()
+            )?;
+        }
         if shown.is_empty() && unconcluded > 0 {
             writeln!(w)?;
             continue;

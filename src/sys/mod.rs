@@ -2,6 +2,7 @@
 //! namespaces, socket options, and the exit that does not wait for the
 //! kernel.
 
+pub(crate) mod clock;
 pub(crate) mod files;
 pub(crate) mod interrupt;
 pub mod netns;

@@ -1,0 +1,84 @@
+//! nmap's grepable output (`-oG`): one `Status` and one `Ports` line per
+//! host up, the ports as `port/state/protocol//service///`, and the most
+//! common state of more than 25 ports left out as `Ignored State`, as
+//! nmap does. Like the XML, one technique per file.
+
+use std::io::Write;
+use std::time::SystemTime;
+
+use crate::model::result::ScanResult;
+use crate::model::services::Services;
+use crate::model::technique::PortState;
+use crate::output::xml::{may_be_open, shown, RunInfo};
+use crate::output::{hosts, hosts_line_in};
+
+fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// Writes technique `t`'s grepable file.
+pub fn write_grepable(
+    out: &mut dyn Write,
+    result: &ScanResult,
+    services: &Services,
+    run: &RunInfo,
+    t: usize,
+) -> anyhow::Result<()> {
+    let version = env!("CARGO_PKG_VERSION");
+    writeln!(
+        out,
+        "# flagscan {version} scan initiated {} as: {}",
+        crate::sys::clock::ctime(epoch(run.start)),
+        run.args
+    )?;
+    for host in hosts(result).iter().filter(|h| shown(h, t, run.open_only)) {
+        writeln!(out, "Host: {} ()\tStatus: Up", host.host)?;
+        let rows: Vec<(u16, PortState)> = host
+            .rows
+            .iter()
+            .filter_map(|(port, f)| Some((*port, f.get(t).copied().flatten()?.state)))
+            .collect();
+        let mut counts: Vec<(PortState, usize)> = Vec::new();
+        for (_, s) in &rows {
+            match counts.iter_mut().find(|(x, _)| x == s) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((*s, 1)),
+            }
+        }
+        // Every folded state is left out, and named only when it is the
+        // only one, as nmap's grepable output does.
+        let folded: Vec<(PortState, usize)> = counts
+            .iter()
+            .copied()
+            .filter(|&(s, n)| {
+                s != PortState::Open && (n > 25 || (run.open_only && !may_be_open(s)))
+            })
+            .collect();
+        let shown: Vec<String> = rows
+            .iter()
+            .filter(|(_, s)| !folded.iter().any(|(f, _)| f == s))
+            .map(|(port, s)| {
+                format!(
+                    "{port}/{}/tcp//{}///",
+                    s.as_str(),
+                    services.name(*port).unwrap_or("")
+                )
+            })
+            .collect();
+        write!(out, "Host: {} ()\tPorts: {}", host.host, shown.join(", "))?;
+        if let [(state, n)] = folded.as_slice() {
+            write!(out, "\tIgnored State: {} ({n})", state.as_str())?;
+        }
+        writeln!(out)?;
+    }
+    let finished = run.start + result.stats.elapsed;
+    writeln!(
+        out,
+        "# flagscan done at {} -- {}",
+        crate::sys::clock::ctime(epoch(finished)),
+        hosts_line_in(result, "seconds")
+    )?;
+    Ok(())
+}

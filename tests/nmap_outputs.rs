@@ -1,0 +1,328 @@
+//! nmap's output formats (root): -oX read by nmap's own ndiff against
+//! nmap's XML of the same scan type, one document per technique of an
+//! interleaved pass; -oG's ports equal to nmap's; documents well-formed
+//! when nothing is found and when the scan is interrupted; --open.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PORTS: &str = "1-200,445,5430-5439,8000-8100";
+const HOSTS: [&str; 3] = ["10.213.1.2", "10.213.1.3", "10.213.1.77"];
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("flagscan-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// nmap's -oA of one scan type, from inside the lab.
+fn nmap_all(ns: &str, flag: &str, base: &Path) {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "nmap", flag, "-p", PORTS, "-n", "--reason", "-T4", "-oA",
+        ])
+        .arg(base)
+        .args(HOSTS)
+        .output()
+        .expect("nmap must be installed (apt-get install nmap)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// ndiff's lines about ports (a port row, or a "Not shown" line that
+/// differs); the header, which names the scanner, may differ.
+fn port_differences(a: &Path, b: &Path) -> Vec<String> {
+    let out = Command::new("ndiff")
+        .arg(a)
+        .arg(b)
+        .output()
+        .expect("ndiff must be installed (apt-get install ndiff)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.starts_with('-') || l.starts_with('+'))
+        .filter(|l| !l.contains("scan initiated"))
+        .map(String::from)
+        .collect()
+}
+
+/// The `Ports:` items and the `Ignored State` of each host of a grepable
+/// file.
+fn grepable_ports(text: &str) -> Vec<(String, Vec<String>, String)> {
+    text.lines()
+        .filter(|l| l.contains("\tPorts: "))
+        .map(|l| {
+            let host = l.split_whitespace().nth(1).unwrap().to_string();
+            let fields: Vec<&str> = l.split('\t').collect();
+            let ports = fields[1]
+                .trim_start_matches("Ports: ")
+                .split(", ")
+                .map(String::from)
+                .collect();
+            let ignored = fields.get(2).map_or(String::new(), |s| s.to_string());
+            (host, ports, ignored)
+        })
+        .collect()
+}
+
+#[test]
+fn each_techniques_xml_and_grepable_file_equal_nmaps_own_run() {
+    if !have_root("each_techniques_xml_and_grepable_file_equal_nmaps_own_run") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-oxml");
+    let ns = lab.scan_ns();
+    let dir = Dir::new("oxml");
+    let base = dir.file("scan");
+    let out = Command::new(flagscan_bin())
+        .args(["--netns", &ns, "-sS", "-sF", "-sA", "-p", PORTS, "-oA"])
+        .arg(&base)
+        .args(HOSTS)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in [
+        "scan.xml",
+        "scan-fin.xml",
+        "scan-ack.xml",
+        "scan.gnmap",
+        "scan-fin.gnmap",
+        "scan.nmap",
+        "scan.jsonl",
+    ] {
+        assert!(dir.file(name).exists(), "-oA wrote {name}");
+    }
+    for (flag, scan, ours) in [
+        ("-sS", "syn", "scan"),
+        ("-sF", "fin", "scan-fin"),
+        ("-sA", "ack", "scan-ack"),
+    ] {
+        let theirs = dir.file(&format!("nmap-{scan}"));
+        nmap_all(&ns, flag, &theirs);
+        let (ours_xml, theirs_xml) = (
+            dir.file(&format!("{ours}.xml")),
+            theirs.with_extension("xml"),
+        );
+        let d = port_differences(&theirs_xml, &ours_xml);
+        assert!(
+            d.is_empty(),
+            "ndiff of nmap {flag} and flagscan's {scan} document:\n{}",
+            d.join("\n")
+        );
+        // ndiff reads states; reasons are compared here.
+        assert_same_states(
+            &parse_nmap_xml(&read(&ours_xml), scan),
+            &parse_nmap_xml(&read(&theirs_xml), scan),
+            &format!("{scan}: states and reasons in -oX"),
+        );
+        let ours_g = grepable_ports(&read(&dir.file(&format!("{ours}.gnmap"))));
+        let theirs_g = grepable_ports(&read(&theirs.with_extension("gnmap")));
+        assert_eq!(ours_g, theirs_g, "{scan}: -oG's ports");
+        // One document per technique, one scaninfo each.
+        let mut types = Vec::new();
+        for_each_xml_element(&read(&ours_xml), |name, attr| {
+            if name == b"scaninfo" {
+                types.push((attr("type"), attr("numservices")));
+            }
+        });
+        assert_eq!(types, [(scan.to_string(), "312".to_string())]);
+    }
+}
+
+/// Every element of a document, by name (fails on XML that is not
+/// well-formed).
+fn elements(xml: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    for_each_xml_element(xml, |name, attr| {
+        let keys: &[&str] = match name {
+            b"finished" => &["exit", "errormsg"],
+            b"hosts" => &["up", "down", "total"],
+            b"status" => &["state"],
+            _ => &[],
+        };
+        out.push((
+            String::from_utf8_lossy(name).into_owned(),
+            keys.iter().map(|k| (k.to_string(), attr(k))).collect(),
+        ));
+    });
+    out
+}
+
+#[test]
+fn documents_are_whole_when_nothing_is_found_and_when_interrupted() {
+    if !have_root("documents_are_whole_when_nothing_is_found_and_when_interrupted") {
+        return;
+    }
+    use std::io::BufRead;
+    let _serial = serial();
+    let lab = Lab::up("fst-oxml2");
+    let ns = lab.scan_ns();
+    let dir = Dir::new("oxml2");
+    // Nothing up: one empty address.
+    let xml = dir.file("empty.xml");
+    let out = Command::new(flagscan_bin())
+        .args(["--netns", &ns, "-sS", "-p", "22", "-oX"])
+        .arg(&xml)
+        .arg("10.213.1.77")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e = elements(&read(&xml));
+    assert!(
+        !e.iter().any(|(n, _)| n == "host"),
+        "no host element for a host down"
+    );
+    let hosts = e
+        .iter()
+        .find(|(n, _)| n == "hosts")
+        .expect("runstats' hosts");
+    assert_eq!(
+        hosts.1,
+        [
+            ("up".into(), "0".into()),
+            ("down".into(), "1".into()),
+            ("total".into(), "1".into())
+        ]
+    );
+    // Interrupted: slow on purpose, stopped after a few probes.
+    let xml = dir.file("stopped.xml");
+    let mut child = Command::new(flagscan_bin())
+        .args([
+            "--netns",
+            &ns,
+            "-Pn",
+            "-sS",
+            "-p",
+            "1-5000",
+            "--rate",
+            "200",
+            "--packet-trace",
+        ])
+        .arg("--resume-file")
+        .arg(dir.file("resume"))
+        .arg("-oX")
+        .arg(&xml)
+        .arg("10.213.1.2")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let sent = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .filter(|l| l.starts_with("SENT "))
+        .take(20)
+        .count();
+    assert_eq!(sent, 20);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    for _ in lines {}
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    let e = elements(&read(&xml));
+    let finished = e
+        .iter()
+        .find(|(n, _)| n == "finished")
+        .expect("runstats' finished");
+    assert_eq!(finished.1[0], ("exit".into(), "error".into()));
+    assert!(finished.1[1].1.contains("--resume"), "{:?}", finished.1);
+    assert_eq!(
+        e.last().unwrap().0,
+        "hosts",
+        "the document ends with runstats"
+    );
+}
+
+#[test]
+fn open_lists_only_ports_that_may_be_open_and_hosts_that_have_one() {
+    if !have_root("open_lists_only_ports_that_may_be_open_and_hosts_that_have_one") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-open");
+    let ns = lab.scan_ns();
+    let dir = Dir::new("open");
+    let xml = dir.file("open.xml");
+    // 10.213.1.2 listens on 22 and 80 of these; 10.213.1.1 (ours) on none.
+    let out = Command::new(flagscan_bin())
+        .args([
+            "--netns",
+            &ns,
+            "-sS",
+            "-p",
+            "20-30,80,111,445",
+            "--open",
+            "-oX",
+        ])
+        .arg(&xml)
+        .args(["10.213.1.2", "10.213.1.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("flagscan report for 10.213.1.2"), "{text}");
+    assert!(
+        !text.contains("flagscan report for 10.213.1.1"),
+        "no open port there:\n{text}"
+    );
+    assert!(
+        text.contains("22/tcp") && !text.contains("23/tcp ") && !text.contains("111/tcp"),
+        "{text}"
+    );
+    let states = parse_nmap_xml(&read(&xml), "syn");
+    let listed: Vec<u16> = states
+        .iter()
+        .filter(|(_, (s, _))| s == "open")
+        .map(|(k, _)| k.1)
+        .collect();
+    assert_eq!(listed, [22, 80], "{states:?}");
+    assert!(states.keys().all(|k| k.0 == "10.213.1.2"), "{states:?}");
+    // The other ports are folded, counted, not dropped.
+    let mut folded = 0;
+    for_each_xml_element(&read(&xml), |name, attr| {
+        if name == b"extraports" {
+            folded += attr("count").parse::<usize>().unwrap();
+        }
+    });
+    assert_eq!(folded, 12, "every port not open is in extraports");
+}
