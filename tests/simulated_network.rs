@@ -733,6 +733,7 @@ impl Scanner {
             key: key.clone(),
             ports,
             probes: techniques.iter().map(Technique::shape).collect(),
+            udp: None,
         };
         let templates = techniques
             .iter()

@@ -59,6 +59,7 @@ mod reply_path {
                 key,
                 ports,
                 probes,
+                udp: None,
             }
         })
     }

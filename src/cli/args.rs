@@ -286,6 +286,12 @@ pub enum LabAction {
         #[arg(long, value_delimiter = ',')]
         ports: Vec<u16>,
     },
+    /// (internal) Run a lab host's UDP services until killed.
+    #[command(hide = true, name = "listen-udp")]
+    ListenUdp {
+        #[arg(long, value_delimiter = ',')]
+        services: Vec<String>,
+    },
 }
 
 pub(crate) fn parse_lang(s: &str) -> Result<Lang, String> {

@@ -142,6 +142,7 @@ fn run_lab(action: &LabAction, prefix: &str) -> anyhow::Result<i32> {
         }
         LabAction::Status => print!("{}", lab::status_text(prefix)?),
         LabAction::Listen { ports } => lab::listen_forever(ports)?,
+        LabAction::ListenUdp { services } => lab::listen_udp_forever(services)?,
     }
     Ok(EXIT_OK)
 }

@@ -111,6 +111,53 @@ impl PortPlan {
     }
 }
 
+/// UDP probes' source ports: a range of this many beside the TCP plan's,
+/// in which the cookie picks where a probe's tries start. UDP echoes
+/// nothing of ours but the ports, so the port is the cookie (12 bits,
+/// with the try in the 3 below them).
+pub const UDP_SPAN: u16 = 4096;
+
+impl PortPlan {
+    /// The UDP source ports, clear of the TCP range and of discovery's
+    /// ports just below it.
+    pub fn udp_range(&self) -> (u16, u16) {
+        let lo = if self.base >= 40000 { 33000 } else { 56000 };
+        (lo, lo + UDP_SPAN - 1)
+    }
+
+    /// Try `attempt`'s source port for a UDP probe with `cookie`.
+    pub fn udp_sport(&self, cookie: Cookie, attempt: u8) -> u16 {
+        let (lo, _) = self.udp_range();
+        let start = (cookie.seq % u32::from(UDP_SPAN)) as u16;
+        lo + (start + u16::from(attempt) % TRY_SLOTS) % UDP_SPAN
+    }
+
+    /// The try a UDP reply to `port` answers, if `port` is one of the
+    /// probe's (with `cookie`); `None` for any other port.
+    pub fn udp_decode(&self, cookie: Cookie, port: u16) -> Option<u8> {
+        let (lo, hi) = self.udp_range();
+        if !(lo..=hi).contains(&port) {
+            return None;
+        }
+        let start = (cookie.seq % u32::from(UDP_SPAN)) as u16;
+        let slot = (port - lo + UDP_SPAN - start) % UDP_SPAN;
+        (slot < TRY_SLOTS).then_some(slot as u8)
+    }
+}
+
+/// A UDP probe's other secrets, from its cookie: the IP identification
+/// (an ICMP error quotes it) and the bytes a payload carries.
+pub fn udp_ip_id(cookie: Cookie) -> u16 {
+    (cookie.ack >> 16) as u16
+}
+
+pub fn udp_payload_cookie(cookie: Cookie) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&cookie.ack.to_be_bytes());
+    b[4..].copy_from_slice(&cookie.seq.to_be_bytes());
+    b
+}
+
 /// The TCP fields of a reply that the check needs.
 #[derive(Debug, Clone, Copy)]
 pub struct TcpEcho {
@@ -125,7 +172,7 @@ pub struct TcpEcho {
 pub fn probe_numbers(cookie: Cookie, probe: ProbeShape) -> (u32, u32) {
     let ack = match probe.cookie {
         CookieField::Ack => cookie.ack,
-        CookieField::Seq => 0,
+        CookieField::Seq | CookieField::Sport => 0,
     };
     (cookie.seq, ack)
 }
@@ -146,6 +193,8 @@ pub fn tcp_reply_fits(cookie: Cookie, probe: ProbeShape, reply: TcpEcho) -> bool
             CookieField::Seq => {
                 reply.flags & flag::ACK != 0 && reply.ack == seq.wrapping_add(consumed)
             }
+            // A UDP probe gets no TCP reply.
+            CookieField::Sport => false,
         }
     } else if is_syn_ack {
         probe_flags & flag::SYN != 0 && reply.ack == seq.wrapping_add(1)

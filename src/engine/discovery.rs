@@ -531,6 +531,8 @@ impl Pinger<'_> {
             return None;
         };
         match body {
+            // Discovery sends no UDP.
+            Body::Udp(_) => None,
             Body::Tcp(seg) => {
                 let host = *self.index.get(&src)?;
                 let (syn, attempt) = decode_sport(self.keys, seg.dport)?;

@@ -14,7 +14,7 @@ use rand::RngCore;
 use crate::engine::cookie::{probe_numbers, ScanKeys, MAX_TECHNIQUES};
 use crate::engine::discovery::{self, PingPlan, Via};
 use crate::engine::receiver::{self, Heard, ReceiverStats};
-use crate::engine::sender::{self, SenderStats};
+use crate::engine::sender::{self, SenderStats, Template};
 use crate::engine::timing::{RateBudget, SharedRate, TimingParams};
 use crate::engine::tracker::Tracker;
 use crate::engine::validate::Validator;
@@ -26,7 +26,8 @@ use crate::model::probe::{ProbeSpace, SendOrder};
 use crate::model::reply::Verdict;
 use crate::model::result::{ScanResult, ScanStats};
 use crate::model::tap::{Order, ProgressView, Taps};
-use crate::model::technique::{ProbeShape, Technique};
+use crate::model::payloads::Payloads;
+use crate::model::technique::{CookieField, ProbeShape, Protocol, Technique};
 use crate::route::nexthop::{NextHops, RouteKind};
 use crate::route::RoutePlan;
 use crate::wire::frame::Mac;
@@ -310,6 +311,20 @@ pub fn check(cfg: &ScanConfig) -> anyhow::Result<()> {
             "at most {MAX_TECHNIQUES} techniques per scan"
         )));
     }
+    let udp = cfg
+        .techniques
+        .iter()
+        .filter(|t| t.protocol == Protocol::Udp)
+        .count();
+    if udp > 1 {
+        return Err(usage("one UDP technique per scan"));
+    }
+    if udp == 1 && cfg.techniques.len() > 1 {
+        return Err(usage(
+            "-sU cannot share a pass with TCP techniques yet: run the UDP scan and the TCP \
+             scan apart",
+        ));
+    }
     Ok(())
 }
 
@@ -330,6 +345,11 @@ fn open_sockets(
             poll: CAPTURE_POLL,
             ports: keys.ports.range(),
             any_flags: !cfg.taps.is_empty(),
+            udp_ports: cfg
+                .techniques
+                .iter()
+                .any(|t| t.protocol == Protocol::Udp)
+                .then(|| keys.ports.udp_range()),
             next_hops,
             notify: cfg.notify.clone(),
         },
@@ -360,10 +380,16 @@ fn start_threads(
     rx_socket: Capture,
     clock: Instant,
 ) -> anyhow::Result<Threads> {
+    let payloads = Arc::new(Payloads::builtin());
+    let udp = cfg
+        .techniques
+        .iter()
+        .position(|t| t.protocol == Protocol::Udp);
     let validator = Validator {
         key: keys.key.clone(),
         ports: keys.ports,
         probes: cfg.techniques.iter().map(Technique::shape).collect(),
+        udp: udp.map(|t| (t, payloads.clone())),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let rstats = Arc::new(ReceiverStats::default());
@@ -389,10 +415,13 @@ fn start_threads(
         .recv()
         .context("the receiver thread stopped before it started")?;
     let (sent_tx, sent) = bounded::<()>(1);
-    let templates: Vec<ProbeTemplate> = cfg
+    let templates: Vec<Template> = cfg
         .techniques
         .iter()
-        .map(|t| ProbeTemplate::new(t.flags))
+        .map(|t| match t.protocol {
+            Protocol::Tcp => Template::Tcp(ProbeTemplate::new(t.flags)),
+            Protocol::Udp => Template::Udp(payloads.clone()),
+        })
         .collect();
     let (s, taps) = (sstats.clone(), cfg.taps.clone());
     let sender = std::thread::Builder::new()
@@ -452,11 +481,22 @@ impl Probes<'_> {
             .get(o.host_pos)
             .copied()
             .ok_or_else(|| anyhow::anyhow!("no source address planned for {}", o.host))?;
-        let sport = self.keys.ports.sport(o.technique, o.attempt);
-        let (seq, ack) = probe_numbers(
-            self.keys.key.cookie(src, o.host, sport, o.port),
-            self.probes[o.technique],
-        );
+        let shape = self.probes[o.technique];
+        let (sport, seq, ack) = match shape.cookie {
+            // UDP echoes nothing but the ports: the source port is the
+            // cookie, and seq and ack carry the rest to the sender.
+            CookieField::Sport => {
+                let cookie = self.keys.key.cookie(src, o.host, 0, o.port);
+                let sport = self.keys.ports.udp_sport(cookie, o.attempt);
+                (sport, cookie.seq, cookie.ack)
+            }
+            _ => {
+                let sport = self.keys.ports.sport(o.technique, o.attempt);
+                let (seq, ack) =
+                    probe_numbers(self.keys.key.cookie(src, o.host, sport, o.port), shape);
+                (sport, seq, ack)
+            }
+        };
         let fields = ProbeFields {
             src,
             dst: o.host,

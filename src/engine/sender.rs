@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::engine::cookie::{udp_ip_id, udp_payload_cookie, Cookie};
 use crate::io::rawsock::{PacketSender, BATCH};
+use crate::model::payloads::Payloads;
 use crate::model::tap::{Order, Tap, Taps};
-use crate::wire::frame::{FastTemplate, Frame};
+use crate::wire::frame::{write_udp, FastTemplate, Frame};
 use crate::wire::ProbeTemplate;
 
 #[derive(Debug, Default)]
@@ -54,16 +56,54 @@ const SENDERS: usize = 2;
 /// is let go, and only then lets the sockets go: closing a packet socket
 /// waits for the kernel (an RCU grace period, measured 6-16 ms), which
 /// neither the scan nor the process's exit waits for ([`crate::sys::teardown`]).
+/// How one technique's probes are written.
+pub enum Template {
+    Tcp(ProbeTemplate),
+    /// UDP: the payload of the port's protocol, with the probe's cookie in
+    /// it and in the IP identification (the order's seq and ack carry it).
+    Udp(Arc<Payloads>),
+}
+
+// One per technique: boxing the TCP template would cost a pointer chase
+// per probe, and there are a handful of them.
+#[allow(clippy::large_enum_variant)]
+enum Writer {
+    Tcp(FastTemplate),
+    Udp(Arc<Payloads>),
+}
+
+impl Writer {
+    fn write(&self, order: &Order, ip_id: u16, frame: &mut Frame) {
+        match self {
+            Writer::Tcp(t) => t.write(&order.fields, ip_id, frame),
+            Writer::Udp(payloads) => {
+                let cookie = Cookie {
+                    seq: order.fields.seq,
+                    ack: order.fields.ack,
+                };
+                let payload = payloads.probe(order.fields.dport, udp_payload_cookie(cookie));
+                write_udp(&order.fields, udp_ip_id(cookie), &payload, frame);
+            }
+        }
+    }
+}
+
 pub fn run(
     mut socket: PacketSender,
-    templates: Vec<ProbeTemplate>,
+    templates: Vec<Template>,
     orders: Receiver<Order>,
     stats: Arc<SenderStats>,
     taps: Taps,
     clock: Instant,
     done: Sender<()>,
 ) {
-    let templates: Vec<FastTemplate> = templates.iter().map(FastTemplate::new).collect();
+    let templates: Vec<Writer> = templates
+        .into_iter()
+        .map(|t| match t {
+            Template::Tcp(t) => Writer::Tcp(FastTemplate::new(&t)),
+            Template::Udp(p) => Writer::Udp(p),
+        })
+        .collect();
     let tapped = !taps.is_empty();
     let mut helpers = Vec::new();
     if !tapped {
@@ -100,7 +140,7 @@ pub fn run(
 
 fn send_loop(
     socket: &mut PacketSender,
-    templates: &[FastTemplate],
+    templates: &[Writer],
     orders: Receiver<Order>,
     stats: &SenderStats,
     taps: &[Arc<dyn Tap>],
@@ -122,7 +162,7 @@ fn send_loop(
             }
         }
         for (order, frame) in batch.iter().zip(frames.iter_mut()) {
-            templates[order.technique].write(&order.fields, ip_id, frame);
+            templates[order.technique].write(order, ip_id, frame);
             socket.address(frame);
             ip_id = ip_id.wrapping_add(1);
         }

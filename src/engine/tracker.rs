@@ -816,7 +816,7 @@ impl Tracker {
                 c.other += 1;
                 c.other_late += u32::from(reply.attempt_slot > 0);
             }
-            ReplyKind::SynAck => {
+            ReplyKind::SynAck | ReplyKind::Udp => {
                 let c = self.answers.entry(host).or_default();
                 c.other += 1;
                 c.other_late += u32::from(reply.attempt_slot > 0);

@@ -3,7 +3,12 @@
 //! cookie), and only then let the tracker classify it. A packet that looks
 //! like an answer but fails the check is counted as invalid and dropped.
 
-use crate::engine::cookie::{quoted_fits, tcp_reply_fits, CookieKey, PortPlan, TcpEcho};
+use std::sync::Arc;
+
+use crate::engine::cookie::{
+    quoted_fits, tcp_reply_fits, udp_ip_id, udp_payload_cookie, CookieKey, PortPlan, TcpEcho,
+};
+use crate::model::payloads::Payloads;
 use crate::model::probe::Time;
 use crate::model::reply::{Reply, Verdict};
 use crate::model::technique::{ProbeShape, ReplyKind};
@@ -17,6 +22,8 @@ pub struct Validator {
     pub ports: PortPlan,
     /// What each technique sends, by technique index.
     pub probes: Vec<ProbeShape>,
+    /// The scan's UDP technique, if it has one, and the payloads it sends.
+    pub udp: Option<(usize, Arc<Payloads>)>,
 }
 
 impl Validator {
@@ -33,6 +40,12 @@ impl Validator {
                     ..
                 }) => {
                     self.ports.decode(seg.dport).is_some() && self.ports.decode(seg.sport).is_none()
+                }
+                Parsed::Packet(Packet {
+                    body: Body::Udp(d), ..
+                }) => {
+                    let (lo, hi) = self.ports.udp_range();
+                    self.udp.is_some() && (lo..=hi).contains(&d.dport) && !(lo..=hi).contains(&d.sport)
                 }
                 _ => false,
             },
@@ -82,6 +95,73 @@ impl Validator {
                     technique,
                     attempt_slot,
                     kind,
+                    ttl: p.ttl,
+                    at,
+                })
+            }
+            Body::Udp(d) => {
+                let Some((technique, payloads)) = &self.udp else {
+                    return Verdict::NotOurs;
+                };
+                let (lo, hi) = self.ports.udp_range();
+                if !(lo..=hi).contains(&d.dport) {
+                    return Verdict::NotOurs;
+                }
+                // Our own probes loop back on lo: from one of our ports.
+                if (lo..=hi).contains(&d.sport) {
+                    return Verdict::NotOurs;
+                }
+                let cookie = self.key.cookie(p.dst, p.src, 0, d.sport);
+                let Some(attempt_slot) = self.ports.udp_decode(cookie, d.dport) else {
+                    return Verdict::Invalid;
+                };
+                let fits = payloads
+                    .for_port(d.sport)
+                    .is_none_or(|pl| pl.echo_fits(d.head(), udp_payload_cookie(cookie)));
+                if !fits {
+                    return Verdict::Invalid;
+                }
+                Verdict::Reply(Reply {
+                    host: p.src,
+                    port: d.sport,
+                    technique: *technique,
+                    attempt_slot,
+                    kind: ReplyKind::Udp,
+                    ttl: p.ttl,
+                    at,
+                })
+            }
+            Body::Unreachable { code, quoted } if quoted.proto == 17 => {
+                let Some((technique, payloads)) = &self.udp else {
+                    return Verdict::NotOurs;
+                };
+                let (lo, hi) = self.ports.udp_range();
+                if !(lo..=hi).contains(&quoted.sport) {
+                    return Verdict::NotOurs;
+                }
+                let cookie = self.key.cookie(quoted.src, quoted.dst, 0, quoted.dport);
+                let Some(attempt_slot) = self.ports.udp_decode(cookie, quoted.sport) else {
+                    return Verdict::Invalid;
+                };
+                // The quote must be of the datagram we sent: its IP id,
+                // length and checksum (which covers the payload's cookie).
+                let payload = payloads.probe(quoted.dport, udp_payload_cookie(cookie));
+                let word = crate::wire::udp::quoted_word(
+                    quoted.src,
+                    quoted.dst,
+                    quoted.sport,
+                    quoted.dport,
+                    &payload,
+                );
+                if quoted.ip_id != udp_ip_id(cookie) || quoted.seq != word {
+                    return Verdict::Invalid;
+                }
+                Verdict::Reply(Reply {
+                    host: quoted.dst,
+                    port: quoted.dport,
+                    technique: *technique,
+                    attempt_slot,
+                    kind: ReplyKind::Unreachable { code },
                     ttl: p.ttl,
                     at,
                 })
@@ -143,6 +223,7 @@ mod tests {
             key: key.clone(),
             ports,
             probes,
+            udp: None,
         };
         (key, ports, validator)
     }
@@ -320,6 +401,7 @@ mod tests {
                         );
                     }
                 }
+                Body::Udp(_) => panic!("{}: no UDP fixture here", c.name),
                 Body::Unreachable { quoted, .. } => {
                     let cookie = key.cookie(quoted.src, quoted.dst, quoted.sport, quoted.dport);
                     // The quote holds the numbers the probe was sent with.

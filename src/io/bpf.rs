@@ -205,7 +205,7 @@ const PROTO_ICMPV6: u32 = 58;
 /// The program for a scan whose probes leave from ports `lo..=hi`.
 /// `any_flags`: pass TCP to those ports whatever its flags (`--pcap`,
 /// `--packet-trace`), not only RST and SYN+ACK.
-pub fn reply_filter(lo: u16, hi: u16, any_flags: bool) -> Vec<Insn> {
+pub fn reply_filter(lo: u16, hi: u16, any_flags: bool, udp: Option<(u16, u16)>) -> Vec<Insn> {
     use Target::{Accept, Drop, Label, Next};
     let mut a = Asm::default();
     // Nothing at all: a packet socket without a filter never delivers a
@@ -296,8 +296,20 @@ pub fn reply_filter(lo: u16, hi: u16, any_flags: bool) -> Vec<Insn> {
         .op(LD | H | IND, 4)
         .jump(JMP | JEQ | K, 0, Drop, Next)
         .jump(JMP | JGE | K, 8, Next, Accept)
-        .op(LDX | W | MEM, M_PAYLOAD)
-        .jump(JMP | JGT | X, 0, Accept, Drop);
+        .op(LDX | W | MEM, M_PAYLOAD);
+    match udp {
+        // A UDP scan: well-formed datagrams to its source ports too.
+        Some((ulo, uhi)) => {
+            a.jump(JMP | JGT | X, 0, Accept, Next)
+                .op(LDX | W | MEM, M_IHL)
+                .op(LD | H | IND, 2)
+                .jump(JMP | JGE | K, u32::from(ulo), Next, Drop)
+                .jump(JMP | JGT | K, u32::from(uhi), Drop, Accept);
+        }
+        None => {
+            a.jump(JMP | JGT | X, 0, Accept, Drop);
+        }
+    }
 
     // ICMPv6 carried over IPv4: 8 bytes or malformed.
     a.label("short8")
@@ -412,7 +424,15 @@ mod tests {
         let probes = ["syn", "fin", "null", "xmas"]
             .map(|n| technique::builtin_by_name(n).expect("built in").shape())
             .to_vec();
-        (ports, Validator { key, ports, probes })
+        (
+            ports,
+            Validator {
+                key,
+                ports,
+                probes,
+                udp: None,
+            },
+        )
     }
 
     fn passes(prog: &[Insn], p: &[u8]) -> bool {
@@ -436,7 +456,7 @@ mod tests {
         let (ports, _) = seed_7();
         let (lo, hi) = ports.range();
         for any in [false, true] {
-            let prog = reply_filter(lo, hi, any);
+            let prog = reply_filter(lo, hi, any, None);
             for r in REPLIES {
                 assert!(passes(&prog, r), "{r:02x?}");
             }
@@ -447,7 +467,7 @@ mod tests {
     fn other_well_formed_traffic_is_dropped() {
         let (ports, _) = seed_7();
         let (lo, hi) = ports.range();
-        let prog = reply_filter(lo, hi, false);
+        let prog = reply_filter(lo, hi, false, None);
         // A SYN/ACK to an ordinary connect() (port 42302, outside the range).
         assert!(!passes(&prog, &SYN_ACK_CONNECT_FIXTURE));
         // The same reply moved just outside the range, on either side.
@@ -460,7 +480,7 @@ mod tests {
         let mut ack = RST_ACK_SYN_FIXTURE;
         ack[33] = 0x10;
         assert!(!passes(&prog, &ack));
-        assert!(passes(&reply_filter(lo, hi, true), &ack));
+        assert!(passes(&reply_filter(lo, hi, true, None), &ack));
         // ICMP echo request, UDP datagram, a fragment of a reply.
         let mut echo = ICMP_PORT_UNREACH_FIXTURE;
         echo[20] = 8;
@@ -532,8 +552,8 @@ mod tests {
     fn dropped_packets_are_never_replies_or_invalid() {
         let (ports, validator) = seed_7();
         let (lo, hi) = ports.range();
-        let strict = reply_filter(lo, hi, false);
-        let tapped = reply_filter(lo, hi, true);
+        let strict = reply_filter(lo, hi, false, None);
+        let tapped = reply_filter(lo, hi, true, None);
         let mut rng = StdRng::seed_from_u64(0x5eed);
         let (mut dropped, mut passed) = (0, 0);
         for _ in 0..200_000 {
@@ -563,7 +583,7 @@ mod tests {
 
     #[test]
     fn empty_packets_are_dropped_short_ones_pass() {
-        let prog = reply_filter(33000, 33255, false);
+        let prog = reply_filter(33000, 33255, false, None);
         assert!(!passes(&prog, &[]));
         assert!(passes(&prog, &[0x45]));
         assert!(passes(&prog, &[0; 46]));
@@ -572,7 +592,7 @@ mod tests {
     #[test]
     fn jumps_resolve_inside_the_program() {
         for any in [false, true] {
-            let prog = reply_filter(33000, 33255, any);
+            let prog = reply_filter(33000, 33255, any, None);
             assert!(prog.len() < 4096);
             for (i, insn) in prog.iter().enumerate() {
                 if insn.code & 0x07 == JMP && insn.code & 0xf0 != JA {

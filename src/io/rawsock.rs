@@ -416,6 +416,8 @@ pub struct IoPlan<'a> {
     /// `--pcap`/`--packet-trace`: capture every TCP packet to our ports,
     /// not only the ones with reply flags.
     pub any_flags: bool,
+    /// A UDP scan's source ports, if it has UDP probes.
+    pub udp_ports: Option<(u16, u16)>,
     /// Where layer-2 frames go ([`NextHops::resolve`]); `None`: every probe
     /// through the IP layer.
     pub next_hops: Option<Arc<NextHops>>,
@@ -433,7 +435,7 @@ pub fn open(
 ) -> anyhow::Result<(PacketSender, Capture)> {
     if mode == IoMode::Fast {
         let (lo, hi) = plan.ports;
-        let filter = crate::io::bpf::reply_filter(lo, hi, plan.any_flags);
+        let filter = crate::io::bpf::reply_filter(lo, hi, plan.any_flags, plan.udp_ports);
         let ifindex = plan.capture_ifindex;
         let capture = match early {
             // Not ready yet: start on an interim socket, which the ring
@@ -572,7 +574,7 @@ mod tests {
         if !nix::unistd::geteuid().is_root() {
             return;
         }
-        let filter = crate::io::bpf::reply_filter(40000, 40255, false);
+        let filter = crate::io::bpf::reply_filter(40000, 40255, false, None);
         // Not a multiple of the page size: the kernel refuses it.
         let bad = RingConfig {
             block_size: 1000,

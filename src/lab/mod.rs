@@ -57,6 +57,8 @@ pub struct LabHost {
     /// One sentence: what this host demonstrates.
     pub role: &'static str,
     pub listening: &'static [u16],
+    /// UDP services: (what answers, port); see [`listen_udp_forever`].
+    pub udp: &'static [(&'static str, u16)],
     /// Human-readable summaries, one per firewall rule.
     pub rules: &'static [&'static str],
     /// Whether its ICMP errors are rate-limited as Linux does by default.
@@ -103,7 +105,10 @@ static HOSTS: [LabHost; 6] = [
         role: "An RFC 793 host behind a firewall: every filtered state nmap knows \
                (drop, ICMP rejects, forged reset, stateful drop) on one address.",
         listening: &[22, 80, 443, 3306, 8080],
+        udp: &[("dns", 53), ("ntp", 123), ("echo", 7), ("silent", 9999)],
         rules: &[
+            "udp/161 DROP",
+            "udp/514 REJECT icmp-admin-prohibited",
             "tcp/135 DROP",
             "tcp/137-139 DROP",
             "tcp/111 REJECT icmp-port-unreachable",
@@ -121,6 +126,7 @@ static HOSTS: [LabHost; 6] = [
         role: "A host whose firewall resets every non-SYN probe, so FIN/NULL/Xmas \
                see every port closed (like Windows or Cisco).",
         listening: &[22, 80, 443],
+        udp: &[],
         rules: &[
             "tcp non-SYN that opens nothing (conntrack NEW/INVALID) REJECT tcp-reset, all ports",
         ],
@@ -133,6 +139,7 @@ static HOSTS: [LabHost; 6] = [
         role: "A host behind a gateway: probes are routed one hop, replies come \
                back through it.",
         listening: &[22, 443],
+        udp: &[],
         rules: &["tcp/25 DROP"],
         icmp_limited: false,
     },
@@ -143,6 +150,7 @@ static HOSTS: [LabHost; 6] = [
         role: "A host that sends at most 200 RSTs a second, as FreeBSD does by default: \
                past the limit, closed ports look filtered.",
         listening: &[22, 80, 443],
+        udp: &[],
         rules: &[
             "outgoing RSTs: 200/s (burst 5) ACCEPT",
             "outgoing RSTs beyond that DROP",
@@ -156,6 +164,7 @@ static HOSTS: [LabHost; 6] = [
         role: "firewalld's default: a few ports open, everything else REJECTed with \
                icmp-host-prohibited, and Linux's limit of one ICMP error a second.",
         listening: &[22, 80],
+        udp: &[],
         rules: &[
             "established and related traffic ACCEPT",
             "tcp/22 ACCEPT",
@@ -171,6 +180,7 @@ static HOSTS: [LabHost; 6] = [
         role: "A Linux host with two REJECTed ports and its default ICMP rate limit: \
                one pass of several techniques runs its bucket dry.",
         listening: &[22, 80],
+        udp: &[],
         rules: &[
             "tcp/111 REJECT icmp-port-unreachable",
             "tcp/445 REJECT icmp-admin-prohibited",
@@ -194,6 +204,8 @@ static SPECS: [HostSpec; 6] = [
         host: &HOSTS[0],
         segment: Segment::Lan,
         iptables: &[
+            rule("-p udp --dport 161 -j DROP"),
+            rule("-p udp --dport 514 -j REJECT --reject-with icmp-admin-prohibited"),
             rule("-p tcp --dport 135 -j DROP"),
             rule("-p tcp --dport 137:139 -j DROP"),
             rule("-p tcp --dport 111 -j REJECT --reject-with icmp-port-unreachable"),
@@ -305,6 +317,9 @@ pub struct ListenerCommand {
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
+    /// The arguments that start a host's UDP services instead (the
+    /// services appended as one argument); `None`: none are started.
+    pub udp_args: Option<Vec<OsString>>,
 }
 
 impl ListenerCommand {
@@ -314,7 +329,25 @@ impl ListenerCommand {
             program: exe.to_path_buf(),
             args: ["lab", "listen", "--ports"].map(OsString::from).to_vec(),
             env: Vec::new(),
+            udp_args: Some(
+                ["lab", "listen-udp", "--services"]
+                    .map(OsString::from)
+                    .to_vec(),
+            ),
         }
+    }
+
+    /// `<exe> lab listen-udp --services dns:53,echo:7,...`
+    fn udp_command(&self, netns: &str, services: &[(&str, u16)]) -> Option<Command> {
+        let args = self.udp_args.as_ref()?;
+        let list: Vec<String> = services.iter().map(|(s, p)| format!("{s}:{p}")).collect();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns])
+            .arg(&self.program)
+            .args(args)
+            .arg(list.join(","))
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        Some(cmd)
     }
 
     fn command(&self, netns: &str, ports: &[u16]) -> Command {
@@ -369,8 +402,16 @@ fn build(lab: &Lab, listener: Option<&ListenerCommand>) -> Result<()> {
     }
     if let Some(listener) = listener {
         for host in hosts() {
-            start_listener(listener, &lab.netns(host), host.listening)
+            let ns = lab.netns(host);
+            start_listener(listener.command(&ns, host.listening))
                 .with_context(|| format!("starting the listener on {}", host.name))?;
+            if host.udp.is_empty() {
+                continue;
+            }
+            if let Some(cmd) = listener.udp_command(&ns, host.udp) {
+                start_listener(cmd)
+                    .with_context(|| format!("starting the UDP services on {}", host.name))?;
+            }
         }
     }
     Ok(())
@@ -455,6 +496,10 @@ pub fn status_text(prefix: &str) -> Result<String> {
         )?;
         writeln!(out, "      {}", host.role)?;
         writeln!(out, "      listening: tcp {}", join_ports(host.listening))?;
+        if !host.udp.is_empty() {
+            let udp: Vec<String> = host.udp.iter().map(|(s, p)| format!("{p} ({s})")).collect();
+            writeln!(out, "      udp: {}", udp.join(", "))?;
+        }
         for r in host.rules {
             writeln!(out, "      rule: {r}")?;
         }
@@ -491,6 +536,74 @@ pub fn listen_forever(ports: &[u16]) -> Result<()> {
     }
 }
 
+/// Body of `flagscan lab listen-udp`: one lab host's UDP services, each
+/// `what:port`. `dns` answers a query with an empty answer of its own ID
+/// (RFC 1035), `ntp` a client request with a server reply whose origin
+/// timestamp is the request's transmit timestamp (RFC 5905), `echo`
+/// sends back what came (RFC 862), `silent` is bound and answers nothing.
+/// Prints `ready` once every socket is bound.
+pub fn listen_udp_forever(services: &[String]) -> Result<()> {
+    let mut sockets = Vec::new();
+    for s in services {
+        let (what, port) = s
+            .split_once(':')
+            .and_then(|(w, p)| Some((w.to_string(), p.parse::<u16>().ok()?)))
+            .with_context(|| format!("UDP service '{s}': write what:port"))?;
+        if !["dns", "ntp", "echo", "silent"].contains(&what.as_str()) {
+            bail!("UDP service '{what}': dns, ntp, echo or silent");
+        }
+        let sock = std::net::UdpSocket::bind(("0.0.0.0", port))
+            .with_context(|| format!("binding udp/{port}"))?;
+        sockets.push((what, sock));
+    }
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "ready").context("writing the ready line")?;
+    stdout.flush().context("writing the ready line")?;
+    drop(stdout);
+    let threads: Vec<_> = sockets
+        .into_iter()
+        .map(|(what, sock)| {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    if let Some(answer) = udp_answer(&what, &buf[..n]) {
+                        let _ = sock.send_to(&answer, from);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    loop {
+        std::thread::park();
+    }
+}
+
+/// What a lab UDP service sends back for `request`.
+fn udp_answer(what: &str, request: &[u8]) -> Option<Vec<u8>> {
+    match what {
+        "echo" => Some(request.to_vec()),
+        "dns" if request.len() >= 12 => {
+            // The query's ID and question, QR and RA set, no answer.
+            let mut a = request.to_vec();
+            a[2] = 0x81;
+            a[3] = 0x80;
+            a[6..12].fill(0);
+            Some(a)
+        }
+        "ntp" if request.len() >= 48 => {
+            let mut a = vec![0u8; 48];
+            a[0] = 0x24; // LI 0, VN 4, mode 4 (server)
+            a[1] = 1; // stratum 1
+            a[24..32].copy_from_slice(&request[40..48]);
+            Some(a)
+        }
+        _ => None,
+    }
+}
+
 fn bind_all(ports: &[u16]) -> Result<Vec<TcpListener>> {
     ports
         .iter()
@@ -503,8 +616,7 @@ fn bind_all(ports: &[u16]) -> Result<Vec<TcpListener>> {
 /// Spawns the listener detached and waits for its `ready` line. Lines before
 /// `ready` are skipped (a test harness prints a banner); end of output
 /// without it means the child failed, and its stderr says why.
-fn start_listener(listener: &ListenerCommand, netns: &str, ports: &[u16]) -> Result<()> {
-    let mut cmd = listener.command(netns, ports);
+fn start_listener(mut cmd: Command) -> Result<()> {
     let shown = show(&cmd);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -1005,6 +1117,7 @@ mod tests {
             .map(OsString::from)
             .to_vec(),
             env: vec![("FLAGSCAN_LAB_LISTENER_CHILD".into(), "1".into())],
+            udp_args: None,
         }
     }
 

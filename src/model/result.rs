@@ -128,6 +128,11 @@ pub struct ScanResult {
 }
 
 impl ScanResult {
+    /// The transport of the scan's ports (a scan's techniques share one).
+    pub fn protocol(&self) -> crate::model::technique::Protocol {
+        self.techniques.first().map(|t| t.protocol).unwrap_or_default()
+    }
+
     /// Whether host `i` (a position in `space.hosts`) was found up.
     pub fn is_up(&self, i: usize) -> bool {
         self.hosts.get(i).is_none_or(|h| h.up)

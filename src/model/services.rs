@@ -6,6 +6,8 @@
 //! name, even in minimal containers without netbase.
 
 use rustc_hash::FxHashMap;
+
+use crate::model::technique::Protocol;
 use std::path::Path;
 
 const SYSTEM_SERVICES: &str = "/etc/services";
@@ -52,6 +54,7 @@ const EMBEDDED: &[(u16, &str)] = &[
 #[derive(Debug, Clone, Default)]
 pub struct Services {
     names: FxHashMap<u16, Box<str>>,
+    udp: FxHashMap<u16, Box<str>>,
 }
 
 impl Services {
@@ -79,6 +82,7 @@ impl Services {
     /// getservbyport(3). Lines that do not parse are skipped.
     pub fn from_services_text(text: &str) -> Services {
         let mut names = FxHashMap::default();
+        let mut udp = FxHashMap::default();
         for line in text.lines() {
             let line = line.split_once('#').map_or(line, |(before, _)| before);
             let mut fields = line.split_whitespace();
@@ -88,18 +92,31 @@ impl Services {
             let Some((port, proto)) = port_proto.split_once('/') else {
                 continue;
             };
-            if !proto.eq_ignore_ascii_case("tcp") {
+            let table = if proto.eq_ignore_ascii_case("tcp") {
+                &mut names
+            } else if proto.eq_ignore_ascii_case("udp") {
+                &mut udp
+            } else {
                 continue;
-            }
+            };
             if let Ok(port) = port.parse::<u16>() {
-                names.entry(port).or_insert_with(|| name.into());
+                table.entry(port).or_insert_with(|| name.into());
             }
         }
-        Services { names }
+        Services { names, udp }
     }
 
+    /// The TCP service on `port`.
     pub fn name(&self, port: u16) -> Option<&str> {
         self.names.get(&port).map(|name| &**name)
+    }
+
+    /// The service on `port` of `proto`.
+    pub fn name_in(&self, proto: Protocol, port: u16) -> Option<&str> {
+        match proto {
+            Protocol::Tcp => self.name(port),
+            Protocol::Udp => self.udp.get(&port).map(|name| &**name),
+        }
     }
 
     /// The ports this name is given to (any case), ascending.

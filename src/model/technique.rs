@@ -74,6 +74,8 @@ pub enum Reason {
     SynAck,
     Reset,
     NoResponse,
+    /// A UDP datagram from the port.
+    UdpResponse,
     /// ICMP destination unreachable with this code.
     Unreachable(u8),
 }
@@ -84,6 +86,7 @@ impl Reason {
             Reason::SynAck => "syn-ack",
             Reason::Reset => "reset",
             Reason::NoResponse => "no-response",
+            Reason::UdpResponse => "udp-response",
             Reason::Unreachable(code) => match code {
                 0 => "net-unreach",
                 1 => "host-unreach",
@@ -102,6 +105,7 @@ impl Reason {
             "syn-ack" => Some(Reason::SynAck),
             "reset" => Some(Reason::Reset),
             "no-response" => Some(Reason::NoResponse),
+            "udp-response" => Some(Reason::UdpResponse),
             _ => None,
         }
     }
@@ -125,6 +129,26 @@ pub enum ReplyKind {
     Unreachable {
         code: u8,
     },
+    /// A UDP datagram from the probed port.
+    Udp,
+}
+
+/// The transport a technique's probes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
 }
 
 /// Where the per-probe cookie travels.
@@ -137,6 +161,9 @@ pub enum CookieField {
     /// In the acknowledgment number: a RST to a segment carrying ACK takes
     /// its sequence number from our ack.
     Ack,
+    /// UDP: in the source port (and the IP identification an ICMP error
+    /// quotes, and the protocol's own echoed field where it has one).
+    Sport,
 }
 
 impl CookieField {
@@ -156,6 +183,7 @@ impl CookieField {
         match self {
             CookieField::Seq => "seq",
             CookieField::Ack => "ack",
+            CookieField::Sport => "sport",
         }
     }
 }
@@ -199,6 +227,7 @@ pub enum ReplyMatch {
     SynAck,
     Rst,
     IcmpUnreachable,
+    UdpResponse,
 }
 
 /// One row of a technique's reply table, as written in the file.
@@ -252,6 +281,8 @@ struct TechniqueFile {
     name: String,
     title: String,
     nmap: String,
+    #[serde(default)]
+    protocol: Protocol,
     flags: Vec<String>,
     cookie: CookieField,
     replies: Vec<RuleFile>,
@@ -269,7 +300,8 @@ pub struct Technique {
     pub name: String,
     pub title: String,
     pub nmap: String,
-    /// Flag bits sent in the probe.
+    pub protocol: Protocol,
+    /// Flag bits sent in the probe (TCP).
     pub flags: u8,
     pub cookie: CookieField,
     pub rules: Vec<ReplyRule>,
@@ -332,11 +364,18 @@ impl Technique {
         }
         // A reply proves it saw our probe only through the field the stack
         // echoes back.
-        let expected = CookieField::for_flags(flags);
+        let expected = match file.protocol {
+            Protocol::Tcp => CookieField::for_flags(flags),
+            Protocol::Udp if flags != 0 => {
+                return Err(bad("a UDP probe has no TCP flags: 'flags = []'".into()))
+            }
+            Protocol::Udp => CookieField::Sport,
+        };
         if file.cookie != expected {
             return Err(bad(format!(
-                "cookie must be \"{}\" for a probe with flags {}",
+                "cookie must be \"{}\" for a {} probe with flags {}",
                 expected.as_str(),
+                file.protocol.as_str(),
                 flag::describe(flags)
             )));
         }
@@ -360,7 +399,7 @@ impl Technique {
                 (_, None) => return Err(bad(format!("reply row {row}: 'reason' is missing"))),
                 (_, Some(word)) => Some(Reason::from_word(word).ok_or_else(|| {
                     bad(format!(
-                        "reply row {row}: unknown reason '{word}' (use syn-ack, reset)"
+                        "reply row {row}: unknown reason '{word}' (use syn-ack, reset, udp-response)"
                     ))
                 })?),
             };
@@ -379,6 +418,17 @@ impl Technique {
                     )))
                 }
                 _ => {}
+            }
+            let fits = match rule.reply {
+                ReplyMatch::IcmpUnreachable => true,
+                ReplyMatch::UdpResponse => file.protocol == Protocol::Udp,
+                ReplyMatch::SynAck | ReplyMatch::Rst => file.protocol == Protocol::Tcp,
+            };
+            if !fits {
+                return Err(bad(format!(
+                    "reply row {row}: a {} probe gets no such reply",
+                    file.protocol.as_str()
+                )));
             }
             if rule.window != WindowCond::Any && rule.reply != ReplyMatch::Rst {
                 return Err(bad(format!(
@@ -409,6 +459,7 @@ impl Technique {
             name: file.name,
             title: file.title,
             nmap: file.nmap,
+            protocol: file.protocol,
             flags,
             cookie: file.cookie,
             rules,
@@ -454,6 +505,7 @@ impl Technique {
                 (ReplyMatch::IcmpUnreachable, ReplyKind::Unreachable { code }) => {
                     rule.codes.contains(&code)
                 }
+                (ReplyMatch::UdpResponse, ReplyKind::Udp) => true,
                 _ => false,
             };
             if !hit {
@@ -479,7 +531,7 @@ fn state_words() -> String {
 }
 
 /// The techniques built into the binary, in the order `--help` lists them.
-pub const BUILTIN_FILES: [(&str, &str); 7] = [
+pub const BUILTIN_FILES: [(&str, &str); 8] = [
     ("syn.toml", include_str!("../../scanners/syn.toml")),
     ("fin.toml", include_str!("../../scanners/fin.toml")),
     ("null.toml", include_str!("../../scanners/null.toml")),
@@ -487,6 +539,7 @@ pub const BUILTIN_FILES: [(&str, &str); 7] = [
     ("ack.toml", include_str!("../../scanners/ack.toml")),
     ("window.toml", include_str!("../../scanners/window.toml")),
     ("maimon.toml", include_str!("../../scanners/maimon.toml")),
+    ("udp.toml", include_str!("../../scanners/udp.toml")),
 ];
 
 pub fn builtin() -> Vec<Technique> {

@@ -27,6 +27,8 @@ pub fn write_grepable(
     t: usize,
 ) -> anyhow::Result<()> {
     let version = env!("CARGO_PKG_VERSION");
+    let protocol = result.techniques[t].protocol;
+    let proto = protocol.as_str();
     writeln!(
         out,
         "# flagscan {version} scan initiated {} as: {}",
@@ -61,9 +63,9 @@ pub fn write_grepable(
             .filter(|(_, s)| !folded.iter().any(|(f, _)| f == s))
             .map(|(port, s)| {
                 format!(
-                    "{port}/{}/tcp//{}///",
+                    "{port}/{}/{proto}//{}///",
                     s.as_str(),
-                    services.name(*port).unwrap_or("")
+                    services.name_in(protocol, *port).unwrap_or("")
                 )
             })
             .collect();

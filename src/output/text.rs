@@ -78,6 +78,8 @@ pub fn write_text(
         .map(|t| t.name.to_uppercase())
         .collect();
     let single = names.len() == 1;
+    let protocol = result.protocol();
+    let proto = protocol.as_str();
     for host in hosts(result) {
         // As nmap's: a host found down gets no report.
         if !host.status.up {
@@ -124,11 +126,11 @@ pub fn write_text(
                 .collect();
             if single {
                 let (s, r) = key[0].expect("folded rows are complete");
-                writeln!(w, "Not shown: {n} {s} tcp ports ({r})")?;
+                writeln!(w, "Not shown: {n} {s} {proto} ports ({r})")?;
             } else {
                 writeln!(
                     w,
-                    "Not shown: {n} tcp ports answering {}",
+                    "Not shown: {n} {proto} ports answering {}",
                     states.join(" / ")
                 )?;
             }
@@ -157,11 +159,11 @@ pub fn write_text(
             .filter(|(_, f)| !opts.open_only || may_be_open(f))
             .collect();
         if before > shown.len() {
-            writeln!(
-                w,
-                "Not shown: {} more tcp ports that are not open (--open)",
-                before - shown.len()
-            )?;
+            let n = before - shown.len();
+            match opts.lang {
+                Lang::En => writeln!(w, "Not shown: {n} more {proto} ports that are not open (--open)")?,
+                Lang::Ja => writeln!(w, "非表示: openでない{proto}ポート {n} 個(--open)")?,
+            }
         }
         if shown.is_empty() && unconcluded > 0 {
             writeln!(w)?;
@@ -211,11 +213,11 @@ pub fn write_text(
             let columns = widths[0].max(width(head));
             writeln!(w, "{:<9} {} SERVICE", "PORT", pad(head, columns))?;
             for ((port, _), c) in shown.iter().zip(&cells) {
-                let svc = services.name(*port).unwrap_or("unknown");
+                let svc = services.name_in(protocol, *port).unwrap_or("unknown");
                 writeln!(
                     w,
                     "{:<9} {} {svc}",
-                    format!("{port}/tcp"),
+                    format!("{port}/{proto}"),
                     pad(&c[0], columns)
                 )?;
             }
@@ -228,8 +230,8 @@ pub fn write_text(
             line.push_str(" VERDICT");
             writeln!(w, "{}", line.trim_end())?;
             for ((port, f), c) in shown.iter().zip(&cells) {
-                let svc = services.name(*port).unwrap_or("unknown");
-                let mut line = format!("{:<9} {svc:<15}", format!("{port}/tcp"));
+                let svc = services.name_in(protocol, *port).unwrap_or("unknown");
+                let mut line = format!("{:<9} {svc:<15}", format!("{port}/{proto}"));
                 for (v, wd) in c.iter().zip(&widths) {
                     line.push(' ');
                     line.push_str(&pad(v, *wd));
@@ -273,8 +275,8 @@ pub fn write_text(
         for port in open {
             let class = portnotes::class_name(port, opts.lang);
             match portnotes::note_text(port, opts.lang) {
-                Some(note) => writeln!(w, "  {port}/tcp ({class}): {note}")?,
-                None => writeln!(w, "  {port}/tcp ({class})")?,
+                Some(note) => writeln!(w, "  {port}/{proto} ({class}): {note}")?,
+                None => writeln!(w, "  {port}/{proto} ({class})")?,
             }
         }
         let host_findings = host.findings(result, opts.lang);
@@ -316,18 +318,19 @@ fn host_is_up(status: &HostStatus, lang: Lang) -> String {
 
 fn unconcluded_line(result: &ScanResult, n: usize, lang: Lang) -> String {
     let (interrupted, resumed) = (result.interrupted, result.stats.skipped > 0);
+    let tcp = result.protocol().as_str();
     match (lang, interrupted, resumed) {
-        (Lang::En, true, false) => format!("Not shown: {n} tcp ports not concluded (scan interrupted)"),
+        (Lang::En, true, false) => format!("Not shown: {n} {tcp} ports not concluded (scan interrupted)"),
         (Lang::En, false, _) => {
-            format!("Not shown: {n} tcp ports concluded by the interrupted run this one resumed")
+            format!("Not shown: {n} {tcp} ports concluded by the interrupted run this one resumed")
         }
         (Lang::En, true, true) => format!(
-            "Not shown: {n} tcp ports not concluded in this run (interrupted, or concluded by the run it resumed)"
+            "Not shown: {n} {tcp} ports not concluded in this run (interrupted, or concluded by the run it resumed)"
         ),
-        (Lang::Ja, true, false) => format!("非表示: 未確定のtcpポート {n} 個(スキャン中断)"),
-        (Lang::Ja, false, _) => format!("非表示: 再開元の中断したスキャンで確定したtcpポート {n} 個"),
+        (Lang::Ja, true, false) => format!("非表示: 未確定の{tcp}ポート {n} 個(スキャン中断)"),
+        (Lang::Ja, false, _) => format!("非表示: 再開元の中断したスキャンで確定した{tcp}ポート {n} 個"),
         (Lang::Ja, true, true) => format!(
-            "非表示: この実行で未確定のtcpポート {n} 個(中断、または再開元のスキャンで確定済み)"
+            "非表示: この実行で未確定の{tcp}ポート {n} 個(中断、または再開元のスキャンで確定済み)"
         ),
     }
 }

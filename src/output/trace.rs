@@ -20,7 +20,7 @@ use crate::model::probe::Time;
 use crate::model::reply::ReplyEffect;
 use crate::model::reply::{Traced, Verdict};
 use crate::model::tap::{Order, Tap};
-use crate::model::technique::{Reason, ReplyKind, ReplyMatch, Technique, WindowCond};
+use crate::model::technique::{Protocol, Reason, ReplyKind, ReplyMatch, Technique, WindowCond};
 use crate::wire::flag;
 use crate::wire::{Body, Packet, ProbeFields};
 
@@ -77,10 +77,21 @@ impl TraceTap {
 }
 
 impl Tap for TraceTap {
-    fn sent(&self, at: Time, order: &Order, _packet: &[u8]) {
+    fn sent(&self, at: Time, order: &Order, packet: &[u8]) {
         let (name, flags) = self.label(order);
-        self.sink
-            .line(sent_line(at, &order.fields, flags, name, order.attempt));
+        let udp = self
+            .techniques
+            .get(order.technique)
+            .is_some_and(|t| t.protocol == Protocol::Udp);
+        let line = match udp {
+            true => format!(
+                "SENT {} {}",
+                secs(at),
+                udp_probe_text(&order.fields, packet, name, order.attempt)
+            ),
+            false => sent_line(at, &order.fields, flags, name, order.attempt),
+        };
+        self.sink.line(line);
     }
 
     fn send_failed(&self, at: Time, order: &Order, error: &str) {
@@ -139,6 +150,19 @@ fn probe_text(p: &ProbeFields, flags: u8, technique: &str, attempt: u8) -> Strin
     )
 }
 
+/// A UDP probe: ports, the payload's length and the IP id (its cookie
+/// is in the source port, the id and the payload).
+fn udp_probe_text(p: &ProbeFields, packet: &[u8], technique: &str, attempt: u8) -> String {
+    let id = packet.get(4..6).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    format!(
+        "UDP {} > {} len={} id={id:#06x} [{technique} try {}]",
+        endpoint(p.src, p.sport),
+        endpoint(p.dst, p.dport),
+        packet.len().saturating_sub(28),
+        u16::from(attempt) + 1
+    )
+}
+
 /// A probe that left: `attempt` 0 is try 1.
 pub fn sent_line(at: Time, p: &ProbeFields, flags: u8, technique: &str, attempt: u8) -> String {
     format!(
@@ -176,6 +200,22 @@ pub fn packet_text(p: &Packet) -> String {
             num(seg.ack),
             p.ttl
         ),
+        Body::Udp(d) => format!(
+            "UDP {} > {} len={} ttl={}",
+            endpoint(p.src, d.sport),
+            endpoint(p.dst, d.dport),
+            d.head_len,
+            p.ttl
+        ),
+        Body::Unreachable { code, quoted } if quoted.proto == 17 => format!(
+            "ICMP 3/{code} {} from {} ttl={} quoting UDP {} > {} id={:#06x}",
+            Reason::Unreachable(code).as_str(),
+            p.src,
+            p.ttl,
+            endpoint(quoted.src, quoted.sport),
+            endpoint(quoted.dst, quoted.dport),
+            quoted.ip_id
+        ),
         Body::Unreachable { code, quoted } => format!(
             "ICMP 3/{code} {} from {} ttl={} quoting {} > {} seq={}",
             Reason::Unreachable(code).as_str(),
@@ -193,6 +233,7 @@ fn kind_name(kind: ReplyKind) -> &'static str {
         ReplyKind::SynAck => "syn-ack",
         ReplyKind::Rst { .. } => "rst",
         ReplyKind::Unreachable { .. } => "icmp-unreachable",
+        ReplyKind::Udp => "udp-response",
     }
 }
 
@@ -206,6 +247,7 @@ fn rule_name(technique: &Technique, rule: usize) -> String {
         ReplyMatch::SynAck => "syn-ack",
         ReplyMatch::Rst => "rst",
         ReplyMatch::IcmpUnreachable => "icmp-unreachable",
+        ReplyMatch::UdpResponse => "udp-response",
     };
     match (r.reply, r.window) {
         (ReplyMatch::Rst, WindowCond::Zero) => format!("{reply} (window 0)"),
@@ -424,6 +466,8 @@ mod tests {
                     sport: 33026,
                     dport: 111,
                     seq: 0xdead_beef,
+                    proto: 6,
+                    ip_id: 1,
                 },
             },
         };

@@ -19,7 +19,7 @@ use quick_xml::Writer;
 
 use crate::model::result::{Finding, ScanResult};
 use crate::model::services::Services;
-use crate::model::technique::PortState;
+use crate::model::technique::{PortState, Protocol};
 use crate::output::{hosts, hosts_line_in, HostRows};
 
 /// What a document says about the run besides its results.
@@ -175,7 +175,7 @@ pub fn write_xml(
         "scaninfo",
         &[
             ("type", &technique.name),
-            ("protocol", "tcp"),
+            ("protocol", technique.protocol.as_str()),
             ("numservices", &ports.len().to_string()),
             ("services", &ranges(ports)),
         ],
@@ -187,7 +187,7 @@ pub fn write_xml(
     nl(&mut w)?;
     let all = hosts(result);
     for host in all.iter().filter(|h| shown(h, t, run.open_only)) {
-        write_host(&mut w, host, t, services, run)?;
+        write_host(&mut w, host, t, services, run, technique.protocol)?;
     }
     let up = all.iter().filter(|h| h.status.up).count();
     let finished = run.start + result.stats.elapsed.max(Duration::ZERO);
@@ -245,7 +245,9 @@ fn write_host(
     t: usize,
     services: &Services,
     run: &RunInfo,
+    protocol: Protocol,
 ) -> anyhow::Result<()> {
+    let proto = protocol.as_str();
     let ttl = host.status.ttl.unwrap_or(0).to_string();
     start(w, "host", &[])?;
     empty(
@@ -329,7 +331,7 @@ fn write_host(
                 &[
                     ("reason", reason),
                     ("count", &ports.len().to_string()),
-                    ("proto", "tcp"),
+                    ("proto", proto),
                     ("ports", &ranges(&ports)),
                 ],
             )?;
@@ -347,7 +349,7 @@ fn write_host(
             continue;
         }
         let portid = port.to_string();
-        start(w, "port", &[("protocol", "tcp"), ("portid", &portid)])?;
+        start(w, "port", &[("protocol", proto), ("portid", &portid)])?;
         let ttl = f.ttl.unwrap_or(0).to_string();
         empty(
             w,
@@ -362,7 +364,7 @@ fn write_host(
             w,
             "service",
             &[
-                ("name", services.name(*port).unwrap_or("unknown")),
+                ("name", services.name_in(protocol, *port).unwrap_or("unknown")),
                 ("method", "table"),
                 ("conf", "3"),
             ],

@@ -318,6 +318,8 @@ fn rule_rows(rule: &ReplyRule, ja: bool) -> Vec<[String; 3]> {
     };
     match (rule.reply, rule.window, ja) {
         (ReplyMatch::SynAck, _, _) => tcp("SYN/ACK".into()),
+        (ReplyMatch::UdpResponse, _, false) => tcp("UDP datagram".into()),
+        (ReplyMatch::UdpResponse, _, true) => tcp("UDPデータグラム".into()),
         (ReplyMatch::Rst, WindowCond::Any, _) => tcp("RST".into()),
         (ReplyMatch::Rst, WindowCond::Nonzero, false) => tcp("RST, window > 0".into()),
         (ReplyMatch::Rst, WindowCond::Zero, false) => tcp("RST, window 0".into()),

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::result::{Finding, LimitKind, RateLimit};
-use crate::model::technique::{Reason, Technique};
+use crate::model::technique::{PortState, Protocol, Reason, Technique};
 use crate::teach::lang::Lang;
 use crate::wire::flag;
 
@@ -77,11 +77,13 @@ struct Roles {
 impl Roles {
     fn of(techniques: &[Technique]) -> Roles {
         Roles {
-            syn: techniques.iter().position(|t| t.flags & flag::SYN != 0),
+            syn: techniques
+                .iter()
+                .position(|t| t.protocol == Protocol::Tcp && t.flags & flag::SYN != 0),
             non_syn: techniques
                 .iter()
                 .enumerate()
-                .filter(|(_, t)| t.flags & (flag::SYN | flag::ACK) == 0)
+                .filter(|(_, t)| t.protocol == Protocol::Tcp && t.flags & (flag::SYN | flag::ACK) == 0)
                 .map(|(i, _)| i)
                 .collect(),
         }
@@ -115,7 +117,7 @@ impl NonSyn {
                 Reason::Reset => s.reset.push(i),
                 Reason::NoResponse => s.silent.push(i),
                 Reason::Unreachable(code) => s.icmp.push(code),
-                Reason::SynAck => {}
+                Reason::SynAck | Reason::UdpResponse => {}
             }
         }
         s
@@ -244,10 +246,14 @@ pub fn host_evidence(rows: &[PortRow], techniques: &[Technique]) -> Vec<HostEvid
         }
     }
 
-    // ICMP unreachable from any technique: code -> (replies, ports).
+    // ICMP unreachable from any technique: code -> (replies, ports). A
+    // UDP port's port-unreach is its closed answer, not a firewall's.
     let mut codes: BTreeMap<u8, (usize, Vec<u16>)> = BTreeMap::new();
     for row in rows {
         for f in row.findings.iter().flatten() {
+            if f.state == PortState::Closed {
+                continue;
+            }
             if let Reason::Unreachable(code) = f.reason {
                 let e = codes.entry(code).or_default();
                 e.0 += 1;
@@ -647,6 +653,8 @@ pub fn verdict(row: &PortRow, techniques: &[Technique], lang: Lang) -> String {
         ),
         Reason::NoResponse => pick("filtered: dropped silently", "filtered: 黙って破棄"),
         Reason::Unreachable(code) => format!("filtered: ICMP {}", icmp(code)),
+        // Not a SYN scan's answer.
+        Reason::UdpResponse => "open".to_string(),
     }
 }
 

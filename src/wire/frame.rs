@@ -9,8 +9,9 @@ use crate::wire::{ProbeFields, ProbeTemplate};
 /// A MAC address.
 pub type Mac = [u8; 6];
 
-/// The longest probe: an IPv4 and a TCP header with all their options.
-pub const PACKET_MAX: usize = 120;
+/// The longest probe: an IPv4 header and a UDP datagram with the longest
+/// payload of `scanners/udp/` (TCP probes take at most 120 bytes).
+pub const PACKET_MAX: usize = 320;
 /// An Ethernet header: destination MAC, source MAC, EtherType.
 pub const ETH_HLEN: usize = 14;
 /// The longest frame: an Ethernet header and the longest probe.
@@ -68,6 +69,18 @@ pub fn ethernet_header(dst: Mac, src: Mac) -> [u8; ETH_HLEN] {
     h[6..12].copy_from_slice(&src);
     h[12..].copy_from_slice(&0x0800u16.to_be_bytes());
     h
+}
+
+/// Writes a UDP probe (IPv4 header, UDP header, `payload`) into `out`;
+/// a payload longer than a frame holds is cut (the payload files are
+/// checked against [`PACKET_MAX`]).
+pub fn write_udp(p: &ProbeFields, ip_id: u16, payload: &[u8], out: &mut Frame) {
+    let mut v = Vec::with_capacity(28 + payload.len());
+    crate::wire::udp::write(p.src, p.dst, p.sport, p.dport, ip_id, payload, &mut v);
+    let n = v.len().min(PACKET_MAX);
+    out.packet_mut()[..n].copy_from_slice(&v[..n]);
+    out.len = n;
+    out.dst = p.dst;
 }
 
 /// The wire bytes of one technique's probe, patched per probe: addresses,

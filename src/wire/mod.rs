@@ -9,6 +9,7 @@ pub(crate) mod checksum;
 pub mod flag;
 pub(crate) mod frame;
 pub(crate) mod icmp;
+pub(crate) mod udp;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -85,14 +86,40 @@ impl ProbeTemplate {
     }
 }
 
-/// The first 8 bytes of our TCP header, quoted back in an ICMP error.
+/// The first 8 bytes of our TCP or UDP header, quoted back in an ICMP
+/// error, and the quoted IP header's protocol and identification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quoted {
     pub src: Ipv4Addr,
     pub dst: Ipv4Addr,
     pub sport: u16,
     pub dport: u16,
+    /// TCP: the sequence number. UDP: the length and the checksum.
     pub seq: u32,
+    /// 6 (TCP) or 17 (UDP).
+    pub proto: u8,
+    pub ip_id: u16,
+}
+
+/// How much of a UDP reply's payload is kept: the fields that echo a
+/// probe's cookie lie in its first bytes (NTP's origin timestamp ends at
+/// byte 32).
+pub const UDP_HEAD: usize = 32;
+
+/// A UDP datagram: its ports and the start of its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpDatagram {
+    pub sport: u16,
+    pub dport: u16,
+    pub head: [u8; UDP_HEAD],
+    /// How many bytes of `head` are the payload's.
+    pub head_len: u8,
+}
+
+impl UdpDatagram {
+    pub fn head(&self) -> &[u8] {
+        &self.head[..usize::from(self.head_len)]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +135,8 @@ pub struct TcpSegment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
     Tcp(TcpSegment),
-    /// ICMP type 3 (destination unreachable) quoting a TCP packet.
+    Udp(UdpDatagram),
+    /// ICMP type 3 (destination unreachable) quoting a TCP or UDP packet.
     Unreachable {
         code: u8,
         quoted: Quoted,
@@ -127,7 +155,7 @@ pub struct Packet {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
     Packet(Packet),
-    /// Well-formed but of no interest (UDP, ICMP echo, fragments...).
+    /// Well-formed but of no interest (ICMP echo, fragments...).
     Ignored,
     /// Malformed: truncated or inconsistent headers.
     Malformed,
@@ -160,6 +188,18 @@ pub fn parse_ipv4(bytes: &[u8]) -> Parsed {
             flags: tcp.slice().get(13).copied().unwrap_or(0),
             window: tcp.window_size(),
         }),
+        Some(TransportSlice::Udp(udp)) => {
+            let payload = udp.payload();
+            let n = payload.len().min(UDP_HEAD);
+            let mut head = [0u8; UDP_HEAD];
+            head[..n].copy_from_slice(&payload[..n]);
+            Body::Udp(UdpDatagram {
+                sport: udp.source_port(),
+                dport: udp.destination_port(),
+                head,
+                head_len: n as u8,
+            })
+        }
         Some(TransportSlice::Icmpv4(icmp)) => {
             if icmp.type_u8() != 3 {
                 return Parsed::Ignored;
@@ -177,9 +217,9 @@ pub fn parse_ipv4(bytes: &[u8]) -> Parsed {
         Some(_) => return Parsed::Ignored,
         None => {
             // An IPv4 header whose payload etherparse could not slice: a
-            // TCP or ICMP packet too short for its header is malformed.
+            // TCP, UDP or ICMP packet too short for its header is malformed.
             let proto = header.protocol();
-            return if proto == IpNumber::TCP || proto == IpNumber::ICMP {
+            return if proto == IpNumber::TCP || proto == IpNumber::ICMP || proto == IpNumber::UDP {
                 Parsed::Malformed
             } else {
                 Parsed::Ignored
@@ -200,12 +240,12 @@ enum Quote {
     Truncated,
 }
 
-/// The quoted IPv4 header plus at least 8 bytes of TCP (RFC 792).
+/// The quoted IPv4 header plus at least 8 bytes of TCP or UDP (RFC 792).
 fn parse_quote(payload: &[u8]) -> Quote {
     let Ok(ip) = Ipv4HeaderSlice::from_slice(payload) else {
         return Quote::Truncated;
     };
-    if ip.protocol() != IpNumber::TCP {
+    if ip.protocol() != IpNumber::TCP && ip.protocol() != IpNumber::UDP {
         return Quote::OtherProtocol;
     }
     match quoted_tcp(&ip, payload) {
@@ -224,6 +264,8 @@ fn quoted_tcp(ip: &Ipv4HeaderSlice, payload: &[u8]) -> Option<Quoted> {
         sport: u16::from_be_bytes([ports[0], ports[1]]),
         dport: u16::from_be_bytes([ports[2], ports[3]]),
         seq: u32::from_be_bytes(word(4)?),
+        proto: ip.protocol().0,
+        ip_id: ip.identification(),
     })
 }
 
@@ -330,7 +372,9 @@ mod tests {
                     dst: B,
                     sport: 60904,
                     dport: 111,
-                    seq: 0xbd64_b259
+                    seq: 0xbd64_b259,
+                    proto: 6,
+                    ip_id: 0x12,
                 }
             }
         );
@@ -346,7 +390,9 @@ mod tests {
                     dst: B,
                     sport: 60912,
                     dport: 445,
-                    seq: 0xd953_2731
+                    seq: 0xd953_2731,
+                    proto: 6,
+                    ip_id: 0x1d,
                 }
             }
         );
