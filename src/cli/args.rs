@@ -17,10 +17,10 @@ use crate::teach::lang::Lang;
 const AFTER_HELP: &str = "\
 Techniques (any subset runs as one interleaved pass):
   -sS  SYN scan      -sF  FIN scan      -sN  NULL scan      -sX  Xmas scan
-  -sA  ACK scan      -sW  Window scan   -sM  Maimon scan
-  or --scan syn,fin,null,xmas,ack,window,maimon; --technique FILE adds a technique file.
+  -sA  ACK scan      -sW  Window scan   -sM  Maimon scan   -sU  UDP scan (alone, for now)
+  or --scan syn,fin,null,xmas,ack,window,maimon,udp; --technique FILE adds a technique file.
 Targets: 10.0.0.2, 10.0.0.0/24, 10.0.0.1-20, 10.0.1-3.7, host names, -iL FILE.
-Ports: -p 22,80,8000-8100; -p- for 1-65535; port 0 only when named.
+Ports: -p 22,80,8000-8100; -p- for 1-65535; port 0 only when named; U:53,T:22 as nmap.
 Host discovery beside the scan, as nmap's: ARP on the local link, else -PE -PS443 -PA80 -PP;
   -Pn skips it (every target up), -sn does only it; -PS22,443 -PA80 (ports attached,
   as nmap writes them), -PE, -PP, -PR choose.
@@ -347,7 +347,7 @@ pub fn normalize_args<A: Into<OsString>>(
                 let t = technique::builtin_by_name(letters).ok_or_else(|| {
                     usage(format!(
                         "unknown scan technique '{s}': flagscan knows -sS (syn), -sF (fin), -sN (null), -sX (xmas), \
-                         -sA (ack), -sW (window), -sM (maimon); \
+                         -sA (ack), -sW (window), -sM (maimon), -sU (udp); \
                          other techniques load with --technique FILE"
                     ))
                 })?;

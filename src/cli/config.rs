@@ -80,14 +80,16 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
         return Err(usage("no targets given: name at least one host, e.g. `flagscan -sS 10.0.0.2`, or try `flagscan demo`"));
     }
     let targets = targets::expand_targets_confirmed(&tokens, &excludes, args.yes)?;
+    // A scan's techniques share one protocol (scan::check): its ports.
+    let proto = techniques.first().map(|t| t.protocol).unwrap_or_default();
     let ports = match &args.ports {
         // -sn: no port is probed.
         _ if args.ping_only => Vec::new(),
-        Some(spec) if spec.bytes().any(|b| b.is_ascii_alphabetic()) => {
+        Some(spec) => {
             let services = crate::model::services::Services::load();
-            ports::parse_ports_named(spec, &|name| services.ports_named(name))?
+            let named = |name: &str| services.ports_named_in(proto, name);
+            ports::parse_ports_in(spec, proto, Some(&named))?
         }
-        Some(spec) => ports::parse_ports(spec)?,
         None => ports::default_ports(),
     };
     for (option, rate) in [("--max-rate", args.max_rate), ("--min-rate", args.min_rate)] {

@@ -377,4 +377,31 @@ mod tests {
         assert!(quoted_fits(c, 42));
         assert!(!quoted_fits(c, 43));
     }
+
+    #[test]
+    fn udp_source_ports_carry_the_cookie_and_the_try() {
+        for seed in 0..200u64 {
+            let ScanKeys { key, ports, .. } = ScanKeys::from_seed(seed);
+            let (lo, hi) = ports.udp_range();
+            let (tlo, thi) = ports.range();
+            // Clear of the TCP range and of discovery's ports below it.
+            assert!(hi < tlo - 2 * TRY_SLOTS || lo > thi, "seed {seed}");
+            let cookie = key.cookie(SRC, DST, 0, 53);
+            for attempt in 0..TRY_SLOTS as u8 {
+                let sport = ports.udp_sport(cookie, attempt);
+                assert!((lo..=hi).contains(&sport));
+                assert_eq!(ports.udp_decode(cookie, sport), Some(attempt));
+            }
+            // Of the range's other ports, none decodes.
+            let ours: Vec<u16> = (0..TRY_SLOTS as u8)
+                .map(|a| ports.udp_sport(cookie, a))
+                .collect();
+            let strays = (lo..=hi)
+                .filter(|p| !ours.contains(p))
+                .filter(|&p| ports.udp_decode(cookie, p).is_some())
+                .count();
+            assert_eq!(strays, 0);
+            assert_eq!(ports.udp_decode(cookie, lo.wrapping_sub(1)), None);
+        }
+    }
 }

@@ -19,7 +19,7 @@ use crate::engine::timing::{CongestionWindow, RttEstimator, TimingParams};
 use crate::model::probe::{prefetch, ProbeSpace, SendOrder, Time};
 use crate::model::reply::{Reply, ReplyEffect};
 use crate::model::result::{Finding, LimitKind, RateLimit, TrackerStats};
-use crate::model::technique::{PortState, Reason, ReplyKind, Technique};
+use crate::model::technique::{PortState, Protocol, Reason, ReplyKind, Technique};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -680,7 +680,10 @@ impl Tracker {
     /// queues them for paced confirmation.
     fn plan_confirmation(&mut self, now: Time) {
         self.confirm_planned = true;
-        if self.limit_budget.is_zero() || self.answers.is_empty() {
+        // Without any RST or ICMP error nothing is suspect, but for UDP,
+        // whose closed ports answer only through the limiter.
+        let udp = self.techniques.iter().any(|t| t.protocol == Protocol::Udp);
+        if self.limit_budget.is_zero() || (self.answers.is_empty() && !udp) {
             return;
         }
         // (index, last try, kind, tries allowed)
@@ -700,10 +703,17 @@ impl Tracker {
                 continue;
             }
             let host = self.space.host_of(index);
-            let Some(counts) = self.answers.get(&host) else {
-                continue;
-            };
             let t = &self.techniques[(index % self.space.techniques as u64) as usize];
+            // A UDP port's closed answer is an ICMP error, which Linux
+            // limits: any silence may be the limiter's, even on a host
+            // whose bucket a recent scan left dry (no error at all). A
+            // host that limits nothing is found out in a few paced tries.
+            let udp = t.protocol == Protocol::Udp;
+            let counts = match self.answers.get(&host) {
+                Some(c) => *c,
+                None if udp => AnswerCounts::default(),
+                None => continue,
+            };
             let silent = t.no_response;
             let by = |kind| t.classify(kind).map(|(_, o)| o);
             let rst = by(ReplyKind::Rst { window: 0 });
@@ -712,7 +722,7 @@ impl Tracker {
             // With several techniques a limiter leaves proof (a REJECTed
             // port gets several probes): counts alone would also fit a
             // host with a few REJECTed ports and no limiter at all.
-            let by_count = self.space.techniques == 1 && counts.icmp_limited();
+            let by_count = udp || (self.space.techniques == 1 && counts.icmp_limited());
             let icmp_evidence = by_count || proven.contains(&host);
             // Likely REJECTed: its port answered ICMP to another technique,
             // or (with several techniques) answered nothing to any of them.

@@ -45,7 +45,9 @@ impl Validator {
                     body: Body::Udp(d), ..
                 }) => {
                     let (lo, hi) = self.ports.udp_range();
-                    self.udp.is_some() && (lo..=hi).contains(&d.dport) && !(lo..=hi).contains(&d.sport)
+                    self.udp.is_some()
+                        && (lo..=hi).contains(&d.dport)
+                        && !(lo..=hi).contains(&d.sport)
                 }
                 _ => false,
             },
@@ -202,6 +204,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::engine::cookie::{probe_numbers, ScanKeys};
+    use crate::model::payloads::Payloads;
     use crate::model::technique;
     use crate::wire::fixtures::*;
     use crate::wire::{parse_ipv4, ProbeFields, ProbeTemplate};
@@ -513,6 +516,97 @@ mod tests {
             let mut probe = vec![0xa5; 64];
             ProbeTemplate::new(flags).write(&fields, ip_id, &mut probe);
             assert_eq!(&bytes[28..], &probe[..]);
+        }
+    }
+
+    /// A UDP scan with `--seed 7`, as the UDP fixtures were captured.
+    fn udp_scan() -> Validator {
+        let ScanKeys { key, ports, .. } = ScanKeys::from_seed(SEED);
+        let udp = technique::builtin_by_name("udp").expect("built in");
+        Validator {
+            key,
+            ports,
+            probes: vec![udp.shape()],
+            udp: Some((0, Arc::new(Payloads::builtin()))),
+        }
+    }
+
+    fn verdict(v: &Validator, bytes: &[u8]) -> Verdict {
+        v.check(parse_ipv4(bytes), Duration::ZERO)
+    }
+
+    #[test]
+    fn the_udp_probes_are_what_the_cookie_and_the_payload_files_make() {
+        let v = udp_scan();
+        let payloads = Payloads::builtin();
+        for (port, fixture) in [
+            (111, &UDP_RPC_PROBE_FIXTURE[..]),
+            (53, &UDP_DNS_PROBE_FIXTURE[..]),
+            (123, &UDP_NTP_PROBE_FIXTURE[..]),
+        ] {
+            let cookie = v.key.cookie(A, B, 0, port);
+            let sport = v.ports.udp_sport(cookie, 0);
+            let payload = payloads.probe(port, udp_payload_cookie(cookie));
+            let mut built = Vec::new();
+            crate::wire::udp::write(A, B, sport, port, udp_ip_id(cookie), &payload, &mut built);
+            assert_eq!(built, fixture, "port {port}");
+        }
+    }
+
+    #[test]
+    fn udp_answers_and_port_unreachables_are_believed_with_their_cookie_only() {
+        let v = udp_scan();
+        let reply = |port, kind| Reply {
+            host: B,
+            port,
+            technique: 0,
+            attempt_slot: 0,
+            kind,
+            ttl: 64,
+            at: Duration::ZERO,
+        };
+        assert_eq!(
+            verdict(&v, &UDP_DNS_REPLY_FIXTURE),
+            Verdict::Reply(reply(53, ReplyKind::Udp))
+        );
+        assert_eq!(
+            verdict(&v, &UDP_NTP_REPLY_FIXTURE),
+            Verdict::Reply(reply(123, ReplyKind::Udp))
+        );
+        assert_eq!(
+            verdict(&v, &ICMP_PORT_UNREACH_UDP_FIXTURE),
+            Verdict::Reply(reply(111, ReplyKind::Unreachable { code: 3 }))
+        );
+        // A DNS answer with another ID, an NTP answer with another origin
+        // timestamp: forged (or another scanner's).
+        let mut dns = UDP_DNS_REPLY_FIXTURE;
+        dns[29] ^= 1;
+        assert_eq!(verdict(&v, &dns), Verdict::Invalid);
+        let mut ntp = UDP_NTP_REPLY_FIXTURE;
+        ntp[28 + 24] ^= 0x80;
+        assert_eq!(verdict(&v, &ntp), Verdict::Invalid);
+        // An ICMP error quoting another checksum, length or IP id.
+        for at in [28 + 20 + 6, 28 + 20 + 4, 28 + 4] {
+            let mut icmp = ICMP_PORT_UNREACH_UDP_FIXTURE;
+            icmp[at] ^= 1;
+            assert_eq!(verdict(&v, &icmp), Verdict::Invalid, "byte {at}");
+        }
+        // An answer to another of our source ports, one outside our range,
+        // and one from a port of ours (our own probe looping back).
+        let mut other = UDP_DNS_REPLY_FIXTURE;
+        other[23] ^= 8;
+        assert_eq!(verdict(&v, &other), Verdict::Invalid);
+        let mut outside = UDP_DNS_REPLY_FIXTURE;
+        outside[22] = 0x10;
+        assert_eq!(verdict(&v, &outside), Verdict::NotOurs);
+        assert_eq!(verdict(&v, &UDP_DNS_PROBE_FIXTURE), Verdict::NotOurs);
+        // A TCP-only scan does not believe any of it.
+        let (_, _, tcp) = lab_scan();
+        for f in [
+            &UDP_DNS_REPLY_FIXTURE[..],
+            &ICMP_PORT_UNREACH_UDP_FIXTURE[..],
+        ] {
+            assert_eq!(verdict(&tcp, f), Verdict::NotOurs);
         }
     }
 }

@@ -464,6 +464,31 @@ mod tests {
     }
 
     #[test]
+    fn a_udp_scan_hears_datagrams_to_its_ports_and_a_tcp_scan_does_not() {
+        let (ports, _) = seed_7();
+        let (lo, hi) = ports.range();
+        let udp = reply_filter(lo, hi, false, Some(ports.udp_range()));
+        let tcp = reply_filter(lo, hi, false, None);
+        for r in [&UDP_DNS_REPLY_FIXTURE[..], &UDP_NTP_REPLY_FIXTURE[..]] {
+            assert!(passes(&udp, r));
+            assert!(!passes(&tcp, r));
+        }
+        assert!(passes(&udp, &ICMP_PORT_UNREACH_UDP_FIXTURE));
+        for r in REPLIES {
+            assert!(passes(&udp, r), "{r:02x?}");
+        }
+        // Our own probes (to port 53, from one of ours) and datagrams to
+        // other ports are dropped.
+        let mut elsewhere = UDP_DNS_REPLY_FIXTURE;
+        elsewhere[22] = 0x10;
+        assert!(!passes(&udp, &elsewhere));
+        let mut below = UDP_DNS_REPLY_FIXTURE;
+        let (ulo, _) = ports.udp_range();
+        below[22..24].copy_from_slice(&(ulo - 1).to_be_bytes());
+        assert!(!passes(&udp, &below));
+    }
+
+    #[test]
     fn other_well_formed_traffic_is_dropped() {
         let (ports, _) = seed_7();
         let (lo, hi) = ports.range();

@@ -55,7 +55,8 @@ impl Payload {
         let bytes = match (&file.hex, &file.text) {
             (Some(hex), None) => {
                 let digits: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
-                if !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+                if !digits.len().is_multiple_of(2) || !digits.chars().all(|c| c.is_ascii_hexdigit())
+                {
                     return Err(bad("'hex' must be pairs of hex digits".into()));
                 }
                 (0..digits.len())
@@ -75,7 +76,9 @@ impl Payload {
         }
         if let Some(c) = file.cookie {
             if !(1..=8).contains(&c.len) || c.at + c.len > bytes.len() {
-                return Err(bad("'cookie' must name 1 to 8 bytes inside the payload".into()));
+                return Err(bad(
+                    "'cookie' must name 1 to 8 bytes inside the payload".into()
+                ));
             }
         }
         Ok(Payload {
@@ -114,11 +117,20 @@ pub const BUILTIN_FILES: [(&str, &str); 9] = [
     ("dns.toml", include_str!("../../scanners/udp/dns.toml")),
     ("ntp.toml", include_str!("../../scanners/udp/ntp.toml")),
     ("snmp.toml", include_str!("../../scanners/udp/snmp.toml")),
-    ("netbios-ns.toml", include_str!("../../scanners/udp/netbios-ns.toml")),
+    (
+        "netbios-ns.toml",
+        include_str!("../../scanners/udp/netbios-ns.toml"),
+    ),
     ("dhcp.toml", include_str!("../../scanners/udp/dhcp.toml")),
     ("tftp.toml", include_str!("../../scanners/udp/tftp.toml")),
-    ("portmapper.toml", include_str!("../../scanners/udp/portmapper.toml")),
-    ("isakmp.toml", include_str!("../../scanners/udp/isakmp.toml")),
+    (
+        "portmapper.toml",
+        include_str!("../../scanners/udp/portmapper.toml"),
+    ),
+    (
+        "isakmp.toml",
+        include_str!("../../scanners/udp/isakmp.toml"),
+    ),
     ("ssdp.toml", include_str!("../../scanners/udp/ssdp.toml")),
 ];
 
@@ -179,7 +191,10 @@ mod tests {
         let p = Payloads::builtin();
         let bytes = |port: u16| p.for_port(port).unwrap().bytes.clone();
         // RFC 1035: ID 0, RD, one question: root, NS, IN.
-        assert_eq!(bytes(53), [0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1]);
+        assert_eq!(
+            bytes(53),
+            [0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1]
+        );
         assert_eq!(bytes(5353), bytes(53));
         // RFC 5905: 48 bytes, LI 0 VN 4 mode 3.
         let ntp = bytes(123);
@@ -193,7 +208,11 @@ mod tests {
         assert_eq!(&snmp[2..5], [2, 1, 1], "version 2c is 1");
         assert_eq!(&snmp[5..13], b"\x04\x06public");
         assert_eq!(snmp[13], 0xa0, "GetRequest-PDU");
-        assert_eq!(&snmp[33..41], [0x2b, 6, 1, 2, 1, 1, 1, 0], "1.3.6.1.2.1.1.1.0");
+        assert_eq!(
+            &snmp[33..41],
+            [0x2b, 6, 1, 2, 1, 1, 1, 0],
+            "1.3.6.1.2.1.1.1.0"
+        );
         // NetBIOS node status: "*" as CK + 30 A, type 0x21.
         let nb = bytes(137);
         assert_eq!(nb.len(), 50);
@@ -212,16 +231,25 @@ mod tests {
         // RPC CALL to program 100000 version 2 procedure 0.
         let rpc = bytes(111);
         assert_eq!(rpc.len(), 40);
-        assert_eq!(&rpc[4..24], [0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0x86, 0xa0, 0, 0, 0, 2, 0, 0, 0, 0]);
+        assert_eq!(
+            &rpc[4..24],
+            [0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0x86, 0xa0, 0, 0, 0, 2, 0, 0, 0, 0]
+        );
         // ISAKMP header: version 1.0, Main Mode, length 28.
         let ike = bytes(500);
         assert_eq!(ike.len(), 28);
         assert_eq!(&ike[16..20], [0, 0x10, 2, 0]);
         assert_eq!(&ike[24..], [0, 0, 0, 28]);
-        assert!(String::from_utf8(bytes(1900)).unwrap().starts_with("M-SEARCH * HTTP/1.1\r\n"));
+        assert!(String::from_utf8(bytes(1900))
+            .unwrap()
+            .starts_with("M-SEARCH * HTTP/1.1\r\n"));
         assert!(p.for_port(7).is_none(), "others get an empty datagram");
         for payload in p.all() {
-            assert!(payload.spec.contains("RFC") || payload.spec.contains("UPnP"), "{}", payload.name);
+            assert!(
+                payload.spec.contains("RFC") || payload.spec.contains("UPnP"),
+                "{}",
+                payload.name
+            );
         }
     }
 
@@ -244,7 +272,10 @@ mod tests {
         assert!(ntp.echo_fits(&reply, c));
         assert_eq!(&ntp.with_cookie(c)[40..48], c);
         // SNMP: carried, not checked in the answer.
-        assert_eq!(&p.for_port(161).unwrap().with_cookie(c)[17..21], [0, 1, 2, 3]);
+        assert_eq!(
+            &p.for_port(161).unwrap().with_cookie(c)[17..21],
+            [0, 1, 2, 3]
+        );
         assert!(p.for_port(161).unwrap().echo_fits(&[], c));
     }
 
@@ -254,7 +285,10 @@ mod tests {
             ("name='x'\nports=[1]\nspec='s'\nhex='0'", "pairs"),
             ("name='x'\nports=[1]\nspec='s'", "'hex' or 'text'"),
             ("name='x'\nports=[]\nspec='s'\ntext='a'", "'ports'"),
-            ("name='x'\nports=[1]\nspec='s'\ntext='ab'\ncookie={at=1,len=2}", "inside"),
+            (
+                "name='x'\nports=[1]\nspec='s'\ntext='ab'\ncookie={at=1,len=2}",
+                "inside",
+            ),
         ] {
             let e = Payload::from_toml(text, "t.toml").unwrap_err();
             let e = format!("{e:#}");

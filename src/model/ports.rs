@@ -1,6 +1,7 @@
 //! Port lists: `-p` parsing, the default list, and the IANA port classes.
 
 use crate::error::usage;
+use crate::model::technique::Protocol;
 
 /// Registered ports above 1024 that the teaching notes (../shared/ports.md)
 /// list as common services, so the default scan finds the databases, RDP
@@ -15,18 +16,30 @@ pub const DEFAULT_PORTS_HELP: &str = "Without -p, flagscan scans ports 1-1024 pl
 /// "-100" for 1-100, "60000-" for 60000-65535, an optional `T:` prefix.
 /// Returns the ports sorted and without duplicates.
 pub fn parse_ports(spec: &str) -> anyhow::Result<Vec<u16>> {
-    parse_items(spec, None)
+    parse_items(spec, Protocol::Tcp, None)
 }
 
 /// As [`parse_ports`], and an item that is a name (`ssh`, `http`) stands for
 /// the ports `named` gives it, as nmap's `-p ssh,http` does.
 pub fn parse_ports_named(spec: &str, named: &dyn Fn(&str) -> Vec<u16>) -> anyhow::Result<Vec<u16>> {
-    parse_items(spec, Some(named))
+    parse_items(spec, Protocol::Tcp, Some(named))
+}
+
+/// The ports of `proto` in a `-p` list, as nmap reads `U:53,111,T:21-25,80`:
+/// items before any prefix are every protocol's, `T:` and `U:` make the
+/// items from there on TCP's or UDP's. `named` (if given) turns a service
+/// name into its ports.
+pub fn parse_ports_in(
+    spec: &str,
+    proto: Protocol,
+    named: Option<&dyn Fn(&str) -> Vec<u16>>,
+) -> anyhow::Result<Vec<u16>> {
+    parse_items(spec, proto, named)
 }
 
 type Named<'a> = Option<&'a dyn Fn(&str) -> Vec<u16>>;
 
-fn parse_items(spec: &str, named: Named) -> anyhow::Result<Vec<u16>> {
+fn parse_items(spec: &str, proto: Protocol, named: Named) -> anyhow::Result<Vec<u16>> {
     let spec = spec.trim();
     if spec.is_empty() {
         return Err(usage(
@@ -34,8 +47,21 @@ fn parse_items(spec: &str, named: Named) -> anyhow::Result<Vec<u16>> {
         ));
     }
     let mut wanted = vec![false; 1 << 16];
+    let mut section: Option<Protocol> = None;
+    let mut any = false;
     for item in spec.split(',').map(str::trim) {
-        let item = strip_protocol(item)?;
+        let (item, switch) = split_protocol(item)?;
+        if switch.is_some() {
+            section = switch;
+        }
+        if section.is_some_and(|s| s != proto) {
+            // Parsed all the same: a typo is an error whichever scan runs.
+            if !item.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                parse_item(item, spec)?;
+            }
+            continue;
+        }
+        any = true;
         // A name starts with a letter (`ssh`, `ms-wbt-server`).
         if let Some(named) = named.filter(|_| item.starts_with(|c: char| c.is_ascii_alphabetic())) {
             let ports = named(item);
@@ -53,17 +79,28 @@ fn parse_items(spec: &str, named: Named) -> anyhow::Result<Vec<u16>> {
         let (lo, hi) = parse_item(item, spec)?;
         wanted[usize::from(lo)..=usize::from(hi)].fill(true);
     }
+    if !any {
+        let (name, prefix) = match proto {
+            Protocol::Tcp => ("TCP", "T:"),
+            Protocol::Udp => ("UDP", "U:"),
+        };
+        return Err(usage(format!(
+            "-p {spec} names no {name} port for this scan: give some after {prefix}, or \
+             before any prefix"
+        )));
+    }
     Ok((0..=u16::MAX).filter(|&p| wanted[usize::from(p)]).collect())
 }
 
-/// nmap lets each item carry a protocol prefix; only TCP can be scanned.
-fn strip_protocol(item: &str) -> anyhow::Result<&str> {
+/// nmap's protocol prefix of an item, `T:` or `U:`.
+fn split_protocol(item: &str) -> anyhow::Result<(&str, Option<Protocol>)> {
     match item.get(..2) {
-        Some("T:" | "t:") => Ok(&item[2..]),
-        Some("U:" | "u:") => Err(usage(format!(
-            "invalid port item '{item}' in -p: UDP not supported yet (flagscan scans TCP only)"
+        Some("T:" | "t:") => Ok((&item[2..], Some(Protocol::Tcp))),
+        Some("U:" | "u:") => Ok((&item[2..], Some(Protocol::Udp))),
+        Some("S:" | "s:" | "P:" | "p:") => Err(usage(format!(
+            "invalid port item '{item}' in -p: flagscan scans TCP (T:) and UDP (U:) ports"
         ))),
-        _ => Ok(item),
+        _ => Ok((item, None)),
     }
 }
 
@@ -206,15 +243,26 @@ mod tests {
     }
 
     #[test]
-    fn protocol_prefixes() {
+    fn protocol_prefixes_select_each_protocols_ports_as_nmap_does() {
+        let tcp = |spec| parse_ports_in(spec, Protocol::Tcp, None);
+        let udp = |spec| parse_ports_in(spec, Protocol::Udp, None);
         assert_eq!(parse_ports("T:22,80").unwrap(), [22, 80]);
         assert_eq!(parse_ports("T:22,T:80-81").unwrap(), [22, 80, 81]);
-        let msg = err("U:53");
-        assert!(
-            msg.contains("UDP not supported yet") && msg.contains("'U:53'"),
-            "{msg}"
-        );
-        assert!(err("T:22,U:53").contains("UDP"));
+        // nmap's example: U: and T: hold until the next prefix; a bare
+        // list is every protocol's.
+        let spec = "U:53,111,137,T:21-25,80,139,8080";
+        assert_eq!(udp(spec).unwrap(), [53, 111, 137]);
+        assert_eq!(tcp(spec).unwrap(), [21, 22, 23, 24, 25, 80, 139, 8080]);
+        assert_eq!(udp("7,U:53").unwrap(), [7, 53]);
+        assert_eq!(tcp("7,U:53").unwrap(), [7]);
+        assert_eq!(udp("22,80").unwrap(), [22, 80]);
+        // No port for the scan's protocol, or a typo in the other's.
+        let e = format!("{:#}", tcp("U:53").unwrap_err());
+        assert!(e.contains("no TCP port") && e.contains("T:"), "{e}");
+        let e = format!("{:#}", udp("T:22").unwrap_err());
+        assert!(e.contains("no UDP port"), "{e}");
+        assert!(format!("{:#}", udp("53,T:2x").unwrap_err()).contains("'2x'"));
+        assert!(format!("{:#}", tcp("S:22").unwrap_err()).contains("'S:22'"));
     }
 
     #[test]

@@ -130,7 +130,10 @@ pub struct ScanResult {
 impl ScanResult {
     /// The transport of the scan's ports (a scan's techniques share one).
     pub fn protocol(&self) -> crate::model::technique::Protocol {
-        self.techniques.first().map(|t| t.protocol).unwrap_or_default()
+        self.techniques
+            .first()
+            .map(|t| t.protocol)
+            .unwrap_or_default()
     }
 
     /// Whether host `i` (a position in `space.hosts`) was found up.

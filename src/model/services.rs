@@ -119,10 +119,13 @@ impl Services {
         }
     }
 
-    /// The ports this name is given to (any case), ascending.
-    pub fn ports_named(&self, name: &str) -> Vec<u16> {
-        let mut ports: Vec<u16> = self
-            .names
+    /// The ports of `proto` this name is given to (any case), ascending.
+    pub fn ports_named_in(&self, proto: Protocol, name: &str) -> Vec<u16> {
+        let table = match proto {
+            Protocol::Tcp => &self.names,
+            Protocol::Udp => &self.udp,
+        };
+        let mut ports: Vec<u16> = table
             .iter()
             .filter(|(_, n)| n.eq_ignore_ascii_case(name))
             .map(|(p, _)| *p)

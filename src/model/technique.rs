@@ -643,6 +643,17 @@ mod tests {
             assert_eq!(outcome(&t, ReplyKind::SynAck), None, "{name}");
             assert_eq!(t.no_response.state, OpenFiltered, "{name}");
         }
+        // nmap's UDP table (design.md, "UDP").
+        let udp = builtin_by_name("udp").unwrap();
+        assert_eq!(
+            (udp.protocol, udp.flags, udp.cookie),
+            (Protocol::Udp, 0, CookieField::Sport)
+        );
+        assert_eq!(outcome(&udp, ReplyKind::Udp), Some((Open, "udp-response")));
+        assert_eq!(outcome(&udp, icmp(3)), Some((Closed, "port-unreach")));
+        assert_eq!(outcome(&udp, rst), None);
+        assert_eq!(udp.no_response.state, OpenFiltered);
+        assert_eq!(builtin_by_name("U").unwrap().name, "udp");
         for t in builtin() {
             for (code, word) in [
                 (0, "net-unreach"),
@@ -653,12 +664,11 @@ mod tests {
                 (10, "host-prohibited"),
                 (13, "admin-prohibited"),
             ] {
-                assert_eq!(
-                    outcome(&t, icmp(code)),
-                    Some((Filtered, word)),
-                    "{}",
-                    t.name
-                );
+                let want = match (t.protocol, code) {
+                    (Protocol::Udp, 3) => Closed,
+                    _ => Filtered,
+                };
+                assert_eq!(outcome(&t, icmp(code)), Some((want, word)), "{}", t.name);
             }
             // Fragmentation needed (4) says nothing about the port.
             assert_eq!(outcome(&t, icmp(4)), None);

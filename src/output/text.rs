@@ -161,7 +161,10 @@ pub fn write_text(
         if before > shown.len() {
             let n = before - shown.len();
             match opts.lang {
-                Lang::En => writeln!(w, "Not shown: {n} more {proto} ports that are not open (--open)")?,
+                Lang::En => writeln!(
+                    w,
+                    "Not shown: {n} more {proto} ports that are not open (--open)"
+                )?,
                 Lang::Ja => writeln!(w, "非表示: openでない{proto}ポート {n} 個(--open)")?,
             }
         }

@@ -153,7 +153,9 @@ fn probe_text(p: &ProbeFields, flags: u8, technique: &str, attempt: u8) -> Strin
 /// A UDP probe: ports, the payload's length and the IP id (its cookie
 /// is in the source port, the id and the payload).
 fn udp_probe_text(p: &ProbeFields, packet: &[u8], technique: &str, attempt: u8) -> String {
-    let id = packet.get(4..6).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let id = packet
+        .get(4..6)
+        .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     format!(
         "UDP {} > {} len={} id={id:#06x} [{technique} try {}]",
         endpoint(p.src, p.sport),

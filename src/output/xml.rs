@@ -364,7 +364,10 @@ fn write_host(
             w,
             "service",
             &[
-                ("name", services.name_in(protocol, *port).unwrap_or("unknown")),
+                (
+                    "name",
+                    services.name_in(protocol, *port).unwrap_or("unknown"),
+                ),
                 ("method", "table"),
                 ("conf", "3"),
             ],

@@ -351,7 +351,7 @@ fn push_line(out: &mut String, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::technique::{builtin, builtin_by_name};
+    use crate::model::technique::{builtin, builtin_by_name, Protocol};
 
     /// Set to regenerate the files under tests/snapshots/ from the code.
     const UPDATE: &str = "FLAGSCAN_UPDATE_SNAPSHOTS";
@@ -471,7 +471,11 @@ mod tests {
                     }
                 }
                 assert!(card.contains(&format!("nmap {}", t.nmap)), "{}", t.name);
-                assert!(card.contains("RFC 9293 3.10.7"), "{}", t.name);
+                let rule = match t.protocol {
+                    Protocol::Tcp => "RFC 9293 3.10.7",
+                    Protocol::Udp => "RFC 1122",
+                };
+                assert!(card.contains(rule), "{}", t.name);
                 assert!(!card.contains("\n\n\n") && card.ends_with('\n'));
                 for line in card.lines() {
                     assert_eq!(line, line.trim_end(), "{}: trailing space", t.name);

@@ -83,7 +83,9 @@ impl Roles {
             non_syn: techniques
                 .iter()
                 .enumerate()
-                .filter(|(_, t)| t.protocol == Protocol::Tcp && t.flags & (flag::SYN | flag::ACK) == 0)
+                .filter(|(_, t)| {
+                    t.protocol == Protocol::Tcp && t.flags & (flag::SYN | flag::ACK) == 0
+                })
                 .map(|(i, _)| i)
                 .collect(),
         }

@@ -466,16 +466,28 @@ mod tests {
     }
 
     #[test]
-    fn non_tcp_traffic_is_ignored() {
+    fn traffic_that_is_not_a_reply_is_ignored() {
         // ICMP echo request.
         let mut echo = ICMP_PORT_UNREACH_FIXTURE;
         echo[20] = 8;
         echo[21] = 0;
         assert_eq!(parse_ipv4(&echo), Parsed::Ignored);
-        // A port-unreachable about somebody's UDP datagram (quoted protocol 17).
+        // A port-unreachable about an ICMP message (quoted protocol 1).
+        let mut quoting_icmp = ICMP_PORT_UNREACH_FIXTURE;
+        quoting_icmp[28 + 9] = 1;
+        assert_eq!(parse_ipv4(&quoting_icmp), Parsed::Ignored);
+        // About a UDP datagram: parsed, with the quoted protocol and id (the
+        // validator decides whose it is).
         let mut udp = ICMP_PORT_UNREACH_FIXTURE;
         udp[28 + 9] = 17;
-        assert_eq!(parse_ipv4(&udp), Parsed::Ignored);
+        let Parsed::Packet(Packet {
+            body: Body::Unreachable { quoted, .. },
+            ..
+        }) = parse_ipv4(&udp)
+        else {
+            panic!("{:?}", parse_ipv4(&udp))
+        };
+        assert_eq!((quoted.proto, quoted.ip_id), (17, 0x12));
     }
 
     #[test]

@@ -75,11 +75,18 @@ mod tests {
         let mut buf = Vec::new();
         write(a, b, 40000, 53, 0xbeef, &payload, &mut buf);
         let p = etherparse::SlicedPacket::from_ip(&buf).unwrap();
-        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else { panic!() };
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            panic!()
+        };
         assert_eq!(ip.header().identification(), 0xbeef);
         let ip_header = ip.header().to_header();
-        assert_eq!(ip_header.calc_header_checksum(), ip.header().header_checksum());
-        let Some(etherparse::TransportSlice::Udp(udp)) = &p.transport else { panic!() };
+        assert_eq!(
+            ip_header.calc_header_checksum(),
+            ip.header().header_checksum()
+        );
+        let Some(etherparse::TransportSlice::Udp(udp)) = &p.transport else {
+            panic!()
+        };
         assert_eq!((udp.source_port(), udp.destination_port()), (40000, 53));
         assert_eq!(udp.payload(), &payload);
         let want = udp
@@ -87,6 +94,9 @@ mod tests {
             .calc_checksum_ipv4(&ip_header, udp.payload())
             .unwrap();
         assert_eq!(udp.checksum(), want);
-        assert_eq!(quoted_word(a, b, 40000, 53, &payload), (21 << 16) | u32::from(want));
+        assert_eq!(
+            quoted_word(a, b, 40000, 53, &payload),
+            (21 << 16) | u32::from(want)
+        );
     }
 }

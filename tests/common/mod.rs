@@ -94,7 +94,8 @@ pub fn parse_jsonl(text: &str) -> States {
             v["state"].as_str().unwrap().to_string(),
             v["reason"].as_str().unwrap().to_string(),
         );
-        assert_eq!(v["proto"], "tcp");
+        let udp = v["scan"] == "udp";
+        assert_eq!(v["proto"], if udp { "udp" } else { "tcp" });
         assert!(
             states.insert(key, val).is_none(),
             "duplicate record: {line}"

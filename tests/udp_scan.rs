@@ -1,0 +1,140 @@
+//! UDP scan (root): the lab's web host (DNS, NTP and echo responders, a
+//! bound but silent port, UDP 161 dropped and 514 rejected, its ICMP
+//! limit off) equals nmap -sU, state and reason; the rej host, whose
+//! kernel limits its ICMP errors as Linux does by default, is exact or
+//! marked, against its own ground truth with the limit off.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+use std::process::Command;
+
+const WEB: &str = "10.213.1.2";
+const REJ: &str = "10.213.1.6";
+
+fn in_ns(ns: &str, args: &[&str]) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn udp_states_and_reasons_equal_nmaps_on_a_host_without_a_limit() {
+    if !have_root("udp_states_and_reasons_equal_nmaps_on_a_host_without_a_limit") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-udp");
+    let ns = lab.scan_ns();
+    let ports = "1-20,53,111,123,137,161,500,514,1900,9999";
+    let text = run_json("udp", &["--netns", &ns, "-sU", "-p", ports, WEB]);
+    let ours = parse_jsonl(&text);
+    let theirs = nmap(Some(&ns), "-sU", "udp", ports, &[WEB]);
+    assert_same_states(&ours, &theirs, "-sU on web");
+    // What the lab's services make of it, said outright.
+    let state = |p: u16| ours[&(WEB.to_string(), p, "udp".to_string())].clone();
+    assert_eq!(
+        state(53),
+        ("open".into(), "udp-response".into()),
+        "DNS answered our query"
+    );
+    assert_eq!(
+        state(123),
+        ("open".into(), "udp-response".into()),
+        "NTP answered"
+    );
+    assert_eq!(
+        state(7),
+        ("open".into(), "udp-response".into()),
+        "echo echoed"
+    );
+    assert_eq!(
+        state(9999),
+        ("open|filtered".into(), "no-response".into()),
+        "bound, silent"
+    );
+    assert_eq!(
+        state(161),
+        ("open|filtered".into(), "no-response".into()),
+        "dropped"
+    );
+    assert_eq!(state(514), ("filtered".into(), "admin-prohibited".into()));
+    assert_eq!(state(111), ("closed".into(), "port-unreach".into()));
+    assert!(text
+        .lines()
+        .any(|l| l.contains("\"port\":53") && l.contains("\"proto\":\"udp\"")));
+    // A port-unreach is a closed port, not a firewall's REJECT.
+    assert!(!text.contains("icmp-filter") || text.contains("514"));
+}
+
+#[test]
+fn a_linux_hosts_limited_port_unreachables_are_confirmed_or_marked() {
+    if !have_root("a_linux_hosts_limited_port_unreachables_are_confirmed_or_marked") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-udplim");
+    let ns = lab.scan_ns();
+    let rej_ns = format!("{}-rej", lab.prefix);
+    let ports = "1-40";
+    // The ground truth: the same host with its limit off.
+    in_ns(&rej_ns, &["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"]);
+    let truth = parse_jsonl(&run_json(
+        "udp-truth",
+        &["--netns", &ns, "-Pn", "-sU", "-p", ports, REJ],
+    ));
+    assert_eq!(truth.len(), 40);
+    assert!(truth.values().all(|v| v.0 == "closed"), "{truth:?}");
+    in_ns(&rej_ns, &["sysctl", "-qw", "net.ipv4.icmp_ratelimit=1000"]);
+    // Twice: the second run meets the bucket the first left dry.
+    for run in 0..2 {
+        let text = run_json(
+            "udp-lim",
+            &[
+                "--netns",
+                &ns,
+                "-Pn",
+                "-sU",
+                "-p",
+                ports,
+                "--limit-budget",
+                "12",
+                REJ,
+            ],
+        );
+        let ours = parse_jsonl(&text);
+        let marked: BTreeSet<u16> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["rate_limited"] == true)
+            .map(|v| v["port"].as_u64().unwrap() as u16)
+            .collect();
+        let mut right = 0;
+        for (k, v) in &truth {
+            if ours[k] == *v {
+                right += 1;
+            } else {
+                assert!(
+                    marked.contains(&k.1),
+                    "run {run}: port {} is {:?} and unmarked",
+                    k.1,
+                    ours[k]
+                );
+            }
+        }
+        // The truth run left the bucket empty (its limit was off, and
+        // the kernel's tokens with it), and run 0 leaves it dry: about
+        // one a second for the 12 s budget.
+        assert!(right >= 8, "run {run}: {right} of 40 confirmed");
+        assert!(text.contains("icmp-rate-limit"), "run {run}: the finding");
+        assert!(!text.contains("silent-filter"), "run {run}");
+    }
+}
