@@ -29,15 +29,12 @@ pub fn parse_ports_named(spec: &str, named: &dyn Fn(&str) -> Vec<u16>) -> anyhow
 /// items before any prefix are every protocol's, `T:` and `U:` make the
 /// items from there on TCP's or UDP's. `named` (if given) turns a service
 /// name into its ports.
-pub fn parse_ports_in(
-    spec: &str,
-    proto: Protocol,
-    named: Option<&dyn Fn(&str) -> Vec<u16>>,
-) -> anyhow::Result<Vec<u16>> {
+pub fn parse_ports_in(spec: &str, proto: Protocol, named: Named) -> anyhow::Result<Vec<u16>> {
     parse_items(spec, proto, named)
 }
 
-type Named<'a> = Option<&'a dyn Fn(&str) -> Vec<u16>>;
+/// Service name -> its ports, for `-p ssh,http`.
+pub type Named<'a> = Option<&'a dyn Fn(&str) -> Vec<u16>>;
 
 fn parse_items(spec: &str, proto: Protocol, named: Named) -> anyhow::Result<Vec<u16>> {
     let spec = spec.trim();
