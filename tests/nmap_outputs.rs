@@ -62,7 +62,17 @@ fn port_differences(a: &Path, b: &Path) -> Vec<String> {
         .arg(b)
         .output()
         .expect("ndiff must be installed (apt-get install ndiff)");
+    // 0: the same, 1: differences; anything else is ndiff failing.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "ndiff failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("scan initiated"),
+        "ndiff compared nothing:\n{text}"
+    );
     text.lines()
         .filter(|l| l.starts_with('-') || l.starts_with('+'))
         .filter(|l| !l.contains("scan initiated"))
@@ -325,4 +335,88 @@ fn open_lists_only_ports_that_may_be_open_and_hosts_that_have_one() {
         }
     });
     assert_eq!(folded, 12, "every port not open is in extraports");
+}
+
+#[test]
+fn unconfirmed_ports_are_never_folded_and_ping_only_documents_have_no_ports() {
+    if !have_root("unconfirmed_ports_are_never_folded_and_ping_only_documents_have_no_ports") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-oxml3");
+    let ns = lab.scan_ns();
+    let dir = Dir::new("oxml3");
+    // The firewalld-like host: REJECTs everything, its ICMP errors
+    // limited; a short budget leaves most FIN probes unconfirmed.
+    let (xml, json) = (dir.file("fwd.xml"), dir.file("fwd.jsonl"));
+    let out = Command::new(flagscan_bin())
+        .args([
+            "--netns",
+            &ns,
+            "-Pn",
+            "-sF",
+            "-p",
+            "1-60",
+            "--limit-budget",
+            "2",
+            "-oX",
+        ])
+        .arg(&xml)
+        .arg("-oJ")
+        .arg(&json)
+        .arg("10.213.1.5")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let marked: std::collections::BTreeSet<u16> = read(&json)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["rate_limited"] == true)
+        .map(|v| v["port"].as_u64().unwrap() as u16)
+        .collect();
+    assert!(marked.len() > 25, "enough to be folded: {}", marked.len());
+    let mut scripted = std::collections::BTreeSet::new();
+    let mut port = 0u16;
+    for_each_xml_element(&read(&xml), |name, attr| match name {
+        b"port" => port = attr("portid").parse().unwrap(),
+        b"script" if attr("id") == "flagscan-rate-limited" => {
+            scripted.insert(port);
+        }
+        _ => {}
+    });
+    assert_eq!(
+        scripted, marked,
+        "every unconfirmed port listed, with its mark"
+    );
+    // -sn: hosts, no scaninfo, no ports; grepable: the status line alone.
+    let (xml, gnmap) = (dir.file("sn.xml"), dir.file("sn.gnmap"));
+    let out = Command::new(flagscan_bin())
+        .args(["--netns", &ns, "-sn", "-oX"])
+        .arg(&xml)
+        .arg("-oG")
+        .arg(&gnmap)
+        .args(["10.213.1.2", "10.213.1.77"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e = elements(&read(&xml));
+    let names: Vec<&str> = e.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        !names.contains(&"scaninfo") && !names.contains(&"ports"),
+        "{names:?}"
+    );
+    assert_eq!(names.iter().filter(|n| **n == "host").count(), 1);
+    let g = read(&gnmap);
+    assert!(
+        g.contains("Host: 10.213.1.2 ()\tStatus: Up") && !g.contains("Ports:"),
+        "{g}"
+    );
 }

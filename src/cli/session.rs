@@ -82,7 +82,7 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         Some(path) => Some(output::open(path, "-oJ", resumed.is_some())?),
         None => None,
     };
-    let mut nmap_outputs = open_nmap_outputs(&resolved)?;
+    let mut nmap_outputs = open_nmap_outputs(&resolved, resumed.is_some())?;
     let mut resume_sink = match &saved_args {
         Some(_) => open_resume_file(args.resume_file.as_deref(), resume_path.as_deref())?,
         None => None,
@@ -114,11 +114,16 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     let stdout_taken = is_stdout(&resolved.json)
         || is_stdout(&resolved.pcap)
         || nmap_outputs.iter().any(|o| o.path.as_os_str() == "-");
-    let run_info = RunInfo {
-        args: std::env::args_os()
+    // A resumed scan's documents name the scan's own arguments.
+    let args_text = match (&resumed, &saved_args) {
+        (Some(_), Some(saved)) => format!("flagscan {}", saved.join(" ")),
+        _ => std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" "),
+    };
+    let run_info = RunInfo {
+        args: args_text,
         start: std::time::SystemTime::now(),
         open_only: resolved.text.open_only,
         resume_file: resume_sink.as_ref().map(|s| s.path.clone()),
@@ -133,6 +138,8 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     let result = match written {
         Ok(result) => result,
         Err(e) => {
+            // The files were emptied before the scan: each says why.
+            write_nmap_failure(&mut nmap_outputs, &run_info, &e);
             // Nothing to resume from: the outputs may lack what it would skip.
             if let Some(sink) = resume_sink {
                 sink.finish(false);
@@ -418,7 +425,7 @@ fn refuse_collisions(
     if let Some(p) = resume_file {
         outputs.push(("the resume file", p));
     }
-    let nmap_files = nmap_files(resolved)?;
+    let nmap_files = nmap_files(resolved, args.resume.is_some())?;
     outputs.extend(nmap_files.iter().map(|o| (o.option, o.path.as_path())));
     let mut inputs: Vec<(&str, &Path)> = Vec::new();
     if let Some(p) = &args.input_list {
@@ -481,7 +488,7 @@ struct NmapOutput {
 /// The files `-oX`, `-oG` and `-oN` write: one XML and one grepable file
 /// per technique (nmap's formats hold one scan type), the text report
 /// once.
-fn nmap_files(resolved: &Resolved) -> anyhow::Result<Vec<NmapFile>> {
+fn nmap_files(resolved: &Resolved, resumed: bool) -> anyhow::Result<Vec<NmapFile>> {
     let techniques = &resolved.scan.techniques;
     let mut out = Vec::new();
     for (option, path, per_technique) in [
@@ -506,18 +513,27 @@ fn nmap_files(resolved: &Resolved) -> anyhow::Result<Vec<NmapFile>> {
             });
             continue;
         };
-        if path.as_os_str() == "-" && techniques.len() > 1 {
+        let special = path.as_os_str() == "-"
+            || std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
+        if special && techniques.len() > 1 {
             return Err(usage(format!(
-                "{option} - : nmap's format holds one scan type and this scan has {}; give a \
-                 file name and each technique gets its own file (see docs/output.md)",
+                "{option} {} : nmap's format holds one scan type and this scan has {}; give a \
+                 file name and each technique gets its own file beside it (see docs/output.md)",
+                path.display(),
                 techniques.len()
             )));
         }
+        // A resumed scan writes beside the interrupted one's documents,
+        // which hold what it concluded.
+        let base = match resumed && !special {
+            true => crate::output::xml::sibling(path, "resumed", 1),
+            false => path.clone(),
+        };
         for (t, technique) in techniques.iter().enumerate() {
             out.push(NmapFile {
                 option,
                 format: format(t),
-                path: crate::output::xml::sibling(path, &technique.name, t),
+                path: crate::output::xml::sibling(&base, &technique.name, t),
             });
         }
     }
@@ -527,8 +543,8 @@ fn nmap_files(resolved: &Resolved) -> anyhow::Result<Vec<NmapFile>> {
 /// Creates (empties) nmap's output files before the scan, as -oJ's: a
 /// bad path fails at once. A resumed scan rewrites them: an XML document
 /// cannot be appended to.
-fn open_nmap_outputs(resolved: &Resolved) -> anyhow::Result<Vec<NmapOutput>> {
-    nmap_files(resolved)?
+fn open_nmap_outputs(resolved: &Resolved, resumed: bool) -> anyhow::Result<Vec<NmapOutput>> {
+    nmap_files(resolved, resumed)?
         .into_iter()
         .map(|f| {
             Ok(NmapOutput {
@@ -551,6 +567,7 @@ fn write_nmap_outputs(
     }
     let nmap_names = Services::load_nmap();
     let services = Services::load();
+    let mut first_error = None;
     for o in outputs {
         let w = o.dest.writer.as_mut();
         let written = match o.format {
@@ -558,14 +575,34 @@ fn write_nmap_outputs(
             NmapFormat::Grepable(t) => {
                 crate::output::grepable::write_grepable(w, result, &nmap_names, run, t)
             }
-            NmapFormat::Normal => crate::output::text::TextReport(text).write(w, result, &services),
+            NmapFormat::Normal => {
+                crate::output::text::write_normal(w, result, &services, text, run)
+            }
         }
         .and_then(|()| Ok(w.flush()?));
+        // Every output is tried; the first failure is reported.
         match written {
             Err(e) if o.path.as_os_str() == "-" && broken_pipe(&e) => {}
-            Err(e) => anyhow::bail!("cannot write {}: {e:#}", o.path.display()),
-            Ok(()) => {}
+            Err(e) if first_error.is_none() => {
+                first_error = Some(anyhow::anyhow!("cannot write {}: {e:#}", o.path.display()))
+            }
+            _ => {}
         }
     }
-    Ok(())
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// A scan that failed leaves each XML document whole, saying why (the
+/// files were emptied before the scan began).
+fn write_nmap_failure(outputs: &mut [NmapOutput], run: &RunInfo, error: &anyhow::Error) {
+    for o in outputs.iter_mut() {
+        if let NmapFormat::Xml(_) = o.format {
+            let w = o.dest.writer.as_mut();
+            let _ = crate::output::xml::write_failure(w, run, &format!("{error:#}"))
+                .and_then(|()| Ok(w.flush()?));
+        }
+    }
 }

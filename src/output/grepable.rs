@@ -37,13 +37,19 @@ pub fn write_grepable(
     )?;
     for host in hosts(result).iter().filter(|h| shown(h, t, run.open_only)) {
         writeln!(out, "Host: {} ()\tStatus: Up", host.host)?;
-        let rows: Vec<(u16, PortState)> = host
+        // -sn: the status line alone, as nmap's.
+        if host.rows.is_empty() {
+            continue;
+        }
+        let rows: Vec<(u16, PortState, bool)> = host
             .rows
             .iter()
             .filter_map(|(port, f)| Some((*port, f.get(t).copied().flatten()?.state)))
+            .map(|(port, s)| (port, s, host.is_limited(port, t)))
             .collect();
+        // Unconfirmed rows are never folded, as in the XML.
         let mut counts: Vec<(PortState, usize)> = Vec::new();
-        for (_, s) in &rows {
+        for (_, s, _) in rows.iter().filter(|r| !r.2) {
             match counts.iter_mut().find(|(x, _)| x == s) {
                 Some((_, n)) => *n += 1,
                 None => counts.push((*s, 1)),
@@ -60,8 +66,8 @@ pub fn write_grepable(
             .collect();
         let shown: Vec<String> = rows
             .iter()
-            .filter(|(_, s)| !folded.iter().any(|(f, _)| f == s))
-            .map(|(port, s)| {
+            .filter(|(_, s, limited)| *limited || !folded.iter().any(|(f, _)| f == s))
+            .map(|(port, s, _)| {
                 format!(
                     "{port}/{}/{proto}//{}///",
                     s.as_str(),

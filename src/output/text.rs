@@ -90,7 +90,11 @@ pub fn write_text(
                 .flatten()
                 .any(|c| crate::output::xml::may_be_open(c.state))
         };
-        if opts.open_only && !host.rows.iter().any(|(_, f)| may_be_open(f)) {
+        // -sn has no port to ask about: --open keeps every host up.
+        if opts.open_only
+            && !host.rows.is_empty()
+            && !host.rows.iter().any(|(_, f)| may_be_open(f))
+        {
             continue;
         }
         writeln!(w, "flagscan report for {}", host.host)?;
@@ -353,6 +357,38 @@ impl Exporter for TextReport {
         writeln!(w, "{}", hosts_line(result))?;
         Ok(())
     }
+}
+
+/// `-oN`: the text report between nmap's comment lines, `# ... scan
+/// initiated ... as: ...` and `# ... done at ...`.
+pub fn write_normal(
+    w: &mut dyn Write,
+    result: &ScanResult,
+    services: &Services,
+    opts: TextOptions,
+    run: &crate::output::xml::RunInfo,
+) -> anyhow::Result<()> {
+    let epoch = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    writeln!(
+        w,
+        "# flagscan {version} scan initiated {} as: {}",
+        crate::sys::clock::ctime(epoch(run.start)),
+        run.args
+    )?;
+    write_text(w, result, services, opts)?;
+    writeln!(w, "{}", summary(result))?;
+    writeln!(
+        w,
+        "# flagscan done at {} -- {}",
+        crate::sys::clock::ctime(epoch(run.start + result.stats.elapsed)),
+        crate::output::hosts_line_in(result, "seconds")
+    )?;
+    Ok(())
 }
 
 /// Writes the report to stdout; `quiet` (JSON on stdout): only the closing

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use quick_xml::events::{BytesDecl, BytesEnd, BytesPI, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
+use crate::model::host::HostReason;
 use crate::model::result::{Finding, ScanResult};
 use crate::model::services::Services;
 use crate::model::technique::{PortState, Protocol};
@@ -67,8 +68,11 @@ pub fn may_be_open(state: PortState) -> bool {
 /// Whether a host gets a record: it is up, and with `--open` one of
 /// technique `t`'s ports may be open (nmap leaves the others out).
 pub fn shown(host: &HostRows, t: usize, open_only: bool) -> bool {
+    // Not asked (an interrupted discovery) is not up; -sn lists hosts.
     host.status.up
+        && host.status.reason != HostReason::NotAsked
         && (!open_only
+            || host.rows.is_empty()
             || host.rows.iter().any(|(_, f)| {
                 f.get(t)
                     .copied()
@@ -170,17 +174,20 @@ pub fn write_xml(
     )?;
     nl(&mut w)?;
     let ports = &result.space.ports;
-    empty(
-        &mut w,
-        "scaninfo",
-        &[
-            ("type", &technique.name),
-            ("protocol", technique.protocol.as_str()),
-            ("numservices", &ports.len().to_string()),
-            ("services", &ranges(ports)),
-        ],
-    )?;
-    nl(&mut w)?;
+    // -sn scans no port: nmap writes no scaninfo then.
+    if !ports.is_empty() {
+        empty(
+            &mut w,
+            "scaninfo",
+            &[
+                ("type", &technique.name),
+                ("protocol", technique.protocol.as_str()),
+                ("numservices", &ports.len().to_string()),
+                ("services", &ranges(ports)),
+            ],
+        )?;
+        nl(&mut w)?;
+    }
     empty(&mut w, "verbose", &[("level", "0")])?;
     nl(&mut w)?;
     empty(&mut w, "debugging", &[("level", "0")])?;
@@ -189,7 +196,7 @@ pub fn write_xml(
     for host in all.iter().filter(|h| shown(h, t, run.open_only)) {
         write_host(&mut w, host, t, services, run, technique.protocol)?;
     }
-    let up = all.iter().filter(|h| h.status.up).count();
+    let up = result.hosts_up();
     let finished = run.start + result.stats.elapsed.max(Duration::ZERO);
     let finished_at = epoch(finished);
     let finishedstr = crate::sys::clock::ctime(finished_at);
@@ -239,6 +246,56 @@ pub fn write_xml(
     Ok(())
 }
 
+/// The document of a scan that failed before it had results: the run's
+/// header and a `finished` with `exit="error"` and why.
+pub fn write_failure(out: &mut dyn Write, run: &RunInfo, why: &str) -> anyhow::Result<()> {
+    let mut w: Xml = Writer::new(out);
+    let started = epoch(run.start);
+    let startstr = crate::sys::clock::ctime(started);
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    nl(&mut w)?;
+    w.write_event(Event::DocType(BytesText::from_escaped("nmaprun")))?;
+    nl(&mut w)?;
+    start(
+        &mut w,
+        "nmaprun",
+        &[
+            ("scanner", "flagscan"),
+            ("args", &run.args),
+            ("start", &started.to_string()),
+            ("startstr", &startstr),
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("xmloutputversion", "1.05"),
+        ],
+    )?;
+    nl(&mut w)?;
+    let now = epoch(SystemTime::now());
+    start(&mut w, "runstats", &[])?;
+    empty(
+        &mut w,
+        "finished",
+        &[
+            ("time", &now.to_string()),
+            ("timestr", &crate::sys::clock::ctime(now)),
+            ("summary", why),
+            ("elapsed", "0.00"),
+            ("exit", "error"),
+            ("errormsg", why),
+        ],
+    )?;
+    empty(
+        &mut w,
+        "hosts",
+        &[("up", "0"), ("down", "0"), ("total", "0")],
+    )?;
+    nl(&mut w)?;
+    end(&mut w, "runstats")?;
+    nl(&mut w)?;
+    end(&mut w, "nmaprun")?;
+    nl(&mut w)?;
+    Ok(())
+}
+
 fn write_host(
     w: &mut Xml,
     host: &HostRows,
@@ -279,6 +336,11 @@ fn write_host(
     nl(w)?;
     end(w, "hostnames")?;
     nl(w)?;
+    if host.rows.is_empty() {
+        end(w, "host")?;
+        nl(w)?;
+        return Ok(());
+    }
     // This technique's concluded ports; unconcluded ones (an interrupt)
     // are left out, as nmap leaves out what it did not scan.
     let rows: Vec<(u16, Finding, bool)> = host
@@ -287,8 +349,9 @@ fn write_host(
         .filter_map(|(port, f)| Some((*port, f.get(t).copied().flatten()?)))
         .map(|(port, f)| (port, f, host.is_limited(port, t)))
         .collect();
+    // Unconfirmed rows are never folded: their mark must show.
     let mut counts: Vec<(PortState, usize)> = Vec::new();
-    for (_, f, _) in &rows {
+    for (_, f, _) in rows.iter().filter(|r| !r.2) {
         match counts.iter_mut().find(|(s, _)| *s == f.state) {
             Some((_, n)) => *n += 1,
             None => counts.push((f.state, 1)),
@@ -307,7 +370,9 @@ fn write_host(
         .filter(|&(s, n)| folded(s, n))
         .collect();
     // The largest first, as nmap orders them.
-    extra.sort_by_key(|e| std::cmp::Reverse(e.1));
+    // The largest first; on a tie, nmap's lower state number (closed,
+    // filtered, unfiltered, open|filtered, closed|filtered: our order).
+    extra.sort_by_key(|e| (std::cmp::Reverse(e.1), e.0));
     for (state, n) in &extra {
         start(
             w,
@@ -316,7 +381,7 @@ fn write_host(
         )?;
         nl(w)?;
         let mut reasons: Vec<(&str, Vec<u16>)> = Vec::new();
-        for (port, f, _) in rows.iter().filter(|(_, f, _)| f.state == *state) {
+        for (port, f, _) in rows.iter().filter(|(_, f, l)| f.state == *state && !l) {
             let r = f.reason.as_str();
             match reasons.iter_mut().find(|(x, _)| *x == r) {
                 Some((_, ports)) => ports.push(*port),
@@ -345,7 +410,7 @@ fn write_host(
             .iter()
             .find(|(s, _)| *s == f.state)
             .map_or(0, |c| c.1);
-        if folded(f.state, n) {
+        if !limited && folded(f.state, n) {
             continue;
         }
         let portid = port.to_string();
@@ -360,18 +425,14 @@ fn write_host(
                 ("reason_ttl", &ttl),
             ],
         )?;
-        empty(
-            w,
-            "service",
-            &[
-                (
-                    "name",
-                    services.name_in(protocol, *port).unwrap_or("unknown"),
-                ),
-                ("method", "table"),
-                ("conf", "3"),
-            ],
-        )?;
+        // nmap writes no service for a port its table does not name.
+        if let Some(name) = services.name_in(protocol, *port) {
+            empty(
+                w,
+                "service",
+                &[("name", name), ("method", "table"), ("conf", "3")],
+            )?;
+        }
         if *limited {
             // nmap's schema has no word for it; readers keep scripts.
             empty(
