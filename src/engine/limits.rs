@@ -111,8 +111,10 @@ pub struct Pacing {
     pub answered: u32,
     /// Probes paced in all.
     pub suspects: u32,
-    /// Concluded silent when the budget ended (rate_limited).
+    /// Concluded silent and marked rate_limited: when the budget ended,
+    /// or (`out_of_tries` of them) after every paced try.
     pub unconfirmed: u32,
+    pub out_of_tries: u32,
 }
 
 impl Pacing {
@@ -130,6 +132,7 @@ impl Pacing {
             answered: 0,
             suspects: 0,
             unconfirmed: 0,
+            out_of_tries: 0,
         }
     }
 
@@ -277,8 +280,15 @@ mod tests {
             paced: 194,
             confirmed: 40,
             unconfirmed: 154,
+            out_of_tries: 0,
             budget: Duration::from_secs(40),
         };
         assert_eq!(r.time_to_confirm(), Duration::from_secs(154));
+        // Those out of paced tries take no more time: they would not answer.
+        let r = crate::model::result::RateLimit {
+            out_of_tries: 54,
+            ..r
+        };
+        assert_eq!(r.time_to_confirm(), Duration::from_secs(100));
     }
 }

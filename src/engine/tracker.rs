@@ -604,6 +604,7 @@ impl Tracker {
                     if over || (confirmed && !self.port_open_elsewhere(index)) {
                         let pacing = self.pacing.get_mut(&host).expect("paced host");
                         pacing.unconfirmed += 1;
+                        pacing.out_of_tries += u32::from(!over);
                         self.rate_limited.push(index);
                     }
                     self.conclude_silent(index, attempt, now);
@@ -855,6 +856,7 @@ impl Tracker {
                 paced: p.suspects,
                 confirmed: p.answered,
                 unconfirmed: p.unconfirmed,
+                out_of_tries: p.out_of_tries,
                 budget: self.limit_budget,
             })
             .collect();

@@ -86,21 +86,25 @@ pub struct RateLimit {
     pub paced: u32,
     /// Of those, answered.
     pub confirmed: u32,
-    /// Still silent when the time budget ended: marked `rate_limited`.
+    /// Still silent, marked `rate_limited`: when the time budget ended,
+    /// or (`out_of_tries` of them) after every paced try.
     pub unconfirmed: u32,
+    pub out_of_tries: u32,
     pub budget: Duration,
 }
 
 impl RateLimit {
-    /// How long confirming the unconfirmed probes would take at the
-    /// measured rate (without a measure: Linux's one ICMP error a second,
-    /// FreeBSD's 200 RSTs).
+    /// How long confirming the probes the budget left unconfirmed would
+    /// take at the measured rate (without a measure: Linux's one ICMP
+    /// error a second, FreeBSD's 200 RSTs). Those out of paced tries would
+    /// not answer to more time.
     pub fn time_to_confirm(&self) -> Duration {
         let rate = self.rate.unwrap_or(match self.kind {
             LimitKind::Icmp => 1.0,
             LimitKind::Rst => 200.0,
         });
-        Duration::from_secs_f64(f64::from(self.unconfirmed) / rate.max(0.001))
+        let at_budget = self.unconfirmed - self.out_of_tries.min(self.unconfirmed);
+        Duration::from_secs_f64(f64::from(at_budget) / rate.max(0.001))
     }
 }
 

@@ -17,7 +17,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use crate::model::host::HostStatus;
-use crate::model::result::{Finding, RateLimit, ScanResult};
+use crate::model::result::{Finding, LimitKind, RateLimit, ScanResult};
 use crate::model::services::Services;
 use crate::sys::files::{open_write, Existing};
 use crate::teach::findings::{self, HostFinding, PortRow};
@@ -98,6 +98,11 @@ impl HostRows<'_> {
 
     pub(crate) fn findings(&self, result: &ScanResult, lang: Lang) -> Vec<HostFinding> {
         let mut out = findings::host_findings(&self.port_rows(), &result.techniques, lang);
+        // A host that limits its ICMP errors makes any silence ambiguous:
+        // no silence of it is a DROP's evidence.
+        if self.limit.is_some_and(|l| l.kind == LimitKind::Icmp) {
+            out.retain(|f| f.id != "silent-filter");
+        }
         if let Some(limit) = &self.limit {
             let mut ports: Vec<u16> = self.limited.iter().map(|(p, _)| *p).collect();
             ports.dedup();

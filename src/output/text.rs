@@ -91,9 +91,7 @@ pub fn write_text(
                 .any(|c| crate::output::xml::may_be_open(c.state))
         };
         // -sn has no port to ask about: --open keeps every host up.
-        if opts.open_only
-            && !host.rows.is_empty()
-            && !host.rows.iter().any(|(_, f)| may_be_open(f))
+        if opts.open_only && !host.rows.is_empty() && !host.rows.iter().any(|(_, f)| may_be_open(f))
         {
             continue;
         }

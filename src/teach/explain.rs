@@ -67,8 +67,8 @@ pub fn port_card(port: u16, services: &Services, lang: Lang) -> String {
     } else {
         format!("{} ({lo}-{hi})", portnotes::class_name(port, lang))
     };
-    let fields: [(&str, Vec<String>); 3] = if ja {
-        [
+    let mut fields: Vec<(&str, Vec<String>)> = if ja {
+        vec![
             (
                 "範囲:",
                 vec![range, portnotes::class_description(port, lang).to_string()],
@@ -77,7 +77,7 @@ pub fn port_card(port: u16, services: &Services, lang: Lang) -> String {
             ("注記:", vec![note_text]),
         ]
     } else {
-        [
+        vec![
             (
                 "Range:",
                 vec![range, portnotes::class_description(port, lang).to_string()],
@@ -86,6 +86,14 @@ pub fn port_card(port: u16, services: &Services, lang: Lang) -> String {
             ("Note:", vec![note_text]),
         ]
     };
+    // What -sU sends there (scanners/udp/), and from which specification.
+    if let Some(p) = crate::model::payloads::Payloads::builtin().for_port(port) {
+        let text = match ja {
+            true => format!("{}({}バイト)。{}", p.name, p.bytes.len(), p.spec),
+            false => format!("{} ({} bytes), built from {}", p.name, p.bytes.len(), p.spec),
+        };
+        fields.push((if ja { "UDPプローブ:" } else { "UDP probe:" }, vec![text]));
+    }
 
     let mut out = String::new();
     out.push_str(&if ja {

@@ -524,13 +524,25 @@ pub fn rate_limit_finding(limit: &RateLimit, unconfirmed: Vec<u16>, lang: Lang) 
                  again, paced to that rate, and {} of them were answered.",
                 limit.paced, limit.confirmed
             );
+            let at_budget = limit.unconfirmed - limit.out_of_tries.min(limit.unconfirmed);
+            if limit.out_of_tries > 0 {
+                t.push_str(&format!(
+                    " {} stayed silent through all their paced tries while the host answered \
+                     others.",
+                    plural(limit.out_of_tries as usize, "probe", "probes"),
+                ));
+            }
+            if at_budget > 0 {
+                t.push_str(&format!(
+                    " {} stayed silent when the {budget} s budget ended; confirming them \
+                     takes about {need} s more: --limit-budget {}.",
+                    plural(at_budget as usize, "probe", "probes"),
+                    budget + need
+                ));
+            }
             if limit.unconfirmed > 0 {
                 t.push_str(&format!(
-                    " {} stayed silent when the {budget} s budget ended ({ports}): their state \
-                     is unconfirmed (rate_limited), not evidence of a filter. Confirming them \
-                     takes about {need} s more: --limit-budget {}.",
-                    plural(limit.unconfirmed as usize, "probe", "probes"),
-                    budget + need
+                    " Their state is unconfirmed (rate_limited), not evidence of a filter: {ports}."
                 ));
             }
             t
@@ -542,13 +554,23 @@ pub fn rate_limit_finding(limit: &RateLimit, unconfirmed: Vec<u16>, lang: Lang) 
                  応答のなかったプローブ{}個をその速度に合わせて送り直し、{}個に応答がありました。",
                 limit.paced, limit.confirmed
             );
+            let at_budget = limit.unconfirmed - limit.out_of_tries.min(limit.unconfirmed);
+            if limit.out_of_tries > 0 {
+                t.push_str(&format!(
+                    "{}個は、ホストが他に応答している間、間隔を空けた再送すべてに無応答でした。",
+                    limit.out_of_tries
+                ));
+            }
+            if at_budget > 0 {
+                t.push_str(&format!(
+                    "{budget}秒の予算が尽きた時点で{at_budget}個が無応答のままです。\
+                     確認するにはあと約{need}秒: --limit-budget {}。",
+                    budget + need
+                ));
+            }
             if limit.unconfirmed > 0 {
                 t.push_str(&format!(
-                    "{budget}秒の予算が尽きた時点で{}個が無応答のままです({ports})。\
-                     その状態は未確認(rate_limited)で、フィルタの証拠ではありません。\
-                     確認するにはあと約{need}秒: --limit-budget {}。",
-                    limit.unconfirmed,
-                    budget + need
+                    "その状態は未確認(rate_limited)で、フィルタの証拠ではありません: {ports}。"
                 ));
             }
             t
