@@ -36,6 +36,7 @@ SCAN_NS=$PREFIX-scan
 GW_NS=$PREFIX-gw
 WEB_NS=$PREFIX-web
 FWD_NS=$PREFIX-fwd
+REJ_NS=$PREFIX-rej
 LAN_NET=10.213.1.0/24
 FAR_NET=10.213.2.0/24
 RSTLIM_IP=10.213.1.4
@@ -455,6 +456,23 @@ read -r R9 W9 U9 M9 < <($STATES truth "flagscan:$WORK/f9truth.json:fin" "flagsca
 row "$J9" masscan - - - - - - - - "n/a"
 row "$J9" zmap - - - - - - - - "n/a"
 
+# ---------------------------------------------------------------- job 10
+P10="1-25,53,111,123,137,161,500,514,1900,5353,9999"
+J10="10. UDP: a Linux host ($REJ_IP) with DNS, NTP and echo, ICMP limit on, 35 ports"
+log "job $J10: ground truth first (the host's ICMP limit off)"
+ip netns exec "$REJ_NS" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000 net.ipv4.icmp_msgs_burst=10000
+FS_DIFF_SPECS="" FS_TOOL="flagscan, limit off (truth)" run_flagscan "$J10" f10truth 120 -Pn -sU -p"$P10" "$REJ_IP"
+ip netns exec "$REJ_NS" sysctl -qw net.ipv4.icmp_ratelimit=1000 net.ipv4.icmp_msgs_per_sec=1000 net.ipv4.icmp_msgs_burst=50
+sleep 7 # a full bucket for each run
+run_nmap n10 300 -sU -T4 -p"$P10" -n -Pn "$REJ_IP"
+read -r R10N W10N _ _ < <($STATES truth "flagscan:$WORK/f10truth.json:udp" "nmap:$WORK/n10.xml:udp")
+row "$J10" "nmap -T4" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "$W10N" 35 - "$R10N of 35 states right against the truth $N_NOTE"
+sleep 7
+FS_DIFF_SPECS="" run_flagscan "$J10" f10 300 -Pn -sU -p"$P10" "$REJ_IP"
+read -r R10 W10 U10 M10 < <($STATES truth "flagscan:$WORK/f10truth.json:udp" "flagscan:$WORK/f10.json:udp")
+row "$J10" masscan - - - - - - - - "n/a"
+row "$J10" zmap - - - - - - - - "n/a"
+
 # ---------------------------------------------------------------- job 5
 J5="5. one host ($LOSS_IP) dropping 10% of incoming TCP, ports 1-10000, SYN"
 log "job $J5: loss-free baselines first"
@@ -543,5 +561,10 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 >= b + 0) ? 1 : 0 }'; }
     w9n=$(get 9. 'nmap -T4' 3); w9=$(get 9. flagscan 3)
     ok=0; ((R9 > R9N)) && ((U9 == 0)) && ok=$(ge "$w9n" "$w9")
     echo "firewalld-like host, FIN: $R9 right (nmap $R9N), $U9 wrong and unmarked, $M9 marked, ${w9}s vs nmap ${w9n}s -> $(verdict $ok)"
+    echo
+    echo "== targets (issue 13), this run"
+    w10n=$(get 10. 'nmap -T4' 3); w10=$(get 10. flagscan 3)
+    ok=0; ((R10 == 35)) && ok=$(ge 35 "$w10")
+    echo "UDP, 35 ports, one source address: $R10 of 35 right ($U10 wrong and unmarked, $M10 marked) in ${w10}s (target: all, in at most 35 s); nmap $R10N right in ${w10n}s -> $(verdict $ok)"
     echo "CPU s per million probes: see the 'cpu s/Mprobe' column (job 4: flagscan $(awk -v c="$(get 4. flagscan 4)" -v p="$(get 4. flagscan 5)" 'BEGIN { if (p > 0) printf "%.2f", c / (p / 1e6); else print "n/a" }'), masscan $(awk -v c="$(get 4. masscan 4)" -v p="$(get 4. masscan 5)" 'BEGIN { if (p > 0) printf "%.2f", c / (p / 1e6); else print "n/a" }'), zmap $(awk -v c="$(get 4. zmap 4)" -v p="$(get 4. zmap 5)" 'BEGIN { if (p > 0) printf "%.2f", c / (p / 1e6); else print "n/a" }'))"
 } | tee -a "$WORK/report.txt"

@@ -54,7 +54,7 @@ def read_nmap(path):
             elem.clear()
             continue
         for p in ports.findall("port"):
-            if p.get("protocol") != "tcp":
+            if p.get("protocol") not in ("tcp", "udp"):
                 continue
             st = p.find("state")
             states[(addr, int(p.get("portid")))] = st.get("state")
@@ -83,7 +83,7 @@ def read_flagscan(path, scan=None):
             rec = json.loads(line)
             if "type" in rec or "port" not in rec:
                 continue
-            if rec.get("proto", "tcp") != "tcp":
+            if rec.get("proto", "tcp") not in ("tcp", "udp"):
                 continue
             if scan and rec.get("scan") != scan:
                 continue

@@ -108,6 +108,8 @@ pub struct Pacing {
     /// Recent paced answers' arrival times (the measured rate).
     answers: VecDeque<Time>,
     pub sent: u32,
+    /// `sent` when the latest answer came.
+    sent_at_answer: u32,
     pub answered: u32,
     /// Probes paced in all.
     pub suspects: u32,
@@ -129,6 +131,7 @@ impl Pacing {
             budget_end: start + budget,
             answers: VecDeque::new(),
             sent: 0,
+            sent_at_answer: 0,
             answered: 0,
             suspects: 0,
             unconfirmed: 0,
@@ -151,6 +154,7 @@ impl Pacing {
     /// from the spacing of the answers.
     pub fn on_answer(&mut self, at: Time) {
         self.answered += 1;
+        self.sent_at_answer = self.sent;
         self.answers.push_back(at);
         if self.answers.len() > 16 {
             self.answers.pop_front();
@@ -173,6 +177,29 @@ impl Pacing {
         self.answered == 0
             && self.sent >= NO_LIMITER_AFTER.0
             && now >= self.started + NO_LIMITER_AFTER.1
+    }
+
+    /// Whether the suspects left are silent in truth: the limiter answered
+    /// (a rate was measured), and has stopped although tries kept going
+    /// out for three times as long as its longest pause between answers
+    /// (and at least 2 s). Its bucket held tokens for them; they were not
+    /// spent.
+    pub fn gone_quiet(&self, now: Time) -> bool {
+        let Some(&last) = self.answers.back() else {
+            return false;
+        };
+        if self.answered < 3 || self.rate().is_none() {
+            return false;
+        }
+        let longest = self
+            .answers
+            .iter()
+            .zip(self.answers.iter().skip(1))
+            .map(|(a, b)| *b - *a)
+            .max()
+            .unwrap_or_default();
+        let quiet = (longest * 3).max(Duration::from_secs(2));
+        self.sent >= self.sent_at_answer + 3 && now >= last + quiet
     }
 
     /// The measured rate of answers, per second.
@@ -256,6 +283,41 @@ mod tests {
         // Nothing is sent once the budget is spent.
         p.next_send = ms(0);
         assert_eq!(p.next(ms(31_000)), None);
+    }
+
+    #[test]
+    fn a_limiter_that_stops_answering_while_tries_go_on_has_gone_quiet() {
+        let mut p = Pacing::new(LimitKind::Icmp, ms(0), Duration::from_secs(30));
+        p.queue.extend(0..100);
+        let mut now = ms(1000);
+        // An answer a second (the bucket's refill), the tries going out
+        // 1.5 times as fast.
+        for s in 1..=5u64 {
+            while now < ms(1000 * s) {
+                p.next(now);
+                now += ms(10);
+            }
+            p.on_answer(ms(1000 * s));
+            assert!(!p.gone_quiet(now), "answering at {s} s");
+        }
+        // Silence: quiet once three of the longest pauses (1 s) passed
+        // with tries going out, not before.
+        while now < ms(7900) {
+            p.next(now);
+            now += ms(10);
+            assert!(!p.gone_quiet(now), "{now:?}");
+        }
+        while now < ms(8100) {
+            p.next(now);
+            now += ms(10);
+        }
+        assert!(p.gone_quiet(now));
+        // Without tries in the silence, it proves nothing.
+        let mut idle = Pacing::new(LimitKind::Icmp, ms(0), Duration::from_secs(30));
+        for s in 1..=5u64 {
+            idle.on_answer(ms(1000 * s));
+        }
+        assert!(!idle.gone_quiet(ms(20_000)));
     }
 
     #[test]

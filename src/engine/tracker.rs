@@ -119,6 +119,8 @@ pub struct Tracker {
     confirm_planned: bool,
     /// How long a host's suspects may be paced.
     limit_budget: Duration,
+    /// The scan probes UDP.
+    udp: bool,
     /// Held probes the order reached, by host, until discovery concludes
     /// the host: sent then (up) or dropped (down).
     deferred: FxHashMap<usize, Vec<u64>>,
@@ -152,6 +154,7 @@ impl Tracker {
         let n = space.len();
         let hosts = space.hosts.len();
         let order = Permutation::new(n, seed);
+        let udp = techniques.iter().any(|t| t.protocol == Protocol::Udp);
         let ahead = std::array::from_fn(|pos| {
             let pos = pos as u64;
             if pos < n {
@@ -195,6 +198,7 @@ impl Tracker {
             rate_limited: Vec::new(),
             confirm_planned: false,
             limit_budget: DEFAULT_LIMIT_BUDGET,
+            udp,
             deferred: FxHashMap::default(),
             deferred_count: 0,
             held: 0,
@@ -589,7 +593,10 @@ impl Tracker {
                     .get_mut(&host)
                     .expect("a paced probe's host is paced");
                 let over = now >= pacing.budget_end;
-                if tries < allowed && !over && !pacing.found_nothing(now) {
+                // Only a UDP scan stops early on a quiet limiter: its
+                // silent ports are many and each try costs a token's wait.
+                let quiet = self.udp && pacing.gone_quiet(now);
+                if tries < allowed && !over && !pacing.found_nothing(now) && !quiet {
                     self.slots[index as usize] = Slot::Retry {
                         attempt: attempt + 1,
                     };
@@ -647,20 +654,25 @@ impl Tracker {
         if self.pacing.is_empty() {
             return;
         }
-        let mut ended: Vec<(u64, bool)> = Vec::new();
+        let mut ended: Vec<(u64, bool, bool)> = Vec::new();
+        let udp = self.udp;
         for p in self.pacing.values_mut() {
             let over = now >= p.budget_end;
-            if over || p.found_nothing(now) {
-                ended.extend(p.queue.drain(..).map(|index| (index, over)));
+            // Gone quiet: most likely silent in truth, but not proven, so
+            // still marked.
+            let quiet = udp && p.gone_quiet(now);
+            if over || quiet || p.found_nothing(now) {
+                ended.extend(p.queue.drain(..).map(|index| (index, over, quiet)));
             }
         }
-        for (index, over) in ended {
+        for (index, over, quiet) in ended {
             if let Slot::Retry { attempt } = self.slots[index as usize] {
-                if over {
+                if over || quiet {
                     self.rate_limited.push(index);
                     let host = self.space.host_of(index);
                     if let Some(p) = self.pacing.get_mut(&host) {
                         p.unconfirmed += 1;
+                        p.out_of_tries += u32::from(!over);
                     }
                 }
                 self.conclude_silent(index, attempt - 1, now);
@@ -726,8 +738,9 @@ impl Tracker {
             let by_count = udp || (self.space.techniques == 1 && counts.icmp_limited());
             let icmp_evidence = by_count || proven.contains(&host);
             // Likely REJECTed: its port answered ICMP to another technique,
-            // or (with several techniques) answered nothing to any of them.
-            let icmp_tries = if same_port || self.port_silent_to_all(index) {
+            // or (with several techniques) answered nothing to any of them;
+            // or a UDP port, most of which are closed and answer that way.
+            let icmp_tries = if udp || same_port || self.port_silent_to_all(index) {
                 PACED_TRIES
             } else {
                 PACED_TRIES_WEAK

@@ -180,10 +180,12 @@ static HOSTS: [LabHost; 6] = [
         role: "A Linux host with two REJECTed ports and its default ICMP rate limit: \
                one pass of several techniques runs its bucket dry.",
         listening: &[22, 80],
-        udp: &[],
+        udp: &[("dns", 53), ("ntp", 123), ("echo", 7), ("silent", 9999)],
         rules: &[
             "tcp/111 REJECT icmp-port-unreachable",
             "tcp/445 REJECT icmp-admin-prohibited",
+            "udp/161 DROP",
+            "udp/514 REJECT icmp-admin-prohibited",
         ],
         icmp_limited: true,
     },
@@ -266,6 +268,8 @@ static SPECS: [HostSpec; 6] = [
         iptables: &[
             rule("-p tcp --dport 111 -j REJECT --reject-with icmp-port-unreachable"),
             rule("-p tcp --dport 445 -j REJECT --reject-with icmp-admin-prohibited"),
+            rule("-p udp --dport 161 -j DROP"),
+            rule("-p udp --dport 514 -j REJECT --reject-with icmp-admin-prohibited"),
         ],
         output: &[],
     },

@@ -90,7 +90,12 @@ pub fn port_card(port: u16, services: &Services, lang: Lang) -> String {
     if let Some(p) = crate::model::payloads::Payloads::builtin().for_port(port) {
         let text = match ja {
             true => format!("{}({}バイト)。{}", p.name, p.bytes.len(), p.spec),
-            false => format!("{} ({} bytes), built from {}", p.name, p.bytes.len(), p.spec),
+            false => format!(
+                "{} ({} bytes), built from {}",
+                p.name,
+                p.bytes.len(),
+                p.spec
+            ),
         };
         fields.push((if ja { "UDPプローブ:" } else { "UDP probe:" }, vec![text]));
     }
