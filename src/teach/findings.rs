@@ -433,16 +433,22 @@ impl HostEvidence {
                     .collect();
                 let p = port_list(ports, lang);
                 let n = ports.len();
+                // A scan's techniques share one protocol: what the port
+                // would have answered with.
+                let proto = match techniques.first().map(|t| t.protocol) {
+                    Some(Protocol::Udp) => "UDP",
+                    _ => "TCP",
+                };
                 let text = match lang {
                     Lang::En => format!(
-                        "{} ({p}) answered with ICMP destination unreachable instead of TCP: {}. \
+                        "{} ({p}) answered with ICMP destination unreachable instead of {proto}: {}. \
                          A firewall or router rejects these probes and says so (REJECT): the ports \
                          are filtered.",
                         n_ports(n),
                         each.join("; "),
                     ),
                     Lang::Ja => format!(
-                        "{n}個のポート({p})はTCPではなくICMP到達不能(destination unreachable)で\
+                        "{n}個のポート({p})は{proto}ではなくICMP到達不能(destination unreachable)で\
                          応答しました: {}。ファイアウォールかルータがプローブを拒否(REJECT)して\
                          通知しています。これらのポートはfilteredです。",
                         each.join("、"),
