@@ -208,20 +208,6 @@ const RSTLIM: &str = "10.213.1.4";
 const FWD: &str = "10.213.1.5";
 const REJ: &str = "10.213.1.6";
 
-/// Runs a command inside a lab namespace; fails the test if it fails.
-fn in_ns(ns: &str, args: &[&str]) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The JSON Lines records of ports marked `rate_limited`.
 fn marked(text: &str) -> BTreeSet<(String, u16, String)> {
     text.lines()

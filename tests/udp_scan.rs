@@ -8,23 +8,9 @@ mod common;
 
 use common::*;
 use std::collections::BTreeSet;
-use std::process::Command;
 
 const WEB: &str = "10.213.1.2";
 const REJ: &str = "10.213.1.6";
-
-fn in_ns(ns: &str, args: &[&str]) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn udp_states_and_reasons_equal_nmaps_on_a_host_without_a_limit() {

@@ -133,6 +133,40 @@ fn nl(w: &mut Xml) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The document's start: declaration, doctype, stylesheet, the comment
+/// nmap writes, and the open `nmaprun`.
+fn open_document(w: &mut Xml, run: &RunInfo) -> anyhow::Result<()> {
+    let started = epoch(run.start);
+    let startstr = crate::sys::clock::ctime(started);
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+    nl(w)?;
+    w.write_event(Event::DocType(BytesText::from_escaped("nmaprun")))?;
+    nl(w)?;
+    w.write_event(Event::PI(BytesPI::new(
+        "xml-stylesheet href=\"file:///usr/share/nmap/nmap.xsl\" type=\"text/xsl\"",
+    )))?;
+    nl(w)?;
+    // A comment may not hold "--": nmap writes its second dash as an entity.
+    let said = quick_xml::escape::escape(run.args.as_str()).replace("--", "-&#45;");
+    w.write_event(Event::Comment(BytesText::from_escaped(format!(
+        " flagscan scan initiated {startstr} as: {said} "
+    ))))?;
+    nl(w)?;
+    start(
+        w,
+        "nmaprun",
+        &[
+            ("scanner", "flagscan"),
+            ("args", &run.args),
+            ("start", &started.to_string()),
+            ("startstr", &startstr),
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("xmloutputversion", "1.05"),
+        ],
+    )?;
+    nl(w)
+}
+
 /// Writes technique `t`'s document.
 pub fn write_xml(
     out: &mut dyn Write,
@@ -143,36 +177,7 @@ pub fn write_xml(
 ) -> anyhow::Result<()> {
     let mut w: Xml = Writer::new(out);
     let technique = &result.techniques[t];
-    let started = epoch(run.start);
-    let startstr = crate::sys::clock::ctime(started);
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    nl(&mut w)?;
-    w.write_event(Event::DocType(BytesText::from_escaped("nmaprun")))?;
-    nl(&mut w)?;
-    w.write_event(Event::PI(BytesPI::new(
-        "xml-stylesheet href=\"file:///usr/share/nmap/nmap.xsl\" type=\"text/xsl\"",
-    )))?;
-    nl(&mut w)?;
-    // A comment may not hold "--": nmap writes its second dash as an entity.
-    let said = quick_xml::escape::escape(run.args.as_str()).replace("--", "-&#45;");
-    w.write_event(Event::Comment(BytesText::from_escaped(format!(
-        " flagscan scan initiated {startstr} as: {said} "
-    ))))?;
-    nl(&mut w)?;
-    let version = env!("CARGO_PKG_VERSION");
-    start(
-        &mut w,
-        "nmaprun",
-        &[
-            ("scanner", "flagscan"),
-            ("args", &run.args),
-            ("start", &started.to_string()),
-            ("startstr", &startstr),
-            ("version", version),
-            ("xmloutputversion", "1.05"),
-        ],
-    )?;
-    nl(&mut w)?;
+    open_document(&mut w, run)?;
     let ports = &result.space.ports;
     // -sn scans no port: nmap writes no scaninfo then.
     if !ports.is_empty() {
@@ -250,25 +255,7 @@ pub fn write_xml(
 /// header and a `finished` with `exit="error"` and why.
 pub fn write_failure(out: &mut dyn Write, run: &RunInfo, why: &str) -> anyhow::Result<()> {
     let mut w: Xml = Writer::new(out);
-    let started = epoch(run.start);
-    let startstr = crate::sys::clock::ctime(started);
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    nl(&mut w)?;
-    w.write_event(Event::DocType(BytesText::from_escaped("nmaprun")))?;
-    nl(&mut w)?;
-    start(
-        &mut w,
-        "nmaprun",
-        &[
-            ("scanner", "flagscan"),
-            ("args", &run.args),
-            ("start", &started.to_string()),
-            ("startstr", &startstr),
-            ("version", env!("CARGO_PKG_VERSION")),
-            ("xmloutputversion", "1.05"),
-        ],
-    )?;
-    nl(&mut w)?;
+    open_document(&mut w, run)?;
     let now = epoch(SystemTime::now());
     start(&mut w, "runstats", &[])?;
     empty(

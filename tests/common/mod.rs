@@ -236,3 +236,18 @@ pub fn assert_same_states(ours: &States, theirs: &States, what: &str) {
         d[..d.len().min(20)].join("\n")
     );
 }
+
+/// Runs a command inside a lab namespace; fails the test if it fails.
+#[allow(dead_code)]
+pub fn in_ns(ns: &str, args: &[&str]) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
