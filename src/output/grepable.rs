@@ -4,19 +4,12 @@
 //! nmap does. Like the XML, one technique per file.
 
 use std::io::Write;
-use std::time::SystemTime;
 
 use crate::model::result::ScanResult;
 use crate::model::services::Services;
 use crate::model::technique::PortState;
 use crate::output::xml::{may_be_open, shown, RunInfo};
 use crate::output::{hosts, hosts_line_in};
-
-fn epoch(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
 
 /// Writes technique `t`'s grepable file.
 pub fn write_grepable(
@@ -32,7 +25,7 @@ pub fn write_grepable(
     writeln!(
         out,
         "# flagscan {version} scan initiated {} as: {}",
-        crate::sys::clock::ctime(epoch(run.start)),
+        crate::sys::clock::ctime(crate::sys::clock::epoch(run.start)),
         run.args
     )?;
     for host in hosts(result).iter().filter(|h| shown(h, t, run.open_only)) {
@@ -85,7 +78,7 @@ pub fn write_grepable(
     writeln!(
         out,
         "# flagscan done at {} -- {}",
-        crate::sys::clock::ctime(epoch(finished)),
+        crate::sys::clock::ctime(crate::sys::clock::epoch(finished)),
         hosts_line_in(result, "seconds")
     )?;
     Ok(())

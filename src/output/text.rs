@@ -366,11 +366,7 @@ pub fn write_normal(
     opts: TextOptions,
     run: &crate::output::xml::RunInfo,
 ) -> anyhow::Result<()> {
-    let epoch = |t: std::time::SystemTime| {
-        t.duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs()
-    };
+    use crate::sys::clock::epoch;
     let version = env!("CARGO_PKG_VERSION");
     writeln!(
         w,

@@ -12,7 +12,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use quick_xml::events::{BytesDecl, BytesEnd, BytesPI, BytesStart, BytesText, Event};
 use quick_xml::Writer;
@@ -99,10 +99,6 @@ pub fn ranges(ports: &[u16]) -> String {
     out.join(",")
 }
 
-fn epoch(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
 type Xml<'w> = Writer<&'w mut dyn Write>;
 
 fn empty(w: &mut Xml, name: &str, attrs: &[(&str, &str)]) -> anyhow::Result<()> {
@@ -136,7 +132,7 @@ fn nl(w: &mut Xml) -> anyhow::Result<()> {
 /// The document's start: declaration, doctype, stylesheet, the comment
 /// nmap writes, and the open `nmaprun`.
 fn open_document(w: &mut Xml, run: &RunInfo) -> anyhow::Result<()> {
-    let started = epoch(run.start);
+    let started = crate::sys::clock::epoch(run.start);
     let startstr = crate::sys::clock::ctime(started);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
     nl(w)?;
@@ -203,7 +199,7 @@ pub fn write_xml(
     }
     let up = result.hosts_up();
     let finished = run.start + result.stats.elapsed.max(Duration::ZERO);
-    let finished_at = epoch(finished);
+    let finished_at = crate::sys::clock::epoch(finished);
     let finishedstr = crate::sys::clock::ctime(finished_at);
     let elapsed = format!("{:.2}", result.stats.elapsed.as_secs_f64());
     let summary = format!(
@@ -256,7 +252,7 @@ pub fn write_xml(
 pub fn write_failure(out: &mut dyn Write, run: &RunInfo, why: &str) -> anyhow::Result<()> {
     let mut w: Xml = Writer::new(out);
     open_document(&mut w, run)?;
-    let now = epoch(SystemTime::now());
+    let now = crate::sys::clock::epoch(SystemTime::now());
     start(&mut w, "runstats", &[])?;
     empty(
         &mut w,

@@ -1,5 +1,12 @@
 //! Wall-clock times as nmap prints them.
 
+/// Seconds since the epoch (0 for a clock set before it).
+pub fn epoch(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
 /// `secs` since the epoch in local time, as C's `ctime` writes it
 /// (`Wed Dec  2 01:39:56 2026`, nmap's `startstr`).
 pub fn ctime(secs: u64) -> String {
