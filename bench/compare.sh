@@ -48,6 +48,7 @@ WEB=10.213.1.2
 SCAN_IP=10.213.1.1
 LOSS_IP=10.213.1.9
 SWEEP_NET=10.214.0.0/16
+SRC_POOL=10.213.3.1-16 # the lab scanner's extra addresses
 SWEEP_HOSTS=65536
 SW_SCAN_IP=10.215.0.1
 SW_PEER_IP=10.215.0.2
@@ -473,6 +474,25 @@ read -r R10 W10 U10 M10 < <($STATES truth "flagscan:$WORK/f10truth.json:udp" "fl
 row "$J10" masscan - - - - - - - - "n/a"
 row "$J10" zmap - - - - - - - - "n/a"
 
+# ---------------------------------------------------------------- job 11
+P11="1-300"
+J11="11. UDP: the same host, 300 ports, 16 source addresses (-S ${SRC_POOL})"
+log "job $J11: ground truth first (the host's ICMP limit off)"
+ip netns exec "$REJ_NS" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000 net.ipv4.icmp_msgs_burst=10000
+FS_DIFF_SPECS="" FS_TOOL="flagscan, limit off (truth)" run_flagscan "$J11" f11truth 120 -Pn -sU -p"$P11" "$REJ_IP"
+ip netns exec "$REJ_NS" sysctl -qw net.ipv4.icmp_ratelimit=1000 net.ipv4.icmp_msgs_per_sec=1000 net.ipv4.icmp_msgs_burst=50
+sleep 7
+# nmap takes one source address (-S): at the limiter's pace it needs
+# minutes (bounded at ten).
+run_nmap n11 600 -sU -T4 -p"$P11" -n -Pn "$REJ_IP"
+read -r R11N W11N _ _ < <($STATES truth "flagscan:$WORK/f11truth.json:udp" "nmap:$WORK/n11.xml:udp")
+row "$J11" "nmap -T4" "$N_WALL" "$N_CPU" "$N_PROBES" "$(div "$N_PROBES" "$N_WALL")" "$N_RSS" "$W11N" 300 - "$R11N of 300 states right against the truth $N_NOTE"
+sleep 7
+FS_DIFF_SPECS="" run_flagscan "$J11" f11 300 -Pn -sU -S "$SRC_POOL" -p"$P11" "$REJ_IP"
+read -r R11 W11 U11 M11 < <($STATES truth "flagscan:$WORK/f11truth.json:udp" "flagscan:$WORK/f11.json:udp")
+row "$J11" masscan - - - - - - - - "n/a"
+row "$J11" zmap - - - - - - - - "n/a"
+
 # ---------------------------------------------------------------- job 5
 J5="5. one host ($LOSS_IP) dropping 10% of incoming TCP, ports 1-10000, SYN"
 log "job $J5: loss-free baselines first"
@@ -566,5 +586,8 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 >= b + 0) ? 1 : 0 }'; }
     w10n=$(get 10. 'nmap -T4' 3); w10=$(get 10. flagscan 3)
     ok=0; ((R10 == 35)) && ok=$(ge 35 "$w10")
     echo "UDP, 35 ports, one source address: $R10 of 35 right ($U10 wrong and unmarked, $M10 marked) in ${w10}s (target: all, in at most 35 s); nmap $R10N right in ${w10n}s -> $(verdict $ok)"
+    w11n=$(get 11. 'nmap -T4' 3); w11=$(get 11. flagscan 3)
+    ok=0; ((R11 == 300)) && ok=$(ge 30 "$w11")
+    echo "UDP, 300 ports, 16 source addresses: $R11 of 300 right ($U11 wrong and unmarked, $M11 marked) in ${w11}s (target: all, in under 30 s); nmap (one source) $R11N right in ${w11n}s -> $(verdict $ok)"
     echo "CPU s per million probes: see the 'cpu s/Mprobe' column (job 4: flagscan $(awk -v c="$(get 4. flagscan 4)" -v p="$(get 4. flagscan 5)" 'BEGIN { if (p > 0) printf "%.2f", c / (p / 1e6); else print "n/a" }'), masscan $(awk -v c="$(get 4. masscan 4)" -v p="$(get 4. masscan 5)" 'BEGIN { if (p > 0) printf "%.2f", c / (p / 1e6); else print "n/a" }'), zmap $(awk -v c="$(get 4. zmap 4)" -v p="$(get 4. zmap 5)" 'BEGIN { if (p > 0) printf "%.2f", c / (p / 1e6); else print "n/a" }'))"
 } | tee -a "$WORK/report.txt"

@@ -158,3 +158,71 @@ fn thirty_five_ports_of_a_limited_host_equal_its_ground_truth() {
     }
     assert!(text.contains("icmp-rate-limit"));
 }
+
+/// `-S` with sixteen of the scanner's addresses: the host's ICMP limiter
+/// gives each its own bucket, so 200 ports of a limited host come out
+/// exact within the default budget (from one address, the budget ends
+/// with most closed ports unconfirmed). Every address carries probes; one
+/// the host does not hold is refused.
+#[test]
+fn sixteen_source_addresses_make_two_hundred_limited_ports_exact() {
+    if !have_root("sixteen_source_addresses_make_two_hundred_limited_ports_exact") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-udpsrc");
+    let ns = lab.scan_ns();
+    let rej_ns = format!("{}-rej", lab.prefix);
+    let ports = "1-200";
+    in_ns(&rej_ns, &["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0"]);
+    let truth = nmap(Some(&ns), "-sU", "udp", ports, &[REJ]);
+    in_ns(&rej_ns, &["sysctl", "-qw", "net.ipv4.icmp_ratelimit=1000"]);
+    assert_eq!(truth.len(), 200);
+    let pcap = std::env::temp_dir().join(format!("flagscan-udpsrc-{}.pcap", std::process::id()));
+    let text = run_json(
+        "udpsrc",
+        &[
+            "--netns",
+            &ns,
+            "-Pn",
+            "-sU",
+            "-S",
+            "10.213.3.1-16",
+            "-p",
+            ports,
+            REJ,
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ],
+    );
+    assert_same_states(&parse_jsonl(&text), &truth, "-sU -S 10.213.3.1-16");
+    let closed = truth.values().filter(|(s, _)| s == "closed").count();
+    assert!(closed > 150, "rej closes most ports: {closed}");
+    let bytes = std::fs::read(&pcap).unwrap();
+    let _ = std::fs::remove_file(&pcap);
+    let sources: BTreeSet<[u8; 4]> = pcap_ipv4_packets(&bytes)
+        .filter(|p| p[9] == 17 && p[12..16] != [10, 213, 1, 6])
+        .map(|p| [p[12], p[13], p[14], p[15]])
+        .collect();
+    let want: BTreeSet<[u8; 4]> = (1..=16).map(|i| [10, 213, 3, i]).collect();
+    assert_eq!(sources, want, "every probe from one of the sixteen");
+
+    let out = flagscan(&["--netns", &ns, "-sU", "-S", "10.213.4.1", "-p", "53", REJ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not an address of this host"), "{stderr}");
+}
+
+/// The IPv4 packets of a pcap file whose link type is raw IPv4 (what
+/// `--pcap` writes).
+fn pcap_ipv4_packets(file: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 24;
+    std::iter::from_fn(move || {
+        let head = file.get(at..at + 16)?;
+        let len = u32::from_le_bytes(head[8..12].try_into().unwrap()) as usize;
+        let packet = file.get(at + 16..at + 16 + len)?;
+        at += 16 + len;
+        Some(packet)
+    })
+    .filter(|p| p.len() >= 20)
+}

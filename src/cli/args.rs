@@ -2,7 +2,6 @@
 //! it cannot express. No system access here.
 
 use std::ffi::OsString;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -133,9 +132,12 @@ pub struct Args {
     #[arg(short = 'e', long = "interface", value_name = "IFACE")]
     pub interface: Option<String>,
 
-    /// Source address of the probes.
-    #[arg(short = 'S', long = "source", value_name = "ADDR")]
-    pub source: Option<Ipv4Addr>,
+    /// Source address of the probes, or several (`10.0.0.100-115`, a list):
+    /// probes take them in turn, and a target that limits its ICMP errors
+    /// or resets per destination answers each address with its own
+    /// budget. Each must be an address of this host.
+    #[arg(short = 'S', long = "source", value_name = "ADDRS")]
+    pub source: Option<String>,
 
     /// Print every probe and reply as it happens, with the cookie check and
     /// the table row that decided the state.

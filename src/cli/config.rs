@@ -122,7 +122,10 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             timing,
             seed: args.seed,
             device: args.interface.clone(),
-            source: args.source,
+            sources: match &args.source {
+                Some(text) => crate::cli::targets::parse_sources(text)?,
+                None => Vec::new(),
+            },
             max_rate,
             min_rate: args.min_rate,
             taps: Vec::new(),

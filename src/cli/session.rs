@@ -258,7 +258,7 @@ fn scan_and_write(
 ) -> anyhow::Result<ScanResult> {
     scan::check(&resolved.scan)?;
     let cfg = &resolved.scan;
-    let route = route::plan(&cfg.targets, cfg.device.as_deref(), cfg.source)?;
+    let route = route::plan(&cfg.targets, cfg.device.as_deref(), &cfg.sources)?;
     let pcap = match &resolved.pcap {
         Some(path) => {
             let sink = match resuming && path.as_os_str() != "-" {

@@ -267,6 +267,42 @@ impl Excluded {
     }
 }
 
+/// The most source addresses `-S` takes: more than the per-destination
+/// ICMP limiters of any target need, few enough to check one by one.
+pub const MAX_SOURCES: u64 = 256;
+
+/// `-S`'s addresses: one, a range (`10.0.0.100-115`,
+/// `10.0.0.100-10.0.0.115`), a block or a comma-separated list of those,
+/// in the order given, without duplicates.
+pub fn parse_sources(text: &str) -> anyhow::Result<Vec<Ipv4Addr>> {
+    let bad = |why: String| usage(format!("invalid source address '{text}' (-S): {why}"));
+    let mut out: Vec<Ipv4Addr> = Vec::new();
+    for token in split_list(text.trim()) {
+        if token.is_empty() {
+            return Err(bad("an empty item".to_string()));
+        }
+        if !looks_numeric(token) && !token.contains('/') {
+            return Err(bad("give addresses, not host names".to_string()));
+        }
+        let spec = parse_spec_inner(token).map_err(bad)?;
+        if out.len() as u64 + spec.count() > MAX_SOURCES {
+            return Err(bad(format!("more than {MAX_SOURCES} addresses")));
+        }
+        spec.for_each(|a| {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        });
+    }
+    if let Some(a) = out
+        .iter()
+        .find(|a| a.is_unspecified() || a.is_broadcast() || a.is_multicast())
+    {
+        return Err(bad(format!("{a} cannot be a probe's source")));
+    }
+    Ok(out)
+}
+
 /// A comma-separated list of targets (`10.0.0.1,10.0.0.9`, as masscan
 /// takes them) becomes its items; an nmap octet list (`10.0.0.1,2`,
 /// `10.0.0,2.1`) stays one token: only pieces that are each a whole
@@ -491,6 +527,35 @@ mod tests {
 
     fn ips(items: &[&str]) -> Vec<Ipv4Addr> {
         items.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn source_ranges_lists_and_their_errors() {
+        let a = |s: &str| parse_sources(s).unwrap();
+        assert_eq!(a("10.0.0.100"), ips(&["10.0.0.100"]));
+        assert_eq!(
+            a("10.0.0.100-102"),
+            ips(&["10.0.0.100", "10.0.0.101", "10.0.0.102"])
+        );
+        assert_eq!(a("10.0.0.254-10.0.1.1").len(), 4);
+        assert_eq!(
+            a("10.0.0.1,10.0.0.3,10.0.0.1"),
+            ips(&["10.0.0.1", "10.0.0.3"])
+        );
+        assert_eq!(a("10.0.0.0/24").len(), 256);
+        for (bad, why) in [
+            ("10.0.0.0/23", "more than 256"),
+            ("gateway.example", "not host names"),
+            ("0.0.0.0", "cannot be a probe's source"),
+            ("224.0.0.1", "cannot be a probe's source"),
+            ("10.0.0.9-3", "invalid source address"),
+            ("10.0.0.1,", "empty item"),
+            ("", "empty item"),
+        ] {
+            let e = parse_sources(bad).unwrap_err();
+            assert_eq!(exit_code(&e), EXIT_USAGE, "{bad}: {e}");
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

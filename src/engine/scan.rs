@@ -41,7 +41,10 @@ pub struct ScanConfig {
     /// Makes cookies, source ports and probe order reproducible.
     pub seed: Option<u64>,
     pub device: Option<String>,
-    pub source: Option<Ipv4Addr>,
+    /// `-S`: the probes' source addresses (empty: the kernel's choice).
+    /// With several, probes take them in turn, so each meets its own
+    /// share of a target's per-destination rate limiters.
+    pub sources: Vec<Ipv4Addr>,
     pub max_rate: Option<f64>,
     /// `--min-rate`: sends go past the congestion window to keep this rate.
     pub min_rate: Option<f64>,
@@ -127,6 +130,12 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     let probes = Probes {
         keys: &keys,
         sources: &route.sources,
+        spread: if cfg.sources.len() > 1 {
+            &cfg.sources
+        } else {
+            &[]
+        },
+        turn: std::cell::Cell::new(0),
         probes: cfg.techniques.iter().map(Technique::shape).collect(),
         orders: &threads.orders,
     };
@@ -470,17 +479,27 @@ struct Probes<'a> {
     keys: &'a ScanKeys,
     /// By host position, as the tracker gives it: no hash per probe.
     sources: &'a [Ipv4Addr],
+    /// `-S` with several addresses: every probe, retries and paced tries
+    /// included, takes the next one, so that each address carries an even
+    /// share of every host's probes.
+    spread: &'a [Ipv4Addr],
+    turn: std::cell::Cell<usize>,
     probes: Vec<ProbeShape>,
     orders: &'a Sender<Order>,
 }
 
 impl Probes<'_> {
     fn hand_out(&self, o: SendOrder) -> anyhow::Result<()> {
-        let src = self
-            .sources
-            .get(o.host_pos)
-            .copied()
-            .ok_or_else(|| anyhow::anyhow!("no source address planned for {}", o.host))?;
+        let src = if self.spread.is_empty() {
+            self.sources
+                .get(o.host_pos)
+                .copied()
+                .ok_or_else(|| anyhow::anyhow!("no source address planned for {}", o.host))?
+        } else {
+            let turn = self.turn.get();
+            self.turn.set(turn.wrapping_add(1));
+            self.spread[turn % self.spread.len()]
+        };
         let shape = self.probes[o.technique];
         let (sport, seq, ack) = match shape.cookie {
             // UDP echoes nothing but the ports: the source port is the

@@ -96,7 +96,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         .map(|n| technique::builtin_by_name(n).expect("built in"))
         .collect();
     let targets: Vec<_> = lab::demo_hosts().iter().map(|h| h.addr).collect();
-    let route = crate::route::plan(&targets, None, None)?;
+    let route = crate::route::plan(&targets, None, &[])?;
     let result = scan::run(
         ScanConfig {
             discovery: Some(crate::engine::discovery::PingPlan::default()),
@@ -107,7 +107,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
             timing: TimingParams::default(),
             seed: None,
             device: None,
-            source: None,
+            sources: Vec::new(),
             max_rate: None,
             min_rate: None,
             taps: Vec::new(),

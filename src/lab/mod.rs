@@ -46,6 +46,11 @@ const LAN_PREFIX_LEN: u8 = 24;
 const GW_LAN: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 254);
 const SCAN_ADDR: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 1);
 const FAR_NET: &str = "10.213.2.0/24";
+/// Extra addresses of the scanner, for `-S` with a range: outside the
+/// scanned /24s (a sweep of those finds the same hosts as before), reached
+/// through the gateway.
+pub const SOURCE_NET: &str = "10.213.3.0/24";
+pub const SOURCE_POOL: std::ops::RangeInclusive<u8> = 1..=16;
 const GW_FAR: Ipv4Addr = Ipv4Addr::new(10, 213, 2, 254);
 
 /// One scan target of the lab.
@@ -477,7 +482,12 @@ pub fn status_text(prefix: &str) -> Result<String> {
             all.len()
         )?,
     }
-    writeln!(out, "scanner namespace: {scan_ns} ({SCAN_ADDR})")?;
+    writeln!(
+        out,
+        "scanner namespace: {scan_ns} ({SCAN_ADDR}; for -S also 10.213.3.{}-{})",
+        SOURCE_POOL.start(),
+        SOURCE_POOL.end()
+    )?;
     writeln!(out, "scan from it:")?;
     writeln!(
         out,
@@ -779,6 +789,13 @@ fn plan(lab: &Lab) -> Vec<Step> {
     }
 
     steps.push(ip_n(&scan, &format!("route add {FAR_NET} via {GW_LAN}")));
+    for i in SOURCE_POOL {
+        steps.push(ip_n(&scan, &format!("addr add 10.213.3.{i}/32 dev eth0")));
+    }
+    steps.push(ip_n(
+        &gw,
+        &format!("route add {SOURCE_NET} via {SCAN_ADDR}"),
+    ));
 
     for spec in &SPECS {
         let ns = lab.netns(spec.host);

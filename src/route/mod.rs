@@ -32,10 +32,13 @@ pub struct RoutePlan {
     pub kernel: Vec<Option<KernelRoute>>,
 }
 
+/// `sources` (`-S`): the probes' source addresses, empty for the kernel's
+/// choice; every one must be an address of this host (on one interface,
+/// `-e`'s if given), or the replies would never come back to it.
 pub fn plan(
     targets: &[Ipv4Addr],
     device: Option<&str>,
-    source: Option<Ipv4Addr>,
+    sources: &[Ipv4Addr],
 ) -> anyhow::Result<RoutePlan> {
     let all = datalink::interfaces();
     let forced = match device {
@@ -48,7 +51,8 @@ pub fn plan(
         })?),
         None => None,
     };
-    let forced_source = match (source, forced) {
+    check_sources(&all, sources, device)?;
+    let forced_source = match (sources.first().copied(), forced) {
         (Some(s), _) => Some(s),
         (None, Some(iface)) => Some(first_ipv4(iface).ok_or_else(|| {
             usage(format!(
@@ -190,6 +194,47 @@ pub fn skip_subnet_edges(
     Ok(())
 }
 
+/// Each source address held by one interface, the same for all of them
+/// (`device`'s if given). A loopback interface holds its whole block
+/// (Linux answers for every 127.x address).
+fn check_sources(
+    all: &[NetworkInterface],
+    sources: &[Ipv4Addr],
+    device: Option<&str>,
+) -> anyhow::Result<()> {
+    let holder = |src: Ipv4Addr| {
+        all.iter().find(|i| {
+            i.ips.iter().any(|net| match net {
+                pnet::ipnetwork::IpNetwork::V4(n) => {
+                    n.ip() == src || (i.is_loopback() && n.contains(src))
+                }
+                _ => false,
+            })
+        })
+    };
+    let mut first: Option<&str> = device;
+    for &src in sources {
+        let Some(iface) = holder(src) else {
+            return Err(usage(format!(
+                "source address {src} (-S) is not an address of this host: add it to the \
+                 interface that reaches the targets first (ip addr add {src}/24 dev IFACE), \
+                 or leave -S out"
+            )));
+        };
+        match first {
+            Some(name) if name != iface.name => {
+                return Err(usage(format!(
+                    "source address {src} (-S) is on interface '{}', not '{name}': every \
+                     source address must be on the interface the probes leave through",
+                    iface.name
+                )))
+            }
+            _ => first = Some(&iface.name),
+        }
+    }
+    Ok(())
+}
+
 fn first_ipv4(iface: &NetworkInterface) -> Option<Ipv4Addr> {
     iface.ips.iter().find_map(|ip| match ip.ip() {
         std::net::IpAddr::V4(v4) => Some(v4),
@@ -256,7 +301,7 @@ mod tests {
 
     #[test]
     fn loopback_is_reached_from_loopback() {
-        let p = plan(&[Ipv4Addr::LOCALHOST], None, None).unwrap();
+        let p = plan(&[Ipv4Addr::LOCALHOST], None, &[]).unwrap();
         assert_eq!(p.sources, vec![Ipv4Addr::LOCALHOST]);
         assert_eq!(p.interfaces, vec!["lo".to_string()]);
         assert_ne!(p.capture_ifindex, 0);
@@ -303,9 +348,21 @@ mod tests {
     #[test]
     fn overrides_and_unknown_interfaces() {
         let src = Ipv4Addr::new(127, 0, 0, 9);
-        let p = plan(&[Ipv4Addr::LOCALHOST], Some("lo"), Some(src)).unwrap();
+        let p = plan(&[Ipv4Addr::LOCALHOST], Some("lo"), &[src]).unwrap();
         assert_eq!(p.sources, vec![src]);
-        let err = plan(&[Ipv4Addr::LOCALHOST], Some("nosuch0"), None).unwrap_err();
+        // Not this host's: the replies would go elsewhere.
+        let err = plan(
+            &[Ipv4Addr::LOCALHOST],
+            None,
+            &[src, Ipv4Addr::new(192, 0, 2, 1)],
+        )
+        .unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
+        assert!(
+            err.to_string().contains("192.0.2.1 (-S) is not an address"),
+            "{err}"
+        );
+        let err = plan(&[Ipv4Addr::LOCALHOST], Some("nosuch0"), &[]).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
         assert!(err.to_string().contains("nosuch0"), "{err}");
     }
