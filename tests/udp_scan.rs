@@ -226,3 +226,82 @@ fn pcap_ipv4_packets(file: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
     .filter(|p| p.len() >= 20)
 }
+
+/// `-sS -sF -sU` in one pass gives the states of the separate runs, each
+/// protocol on its own ports (`-p` without prefixes: both; `U:`/`T:`:
+/// each its own), and its XML is one document per technique, the UDP one
+/// with the UDP ports alone.
+#[test]
+fn tcp_and_udp_in_one_pass_equal_separate_runs() {
+    if !have_root("tcp_and_udp_in_one_pass_equal_separate_runs") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-udptcp");
+    let ns = lab.scan_ns();
+    let ports = "1-25,53,111,123,135,161,445,514,8080,9999";
+    let scan = |name: &str, extra: &[&str]| {
+        let mut args = vec!["--netns", ns.as_str(), "-Pn"];
+        args.extend(extra);
+        args.push(WEB);
+        parse_jsonl(&run_json(name, &args))
+    };
+    let one = scan("mixed", &["-sS", "-sF", "-sU", "-p", ports]);
+    let tcp = scan("tcp", &["-sS", "-sF", "-p", ports]);
+    let udp = scan("udponly", &["-sU", "-p", ports]);
+    assert_eq!(tcp.len(), 2 * 34);
+    assert_eq!(udp.len(), 34);
+    let mut apart = tcp.clone();
+    apart.extend(udp.clone());
+    assert_same_states(&one, &apart, "-sS -sF -sU against the separate runs");
+    assert_eq!(one.len(), 3 * 34);
+    // The lab's behaviours are in it: an empty lab cannot pass.
+    let at = |p: u16, s: &str| one[&(WEB.to_string(), p, s.to_string())].0.clone();
+    assert_eq!(
+        (at(22, "syn"), at(53, "udp"), at(514, "udp")),
+        ("open".into(), "open".into(), "filtered".into())
+    );
+
+    // Each protocol its own ports.
+    let dir = std::env::temp_dir().join(format!("flagscan-udptcp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xml = dir.join("scan.xml");
+    let split = parse_jsonl(&run_json(
+        "split",
+        &[
+            "--netns",
+            &ns,
+            "-Pn",
+            "-sS",
+            "-sU",
+            "-p",
+            "U:53,161,T:22,23",
+            WEB,
+            "-oX",
+            xml.to_str().unwrap(),
+        ],
+    ));
+    let mut keys: Vec<(u16, String)> = split.keys().map(|(_, p, s)| (*p, s.clone())).collect();
+    keys.sort();
+    let want =
+        [(22, "syn"), (23, "syn"), (53, "udp"), (161, "udp")].map(|(p, s)| (p, s.to_string()));
+    assert_eq!(keys, want);
+    let tcp_doc = std::fs::read_to_string(&xml).unwrap();
+    let udp_doc = std::fs::read_to_string(dir.join("scan-udp.xml")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        tcp_doc
+            .contains(r#"<scaninfo type="syn" protocol="tcp" numservices="2" services="22-23"/>"#),
+        "{tcp_doc}"
+    );
+    assert!(
+        udp_doc
+            .contains(r#"<scaninfo type="udp" protocol="udp" numservices="2" services="53,161"/>"#),
+        "{udp_doc}"
+    );
+    assert!(!udp_doc.contains(r#"protocol="tcp""#), "{udp_doc}");
+    // A protocol without ports is refused.
+    let out = flagscan(&["--netns", &ns, "-sS", "-sU", "-p", "U:53", WEB]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("names no TCP port"));
+}

@@ -16,7 +16,7 @@ use crate::teach::lang::Lang;
 const AFTER_HELP: &str = "\
 Techniques (any subset runs as one interleaved pass):
   -sS  SYN scan      -sF  FIN scan      -sN  NULL scan      -sX  Xmas scan
-  -sA  ACK scan      -sW  Window scan   -sM  Maimon scan   -sU  UDP scan (alone, for now)
+  -sA  ACK scan      -sW  Window scan   -sM  Maimon scan   -sU  UDP scan (with TCP ones too)
   or --scan syn,fin,null,xmas,ack,window,maimon,udp; --technique FILE adds a technique file.
 Targets: 10.0.0.2, 10.0.0.0/24, 10.0.0.1-20, 10.0.1-3.7, host names, -iL FILE.
 Ports: -p 22,80,8000-8100; -p- for 1-65535; port 0 only when named; U:53,T:22 as nmap.

@@ -13,7 +13,7 @@ use crate::engine::discovery::{Ping, PingPlan};
 use crate::engine::scan::ScanConfig;
 use crate::error::usage;
 use crate::model::ports;
-use crate::model::technique::{self, Technique};
+use crate::model::technique::{self, Protocol, Technique};
 use crate::output::text::TextOptions;
 use crate::teach::lang::Lang;
 
@@ -80,18 +80,37 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
         return Err(usage("no targets given: name at least one host, e.g. `flagscan -sS 10.0.0.2`, or try `flagscan demo`"));
     }
     let targets = targets::expand_targets_confirmed(&tokens, &excludes, args.yes)?;
-    // A scan's techniques share one protocol (scan::check): its ports.
-    let proto = techniques.first().map(|t| t.protocol).unwrap_or_default();
-    let ports = match &args.ports {
-        // -sn: no port is probed.
-        _ if args.ping_only => Vec::new(),
-        Some(spec) => {
-            let services = crate::model::services::Services::load();
-            let named = |name: &str| services.ports_named_in(proto, name);
-            ports::parse_ports_in(spec, proto, Some(&named))?
+    // Each protocol of the pass gets its own ports (`-p U:53,T:22`); a
+    // list without prefixes is every protocol's, as nmap reads it.
+    let mut protocols: Vec<Protocol> = Vec::new();
+    for t in &techniques {
+        if !protocols.contains(&t.protocol) {
+            protocols.push(t.protocol);
         }
-        None => ports::default_ports(),
-    };
+    }
+    if protocols.is_empty() {
+        protocols.push(Protocol::default());
+    }
+    let services = crate::model::services::Services::load();
+    let mut protocol_ports: Vec<(Protocol, Vec<u16>)> = Vec::new();
+    for &proto in &protocols {
+        let list = match &args.ports {
+            // -sn: no port is probed.
+            _ if args.ping_only => Vec::new(),
+            Some(spec) => {
+                let named = |name: &str| services.ports_named_in(proto, name);
+                ports::parse_ports_in(spec, proto, Some(&named))?
+            }
+            None => ports::default_ports(),
+        };
+        protocol_ports.push((proto, list));
+    }
+    let mut ports: Vec<u16> = protocol_ports.iter().flat_map(|(_, p)| p.clone()).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    if protocol_ports.len() == 1 {
+        protocol_ports.clear();
+    }
     for (option, rate) in [("--max-rate", args.max_rate), ("--min-rate", args.min_rate)] {
         if let Some(rate) = rate {
             if !(rate.is_finite() && rate > 0.0) {
@@ -118,6 +137,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
         scan: ScanConfig {
             targets,
             ports,
+            protocol_ports,
             techniques,
             timing,
             seed: args.seed,

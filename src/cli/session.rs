@@ -214,11 +214,7 @@ fn check_resume(
     resolved: &Resolved,
     from: &Path,
 ) -> anyhow::Result<Vec<std::ops::Range<u64>>> {
-    let space = crate::model::probe::ProbeSpace::new(
-        resolved.scan.targets.clone(),
-        resolved.scan.ports.clone(),
-        resolved.scan.techniques.len(),
-    );
+    let space = resolved.scan.space();
     let probes = space.len();
     if probes != rf.probes {
         return Err(usage(format!(

@@ -35,7 +35,11 @@ use crate::wire::{ProbeFields, ProbeTemplate};
 
 pub struct ScanConfig {
     pub targets: Vec<Ipv4Addr>,
+    /// Every port probed (with TCP and UDP in one pass, both lists).
     pub ports: Vec<u16>,
+    /// TCP and UDP in one pass: each protocol's own ports (`-p
+    /// U:53,T:22`). Empty: every technique asks every port.
+    pub protocol_ports: Vec<(Protocol, Vec<u16>)>,
     pub techniques: Vec<Technique>,
     pub timing: TimingParams,
     /// Makes cookies, source ports and probe order reproducible.
@@ -78,6 +82,32 @@ pub struct ScanConfig {
     pub limit_budget: Duration,
 }
 
+impl ScanConfig {
+    /// The probes this scan asks: hosts x ports x techniques, less the
+    /// ports of the other protocol in a pass of TCP and UDP.
+    pub fn space(&self) -> ProbeSpace {
+        if self.protocol_ports.is_empty() {
+            return ProbeSpace::new(
+                self.targets.clone(),
+                self.ports.clone(),
+                self.techniques.len(),
+            );
+        }
+        let lists: Vec<Vec<u16>> = self.protocol_ports.iter().map(|(_, p)| p.clone()).collect();
+        let of: Vec<usize> = self
+            .techniques
+            .iter()
+            .map(|t| {
+                self.protocol_ports
+                    .iter()
+                    .position(|(p, _)| *p == t.protocol)
+                    .unwrap_or(0)
+            })
+            .collect();
+        ProbeSpace::with_protocols(self.targets.clone(), &lists, &of)
+    }
+}
+
 /// How often the receiver looks at the stop flag.
 const CAPTURE_POLL: Duration = Duration::from_millis(20);
 /// How often the progress line is refreshed.
@@ -110,7 +140,7 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
         crate::sys::privilege::drop_privileges(plan)?;
     }
     let mut tracker = Tracker::new(
-        ProbeSpace::new(cfg.targets.clone(), cfg.ports.clone(), cfg.techniques.len()),
+        cfg.space(),
         cfg.techniques.clone(),
         cfg.timing,
         keys.order_seed,
@@ -327,12 +357,6 @@ pub fn check(cfg: &ScanConfig) -> anyhow::Result<()> {
         .count();
     if udp > 1 {
         return Err(usage("one UDP technique per scan"));
-    }
-    if udp == 1 && cfg.techniques.len() > 1 {
-        return Err(usage(
-            "-sU cannot share a pass with TCP techniques yet: run the UDP scan and the TCP \
-             scan apart",
-        ));
     }
     Ok(())
 }

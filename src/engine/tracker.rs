@@ -46,6 +46,9 @@ enum Slot {
     Excluded,
     /// Its host is still being asked whether it is up: not sent yet.
     Held,
+    /// Not part of the scan: a port of another protocol than the
+    /// technique's, in a pass of TCP and UDP. Decided from the start.
+    NotAsked,
 }
 
 fn in_flight_bit(index: u64) -> (usize, u64) {
@@ -163,9 +166,16 @@ impl Tracker {
                 0
             }
         });
+        let slots: Vec<Slot> = (0..n)
+            .map(|i| match space.asks(i) {
+                true => Slot::Pending,
+                false => Slot::NotAsked,
+            })
+            .collect();
+        let not_asked = slots.iter().filter(|s| **s == Slot::NotAsked).count() as u64;
         Tracker {
             order,
-            slots: vec![Slot::Pending; n as usize],
+            slots,
             window: CongestionWindow::new(&params),
             space,
             techniques,
@@ -176,7 +186,7 @@ impl Tracker {
             retries: VecDeque::new(),
             in_flight: 0,
             in_flight_bits: vec![0; n.div_ceil(64) as usize],
-            decided: 0,
+            decided: not_asked,
             skipped: 0,
             skip_end: 0,
             rtt: RttEstimator::default(),
@@ -416,7 +426,11 @@ impl Tracker {
             let index = self.order.at(pos);
             if !matches!(
                 self.slots[index as usize],
-                Slot::Done(_) | Slot::Silent { .. } | Slot::Skipped | Slot::Excluded
+                Slot::Done(_)
+                    | Slot::Silent { .. }
+                    | Slot::Skipped
+                    | Slot::Excluded
+                    | Slot::NotAsked
             ) {
                 continue;
             }
@@ -593,9 +607,11 @@ impl Tracker {
                     .get_mut(&host)
                     .expect("a paced probe's host is paced");
                 let over = now >= pacing.budget_end;
-                // Only a UDP scan stops early on a quiet limiter: its
-                // silent ports are many and each try costs a token's wait.
-                let quiet = self.udp && pacing.gone_quiet(now);
+                // Only UDP stops early on a quiet limiter: its silent
+                // ports are many and each try costs a token's wait.
+                let udp = self.techniques[(index % self.space.techniques as u64) as usize].protocol
+                    == Protocol::Udp;
+                let quiet = udp && pacing.gone_quiet(now);
                 if tries < allowed && !over && !pacing.found_nothing(now) && !quiet {
                     self.slots[index as usize] = Slot::Retry {
                         attempt: attempt + 1,
@@ -655,14 +671,23 @@ impl Tracker {
             return;
         }
         let mut ended: Vec<(u64, bool, bool)> = Vec::new();
-        let udp = self.udp;
+        let n = self.space.techniques as u64;
+        let techniques = &self.techniques;
+        let is_udp = |index: u64| techniques[(index % n) as usize].protocol == Protocol::Udp;
         for p in self.pacing.values_mut() {
             let over = now >= p.budget_end;
-            // Gone quiet: most likely silent in truth, but not proven, so
-            // still marked.
-            let quiet = udp && p.gone_quiet(now);
-            if over || quiet || p.found_nothing(now) {
-                ended.extend(p.queue.drain(..).map(|index| (index, over, quiet)));
+            if over || p.found_nothing(now) {
+                ended.extend(p.queue.drain(..).map(|index| (index, over, false)));
+            } else if self.udp && p.gone_quiet(now) {
+                // Gone quiet: most likely silent in truth, but not proven,
+                // so still marked. TCP suspects go on.
+                p.queue.retain(|&index| {
+                    let udp = is_udp(index);
+                    if udp {
+                        ended.push((index, false, true));
+                    }
+                    !udp
+                });
             }
         }
         for (index, over, quiet) in ended {
@@ -793,13 +818,17 @@ impl Tracker {
         self.silent.retain(|(index, _)| !paced.contains_key(index));
     }
 
-    /// Whether another technique's probe of the same port (its slots sit
-    /// side by side) was decided as `pred` says.
+    /// Whether another technique of the same protocol probing the same
+    /// port (their slots sit side by side) was decided as `pred` says.
     fn other_technique(&self, index: u64, pred: impl Fn(&Finding) -> bool) -> bool {
         let n = self.space.techniques as u64;
         let first = index - index % n;
-        (first..first + n)
-            .any(|i| i != index && matches!(&self.slots[i as usize], Slot::Done(f) if pred(f)))
+        let t = (index % n) as usize;
+        (first..first + n).any(|i| {
+            i != index
+                && self.space.same_protocol(t, (i - first) as usize)
+                && matches!(&self.slots[i as usize], Slot::Done(f) if pred(f))
+        })
     }
 
     /// Did another technique's probe of the same port get an ICMP error?
@@ -814,11 +843,19 @@ impl Tracker {
         self.other_technique(index, |f| f.state == PortState::Open)
     }
 
-    /// With several techniques: was every probe of this probe's port silent?
+    /// With several techniques of its protocol: was every probe of this
+    /// probe's port silent?
     fn port_silent_to_all(&self, index: u64) -> bool {
         let n = self.space.techniques as u64;
         let first = index - index % n;
-        n > 1 && (first..first + n).all(|i| matches!(self.slots[i as usize], Slot::Silent { .. }))
+        let t = (index % n) as usize;
+        let same: Vec<u64> = (first..first + n)
+            .filter(|&i| self.space.same_protocol(t, (i - first) as usize))
+            .collect();
+        same.len() > 1
+            && same
+                .iter()
+                .all(|&i| matches!(self.slots[i as usize], Slot::Silent { .. }))
     }
 
     /// Counts the RSTs and ICMP errors a host sent (limiter evidence).
@@ -948,7 +985,7 @@ impl Tracker {
             Slot::Silent { last, .. } => return self.revise(index, last, reply),
             // Not sent yet, or decided by the run this one resumes (its
             // cookies are the same: same seed), or its host is down.
-            Slot::Pending | Slot::Skipped | Slot::Excluded | Slot::Held => {
+            Slot::Pending | Slot::Skipped | Slot::Excluded | Slot::Held | Slot::NotAsked => {
                 self.stats.unexpected += 1;
                 return ReplyEffect::Unexpected;
             }
@@ -1213,6 +1250,51 @@ mod tests {
         assert!(f.iter().filter(|x| x.0 == H2).all(|x| x.3.is_none()));
         assert!(f.iter().filter(|x| x.0 == H1).all(|x| x.3.is_some()));
         assert_eq!(t.stats().sent, 20);
+    }
+
+    /// A pass of TCP and UDP: each technique sends to its protocol's ports
+    /// only, once each, and every probe asked is concluded.
+    #[test]
+    fn tcp_and_udp_in_one_pass_ask_each_protocol_its_own_ports() {
+        let techniques: Vec<Technique> = ["syn", "fin", "udp"]
+            .iter()
+            .map(|n| builtin_by_name(n).unwrap())
+            .collect();
+        let (tcp, udp) = (vec![22, 80, 443], vec![53, 80, 161]);
+        let space =
+            ProbeSpace::with_protocols(vec![H1, H2], &[tcp.clone(), udp.clone()], &[0, 0, 1]);
+        assert_eq!(space.ports, vec![22, 53, 80, 161, 443]);
+        let mut t = Tracker::new(space, techniques, TimingParams::default(), 11);
+        // 2 hosts x 2 ports asked by one protocol only x the other's techniques.
+        assert_eq!(t.decided(), 2 * (2 + 2 * 2));
+        let mut sent: Vec<(Ipv4Addr, u16, usize)> = Vec::new();
+        let mut now = ms(0);
+        while !t.is_done() {
+            while let Some(o) = t.poll_send(now) {
+                sent.push((o.host, o.port, o.technique));
+                let kind = match (o.technique, o.port) {
+                    (2, 53) => ReplyKind::Udp,
+                    (2, _) => ReplyKind::Unreachable { code: 3 },
+                    (0, 22) => ReplyKind::SynAck,
+                    _ => ReplyKind::Rst { window: 0 },
+                };
+                t.on_reply(&reply_to(&o, kind, now + ms(1)));
+            }
+            now += ms(5);
+            t.expire(now);
+        }
+        sent.sort();
+        let mut want: Vec<(Ipv4Addr, u16, usize)> = Vec::new();
+        for h in [H1, H2] {
+            want.extend(tcp.iter().flat_map(|&p| [(h, p, 0), (h, p, 1)]));
+            want.extend(udp.iter().map(|&p| (h, p, 2)));
+        }
+        want.sort();
+        assert_eq!(sent, want, "each probe asked goes once; no other goes");
+        for (h, p, tech, f) in t.findings() {
+            let asked = want.binary_search(&(h, p, tech)).is_ok();
+            assert_eq!(f.is_some(), asked, "{h} {p} {tech}");
+        }
     }
 
     /// A scan of `hosts` x 100 ports whose hosts discovery concludes

@@ -103,6 +103,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
             limit_budget: crate::engine::tracker::DEFAULT_LIMIT_BUDGET,
             targets,
             ports: demo_ports(),
+            protocol_ports: Vec::new(),
             techniques,
             timing: TimingParams::default(),
             seed: None,

@@ -22,6 +22,12 @@ pub struct ProbeSpace {
     host_index: FxHashMap<Ipv4Addr, u32>,
     /// Port -> its position in `ports`, or `NO_PORT`.
     port_index: Vec<u32>,
+    /// A scan of TCP and UDP in one pass asks each protocol's techniques
+    /// about its own ports (`-p U:53,T:22`): per port position, a bit per
+    /// protocol that asks it; per technique, its protocol's bit. Empty:
+    /// every technique asks every port.
+    port_protocols: Vec<u8>,
+    technique_bits: Vec<u8>,
 }
 
 const NO_PORT: u32 = u32::MAX;
@@ -45,6 +51,55 @@ impl ProbeSpace {
             techniques,
             host_index,
             port_index,
+            port_protocols: Vec::new(),
+            technique_bits: Vec::new(),
+        }
+    }
+
+    /// Several protocols in one pass: `ports_of[k]` are the ports protocol
+    /// `k`'s techniques ask about, `technique_protocols` each technique's
+    /// `k` (at most 8 protocols). The space's ports are their union.
+    pub fn with_protocols(
+        hosts: Vec<Ipv4Addr>,
+        ports_of: &[Vec<u16>],
+        technique_protocols: &[usize],
+    ) -> ProbeSpace {
+        let union: Vec<u16> = ports_of.iter().flatten().copied().collect();
+        let mut space = ProbeSpace::new(hosts, union, technique_protocols.len());
+        let mut bits = vec![0u8; space.ports.len()];
+        for (k, ports) in ports_of.iter().enumerate() {
+            for &p in ports {
+                if let Some(at) = space.port_position(p) {
+                    bits[at] |= 1 << k;
+                }
+            }
+        }
+        space.port_protocols = bits;
+        space.technique_bits = technique_protocols.iter().map(|&k| 1 << k).collect();
+        space
+    }
+
+    /// Whether probe `index` is asked at all: in a pass of several
+    /// protocols, a technique asks only its protocol's ports.
+    pub fn asks(&self, index: u64) -> bool {
+        if self.port_protocols.is_empty() {
+            return true;
+        }
+        let t = (index % self.techniques as u64) as usize;
+        let p = (index / self.techniques as u64 % self.ports.len() as u64) as usize;
+        self.port_protocols[p] & self.technique_bits[t] != 0
+    }
+
+    /// Whether techniques `a` and `b` share a protocol (always, but in a
+    /// pass of several).
+    pub fn same_protocol(&self, a: usize, b: usize) -> bool {
+        self.technique_bits.is_empty() || self.technique_bits[a] == self.technique_bits[b]
+    }
+
+    fn port_position(&self, port: u16) -> Option<usize> {
+        match self.port_index[usize::from(port)] {
+            NO_PORT => None,
+            p => Some(p as usize),
         }
     }
 

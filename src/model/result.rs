@@ -1,11 +1,12 @@
 //! A finished scan as the outputs and the teaching code read it.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::time::Duration;
 
 use crate::model::host::HostStatus;
 use crate::model::probe::ProbeSpace;
-use crate::model::technique::{PortState, Reason, Technique};
+use crate::model::technique::{PortState, Protocol, Reason, Technique};
 
 /// A port's final answer for one technique.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +109,7 @@ impl RateLimit {
     }
 }
 
+#[derive(Clone)]
 pub struct ScanResult {
     pub space: ProbeSpace,
     pub techniques: Vec<Technique>,
@@ -132,6 +134,140 @@ pub struct ScanResult {
 }
 
 impl ScanResult {
+    /// One result per protocol, in the order the techniques name them: a
+    /// pass of TCP and UDP reads, and is reported, as the two scans it
+    /// stands for (each with its own ports, techniques and findings). A
+    /// result of one protocol is its own only part.
+    pub fn by_protocol(&self) -> Vec<Cow<'_, ScanResult>> {
+        let mut protocols: Vec<Protocol> = Vec::new();
+        for t in &self.techniques {
+            if !protocols.contains(&t.protocol) {
+                protocols.push(t.protocol);
+            }
+        }
+        if protocols.len() <= 1 {
+            return vec![Cow::Borrowed(self)];
+        }
+        protocols
+            .iter()
+            .map(|&p| Cow::Owned(self.part(p)))
+            .collect()
+    }
+
+    /// The part of [`ScanResult::by_protocol`] that holds technique `t`,
+    /// and `t`'s position in it.
+    pub fn part_of(&self, t: usize) -> (Cow<'_, ScanResult>, usize) {
+        let Some(proto) = self.techniques.get(t).map(|x| x.protocol) else {
+            return (Cow::Borrowed(self), t);
+        };
+        if self.techniques.iter().all(|x| x.protocol == proto) {
+            return (Cow::Borrowed(self), t);
+        }
+        let local = self.techniques[..t]
+            .iter()
+            .filter(|x| x.protocol == proto)
+            .count();
+        (Cow::Owned(self.part(proto)), local)
+    }
+
+    /// The probes of `proto`'s techniques, on the ports they asked.
+    fn part(&self, proto: Protocol) -> ScanResult {
+        let ts: Vec<usize> = (0..self.techniques.len())
+            .filter(|&t| self.techniques[t].protocol == proto)
+            .collect();
+        let nt = self.techniques.len() as u64;
+        let (hosts, ports) = (&self.space.hosts, &self.space.ports);
+        let asked: Vec<u16> = ports
+            .iter()
+            .enumerate()
+            .filter(|&(p, _)| {
+                ts.iter()
+                    .any(|&t| self.space.asks(p as u64 * nt + t as u64))
+            })
+            .map(|(_, &port)| port)
+            .collect();
+        let space = ProbeSpace::new(hosts.clone(), asked.clone(), ts.len());
+        let old = |h: usize, port: u16, t: usize| {
+            self.space
+                .index(hosts[h], port, t)
+                .expect("a part's probe is the whole's")
+        };
+        let mut findings = Vec::with_capacity(hosts.len() * asked.len() * ts.len());
+        for h in 0..hosts.len() {
+            for &port in &asked {
+                for &t in &ts {
+                    findings.push(
+                        self.findings
+                            .get(old(h, port, t) as usize)
+                            .copied()
+                            .flatten(),
+                    );
+                }
+            }
+        }
+        let mut rate_limited: Vec<u64> = self
+            .rate_limited
+            .iter()
+            .filter_map(|&i| {
+                let (host, port, t) = self.space.probe(i);
+                let local = ts.iter().position(|&x| x == t)?;
+                space.index(host, port, local)
+            })
+            .collect();
+        rate_limited.sort_unstable();
+        // A host's limit goes with every part it may explain (an ICMP
+        // limit silences both protocols; RSTs are TCP's), so that each
+        // part's findings weigh its silences alike; its counts and finding
+        // with one part alone: the one with most of its unconfirmed probes.
+        let limits = self
+            .limits
+            .iter()
+            .filter(|l| l.kind == LimitKind::Icmp || proto == Protocol::Tcp)
+            .map(|l| {
+                let mut l = *l;
+                if self.limit_owner(l.host, l.kind) != proto {
+                    (l.paced, l.confirmed, l.unconfirmed, l.out_of_tries) = (0, 0, 0, 0);
+                }
+                l
+            })
+            .collect();
+        ScanResult {
+            space,
+            techniques: ts.iter().map(|&t| self.techniques[t].clone()).collect(),
+            findings,
+            stats: self.stats.clone(),
+            seed: self.seed,
+            interrupted: self.interrupted,
+            decided: self.decided.clone(),
+            hosts: self.hosts.clone(),
+            rate_limited,
+            limits,
+        }
+    }
+
+    /// The protocol whose part reports host `host`'s limit of `kind`.
+    fn limit_owner(&self, host: usize, kind: LimitKind) -> Protocol {
+        if kind == LimitKind::Rst {
+            return Protocol::Tcp;
+        }
+        let mut udp = 0;
+        let mut tcp = 0;
+        for &i in &self.rate_limited {
+            if self.space.host_of(i) != host {
+                continue;
+            }
+            let (_, _, t) = self.space.probe(i);
+            match self.techniques[t].protocol {
+                Protocol::Udp => udp += 1,
+                Protocol::Tcp => tcp += 1,
+            }
+        }
+        match tcp > udp {
+            true => Protocol::Tcp,
+            false => Protocol::Udp,
+        }
+    }
+
     /// The transport of the scan's ports (a scan's techniques share one).
     pub fn protocol(&self) -> crate::model::technique::Protocol {
         self.techniques
@@ -158,5 +294,85 @@ impl ScanResult {
                     .is_none_or(|h| h.up && h.reason != crate::model::host::HostReason::NotAsked)
             })
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::technique::builtin_by_name;
+    use std::net::Ipv4Addr;
+
+    const H: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+    /// A pass of SYN and UDP splits into the two scans it stands for:
+    /// each with its own ports, findings, marks, and the host's ICMP limit
+    /// told by the part with its unconfirmed probes.
+    #[test]
+    fn a_pass_of_tcp_and_udp_splits_by_protocol() {
+        let space = ProbeSpace::with_protocols(vec![H], &[vec![22, 80], vec![53, 80]], &[0, 1]);
+        let techniques = vec![
+            builtin_by_name("syn").unwrap(),
+            builtin_by_name("udp").unwrap(),
+        ];
+        let finding = |state| Finding {
+            state,
+            reason: Reason::NoResponse,
+            ttl: None,
+        };
+        let findings: Vec<Option<Finding>> = (0..space.len())
+            .map(|i| {
+                let (_, port, t) = space.probe(i);
+                let state = match (t, port) {
+                    (0, 22) => PortState::Open,
+                    (0, _) => PortState::Closed,
+                    _ => PortState::OpenFiltered,
+                };
+                space.asks(i).then(|| finding(state))
+            })
+            .collect();
+        let marked = space.index(H, 53, 1).unwrap();
+        let limit = RateLimit {
+            host: 0,
+            kind: LimitKind::Icmp,
+            rate: Some(1.0),
+            paced: 5,
+            confirmed: 4,
+            unconfirmed: 1,
+            out_of_tries: 1,
+            budget: Duration::from_secs(40),
+        };
+        let whole = ScanResult {
+            space,
+            techniques,
+            findings,
+            stats: ScanStats::default(),
+            seed: 1,
+            interrupted: false,
+            decided: Vec::new(),
+            hosts: vec![HostStatus::ASSUMED_UP],
+            rate_limited: vec![marked],
+            limits: vec![limit],
+        };
+        let parts = whole.by_protocol();
+        assert_eq!(parts.len(), 2);
+        let (tcp, udp) = (&parts[0], &parts[1]);
+        assert_eq!(tcp.space.ports, vec![22, 80]);
+        assert_eq!(udp.space.ports, vec![53, 80]);
+        assert_eq!(tcp.techniques[0].name, "syn");
+        assert_eq!(udp.techniques[0].name, "udp");
+        let states = |r: &ScanResult| -> Vec<PortState> {
+            r.findings.iter().map(|f| f.unwrap().state).collect()
+        };
+        assert_eq!(states(tcp), vec![PortState::Open, PortState::Closed]);
+        assert_eq!(states(udp), vec![PortState::OpenFiltered; 2]);
+        assert!(tcp.rate_limited.is_empty());
+        assert_eq!(udp.rate_limited, vec![udp.space.index(H, 53, 0).unwrap()]);
+        assert_eq!(udp.limits[0].paced, 5);
+        assert_eq!(tcp.limits[0].paced, 0, "told once, by the UDP part");
+        let (part, t) = whole.part_of(1);
+        assert_eq!((part.techniques[0].name.as_str(), t), ("udp", 0));
+        // One protocol: the result itself.
+        assert!(matches!(tcp.by_protocol()[0], Cow::Borrowed(_)));
     }
 }

@@ -19,6 +19,8 @@ pub fn write_grepable(
     run: &RunInfo,
     t: usize,
 ) -> anyhow::Result<()> {
+    let (part, t) = result.part_of(t);
+    let result: &ScanResult = &part;
     let version = env!("CARGO_PKG_VERSION");
     let protocol = result.techniques[t].protocol;
     let proto = protocol.as_str();

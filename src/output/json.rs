@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::model::result::ScanResult;
 use crate::model::services::Services;
 use crate::model::technique::PortState;
-use crate::output::{hosts, rate, Exporter, HostRows};
+use crate::output::{hosts, rate, Exporter, HostRows, PartHosts};
 use crate::teach::findings::HostFinding;
 use crate::teach::lang::Lang;
 use crate::teach::portnotes;
@@ -104,6 +104,8 @@ pub fn write_jsonl(
     // serde's time on this machine, about half on two threads), and at
     // most JSON_WORKERS * 2 chunks wait in memory, however large the scan.
     let hosts = hosts(result);
+    let parts = result.by_protocol();
+    let part_hosts = PartHosts::new(&parts);
     let total: usize = hosts.iter().map(|h| h.rows.len()).sum();
     let chunks = total.div_ceil(JSON_CHUNK_ROWS).max(1);
     let workers = JSON_WORKERS.min(chunks);
@@ -111,12 +113,13 @@ pub fn write_jsonl(
         let queues: Vec<_> = (0..workers)
             .map(|first| {
                 let (tx, rx) = crossbeam_channel::bounded::<io::Result<Vec<u8>>>(2);
-                let hosts = &hosts;
+                let (hosts, part_hosts) = (&hosts, &part_hosts);
                 scope.spawn(move || {
                     for chunk in (first..chunks).step_by(workers) {
                         let rows =
                             chunk * JSON_CHUNK_ROWS..((chunk + 1) * JSON_CHUNK_ROWS).min(total);
-                        let records = jsonl_rows(hosts, rows, total, result, services, lang);
+                        let records =
+                            jsonl_rows(hosts, part_hosts, rows, total, result, services, lang);
                         if tx.send(records).is_err() {
                             return;
                         }
@@ -168,6 +171,7 @@ const JSON_WORKERS: usize = 2;
 /// row.
 fn jsonl_rows(
     hosts: &[HostRows<'_>],
+    part_hosts: &PartHosts<'_>,
     rows: std::ops::Range<usize>,
     total: usize,
     result: &ScanResult,
@@ -222,7 +226,7 @@ fn jsonl_rows(
             rows.contains(&last) || (own.is_empty() && last == total && rows.end == total);
         if in_chunk {
             let findings = match host.status.up {
-                true => host.findings(result, lang),
+                true => part_hosts.findings(span.start + h, host, result, lang),
                 false => Vec::new(),
             };
             let rec = HostRecord {

@@ -103,12 +103,59 @@ impl HostRows<'_> {
         if self.limit.is_some_and(|l| l.kind == LimitKind::Icmp) {
             out.retain(|f| f.id != "silent-filter");
         }
-        if let Some(limit) = &self.limit {
+        // In a pass of TCP and UDP, one part tells the limit (the other's
+        // copy has no counts): see ScanResult::by_protocol.
+        if let Some(limit) = self
+            .limit
+            .filter(|l| l.paced > 0 || !self.limited.is_empty())
+        {
+            let limit = &limit;
             let mut ports: Vec<u16> = self.limited.iter().map(|(p, _)| *p).collect();
             ports.dedup();
             out.push(findings::rate_limit_finding(limit, ports, lang));
         }
         out
+    }
+}
+
+/// The hosts of a pass of TCP and UDP, per protocol part
+/// ([`ScanResult::by_protocol`]): each part's findings are its own.
+pub(crate) struct PartHosts<'a> {
+    parts: &'a [std::borrow::Cow<'a, ScanResult>],
+    hosts: Vec<Vec<HostRows<'a>>>,
+}
+
+impl<'a> PartHosts<'a> {
+    /// Empty for a result of one protocol: its host rows tell all.
+    pub(crate) fn new(parts: &'a [std::borrow::Cow<'a, ScanResult>]) -> PartHosts<'a> {
+        let hosts = match parts.len() {
+            0 | 1 => Vec::new(),
+            _ => parts.iter().map(|p| hosts(p)).collect(),
+        };
+        PartHosts { parts, hosts }
+    }
+
+    /// Host `i`'s findings: `host`'s own, or each part's in turn.
+    pub(crate) fn findings(
+        &self,
+        i: usize,
+        host: &HostRows,
+        result: &ScanResult,
+        lang: Lang,
+    ) -> Vec<HostFinding> {
+        if self.hosts.is_empty() {
+            return host.findings(result, lang);
+        }
+        self.parts
+            .iter()
+            .zip(&self.hosts)
+            .flat_map(|(part, hosts)| {
+                hosts
+                    .get(i)
+                    .map(|h| h.findings(part, lang))
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 }
 

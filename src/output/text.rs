@@ -10,7 +10,7 @@ use crate::model::host::{HostReason, HostStatus};
 use crate::model::result::{Finding, ScanResult};
 use crate::model::services::Services;
 use crate::model::technique::PortState;
-use crate::output::{hosts, hosts_line, summary, Exporter};
+use crate::output::{hosts, hosts_line, summary, Exporter, HostRows};
 use crate::teach::findings::{self, PortRow};
 use crate::teach::lang::Lang;
 use crate::teach::portnotes;
@@ -71,6 +71,57 @@ pub fn write_text(
     services: &Services,
     opts: TextOptions,
 ) -> io::Result<()> {
+    // A pass of TCP and UDP is reported as the two scans it stands for:
+    // each host gets a table per protocol.
+    let parts = result.by_protocol();
+    let part_hosts: Vec<Vec<HostRows>> = parts.iter().map(|p| hosts(p)).collect();
+    let may_be_open = |f: &[Option<Finding>]| {
+        f.iter()
+            .flatten()
+            .any(|c| crate::output::xml::may_be_open(c.state))
+    };
+    for i in 0..result.space.hosts.len() {
+        let Some(status) = part_hosts.first().and_then(|h| h.get(i)).map(|h| h.status) else {
+            break;
+        };
+        // As nmap's: a host found down gets no report.
+        if !status.up {
+            continue;
+        }
+        // -sn has no port to ask about: --open keeps every host up.
+        let any_open = part_hosts
+            .iter()
+            .any(|hs| hs[i].rows.iter().any(|(_, f)| may_be_open(f)));
+        if opts.open_only && !result.space.ports.is_empty() && !any_open {
+            continue;
+        }
+        writeln!(w, "flagscan report for {}", result.space.hosts[i])?;
+        writeln!(w, "{}", host_is_up(&status, opts.lang))?;
+        if result.space.ports.is_empty() {
+            // -sn: discovery only.
+            writeln!(w)?;
+            continue;
+        }
+        for (k, (part, hosts)) in parts.iter().zip(&part_hosts).enumerate() {
+            if k > 0 {
+                writeln!(w)?;
+            }
+            write_ports(w, part, &hosts[i], services, opts)?;
+        }
+        writeln!(w)?;
+    }
+    Ok(())
+}
+
+/// One host's table of one protocol's ports, its open ports' notes and
+/// its findings.
+fn write_ports(
+    w: &mut dyn Write,
+    result: &ScanResult,
+    host: &HostRows,
+    services: &Services,
+    opts: TextOptions,
+) -> io::Result<()> {
     let reason = opts.reason;
     let names: Vec<String> = result
         .techniques
@@ -80,219 +131,198 @@ pub fn write_text(
     let single = names.len() == 1;
     let protocol = result.protocol();
     let proto = protocol.as_str();
-    for host in hosts(result) {
-        // As nmap's: a host found down gets no report.
-        if !host.status.up {
-            continue;
-        }
-        let may_be_open = |f: &[Option<Finding>]| {
-            f.iter()
-                .flatten()
-                .any(|c| crate::output::xml::may_be_open(c.state))
-        };
-        // -sn has no port to ask about: --open keeps every host up.
-        if opts.open_only && !host.rows.is_empty() && !host.rows.iter().any(|(_, f)| may_be_open(f))
-        {
-            continue;
-        }
-        writeln!(w, "flagscan report for {}", host.host)?;
-        writeln!(w, "{}", host_is_up(&host.status, opts.lang))?;
-        if result.space.ports.is_empty() {
-            // -sn: discovery only.
-            writeln!(w)?;
-            continue;
-        }
-        // Fold the most common answer when it covers many ports.
-        let mut counts: FxHashMap<RowKey, usize> = FxHashMap::default();
-        let mut key = RowKey::new();
-        // Unconfirmed rows are never folded: their mark must show.
-        for (_, f) in host.rows.iter().filter(|(p, _)| !host.is_limited_port(*p)) {
-            row_key_into(f, &mut key);
-            match counts.get_mut(key.as_slice()) {
-                Some(n) => *n += 1,
-                None => {
-                    counts.insert(key.clone(), 1);
-                }
+    let may_be_open = |f: &[Option<Finding>]| {
+        f.iter()
+            .flatten()
+            .any(|c| crate::output::xml::may_be_open(c.state))
+    };
+    // Fold the most common answer when it covers many ports.
+    let mut counts: FxHashMap<RowKey, usize> = FxHashMap::default();
+    let mut key = RowKey::new();
+    // Unconfirmed rows are never folded: their mark must show.
+    for (_, f) in host.rows.iter().filter(|(p, _)| !host.is_limited_port(*p)) {
+        row_key_into(f, &mut key);
+        match counts.get_mut(key.as_slice()) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(key.clone(), 1);
             }
         }
-        let folded = counts
+    }
+    let folded = counts
+        .iter()
+        .filter(|(k, n)| **n > FOLD_THRESHOLD && k.iter().all(|c| c.is_some()))
+        .max_by_key(|(_, n)| **n)
+        .map(|(k, n)| (k.clone(), *n));
+    if let Some((key, n)) = &folded {
+        let states: Vec<String> = key
             .iter()
-            .filter(|(k, n)| **n > FOLD_THRESHOLD && k.iter().all(|c| c.is_some()))
-            .max_by_key(|(_, n)| **n)
-            .map(|(k, n)| (k.clone(), *n));
-        if let Some((key, n)) = &folded {
-            let states: Vec<String> = key
-                .iter()
-                .flatten()
-                .map(|(s, r)| format!("{s} ({r})"))
-                .collect();
-            if single {
-                let (s, r) = key[0].expect("folded rows are complete");
-                writeln!(w, "Not shown: {n} {s} {proto} ports ({r})")?;
-            } else {
-                writeln!(
-                    w,
-                    "Not shown: {n} {proto} ports answering {}",
-                    states.join(" / ")
-                )?;
-            }
-        }
-        // Ports with no answer concluded in this run (interrupted, or
-        // concluded by the run this one resumed) are counted, not listed.
-        let unconcluded = host
-            .rows
-            .iter()
-            .filter(|(_, f)| f.iter().all(|c| c.is_none()))
-            .count();
-        if unconcluded > 0 {
-            writeln!(w, "{}", unconcluded_line(result, unconcluded, opts.lang))?;
-        }
-        let shown: Vec<_> = host
-            .rows
-            .iter()
-            .filter(|(p, f)| {
-                host.is_limited_port(*p) || folded.as_ref().is_none_or(|(k, _)| !has_key(f, k))
-            })
-            .filter(|(_, f)| f.iter().any(|c| c.is_some()))
-            .collect();
-        let before = shown.len();
-        let shown: Vec<_> = shown
-            .into_iter()
-            .filter(|(_, f)| !opts.open_only || may_be_open(f))
-            .collect();
-        if before > shown.len() {
-            let n = before - shown.len();
-            match opts.lang {
-                Lang::En => writeln!(
-                    w,
-                    "Not shown: {n} more {proto} ports that are not open (--open)"
-                )?,
-                Lang::Ja => writeln!(w, "非表示: openでない{proto}ポート {n} 個(--open)")?,
-            }
-        }
-        if shown.is_empty() && unconcluded > 0 {
-            writeln!(w)?;
-            continue;
-        }
-        if shown.is_empty() {
-            writeln!(
-                w,
-                "All {} scanned ports are shown above as folded.",
-                host.rows.len()
-            )?;
-            writeln!(w)?;
-            continue;
-        }
-        // An unconfirmed silence (a rate limiter's doing, maybe) is marked.
-        let cells: Vec<Vec<String>> = shown
-            .iter()
-            .map(|(port, f)| {
-                f.iter()
-                    .enumerate()
-                    .map(|(t, c)| {
-                        let mut text = cell(c, reason);
-                        if host.is_limited(*port, t) {
-                            text.push('*');
-                        }
-                        text
-                    })
-                    .collect()
-            })
-            .collect();
-        let widths: Vec<usize> = (0..names.len())
-            .map(|i| {
-                cells
-                    .iter()
-                    .map(|c| width(&c[i]))
-                    .chain([width(&names[i]), 5])
-                    .max()
-                    .unwrap_or(5)
-            })
+            .flatten()
+            .map(|(s, r)| format!("{s} ({r})"))
             .collect();
         if single {
-            let head = if reason {
-                "STATE (REASON TTL)"
-            } else {
-                "STATE"
-            };
-            let columns = widths[0].max(width(head));
-            writeln!(w, "{:<9} {} SERVICE", "PORT", pad(head, columns))?;
-            for ((port, _), c) in shown.iter().zip(&cells) {
-                let svc = services.name_in(protocol, *port).unwrap_or("unknown");
-                writeln!(
-                    w,
-                    "{:<9} {} {svc}",
-                    format!("{port}/{proto}"),
-                    pad(&c[0], columns)
-                )?;
-            }
+            let (s, r) = key[0].expect("folded rows are complete");
+            writeln!(w, "Not shown: {n} {s} {proto} ports ({r})")?;
         } else {
-            let mut line = format!("{:<9} {:<15}", "PORT", "SERVICE");
-            for (n, wd) in names.iter().zip(&widths) {
+            writeln!(
+                w,
+                "Not shown: {n} {proto} ports answering {}",
+                states.join(" / ")
+            )?;
+        }
+    }
+    // Ports with no answer concluded in this run (interrupted, or
+    // concluded by the run this one resumed) are counted, not listed.
+    let unconcluded = host
+        .rows
+        .iter()
+        .filter(|(_, f)| f.iter().all(|c| c.is_none()))
+        .count();
+    if unconcluded > 0 {
+        writeln!(w, "{}", unconcluded_line(result, unconcluded, opts.lang))?;
+    }
+    let shown: Vec<_> = host
+        .rows
+        .iter()
+        .filter(|(p, f)| {
+            host.is_limited_port(*p) || folded.as_ref().is_none_or(|(k, _)| !has_key(f, k))
+        })
+        .filter(|(_, f)| f.iter().any(|c| c.is_some()))
+        .collect();
+    let before = shown.len();
+    let shown: Vec<_> = shown
+        .into_iter()
+        .filter(|(_, f)| !opts.open_only || may_be_open(f))
+        .collect();
+    if before > shown.len() {
+        let n = before - shown.len();
+        match opts.lang {
+            Lang::En => writeln!(
+                w,
+                "Not shown: {n} more {proto} ports that are not open (--open)"
+            )?,
+            Lang::Ja => writeln!(w, "非表示: openでない{proto}ポート {n} 個(--open)")?,
+        }
+    }
+    if shown.is_empty() && unconcluded > 0 {
+        return Ok(());
+    }
+    if shown.is_empty() {
+        writeln!(
+            w,
+            "All {} scanned ports are shown above as folded.",
+            host.rows.len()
+        )?;
+        return Ok(());
+    }
+    // An unconfirmed silence (a rate limiter's doing, maybe) is marked.
+    let cells: Vec<Vec<String>> = shown
+        .iter()
+        .map(|(port, f)| {
+            f.iter()
+                .enumerate()
+                .map(|(t, c)| {
+                    let mut text = cell(c, reason);
+                    if host.is_limited(*port, t) {
+                        text.push('*');
+                    }
+                    text
+                })
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = (0..names.len())
+        .map(|i| {
+            cells
+                .iter()
+                .map(|c| width(&c[i]))
+                .chain([width(&names[i]), 5])
+                .max()
+                .unwrap_or(5)
+        })
+        .collect();
+    if single {
+        let head = if reason {
+            "STATE (REASON TTL)"
+        } else {
+            "STATE"
+        };
+        let columns = widths[0].max(width(head));
+        writeln!(w, "{:<9} {} SERVICE", "PORT", pad(head, columns))?;
+        for ((port, _), c) in shown.iter().zip(&cells) {
+            let svc = services.name_in(protocol, *port).unwrap_or("unknown");
+            writeln!(
+                w,
+                "{:<9} {} {svc}",
+                format!("{port}/{proto}"),
+                pad(&c[0], columns)
+            )?;
+        }
+    } else {
+        let mut line = format!("{:<9} {:<15}", "PORT", "SERVICE");
+        for (n, wd) in names.iter().zip(&widths) {
+            line.push(' ');
+            line.push_str(&pad(n, *wd));
+        }
+        line.push_str(" VERDICT");
+        writeln!(w, "{}", line.trim_end())?;
+        for ((port, f), c) in shown.iter().zip(&cells) {
+            let svc = services.name_in(protocol, *port).unwrap_or("unknown");
+            let mut line = format!("{:<9} {svc:<15}", format!("{port}/{proto}"));
+            for (v, wd) in c.iter().zip(&widths) {
                 line.push(' ');
-                line.push_str(&pad(n, *wd));
+                line.push_str(&pad(v, *wd));
             }
-            line.push_str(" VERDICT");
+            let row = PortRow {
+                port: *port,
+                findings: f,
+                limited: host.is_limited_port(*port),
+            };
+            line.push(' ');
+            line.push_str(&findings::verdict(&row, &result.techniques, opts.lang));
             writeln!(w, "{}", line.trim_end())?;
-            for ((port, f), c) in shown.iter().zip(&cells) {
-                let svc = services.name_in(protocol, *port).unwrap_or("unknown");
-                let mut line = format!("{:<9} {svc:<15}", format!("{port}/{proto}"));
-                for (v, wd) in c.iter().zip(&widths) {
-                    line.push(' ');
-                    line.push_str(&pad(v, *wd));
-                }
-                let row = PortRow {
-                    port: *port,
-                    findings: f,
-                    limited: host.is_limited_port(*port),
-                };
-                line.push(' ');
-                line.push_str(&findings::verdict(&row, &result.techniques, opts.lang));
-                writeln!(w, "{}", line.trim_end())?;
+        }
+    }
+    if !host.limited.is_empty() {
+        writeln!(
+            w,
+            "{}",
+            match opts.lang {
+                Lang::En => "* unconfirmed: the host rate-limits its answers (see its finding)",
+                Lang::Ja => "* 未確認: ホストが応答数を制限しています(所見を参照)",
             }
-        }
-        if !host.limited.is_empty() {
-            writeln!(
-                w,
-                "{}",
-                match opts.lang {
-                    Lang::En => "* unconfirmed: the host rate-limits its answers (see its finding)",
-                    Lang::Ja => "* 未確認: ホストが応答数を制限しています(所見を参照)",
-                }
-            )?;
-        }
-        let open: Vec<u16> = shown
-            .iter()
-            .filter(|(_, f)| f.iter().flatten().any(|f| f.state == PortState::Open))
-            .map(|(p, _)| *p)
-            .collect();
-        if !open.is_empty() {
-            writeln!(w)?;
-            writeln!(
-                w,
-                "{}",
-                match opts.lang {
-                    Lang::En => "Open ports:",
-                    Lang::Ja => "オープンポート:",
-                }
-            )?;
-        }
-        for port in open {
-            let class = portnotes::class_name(port, opts.lang);
-            match portnotes::note_text(port, opts.lang) {
-                Some(note) => writeln!(w, "  {port}/{proto} ({class}): {note}")?,
-                None => writeln!(w, "  {port}/{proto} ({class})")?,
-            }
-        }
-        let host_findings = host.findings(result, opts.lang);
-        if !host_findings.is_empty() {
-            writeln!(w)?;
-            for f in &host_findings {
-                writeln!(w, "* {} [{}]", findings::narrate_id(f.id, opts.lang), f.id)?;
-                writeln!(w, "  {}", f.text)?;
-            }
-        }
+        )?;
+    }
+    let open: Vec<u16> = shown
+        .iter()
+        .filter(|(_, f)| f.iter().flatten().any(|f| f.state == PortState::Open))
+        .map(|(p, _)| *p)
+        .collect();
+    if !open.is_empty() {
         writeln!(w)?;
+        writeln!(
+            w,
+            "{}",
+            match opts.lang {
+                Lang::En => "Open ports:",
+                Lang::Ja => "オープンポート:",
+            }
+        )?;
+    }
+    for port in open {
+        let class = portnotes::class_name(port, opts.lang);
+        match portnotes::note_text(port, opts.lang) {
+            Some(note) => writeln!(w, "  {port}/{proto} ({class}): {note}")?,
+            None => writeln!(w, "  {port}/{proto} ({class})")?,
+        }
+    }
+    let host_findings = host.findings(result, opts.lang);
+    if !host_findings.is_empty() {
+        writeln!(w)?;
+        for f in &host_findings {
+            writeln!(w, "* {} [{}]", findings::narrate_id(f.id, opts.lang), f.id)?;
+            writeln!(w, "  {}", f.text)?;
+        }
     }
     Ok(())
 }

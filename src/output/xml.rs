@@ -171,6 +171,10 @@ pub fn write_xml(
     run: &RunInfo,
     t: usize,
 ) -> anyhow::Result<()> {
+    // In a pass of TCP and UDP, a technique's document holds its
+    // protocol's ports only, as nmap's own run of it would.
+    let (part, t) = result.part_of(t);
+    let result: &ScanResult = &part;
     let mut w: Xml = Writer::new(out);
     let technique = &result.techniques[t];
     open_document(&mut w, run)?;
