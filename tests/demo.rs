@@ -1,5 +1,5 @@
-//! `flagscan demo` (root): builds the lab, scans it with all four
-//! techniques, prints the result and leaves nothing behind.
+//! `flagscan demo` (root): builds the lab, scans it with all four TCP
+//! techniques and UDP, prints the result and leaves nothing behind.
 
 mod common;
 
@@ -62,6 +62,23 @@ fn demo_scans_the_lab_and_leaves_nothing_behind() {
     assert!(text.lines().any(|l| l.starts_with("22/tcp")
         && l.contains("open (syn-ack")
         && l.contains("closed (reset")));
+    // The UDP table: web's services answer, its dropped port is silent,
+    // its rejected one says so; the resetting host's ports are closed.
+    for (port, cell) in [
+        ("53/udp", "open (udp-response"),
+        ("123/udp", "open (udp-response"),
+        ("161/udp", "open|filtered (no-response)"),
+        ("514/udp", "filtered (admin-prohibited"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(port) && l.contains(cell)),
+            "{port} {cell}\n{text}"
+        );
+    }
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("53/udp") && l.contains("closed (port-unreach")));
     assert!(text.contains("flagscan done:"));
     assert!(
         namespaces(&format!("{prefix}-")).is_empty(),

@@ -258,8 +258,8 @@ pub enum Command {
         /// The port number, after `port`.
         port: Option<String>,
     },
-    /// A guided tour: bring the lab up, scan it with all four techniques in
-    /// one pass, explain the differences, tear it down.
+    /// A guided tour: bring the lab up, scan it with SYN, FIN, NULL, Xmas
+    /// and UDP in one pass, explain the differences, tear it down.
     Demo {
         #[arg(long, default_value = lab::DEFAULT_PREFIX)]
         prefix: String,

@@ -5,7 +5,7 @@ use crate::engine::timing::TimingParams;
 use crate::lab;
 use crate::model::ports;
 use crate::model::services::Services;
-use crate::model::technique;
+use crate::model::technique::{self, Protocol};
 use crate::output::text::{report, TextOptions};
 use crate::teach::lang::Lang;
 
@@ -17,6 +17,10 @@ fn demo_ports() -> Vec<u16> {
     ports.dedup();
     ports
 }
+
+/// UDP ports the demo asks: web's services (echo, DNS, NTP, a bound but
+/// silent port), its dropped and rejected ones, and a closed one.
+const DEMO_UDP_PORTS: [u16; 7] = [7, 53, 111, 123, 161, 514, 9999];
 
 struct Narration {
     building: &'static str,
@@ -30,11 +34,13 @@ struct Narration {
 const EN: Narration = Narration {
     building: "Step 1. Building the lab: real Linux hosts in network namespaces on this machine (nothing outside them is touched).",
     hosts: "The hosts and what each one demonstrates:",
-    scanning: "Step 2. Scanning all three with SYN, FIN, NULL and Xmas probes in one interleaved pass.\n\
+    scanning: "Step 2. Scanning all three with SYN, FIN, NULL and Xmas probes, and UDP probes on a few ports, in one interleaved pass.\n\
 A SYN is the first step of a handshake: an open port answers SYN/ACK, a closed one RST.\n\
-FIN, NULL and Xmas probes open nothing: by RFC 9293 a closed port answers RST and an open port stays silent.",
+FIN, NULL and Xmas probes open nothing: by RFC 9293 a closed port answers RST and an open port stays silent.\n\
+A UDP probe carries the port's own protocol where there is one (a DNS query to 53): a service answers, a closed port sends ICMP port unreachable, and silence could be either.",
     reading: "Step 3. Reading it: compare each port's columns. Where SYN says open and the others stay silent, the host follows RFC 793;\n\
-where they answer RST anyway, their 'closed' cannot be trusted; where SYN gets a RST and the others silence, a filter drops what opens no connection.",
+where they answer RST anyway, their 'closed' cannot be trusted; where SYN gets a RST and the others silence, a filter drops what opens no connection.\n\
+The UDP table below each host's TCP one: open where a service answered, closed where the kernel said port unreachable, open|filtered where nothing came back (dropped, or a service that ignored us).",
     removed: "Lab removed: no namespace, interface or process is left.",
     try_it: "To explore by hand: sudo flagscan lab up, then sudo flagscan --netns flagscan-scan -sS -sF --reason 10.213.1.2 (exercises: docs/lab.md).",
 };
@@ -44,9 +50,11 @@ const JA: Narration = Narration {
     hosts: "ホストとそれぞれが示すもの:",
     scanning: "ステップ2. 3台すべてを、TCP SYNスキャン、FINスキャン、NULLスキャン、Xmas Treeスキャンの1回のパスでポートスキャンします。\n\
 SYNは3ウェイハンドシェイクの最初の一歩: オープンポートはSYN/ACK、閉じたポートはRSTで応答します。\n\
-FIN・NULL・Xmasのプローブは接続を開きません: RFC 9293により、閉じたポートはRSTを返し、オープンポートは応答しません。",
+FIN・NULL・Xmasのプローブは接続を開きません: RFC 9293により、閉じたポートはRSTを返し、オープンポートは応答しません。\n\
+いくつかのポートにはUDPプローブも送ります。プロトコルがあるポートにはその要求(53にはDNS問い合わせ)を載せます: サービスは応答し、閉じたポートはICMPポート到達不能を返し、無応答はどちらとも言えません。",
     reading: "ステップ3. 読み方: ポートごとに列を比べます。SYNがopenで他が無応答なら、そのホストはRFC 793どおりです。\n\
-それでもRSTが返るなら、それらのclosedは信用できません。SYNにRST、他に無応答なら、接続を開かないパケットを破棄するファイアウォールがあります。",
+それでもRSTが返るなら、それらのclosedは信用できません。SYNにRST、他に無応答なら、接続を開かないパケットを破棄するファイアウォールがあります。\n\
+各ホストのTCPの表の下にUDPの表があります: サービスが応答すればopen、カーネルがポート到達不能を返せばclosed、何も返らなければopen|filtered(破棄されたか、サービスが無視したか)です。",
     removed: "ラボを削除しました: 名前空間・インターフェース・プロセスは残っていません。",
     try_it: "自分で試すには: sudo flagscan lab up のあと sudo flagscan --netns flagscan-scan -sS -sF --reason 10.213.1.2 (演習: docs/lab.md)。",
 };
@@ -91,7 +99,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         println!("  {:<12} {:<4} {}", host.addr, host.name, role);
     }
     println!("\n{}\n", say.scanning);
-    let techniques = ["syn", "fin", "null", "xmas"]
+    let techniques = ["syn", "fin", "null", "xmas", "udp"]
         .iter()
         .map(|n| technique::builtin_by_name(n).expect("built in"))
         .collect();
@@ -102,8 +110,17 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
             discovery: Some(crate::engine::discovery::PingPlan::default()),
             limit_budget: crate::engine::tracker::DEFAULT_LIMIT_BUDGET,
             targets,
-            ports: demo_ports(),
-            protocol_ports: Vec::new(),
+            ports: {
+                let mut all = demo_ports();
+                all.extend(DEMO_UDP_PORTS);
+                all.sort_unstable();
+                all.dedup();
+                all
+            },
+            protocol_ports: vec![
+                (Protocol::Tcp, demo_ports()),
+                (Protocol::Udp, DEMO_UDP_PORTS.to_vec()),
+            ],
             techniques,
             timing: TimingParams::default(),
             seed: None,
