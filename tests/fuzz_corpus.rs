@@ -125,7 +125,7 @@ fn the_corpus_replays_through_the_reply_path() {
         *counts.entry(key).or_default() += 1;
     }
     eprintln!("{} corpus files: {counts:?}", files.len());
-    assert!(decided >= 11, "only {decided} inputs decided a port");
+    assert!(decided >= 14, "only {decided} inputs decided a port");
     for kind in ["Malformed", "Invalid", "Ignored", "NotOurs"] {
         assert!(counts.contains_key(kind), "no {kind} input in {counts:?}");
     }
@@ -148,7 +148,7 @@ fn all_captured_replies_decide_the_lab_scan_they_came_from() {
             other => panic!("{name}: {other:?}"),
         }
     }
-    assert_eq!(tracker.unwrap().stats().replies, 11);
+    assert_eq!(tracker.unwrap().stats().replies, 14);
     let state = |file: &str| {
         states
             .iter()
@@ -162,4 +162,8 @@ fn all_captured_replies_decide_the_lab_scan_they_came_from() {
     assert_eq!(state("rst-ack-null"), "closed");
     assert_eq!(state("icmp-port-unreach"), "filtered");
     assert_eq!(state("icmp-admin-prohibited"), "filtered");
+    // UDP: a service's answer is open, the kernel's port-unreach closed.
+    assert_eq!(state("udp-dns-reply"), "open");
+    assert_eq!(state("udp-ntp-reply"), "open");
+    assert_eq!(state("icmp-port-unreach-udp"), "closed");
 }
