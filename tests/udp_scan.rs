@@ -305,3 +305,51 @@ fn tcp_and_udp_in_one_pass_equal_separate_runs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("names no TCP port"));
 }
+
+/// A host whose firewall drops all UDP: every port open|filtered, and the
+/// `drops-udp` finding says why that shows no service. The same host
+/// without the rule has its ports closed and no such finding.
+#[test]
+fn a_host_dropping_udp_gets_the_drops_udp_finding() {
+    if !have_root("a_host_dropping_udp_gets_the_drops_udp_finding") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-udpdrop");
+    let ns = lab.scan_ns();
+    let rst_ns = format!("{}-rst", lab.prefix);
+    const RST: &str = "10.213.1.3";
+    let args = ["--netns", ns.as_str(), "-Pn", "-sU", "-p", "1-10", RST];
+    let before = run_json("udpdrop-before", &args);
+    assert!(!before.contains("drops-udp"), "{before}");
+    let closed = parse_jsonl(&before)
+        .values()
+        .filter(|(s, _)| s == "closed")
+        .count();
+    assert_eq!(closed, 10, "{before}");
+    in_ns(
+        &rst_ns,
+        &["iptables", "-I", "INPUT", "-p", "udp", "-j", "DROP"],
+    );
+    let after = run_json("udpdrop-after", &args);
+    let states = parse_jsonl(&after);
+    assert!(
+        states
+            .values()
+            .all(|(s, r)| s == "open|filtered" && r == "no-response"),
+        "{after}"
+    );
+    let host: serde_json::Value = after
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["type"] == "host")
+        .unwrap();
+    let ids: Vec<&str> = host["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"drops-udp"), "{ids:?}");
+    assert!(!ids.contains(&"icmp-rate-limit"), "{ids:?}");
+}

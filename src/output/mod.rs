@@ -101,7 +101,7 @@ impl HostRows<'_> {
         // A host that limits its ICMP errors makes any silence ambiguous:
         // no silence of it is a DROP's evidence.
         if self.limit.is_some_and(|l| l.kind == LimitKind::Icmp) {
-            out.retain(|f| f.id != "silent-filter");
+            out.retain(|f| f.id != "silent-filter" && f.id != "drops-udp");
         }
         // In a pass of TCP and UDP, one part tells the limit (the other's
         // copy has no counts): see ScanResult::by_protocol.

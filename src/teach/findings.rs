@@ -46,16 +46,21 @@ pub struct HostFinding {
 
 /// Every finding id, in the order [`host_findings`] reports them.
 #[cfg(test)]
-pub const IDS: [&str; 8] = [
+pub const IDS: [&str; 9] = [
     "rfc793",
     "resets-non-syn",
     "drops-non-syn",
     "silent-filter",
+    "drops-udp",
     "icmp-filter",
     "syn-proxy",
     "rst-rate-limit",
     "icmp-rate-limit",
 ];
+
+/// `drops-udp` needs this many silent UDP ports: a scan of two ports that
+/// both happen to be open|filtered says little.
+const DROPS_UDP_MIN_PORTS: usize = 5;
 
 /// `syn-proxy` is only reported when at least this many ports answered the
 /// SYN technique, all with SYN/ACK. A scan of a handful of ports a server is
@@ -173,6 +178,9 @@ pub enum HostEvidence {
     DropsNonSyn(Evidence),
     /// Ports that never answered SYN.
     SilentFilter { ports: Vec<u16> },
+    /// UDP probes of this many ports drew no port-unreach at all (none
+    /// closed), and these ports stayed silent.
+    DropsUdp { asked: usize, ports: Vec<u16> },
     /// Ports answered with ICMP unreachable, by any technique: per code,
     /// the replies and the ports.
     IcmpFilter {
@@ -248,6 +256,29 @@ pub fn host_evidence(rows: &[PortRow], techniques: &[Technique]) -> Vec<HostEvid
         }
     }
 
+    // A closed UDP port answers with ICMP port unreachable (RFC 1122
+    // 4.1.3.1): a host with not one closed port among many silent ones
+    // has its UDP (or its ICMP errors) dropped on the way. Marked rows
+    // are the limiter's doubt, not this evidence.
+    if let Some(udp) = techniques.iter().position(|t| t.protocol == Protocol::Udp) {
+        let asked: Vec<&PortRow> = rows.iter().filter(|r| at(r, udp).is_some()).collect();
+        let closed = asked
+            .iter()
+            .any(|r| at(r, udp).is_some_and(|f| f.state == PortState::Closed));
+        let silent: Vec<u16> = asked
+            .iter()
+            .filter(|r| !r.limited)
+            .filter(|r| at(r, udp).is_some_and(|f| f.reason == Reason::NoResponse))
+            .map(|r| r.port)
+            .collect();
+        if !closed && silent.len() >= DROPS_UDP_MIN_PORTS {
+            out.push(HostEvidence::DropsUdp {
+                asked: asked.len(),
+                ports: silent,
+            });
+        }
+    }
+
     // ICMP unreachable from any technique: code -> (replies, ports). A
     // UDP port's port-unreach is its closed answer, not a firewall's.
     let mut codes: BTreeMap<u8, (usize, Vec<u16>)> = BTreeMap::new();
@@ -304,6 +335,7 @@ impl HostEvidence {
             HostEvidence::ResetsNonSyn(_) => "resets-non-syn",
             HostEvidence::DropsNonSyn(_) => "drops-non-syn",
             HostEvidence::SilentFilter { .. } => "silent-filter",
+            HostEvidence::DropsUdp { .. } => "drops-udp",
             HostEvidence::IcmpFilter { .. } => "icmp-filter",
             HostEvidence::SynProxy { .. } => "syn-proxy",
         }
@@ -413,6 +445,27 @@ impl HostEvidence {
                 };
                 text
             }
+            HostEvidence::DropsUdp { asked, ports } => {
+                let p = port_list(ports, lang);
+                let n = ports.len();
+                match lang {
+                    Lang::En => format!(
+                        "Not one of the {asked} UDP ports asked answered ICMP port unreachable, \
+                         and {} ({p}) stayed silent, even after paced retries. A closed UDP port \
+                         answers with port unreachable (RFC 1122 4.1.3.1), and most ports of a \
+                         host are closed, so a firewall drops UDP to this host (or the ICMP \
+                         errors back): its open|filtered ports say nothing about services.",
+                        n_ports(n),
+                    ),
+                    Lang::Ja => format!(
+                        "問い合わせたUDPポート{asked}個のどれからもICMPポート到達不能が返らず、\
+                         {n}個のポート({p})は間隔をあけた再送後も無応答でした。閉じたUDPポートは\
+                         ポート到達不能で応答し(RFC 1122 4.1.3.1)、ホストのポートの大半は閉じて\
+                         いるので、ファイアウォールがこのホストへのUDP(または返るICMPエラー)を\
+                         破棄しています。open|filteredのポートはサービスの有無を示しません。"
+                    ),
+                }
+            }
             HostEvidence::IcmpFilter { ports, codes } => {
                 let each: Vec<String> = codes
                     .iter()
@@ -487,9 +540,9 @@ impl HostEvidence {
             ports: match self {
                 HostEvidence::Rfc793 { open_silent, .. } => open_silent.ports,
                 HostEvidence::ResetsNonSyn(e) | HostEvidence::DropsNonSyn(e) => e.ports,
-                HostEvidence::SilentFilter { ports } | HostEvidence::IcmpFilter { ports, .. } => {
-                    ports
-                }
+                HostEvidence::SilentFilter { ports }
+                | HostEvidence::DropsUdp { ports, .. }
+                | HostEvidence::IcmpFilter { ports, .. } => ports,
                 HostEvidence::SynProxy { .. } => Vec::new(),
             },
         }
@@ -601,6 +654,8 @@ pub fn narrate_id(id: &str, lang: Lang) -> &'static str {
         ("drops-non-syn", Lang::Ja) => "ステートフルなファイアウォールが非SYNプローブを破棄",
         ("silent-filter", Lang::En) => "A firewall drops probes silently",
         ("silent-filter", Lang::Ja) => "ファイアウォールがプローブを黙って破棄",
+        ("drops-udp", Lang::En) => "A firewall drops UDP: no port answered closed",
+        ("drops-udp", Lang::Ja) => "ファイアウォールがUDPを破棄: closedと答えるポートがない",
         ("icmp-filter", Lang::En) => "Probes rejected with ICMP unreachable",
         ("icmp-filter", Lang::Ja) => "ICMP到達不能でプローブを拒否",
         ("rst-rate-limit", Lang::En) => "The host rate-limits its RSTs",
@@ -884,6 +939,58 @@ mod tests {
              4個のポート(21, 23, 25, 443)はFIN、NULL、XMASにもRSTを返しました(RST 12個)。\
              ほかの所見が挙げるポートを除き、このホストではFINスキャン、NULLスキャン、\
              Xmas Treeスキャンの結果を信頼できます。"
+        );
+    }
+
+    /// UDP: one open port and six silent, none closed, is a host whose UDP
+    /// is dropped; one closed port among them, or the silences marked as
+    /// the limiter's, or too few ports, and it is not.
+    #[test]
+    fn silent_udp_with_no_closed_port_gives_drops_udp() {
+        let udp = techs(&["udp"]);
+        let open = Finding {
+            state: PortState::Open,
+            reason: Reason::UdpResponse,
+            ttl: Some(64),
+        };
+        let closed = Finding {
+            state: PortState::Closed,
+            reason: Reason::Unreachable(3),
+            ttl: Some(64),
+        };
+        let mut t: Table = vec![(53, vec![Some(open)])];
+        t.extend((100..106).map(|p| (p, vec![Some(SILENT)])));
+        let f = host_findings(&rows(&t), &udp, Lang::En);
+        assert_eq!(ids(&f), ["drops-udp"]);
+        assert_eq!(f[0].ports, [100, 101, 102, 103, 104, 105]);
+        assert!(
+            f[0].text.starts_with("Not one of the 7 UDP ports asked"),
+            "{}",
+            f[0].text
+        );
+        let ja = host_findings(&rows(&t), &udp, Lang::Ja);
+        assert_eq!(ids(&ja), ["drops-udp"]);
+
+        let mut one_closed = t.clone();
+        one_closed.push((7, vec![Some(closed)]));
+        assert!(host_findings(&rows(&one_closed), &udp, Lang::En).is_empty());
+        let marked: Vec<PortRow> = rows(&t)
+            .into_iter()
+            .map(|r| PortRow {
+                limited: r.port != 53,
+                ..r
+            })
+            .collect();
+        assert!(host_findings(&marked, &udp, Lang::En).is_empty());
+        assert!(host_findings(&rows(&t[..5].to_vec()), &udp, Lang::En).is_empty());
+        // In a pass with TCP, a TCP-only port (no UDP finding) is not asked.
+        let mixed = techs(&["syn", "udp"]);
+        let mut m: Table = t.iter().map(|(p, f)| (*p, vec![Some(RST), f[0]])).collect();
+        m.push((22, vec![Some(SYNACK), None]));
+        assert!(
+            get(&host_findings(&rows(&m), &mixed, Lang::En), "drops-udp")
+                .text
+                .contains("the 7 UDP ports")
         );
     }
 
