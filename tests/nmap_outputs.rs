@@ -420,3 +420,47 @@ fn unconfirmed_ports_are_never_folded_and_ping_only_documents_have_no_ports() {
         "{g}"
     );
 }
+
+/// `-F` and `--top-ports N` pick nmap's ports: the XML's `scaninfo`
+/// lists the same services as nmap's own run on loopback.
+#[test]
+fn fast_and_top_ports_pick_nmaps_ports() {
+    if !have_root("fast_and_top_ports_pick_nmaps_ports") {
+        return;
+    }
+    let _serial = serial();
+    let services = |xml: &str| -> String {
+        let at = xml.find("<scaninfo").expect("a scaninfo");
+        let tail = &xml[at..];
+        let s = tail.find(" services=\"").unwrap() + 11;
+        tail[s..s + tail[s..].find('"').unwrap()].to_string()
+    };
+    for args in [
+        vec!["-F"],
+        vec!["--top-ports", "1000"],
+        vec!["--top-ports", "7"],
+    ] {
+        let mut ours = vec!["-sS", "-Pn", "-oX", "-"];
+        ours.extend(&args);
+        ours.push("127.0.0.1");
+        let out = flagscan(&ours);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut theirs = Command::new("nmap");
+        theirs
+            .args(["-sS", "-Pn", "-n", "-oX", "-"])
+            .args(&args)
+            .arg("127.0.0.1");
+        let nm = theirs.output().expect("nmap runs");
+        assert!(nm.status.success());
+        let (a, b) = (
+            services(&String::from_utf8_lossy(&out.stdout)),
+            services(&String::from_utf8_lossy(&nm.stdout)),
+        );
+        assert_eq!(a, b, "{args:?}");
+        assert!(a.contains("443") && a.contains("80"), "{a}");
+    }
+}

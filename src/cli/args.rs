@@ -58,6 +58,22 @@ pub struct Args {
     #[arg(short = 'p', long = "ports", value_name = "PORTS", help = ports::DEFAULT_PORTS_HELP)]
     pub ports: Option<String>,
 
+    /// Scan the N ports nmap's table finds open most often
+    /// (/usr/share/nmap/nmap-services; without it, flagscan's own list of
+    /// common services, then its default ports), per protocol.
+    #[arg(long = "top-ports", value_name = "N", conflicts_with_all = ["ports", "fast"],
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub top_ports: Option<u32>,
+
+    /// -r: probe hosts, ports and techniques in order instead of the seeded
+    /// random order (one host at a time, its ports ascending).
+    #[arg(short = 'r', long = "in-order")]
+    pub in_order: bool,
+
+    /// -F: the 100 most common ports, as nmap's fast scan (--top-ports 100).
+    #[arg(short = 'F', long = "fast", conflicts_with = "ports")]
+    pub fast: bool,
+
     /// Read targets from FILE (-iL FILE; '-' for stdin).
     #[arg(long = "input-list", value_name = "FILE")]
     pub input_list: Option<PathBuf>,

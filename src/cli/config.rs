@@ -92,11 +92,25 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
         protocols.push(Protocol::default());
     }
     let services = crate::model::services::Services::load();
+    let top = args.top_ports.or(args.fast.then_some(100));
+    let nmap_table = top.and_then(|_| crate::model::services::Services::nmap_table());
     let mut protocol_ports: Vec<(Protocol, Vec<u16>)> = Vec::new();
     for &proto in &protocols {
         let list = match &args.ports {
             // -sn: no port is probed.
             _ if args.ping_only => Vec::new(),
+            None if top.is_some() => {
+                let n = top.unwrap_or(100) as usize;
+                let (list, source) = ports::top_ports(proto, n, nmap_table.as_deref());
+                if source == ports::TopSource::Own && proto == protocols[0] {
+                    crate::error::say(&format!(
+                        "flagscan: notice: nmap's table of common ports (/usr/share/nmap/nmap-services) is not \
+                         installed: the top {n} ports come from flagscan's own list of common \
+                         services, then its default ports"
+                    ));
+                }
+                list
+            }
             Some(spec) => {
                 let named = |name: &str| services.ports_named_in(proto, name);
                 ports::parse_ports_in(spec, proto, Some(&named))?
@@ -138,6 +152,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             targets,
             ports,
             protocol_ports,
+            in_order: args.in_order,
             techniques,
             timing,
             seed: args.seed,

@@ -17,13 +17,28 @@ pub struct Permutation {
     n: u64,
     half_bits: u32,
     seed: u64,
+    /// `-r`: position `i` visits index `i`.
+    identity: bool,
 }
 
 impl Permutation {
     pub fn new(n: u64, seed: u64) -> Permutation {
         let bits = 64 - n.saturating_sub(1).leading_zeros();
         let half_bits = bits.div_ceil(2).max(1);
-        Permutation { n, half_bits, seed }
+        Permutation {
+            n,
+            half_bits,
+            seed,
+            identity: false,
+        }
+    }
+
+    /// The order `0..n` itself (nmap's `-r`: no randomising).
+    pub fn identity(n: u64) -> Permutation {
+        Permutation {
+            identity: true,
+            ..Permutation::new(n, 0)
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -37,6 +52,9 @@ impl Permutation {
     /// The index visited at position `i` (`i < n`).
     pub fn at(&self, i: u64) -> u64 {
         debug_assert!(i < self.n);
+        if self.identity {
+            return i;
+        }
         let mut x = self.feistel(i);
         // Each step is a bijection on the 2^(2*half) domain, so walking from
         // an in-range value returns to the range within the cycle.

@@ -37,6 +37,8 @@ pub struct ScanConfig {
     pub targets: Vec<Ipv4Addr>,
     /// Every port probed (with TCP and UDP in one pass, both lists).
     pub ports: Vec<u16>,
+    /// `-r`: probes in index order, not the seeded random one.
+    pub in_order: bool,
     /// TCP and UDP in one pass: each protocol's own ports (`-p
     /// U:53,T:22`). Empty: every technique asks every port.
     pub protocol_ports: Vec<(Protocol, Vec<u16>)>,
@@ -146,6 +148,9 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
         keys.order_seed,
     );
     tracker.set_limit_budget(cfg.limit_budget);
+    if cfg.in_order {
+        tracker.set_in_order();
+    }
     if let Some(decided) = &cfg.resume {
         tracker.skip_positions(decided);
     }

@@ -216,6 +216,15 @@ impl Tracker {
         }
     }
 
+    /// Probes go in index order (host, then port, then technique) rather
+    /// than the seeded random one: nmap's `-r`. Before anything is sent.
+    pub fn set_in_order(&mut self) {
+        debug_assert_eq!(self.next_new, 0);
+        self.order = Permutation::identity(self.order.len());
+        let n = self.order.len();
+        self.ahead = std::array::from_fn(|pos| if (pos as u64) < n { pos as u64 } else { 0 });
+    }
+
     /// How long a rate-limited host's silent probes may be confirmed
     /// (`--limit-budget`); zero confirms none.
     pub fn set_limit_budget(&mut self, budget: Duration) {
@@ -1250,6 +1259,24 @@ mod tests {
         assert!(f.iter().filter(|x| x.0 == H2).all(|x| x.3.is_none()));
         assert!(f.iter().filter(|x| x.0 == H1).all(|x| x.3.is_some()));
         assert_eq!(t.stats().sent, 20);
+    }
+
+    /// `-r`: the first tries go in index order (host, port, technique).
+    #[test]
+    fn in_order_sends_hosts_ports_and_techniques_in_turn() {
+        let mut t = tracker((1..=20).collect(), &["syn", "fin"]);
+        t.set_in_order();
+        let mut sent = Vec::new();
+        let mut now = ms(0);
+        while !t.is_done() {
+            while let Some(o) = t.poll_send(now) {
+                sent.push(o.index);
+                t.on_reply(&reply_to(&o, ReplyKind::Rst { window: 0 }, now + ms(1)));
+            }
+            now += ms(5);
+            t.expire(now);
+        }
+        assert_eq!(sent, (0..80).collect::<Vec<u64>>());
     }
 
     /// A pass of TCP and UDP: each technique sends to its protocol's ports

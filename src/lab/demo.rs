@@ -117,6 +117,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
                 all.dedup();
                 all
             },
+            in_order: false,
             protocol_ports: vec![
                 (Protocol::Tcp, demo_ports()),
                 (Protocol::Udp, DEMO_UDP_PORTS.to_vec()),

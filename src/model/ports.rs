@@ -151,6 +151,78 @@ pub fn default_ports() -> Vec<u16> {
     ports
 }
 
+/// The services of the project's own port list (../shared/ports.md), in
+/// its order: what `--top-ports` takes, then the default ports, when nmap's
+/// frequency table is not installed. This project's data (its licence),
+/// not a measurement of how often ports are open.
+const OWN_TOP_TCP: [u16; 31] = [
+    80, 443, 22, 21, 23, 25, 53, 110, 143, 445, 139, 135, 3389, 3306, 8080, 587, 993, 995, 465,
+    111, 20, 119, 179, 194, 1080, 1521, 1723, 1863, 3724, 5432, 6881,
+];
+const OWN_TOP_UDP: [u16; 11] = [53, 123, 161, 137, 138, 67, 68, 500, 514, 111, 139];
+
+/// Where `--top-ports` took its order from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopSource {
+    /// nmap's table of how often each port was found open.
+    Nmap,
+    /// flagscan's own list ([`OWN_TOP_TCP`], [`OWN_TOP_UDP`]).
+    Own,
+}
+
+/// nmap's `--top-ports N`: the `n` ports of `proto` most often found open,
+/// from nmap's frequency table (`nmap_services`, the text of
+/// nmap-services) when there is one; sorted.
+pub fn top_ports(proto: Protocol, n: usize, nmap_services: Option<&str>) -> (Vec<u16>, TopSource) {
+    let want = match proto {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    };
+    let mut ranked: Vec<(f64, u16)> = nmap_services
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, port_proto, freq) = (f.next()?, f.next()?, f.next()?);
+            let (port, p) = port_proto.split_once('/')?;
+            (p == want).then_some(())?;
+            Some((freq.parse::<f64>().ok()?, port.parse::<u16>().ok()?))
+        })
+        .filter(|(freq, _)| freq.is_finite())
+        .collect();
+    let source = if ranked.is_empty() {
+        let own: &[u16] = match proto {
+            Protocol::Tcp => &OWN_TOP_TCP,
+            Protocol::Udp => &OWN_TOP_UDP,
+        };
+        let mut order: Vec<u16> = own.to_vec();
+        order.extend(default_ports().into_iter().filter(|p| !own.contains(p)));
+        ranked = order
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (-(i as f64), p))
+            .collect();
+        TopSource::Own
+    } else {
+        TopSource::Nmap
+    };
+    // Most frequent first; equal ones by port, as nmap breaks ties.
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut ports: Vec<u16> = Vec::with_capacity(n.min(ranked.len()));
+    let mut seen = vec![false; 1 << 16];
+    for (_, p) in ranked {
+        if ports.len() == n {
+            break;
+        }
+        if !std::mem::replace(&mut seen[usize::from(p)], true) {
+            ports.push(p);
+        }
+    }
+    ports.sort_unstable();
+    (ports, source)
+}
+
 /// The IANA port ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortClass {
@@ -183,6 +255,29 @@ pub fn port_class(port: u16) -> PortClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_ports_by_nmaps_frequencies_and_without_them() {
+        let table = "# nmap-services\n\
+            http\t80/tcp\t0.484143\t# World Wide Web HTTP\n\
+            ssh\t22/tcp\t0.182286\n\
+            telnet\t23/tcp\t0.221265\n\
+            domain\t53/udp\t0.213496\n\
+            zero\t7/tcp\t0.000000\n\
+            tie\t9/tcp\t0.182286\n\
+            broken line\n";
+        let top = |p, n| top_ports(p, n, Some(table));
+        assert_eq!(top(Protocol::Tcp, 2), (vec![23, 80], TopSource::Nmap));
+        // A tie goes to the lower port.
+        assert_eq!(top(Protocol::Tcp, 4).0, vec![9, 22, 23, 80]);
+        assert_eq!(top(Protocol::Tcp, 100).0, vec![7, 9, 22, 23, 80]);
+        assert_eq!(top(Protocol::Udp, 10).0, vec![53]);
+        let (own, source) = top_ports(Protocol::Tcp, 3, None);
+        assert_eq!((own, source), (vec![22, 80, 443], TopSource::Own));
+        assert_eq!(top_ports(Protocol::Udp, 2, None).0, vec![53, 123]);
+        // Past the own list, the default ports follow.
+        assert_eq!(top_ports(Protocol::Tcp, 1034, None).0, default_ports());
+    }
 
     #[test]
     fn service_names_stand_for_their_ports() {

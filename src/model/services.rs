@@ -70,6 +70,12 @@ impl Services {
     /// The names nmap itself would print, for nmap's formats (-oX, -oG):
     /// nmap's table alone where it is installed (a port it does not name
     /// is "unknown" to nmap, whatever /etc/services says), else [`Services::load`].
+    /// nmap's services table (with how often each port is found open),
+    /// if nmap is installed.
+    pub fn nmap_table() -> Option<String> {
+        std::fs::read_to_string(Path::new(NMAP_SERVICES)).ok()
+    }
+
     pub fn load_nmap() -> Services {
         match std::fs::read_to_string(Path::new(NMAP_SERVICES)) {
             Ok(text) => Services::from_services_text(&text),

@@ -241,14 +241,57 @@ fn write_ports(
                 .unwrap_or(5)
         })
         .collect();
-    if single {
-        let head = if reason {
-            "STATE (REASON TTL)"
-        } else {
-            "STATE"
-        };
-        let columns = widths[0].max(width(head));
-        writeln!(w, "{:<9} {} SERVICE", "PORT", pad(head, columns))?;
+    if single && reason {
+        // nmap's --reason: a REASON column after SERVICE.
+        let rows: Vec<(String, String, &str, String)> = shown
+            .iter()
+            .map(|(port, f)| {
+                let (state, why) = match f.first().copied().flatten() {
+                    Some(f) => (
+                        f.state.to_string(),
+                        match f.ttl {
+                            Some(ttl) => format!("{} ttl {ttl}", f.reason),
+                            None => f.reason.to_string(),
+                        },
+                    ),
+                    None => ("unknown".to_string(), String::new()),
+                };
+                let mark = if host.is_limited(*port, 0) { "*" } else { "" };
+                let svc = services.name_in(protocol, *port).unwrap_or("unknown");
+                (
+                    format!("{port}/{proto}"),
+                    format!("{state}{mark}"),
+                    svc,
+                    why,
+                )
+            })
+            .collect();
+        let states = rows
+            .iter()
+            .map(|r| width(&r.1))
+            .chain([5])
+            .max()
+            .unwrap_or(5);
+        let svcs = rows
+            .iter()
+            .map(|r| width(r.2))
+            .chain([7])
+            .max()
+            .unwrap_or(7);
+        writeln!(
+            w,
+            "{:<9} {} {} REASON",
+            "PORT",
+            pad("STATE", states),
+            pad("SERVICE", svcs)
+        )?;
+        for (port, state, svc, why) in &rows {
+            let line = format!("{port:<9} {} {} {why}", pad(state, states), pad(svc, svcs));
+            writeln!(w, "{}", line.trim_end())?;
+        }
+    } else if single {
+        let columns = widths[0].max(width("STATE"));
+        writeln!(w, "{:<9} {} SERVICE", "PORT", pad("STATE", columns))?;
         for ((port, _), c) in shown.iter().zip(&cells) {
             let svc = services.name_in(protocol, *port).unwrap_or("unknown");
             writeln!(
