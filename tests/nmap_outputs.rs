@@ -464,3 +464,62 @@ fn fast_and_top_ports_pick_nmaps_ports() {
         assert!(a.contains("443") && a.contains("80"), "{a}");
     }
 }
+
+/// `-v` tells each open port as it is found, on stderr (stdout keeps the
+/// report); `--stats-every` prints stats lines while a slow scan runs.
+#[test]
+fn verbose_tells_open_ports_as_found_and_stats_every_ticks() {
+    if !have_root("verbose_tells_open_ports_as_found_and_stats_every_ticks") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-verbose");
+    let ns = lab.scan_ns();
+    let out = flagscan(&[
+        "--netns",
+        &ns,
+        "-v",
+        "-sS",
+        "-p",
+        "20-25,80,111",
+        "10.213.1.2",
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let mut told: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("Discovered open port"))
+        .collect();
+    told.sort();
+    assert_eq!(
+        told,
+        [
+            "Discovered open port 22/tcp on 10.213.1.2",
+            "Discovered open port 80/tcp on 10.213.1.2"
+        ],
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Discovered"));
+    // rej limits its ICMP errors: 30 UDP ports take several seconds.
+    let out = flagscan(&[
+        "--netns",
+        &ns,
+        "--stats-every",
+        "1s",
+        "-Pn",
+        "-sU",
+        "-p",
+        "1-30",
+        "10.213.1.6",
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stats: Vec<&str> = err.lines().filter(|l| l.starts_with("Stats: ")).collect();
+    assert!(stats.len() >= 2, "{err}");
+    assert!(
+        stats.iter().all(|l| l.contains(" of 30 probes decided")),
+        "{err}"
+    );
+    // Without -v there is no open-port line.
+    assert!(!err.contains("Discovered open port"), "{err}");
+}

@@ -115,6 +115,16 @@ pub struct Args {
     #[arg(long)]
     pub open: bool,
 
+    /// -v: tell each open port as it is found ("Discovered open port"),
+    /// and, when stderr is no terminal, a stats line every 30 s.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// A stats line on stderr every TIME (nmap's time syntax: 10s, 1m):
+    /// elapsed, probes decided, open ports, time left.
+    #[arg(long = "stats-every", value_name = "TIME")]
+    pub stats_every: Option<String>,
+
     /// Show why each state was concluded, and the reply's TTL.
     #[arg(long)]
     pub reason: bool,

@@ -30,6 +30,10 @@ pub struct Resolved {
     /// `--packet-trace`: a line per probe and per reply, as they happen.
     pub packet_trace: bool,
     pub text: TextOptions,
+    /// `-v`: open ports told as found.
+    pub verbose: bool,
+    /// `--stats-every`.
+    pub stats_every: Option<Duration>,
 }
 
 pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
@@ -184,6 +188,18 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             open_only: args.open,
             reason: args.reason,
             lang: args.lang.unwrap_or_else(Lang::from_env),
+        },
+        verbose: args.verbose > 0,
+        stats_every: match &args.stats_every {
+            Some(t) => match nmap_time(t) {
+                Some(d) if !d.is_zero() => Some(d),
+                _ => {
+                    return Err(usage(format!(
+                        "invalid --stats-every '{t}': give a time such as 10s, 1m or 500ms (at most 24h)"
+                    )))
+                }
+            },
+            None => None,
         },
     })
 }

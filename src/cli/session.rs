@@ -17,7 +17,7 @@ use crate::model::services::Services;
 use crate::model::tap::ProgressView;
 use crate::output::json::JsonLines;
 use crate::output::pcap::{PcapSink, PcapTap};
-use crate::output::progress::Progress;
+use crate::output::progress::{Progress, Verbose};
 use crate::output::text::{report, TextOptions};
 use crate::output::trace::TraceTap;
 use crate::output::xml::RunInfo;
@@ -177,14 +177,17 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         &result.decided,
         digest,
     );
+    // Positions of probes not asked (the other protocol's ports in a pass
+    // of TCP and UDP) count as decided in the file, not in what is said.
+    let not_asked = result.space.len() - result.space.asked();
     match resume_sink.as_mut() {
         Some(sink) => {
             sink.write(&rf)?;
             crate::error::say(&format!(
                 "flagscan: interrupted: {} of {} probes concluded; resume file {}; \
                  finish with: flagscan --resume {}",
-                rf.decided_count,
-                rf.probes,
+                rf.decided_count - not_asked,
+                rf.probes - not_asked,
                 sink.path.display(),
                 sink.path.display()
             ));
@@ -283,7 +286,10 @@ fn scan_and_write(
     if let Some(tap) = &trace {
         resolved.scan.taps.push(tap.clone());
     }
-    resolved.scan.progress = Progress::for_terminal().map(|p| Box::new(p) as Box<dyn ProgressView>);
+    resolved.scan.progress = match Verbose::new(resolved.verbose, resolved.stats_every) {
+        Some(v) => Some(Box::new(v) as Box<dyn ProgressView>),
+        None => Progress::for_terminal().map(|p| Box::new(p) as Box<dyn ProgressView>),
+    };
     let mut result = scan::run(resolved.scan, route)?;
     if let Some(tap) = &trace {
         tap.flush();

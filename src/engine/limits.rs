@@ -117,6 +117,18 @@ pub struct Pacing {
     /// or (`out_of_tries` of them) after every paced try.
     pub unconfirmed: u32,
     pub out_of_tries: u32,
+    /// The same counts per protocol (TCP, UDP) of the suspects, for a pass
+    /// of both, whose findings each protocol tells apart.
+    pub lanes: [Tally; 2],
+}
+
+/// What pacing did for one protocol's suspects of a host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub paced: u32,
+    pub confirmed: u32,
+    pub unconfirmed: u32,
+    pub out_of_tries: u32,
 }
 
 impl Pacing {
@@ -136,7 +148,17 @@ impl Pacing {
             suspects: 0,
             unconfirmed: 0,
             out_of_tries: 0,
+            lanes: [Tally::default(); 2],
         }
+    }
+
+    /// A suspect of `lane` (0 TCP, 1 UDP) left unconfirmed: at the
+    /// budget's end (`over`) or out of paced tries.
+    pub fn mark(&mut self, lane: usize, over: bool) {
+        self.unconfirmed += 1;
+        self.out_of_tries += u32::from(!over);
+        self.lanes[lane].unconfirmed += 1;
+        self.lanes[lane].out_of_tries += u32::from(!over);
     }
 
     /// The next suspect to send at `now`, if its turn has come.
@@ -344,6 +366,7 @@ mod tests {
             unconfirmed: 154,
             out_of_tries: 0,
             budget: Duration::from_secs(40),
+            protocol: None,
         };
         assert_eq!(r.time_to_confirm(), Duration::from_secs(154));
         // Those out of paced tries take no more time: they would not answer.

@@ -24,10 +24,10 @@ use crate::io::rawsock::{self as io, Capture, IoMode, IoPlan, PacketSender};
 use crate::model::host::HostStatus;
 use crate::model::payloads::Payloads;
 use crate::model::probe::{ProbeSpace, SendOrder};
-use crate::model::reply::Verdict;
+use crate::model::reply::{Reply, ReplyEffect, Verdict};
 use crate::model::result::{ScanResult, ScanStats};
 use crate::model::tap::{Order, ProgressView, Taps};
-use crate::model::technique::{CookieField, ProbeShape, Protocol, Technique};
+use crate::model::technique::{CookieField, PortState, ProbeShape, Protocol, Technique};
 use crate::route::nexthop::{NextHops, RouteKind};
 use crate::route::RoutePlan;
 use crate::wire::frame::Mac;
@@ -170,7 +170,7 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
         } else {
             &[]
         },
-        turn: std::cell::Cell::new(0),
+        turns: Default::default(),
         probes: cfg.techniques.iter().map(Technique::shape).collect(),
         orders: &threads.orders,
     };
@@ -183,6 +183,7 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
         clock,
         news: news_rx,
         discovering: pinging.is_some(),
+        progress: cfg.progress.as_deref(),
     };
     // Set when the scan loop fails: discovery stops with it.
     let abort = AtomicBool::new(false);
@@ -509,10 +510,10 @@ struct Probes<'a> {
     /// By host position, as the tracker gives it: no hash per probe.
     sources: &'a [Ipv4Addr],
     /// `-S` with several addresses: every probe, retries and paced tries
-    /// included, takes the next one, so that each address carries an even
-    /// share of every host's probes.
+    /// included, takes its host's next one, so that each address carries
+    /// an even share of every host's probes.
     spread: &'a [Ipv4Addr],
-    turn: std::cell::Cell<usize>,
+    turns: std::cell::RefCell<rustc_hash::FxHashMap<usize, usize>>,
     probes: Vec<ProbeShape>,
     orders: &'a Sender<Order>,
 }
@@ -525,9 +526,10 @@ impl Probes<'_> {
                 .copied()
                 .ok_or_else(|| anyhow::anyhow!("no source address planned for {}", o.host))?
         } else {
-            let turn = self.turn.get();
-            self.turn.set(turn.wrapping_add(1));
-            self.spread[turn % self.spread.len()]
+            let mut turns = self.turns.borrow_mut();
+            let turn = turns.entry(o.host_pos).or_insert(0);
+            *turn += 1;
+            self.spread[*turn % self.spread.len()]
         };
         let shape = self.probes[o.technique];
         let (sport, seq, ack) = match shape.cookie {
@@ -574,6 +576,8 @@ struct ScanLoop<'a> {
     news: Receiver<(usize, bool)>,
     /// Discovery is still running: hosts may yet be released.
     discovering: bool,
+    /// The progress view, told of ports found open.
+    progress: Option<&'a dyn ProgressView>,
 }
 
 /// How often the scan loop looks for hosts discovery found, while it runs.
@@ -615,7 +619,8 @@ impl ScanLoop<'_> {
         let clock = self.clock;
         let mut floor = cfg.min_rate.map(RateBudget::new);
         let progress = cfg.progress.as_deref();
-        let total = self.tracker.space().len();
+        let total = self.tracker.space().asked();
+        let not_asked = self.tracker.space().len() - total;
         let mut shown_at = Duration::ZERO;
         // Set once interrupted: until when replies in flight are awaited.
         let mut grace_until: Option<Duration> = None;
@@ -676,7 +681,11 @@ impl ScanLoop<'_> {
                 handed += forced;
             }
             if let Some(view) = progress.filter(|_| now >= shown_at + PROGRESS_EVERY) {
-                view.update(self.tracker.decided(), total, self.tracker.open_found());
+                view.update(
+                    self.tracker.decided() - not_asked,
+                    total,
+                    self.tracker.open_found(),
+                );
                 shown_at = now;
             }
             if handed > 0 || self.finished() {
@@ -768,16 +777,38 @@ impl ScanLoop<'_> {
     fn on_heard(&mut self, heard: Heard) {
         match heard {
             Heard::Reply(reply) => {
-                self.tracker.on_reply(&reply);
+                let effect = self.tracker.on_reply(&reply);
+                self.tell_open(&reply, effect);
             }
             Heard::Traced(t) => {
                 let effect = match t.verdict {
-                    Verdict::Reply(reply) => Some(self.tracker.on_reply(&reply)),
+                    Verdict::Reply(reply) => {
+                        let effect = self.tracker.on_reply(&reply);
+                        self.tell_open(&reply, effect);
+                        Some(effect)
+                    }
                     Verdict::Invalid | Verdict::NotOurs => None,
                 };
                 for tap in self.taps {
                     tap.heard(&t, effect);
                 }
+            }
+        }
+    }
+
+    /// A port found open is told to the progress view as it is found.
+    fn tell_open(&self, reply: &Reply, effect: ReplyEffect) {
+        let Some(view) = self.progress else { return };
+        if let ReplyEffect::Decided { outcome, .. } | ReplyEffect::Revised { outcome, .. } = effect
+        {
+            if outcome.state == PortState::Open {
+                let techniques = self.tracker.techniques();
+                view.found_open(
+                    reply.host,
+                    reply.port,
+                    &techniques[reply.technique],
+                    techniques.len(),
+                );
             }
         }
     }

@@ -634,9 +634,9 @@ impl Tracker {
                     // explains a FIN's silence as RFC 793 does).
                     let confirmed = pacing.answered > 0;
                     if over || (confirmed && !self.port_open_elsewhere(index)) {
+                        let lane = self.lane(index);
                         let pacing = self.pacing.get_mut(&host).expect("paced host");
-                        pacing.unconfirmed += 1;
-                        pacing.out_of_tries += u32::from(!over);
+                        pacing.mark(lane, over);
                         self.rate_limited.push(index);
                     }
                     self.conclude_silent(index, attempt, now);
@@ -654,6 +654,12 @@ impl Tracker {
         }
         self.end_pacing(now);
         self.maybe_plan_confirmation(now);
+    }
+
+    /// Which protocol's tally a probe counts in: 0 TCP, 1 UDP.
+    fn lane(&self, index: u64) -> usize {
+        let t = (index % self.space.techniques as u64) as usize;
+        usize::from(self.techniques[t].protocol == Protocol::Udp)
     }
 
     /// Concludes probe `index` on silence after try `last`.
@@ -703,10 +709,9 @@ impl Tracker {
             if let Slot::Retry { attempt } = self.slots[index as usize] {
                 if over || quiet {
                     self.rate_limited.push(index);
-                    let host = self.space.host_of(index);
+                    let (host, lane) = (self.space.host_of(index), self.lane(index));
                     if let Some(p) = self.pacing.get_mut(&host) {
-                        p.unconfirmed += 1;
-                        p.out_of_tries += u32::from(!over);
+                        p.mark(lane, over);
                     }
                 }
                 self.conclude_silent(index, attempt - 1, now);
@@ -769,7 +774,13 @@ impl Tracker {
             // With several techniques a limiter leaves proof (a REJECTed
             // port gets several probes): counts alone would also fit a
             // host with a few REJECTed ports and no limiter at all.
-            let by_count = udp || (self.space.techniques == 1 && counts.icmp_limited());
+            let alone = self
+                .techniques
+                .iter()
+                .filter(|x| x.protocol == t.protocol)
+                .count()
+                == 1;
+            let by_count = udp || (alone && counts.icmp_limited());
             let icmp_evidence = by_count || proven.contains(&host);
             // Likely REJECTed: its port answered ICMP to another technique,
             // or (with several techniques) answered nothing to any of them;
@@ -806,7 +817,7 @@ impl Tracker {
             .map(|s| self.space.host_of(s.0))
             .collect();
         for &(index, last, _, tries) in &suspects {
-            let host = self.space.host_of(index);
+            let (host, lane) = (self.space.host_of(index), self.lane(index));
             let budget = self.limit_budget;
             let kind = if rst_hosts.contains(&host) {
                 LimitKind::Rst
@@ -819,6 +830,7 @@ impl Tracker {
                 .or_insert_with(|| Pacing::new(kind, now, budget));
             p.queue.push_back(index);
             p.suspects += 1;
+            p.lanes[lane].paced += 1;
             self.slots[index as usize] = Slot::Retry { attempt: last + 1 };
             self.paced_tries.insert(index, (0, tries));
             self.decided -= 1;
@@ -903,12 +915,19 @@ impl Tracker {
     }
 
     /// The hosts found rate-limiting, with what confirming them cost.
+    /// In a pass of TCP and UDP, one per host and protocol whose suspects
+    /// were paced (UDP's answers are ICMP errors, whatever the host's
+    /// other limit).
     pub fn limits(&self) -> Vec<RateLimit> {
-        let mut v: Vec<RateLimit> = self
+        let mixed = self.techniques.iter().any(|t| t.protocol == Protocol::Udp)
+            && self.techniques.iter().any(|t| t.protocol == Protocol::Tcp);
+        let mut v: Vec<RateLimit> = Vec::new();
+        for (&host, p) in self
             .pacing
             .iter()
             .filter(|(_, p)| p.answered > 0 || p.unconfirmed > 0)
-            .map(|(&host, p)| RateLimit {
+        {
+            let whole = RateLimit {
                 host,
                 kind: p.kind,
                 rate: p.rate(),
@@ -917,9 +936,32 @@ impl Tracker {
                 unconfirmed: p.unconfirmed,
                 out_of_tries: p.out_of_tries,
                 budget: self.limit_budget,
-            })
-            .collect();
-        v.sort_by_key(|r| r.host);
+                protocol: None,
+            };
+            if !mixed {
+                v.push(whole);
+                continue;
+            }
+            for (lane, proto) in [Protocol::Tcp, Protocol::Udp].into_iter().enumerate() {
+                let t = p.lanes[lane];
+                if t.paced == 0 && t.unconfirmed == 0 {
+                    continue;
+                }
+                v.push(RateLimit {
+                    kind: match proto {
+                        Protocol::Udp => LimitKind::Icmp,
+                        Protocol::Tcp => p.kind,
+                    },
+                    paced: t.paced,
+                    confirmed: t.confirmed,
+                    unconfirmed: t.unconfirmed,
+                    out_of_tries: t.out_of_tries,
+                    protocol: Some(proto),
+                    ..whole
+                });
+            }
+        }
+        v.sort_by_key(|r| (r.host, r.protocol.map(|p| p.as_str())));
         v
     }
 
@@ -1019,9 +1061,10 @@ impl Tracker {
         }
         self.note_answer(index, reply);
         if paced {
-            let host = self.space.host_of(index);
+            let (host, lane) = (self.space.host_of(index), self.lane(index));
             if let Some(p) = self.pacing.get_mut(&host) {
                 p.on_answer(reply.at);
+                p.lanes[lane].confirmed += 1;
             }
         }
         if let Slot::InFlight { attempt, sent } = slot {
@@ -1044,7 +1087,12 @@ impl Tracker {
         if outcome.state == PortState::Open {
             self.open_found += 1;
         }
-        if reply.attempt_slot > 0 && !paced && !about_host {
+        // A UDP probe's ICMP error to a later try is most likely a
+        // limiter's token come back, not a packet lost: it says nothing of
+        // the path, and would slow the TCP probes of the same pass.
+        let limiter_answer =
+            self.lane(index) == 1 && matches!(reply.kind, ReplyKind::Unreachable { .. });
+        if reply.attempt_slot > 0 && !paced && !about_host && !limiter_answer {
             // The first try got no answer but a later one did: a drop.
             self.answered_late += 1;
             let rto = self.rto().max(self.params.window_hold);
@@ -1084,9 +1132,12 @@ impl Tracker {
         if let Some(at) = self.rate_limited.iter().position(|&i| i == index) {
             // Marked unconfirmed at the budget's end, answered since.
             self.rate_limited.swap_remove(at);
-            if let Some(p) = self.pacing.get_mut(&self.space.host_of(index)) {
+            let (host, lane) = (self.space.host_of(index), self.lane(index));
+            if let Some(p) = self.pacing.get_mut(&host) {
                 p.unconfirmed -= 1;
                 p.answered += 1;
+                p.lanes[lane].unconfirmed -= 1;
+                p.lanes[lane].confirmed += 1;
             }
         }
         if outcome.state == PortState::Open {
@@ -1259,6 +1310,68 @@ mod tests {
         assert!(f.iter().filter(|x| x.0 == H2).all(|x| x.3.is_none()));
         assert!(f.iter().filter(|x| x.0 == H1).all(|x| x.3.is_some()));
         assert_eq!(t.stats().sent, 20);
+    }
+
+    /// A host that REJECTs everything with ICMP behind Linux's limiter
+    /// (burst 6, one a second), scanned with FIN alone and with FIN and
+    /// UDP in one pass: (FIN ports filtered by ICMP, FIN silences left
+    /// unmarked). UDP in the pass must not blind FIN's limiter evidence.
+    fn fin_on_a_limited_rejecting_host(names: &[&str]) -> (usize, usize) {
+        const H: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+        let techniques: Vec<Technique> =
+            names.iter().map(|n| builtin_by_name(n).unwrap()).collect();
+        let ports: Vec<u16> = (1..=40).collect();
+        let of: Vec<usize> = techniques
+            .iter()
+            .map(|t| usize::from(t.protocol == Protocol::Udp))
+            .collect();
+        let space = ProbeSpace::with_protocols(vec![H], &[ports.clone(), ports], &of);
+        let mut t = Tracker::new(space, techniques, TimingParams::default(), 3);
+        let (mut tokens, mut last, mut now) = (6.0f64, ms(0), ms(0));
+        while !t.is_done() && now < Duration::from_secs(300) {
+            tokens = (tokens + (now - last).as_secs_f64()).min(6.0);
+            last = now;
+            while let Some(o) = t.poll_send(now) {
+                if tokens >= 1.0 {
+                    tokens -= 1.0;
+                    t.on_reply(&reply_to(
+                        &o,
+                        ReplyKind::Unreachable { code: 3 },
+                        now + ms(1),
+                    ));
+                }
+            }
+            now += ms(5);
+            t.expire(now);
+        }
+        assert!(t.is_done());
+        let marked: Vec<u64> = t.rate_limited();
+        let (mut filtered, mut unmarked) = (0, 0);
+        for (i, (_, _, tech, f)) in t.findings().enumerate() {
+            match f {
+                Some(f) if tech == 0 && f.reason == Reason::NoResponse => {
+                    unmarked += usize::from(marked.binary_search(&(i as u64)).is_err())
+                }
+                Some(_) if tech == 0 => filtered += 1,
+                _ => {}
+            }
+        }
+        (filtered, unmarked)
+    }
+
+    #[test]
+    fn udp_in_the_pass_leaves_fins_limiter_evidence_alone() {
+        let (alone, alone_unmarked) = fin_on_a_limited_rejecting_host(&["fin"]);
+        let (mixed, mixed_unmarked) = fin_on_a_limited_rejecting_host(&["fin", "udp"]);
+        assert_eq!(
+            (alone_unmarked, mixed_unmarked),
+            (0, 0),
+            "every silence marked"
+        );
+        assert!(
+            alone >= 30 && mixed >= 20,
+            "confirmed: alone {alone}, with UDP {mixed}"
+        );
     }
 
     /// `-r`: the first tries go in index order (host, port, technique).

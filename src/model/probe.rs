@@ -90,6 +90,25 @@ impl ProbeSpace {
         self.port_protocols[p] & self.technique_bits[t] != 0
     }
 
+    /// How many probes are asked: [`ProbeSpace::len`] less the pairs of a
+    /// port and a technique of another protocol.
+    pub fn asked(&self) -> u64 {
+        if self.port_protocols.is_empty() {
+            return self.len();
+        }
+        let per_host: u64 = self
+            .port_protocols
+            .iter()
+            .map(|bits| {
+                self.technique_bits
+                    .iter()
+                    .filter(|t| *t & bits != 0)
+                    .count() as u64
+            })
+            .sum();
+        per_host * self.hosts.len() as u64
+    }
+
     /// Whether techniques `a` and `b` share a protocol (always, but in a
     /// pass of several).
     pub fn same_protocol(&self, a: usize, b: usize) -> bool {

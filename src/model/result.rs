@@ -92,6 +92,9 @@ pub struct RateLimit {
     pub unconfirmed: u32,
     pub out_of_tries: u32,
     pub budget: Duration,
+    /// In a pass of TCP and UDP, the protocol whose probes these counts
+    /// are (`None`: the scan's only one).
+    pub protocol: Option<Protocol>,
 }
 
 impl RateLimit {
@@ -215,22 +218,31 @@ impl ScanResult {
             })
             .collect();
         rate_limited.sort_unstable();
-        // A host's limit goes with every part it may explain (an ICMP
-        // limit silences both protocols; RSTs are TCP's), so that each
-        // part's findings weigh its silences alike; its counts and finding
-        // with one part alone: the one with most of its unconfirmed probes.
-        let limits = self
+        // Each part tells its own protocol's limit. A host's ICMP limit
+        // found through the other protocol still weighs this part's
+        // silences (no `silent-filter`), as a copy without counts, which
+        // tells nothing.
+        let mut limits: Vec<RateLimit> = self
             .limits
             .iter()
-            .filter(|l| l.kind == LimitKind::Icmp || proto == Protocol::Tcp)
-            .map(|l| {
-                let mut l = *l;
-                if self.limit_owner(l.host, l.kind) != proto {
-                    (l.paced, l.confirmed, l.unconfirmed, l.out_of_tries) = (0, 0, 0, 0);
-                }
-                l
+            .filter(|l| l.protocol.is_none_or(|p| p == proto))
+            .copied()
+            .collect();
+        let borrowed: Vec<RateLimit> = self
+            .limits
+            .iter()
+            .filter(|l| l.protocol.is_some_and(|p| p != proto) && l.kind == LimitKind::Icmp)
+            .filter(|l| !limits.iter().any(|own| own.host == l.host))
+            .map(|l| RateLimit {
+                paced: 0,
+                confirmed: 0,
+                unconfirmed: 0,
+                out_of_tries: 0,
+                ..*l
             })
             .collect();
+        limits.extend(borrowed);
+        limits.sort_by_key(|l| l.host);
         ScanResult {
             space,
             techniques: ts.iter().map(|&t| self.techniques[t].clone()).collect(),
@@ -242,29 +254,6 @@ impl ScanResult {
             hosts: self.hosts.clone(),
             rate_limited,
             limits,
-        }
-    }
-
-    /// The protocol whose part reports host `host`'s limit of `kind`.
-    fn limit_owner(&self, host: usize, kind: LimitKind) -> Protocol {
-        if kind == LimitKind::Rst {
-            return Protocol::Tcp;
-        }
-        let mut udp = 0;
-        let mut tcp = 0;
-        for &i in &self.rate_limited {
-            if self.space.host_of(i) != host {
-                continue;
-            }
-            let (_, _, t) = self.space.probe(i);
-            match self.techniques[t].protocol {
-                Protocol::Udp => udp += 1,
-                Protocol::Tcp => tcp += 1,
-            }
-        }
-        match tcp > udp {
-            true => Protocol::Tcp,
-            false => Protocol::Udp,
         }
     }
 
@@ -341,6 +330,7 @@ mod tests {
             unconfirmed: 1,
             out_of_tries: 1,
             budget: Duration::from_secs(40),
+            protocol: Some(Protocol::Udp),
         };
         let whole = ScanResult {
             space,
@@ -369,7 +359,12 @@ mod tests {
         assert!(tcp.rate_limited.is_empty());
         assert_eq!(udp.rate_limited, vec![udp.space.index(H, 53, 0).unwrap()]);
         assert_eq!(udp.limits[0].paced, 5);
-        assert_eq!(tcp.limits[0].paced, 0, "told once, by the UDP part");
+        assert_eq!(tcp.limits[0].paced, 0, "told by the UDP part alone");
+        assert_eq!(
+            tcp.limits[0].kind,
+            LimitKind::Icmp,
+            "but it weighs TCP's silences"
+        );
         let (part, t) = whole.part_of(1);
         assert_eq!((part.techniques[0].name.as_str(), t), ("udp", 0));
         // One protocol: the result itself.

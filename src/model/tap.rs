@@ -3,8 +3,11 @@
 //! and knows nothing of what they write; without taps it never builds
 //! what they would be shown.
 
+use std::net::Ipv4Addr;
+
 use crate::model::probe::Time;
 use crate::model::reply::{ReplyEffect, Traced};
+use crate::model::technique::Technique;
 use crate::wire::ProbeFields;
 
 /// One probe to send, fully decided by the scan loop.
@@ -51,4 +54,7 @@ pub type Taps = Vec<std::sync::Arc<dyn Tap>>;
 pub trait ProgressView: Send + Sync {
     /// `decided` of `total` probes decided; `open` ports found so far.
     fn update(&self, decided: u64, total: u64, open: u64);
+    /// A reply just found `port` open on `host` to `technique` (of
+    /// `techniques` in the scan): `-v` tells it at once.
+    fn found_open(&self, _host: Ipv4Addr, _port: u16, _technique: &Technique, _techniques: usize) {}
 }

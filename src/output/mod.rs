@@ -251,7 +251,7 @@ pub fn summary(result: &ScanResult) -> String {
         let concluded = result.findings.iter().filter(|f| f.is_some()).count();
         tail.push_str(&format!(
             "; interrupted: {concluded} of {} probes concluded",
-            result.findings.len() as u64 - s.skipped
+            result.space.asked() - s.skipped
         ));
     }
     if let Some((sent, took)) = s.discovery {

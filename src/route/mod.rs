@@ -51,7 +51,7 @@ pub fn plan(
         })?),
         None => None,
     };
-    check_sources(&all, sources, device)?;
+    let sources_on = check_sources(&all, sources, device)?;
     let forced_source = match (sources.first().copied(), forced) {
         (Some(s), _) => Some(s),
         (None, Some(iface)) => Some(first_ipv4(iface).ok_or_else(|| {
@@ -111,6 +111,16 @@ pub fn plan(
             interfaces.push(iface);
         }
         sources.push(src);
+    }
+    // The replies to a source come back where it lives.
+    if let Some(on) = &sources_on {
+        if let Some(other) = interfaces.iter().find(|i| *i != on) {
+            return Err(usage(format!(
+                "the -S addresses are on interface '{on}', but the targets are reached \
+                 through '{other}': give source addresses of '{other}' (or scan those \
+                 targets apart)"
+            )));
+        }
     }
     let capture_ifindex = match interfaces.as_slice() {
         [one] => all.iter().find(|i| &i.name == one).map_or(0, |i| i.index),
@@ -194,34 +204,36 @@ pub fn skip_subnet_edges(
     Ok(())
 }
 
-/// Each source address held by one interface, the same for all of them
-/// (`device`'s if given). A loopback interface holds its whole block
+/// The interface holding each source address (`device`'s where it holds
+/// it), all the same one. A loopback interface holds its whole block
 /// (Linux answers for every 127.x address).
 fn check_sources(
     all: &[NetworkInterface],
     sources: &[Ipv4Addr],
     device: Option<&str>,
-) -> anyhow::Result<()> {
-    let holder = |src: Ipv4Addr| {
-        all.iter().find(|i| {
-            i.ips.iter().any(|net| match net {
-                pnet::ipnetwork::IpNetwork::V4(n) => {
-                    n.ip() == src || (i.is_loopback() && n.contains(src))
-                }
-                _ => false,
-            })
+) -> anyhow::Result<Option<String>> {
+    let holds = |i: &NetworkInterface, src: Ipv4Addr| {
+        i.ips.iter().any(|net| match net {
+            pnet::ipnetwork::IpNetwork::V4(n) => {
+                n.ip() == src || (i.is_loopback() && n.contains(src))
+            }
+            _ => false,
         })
     };
-    let mut first: Option<&str> = device;
+    let mut first: Option<&str> = None;
     for &src in sources {
-        let Some(iface) = holder(src) else {
+        let holder = all
+            .iter()
+            .filter(|i| holds(i, src))
+            .min_by_key(|i| Some(i.name.as_str()) != device);
+        let Some(iface) = holder else {
             return Err(usage(format!(
                 "source address {src} (-S) is not an address of this host: add it to the \
                  interface that reaches the targets first (ip addr add {src}/24 dev IFACE), \
                  or leave -S out"
             )));
         };
-        match first {
+        match first.or(device) {
             Some(name) if name != iface.name => {
                 return Err(usage(format!(
                     "source address {src} (-S) is on interface '{}', not '{name}': every \
@@ -232,7 +244,7 @@ fn check_sources(
             _ => first = Some(&iface.name),
         }
     }
-    Ok(())
+    Ok(first.map(str::to_string))
 }
 
 fn first_ipv4(iface: &NetworkInterface) -> Option<Ipv4Addr> {
