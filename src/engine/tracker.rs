@@ -781,7 +781,10 @@ impl Tracker {
                 .count()
                 == 1;
             let by_count = udp || (alone && counts.icmp_limited());
-            let icmp_evidence = by_count || proven.contains(&host);
+            // UDP in the pass spends the same ICMP bucket: a host that sent
+            // any ICMP error may be out of tokens for a TCP probe's.
+            let shares_bucket = self.udp && counts.icmp > 0;
+            let icmp_evidence = by_count || shares_bucket || proven.contains(&host);
             // Likely REJECTed: its port answered ICMP to another technique,
             // or (with several techniques) answered nothing to any of them;
             // or a UDP port, most of which are closed and answer that way.
@@ -1313,10 +1316,17 @@ mod tests {
     }
 
     /// A host that REJECTs everything with ICMP behind Linux's limiter
-    /// (burst 6, one a second), scanned with FIN alone and with FIN and
-    /// UDP in one pass: (FIN ports filtered by ICMP, FIN silences left
-    /// unmarked). UDP in the pass must not blind FIN's limiter evidence.
+    /// (burst 6, one a second), scanned with `names` in one pass: (TCP
+    /// probes filtered, TCP probes in another state and unmarked: wrong).
+    /// UDP in the pass must not blind TCP's limiter evidence.
     fn fin_on_a_limited_rejecting_host(names: &[&str]) -> (usize, usize) {
+        limited_host(names, &(1..=40).collect::<Vec<u16>>())
+    }
+
+    /// [`fin_on_a_limited_rejecting_host`] where only the TCP ports
+    /// `rejected` are REJECTed (the others reset, unlimited) and every UDP
+    /// port is closed: UDP spends the ICMP bucket.
+    fn limited_host(names: &[&str], rejected: &[u16]) -> (usize, usize) {
         const H: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
         let techniques: Vec<Technique> =
             names.iter().map(|n| builtin_by_name(n).unwrap()).collect();
@@ -1332,7 +1342,10 @@ mod tests {
             tokens = (tokens + (now - last).as_secs_f64()).min(6.0);
             last = now;
             while let Some(o) = t.poll_send(now) {
-                if tokens >= 1.0 {
+                let udp = t.techniques()[o.technique].protocol == Protocol::Udp;
+                if !udp && !rejected.contains(&o.port) {
+                    t.on_reply(&reply_to(&o, ReplyKind::Rst { window: 0 }, now + ms(1)));
+                } else if tokens >= 1.0 {
                     tokens -= 1.0;
                     t.on_reply(&reply_to(
                         &o,
@@ -1347,12 +1360,19 @@ mod tests {
         assert!(t.is_done());
         let marked: Vec<u64> = t.rate_limited();
         let (mut filtered, mut unmarked) = (0, 0);
+        let tcp = |tech: usize| t.techniques()[tech].protocol == Protocol::Tcp;
         for (i, (_, _, tech, f)) in t.findings().enumerate() {
             match f {
-                Some(f) if tech == 0 && f.reason == Reason::NoResponse => {
+                // SYN's silence is `filtered` like its ICMP answer: only
+                // the reason would change (confirmed for a few ports).
+                Some(f)
+                    if tcp(tech)
+                        && f.reason == Reason::NoResponse
+                        && f.state != PortState::Filtered =>
+                {
                     unmarked += usize::from(marked.binary_search(&(i as u64)).is_err())
                 }
-                Some(_) if tech == 0 => filtered += 1,
+                Some(_) if tcp(tech) => filtered += 1,
                 _ => {}
             }
         }
@@ -1372,6 +1392,16 @@ mod tests {
             alone >= 30 && mixed >= 20,
             "confirmed: alone {alone}, with UDP {mixed}"
         );
+        // Two TCP techniques and UDP: the REJECTed ports' silences are
+        // the limiter's too.
+        let (_, unmarked) = fin_on_a_limited_rejecting_host(&["syn", "fin", "udp"]);
+        assert_eq!(unmarked, 0);
+        // The lab's rej: two REJECTed TCP ports, UDP's closed ports
+        // spending the bucket first: SYN and FIN both silent there.
+        for seed_ports in [[11, 25], [3, 30]] {
+            let (_, unmarked) = limited_host(&["syn", "fin", "udp"], &seed_ports);
+            assert_eq!(unmarked, 0, "{seed_ports:?}");
+        }
     }
 
     /// `-r`: the first tries go in index order (host, port, technique).
