@@ -37,6 +37,9 @@ fn scan_args(ns: &str, json: &Path, resume: &Path) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     v.push(json.display().to_string());
+    // nmap's normal output beside it: a resumed scan writes its own.
+    v.push("-oN".into());
+    v.push(json.with_extension("nmap").display().to_string());
     v.push("--resume-file".into());
     v.push(resume.display().to_string());
     v
@@ -233,6 +236,36 @@ fn an_interrupted_scan_resumed_equals_an_uninterrupted_one() {
     assert_eq!(st.len(), 2);
     assert_eq!(st[1]["interrupted"], false);
     assert_eq!(st[1]["skipped"], first.len() as u64);
+    // The interrupted run's text report stays; the resumed one is beside it.
+    let normal = std::fs::read_to_string(a.with_extension("nmap")).unwrap();
+    let resumed = std::fs::read_to_string(dir.join("A-resumed.nmap")).unwrap();
+    assert!(normal.contains("flagscan report for"), "{normal}");
+    assert!(resumed.contains("flagscan report for"), "{resumed}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `timeout -s INT` signals the command, then its whole process group:
+/// the same SIGINT twice at once is one interrupt (results and resume file
+/// written, exit 3), not a second Ctrl-C.
+#[test]
+fn a_sigint_echoed_to_the_process_group_is_one_interrupt() {
+    if !have_root("a_sigint_echoed_to_the_process_group_is_one_interrupt") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-resume3");
+    let dir = work_dir("resume3");
+    let (a, r) = (dir.join("A.jsonl"), dir.join("R"));
+    let (status, stderr) = interrupt_after(&scan_args(&lab.scan_ns(), &a, &r), 1000, |c| {
+        sigint(c);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        sigint(c);
+    });
+    assert_eq!(status.code(), Some(3), "{status:?}: {stderr}");
+    assert!(std::fs::read(&r).unwrap().len() > 10, "a resume file");
+    let text = std::fs::read_to_string(&a).unwrap();
+    let st: Vec<serde_json::Value> = records(&text);
+    assert_eq!(stats(&st)[0]["interrupted"], true);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

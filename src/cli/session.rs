@@ -155,6 +155,17 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         }
         return Ok(EXIT_OK);
     }
+    if result.is_complete() {
+        // Stopped while confirming: nothing is left to resume.
+        if let Some(sink) = resume_sink {
+            sink.finish(false);
+        }
+        crate::error::say(
+            "flagscan: interrupted while confirming rate-limited probes: every probe has a \
+             state, the unconfirmed ones marked rate_limited; nothing to resume",
+        );
+        return Ok(EXIT_INTERRUPTED);
+    }
     let Some(saved_args) = saved_args else {
         crate::error::say(
             "flagscan: interrupted; no resume file: an argument is not UTF-8 text, which a \
@@ -508,10 +519,16 @@ fn nmap_files(resolved: &Resolved, resumed: bool) -> anyhow::Result<Vec<NmapFile
     ] {
         let Some(path) = path else { continue };
         let Some(format) = per_technique else {
+            // Beside the interrupted one's, as XML and grepable (below).
+            let special = path.as_os_str() == "-"
+                || std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
             out.push(NmapFile {
                 option,
                 format: NmapFormat::Normal,
-                path: path.clone(),
+                path: match resumed && !special {
+                    true => crate::output::xml::sibling(path, "resumed", 1),
+                    false => path.clone(),
+                },
             });
             continue;
         };

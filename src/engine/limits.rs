@@ -367,6 +367,7 @@ mod tests {
             out_of_tries: 0,
             budget: Duration::from_secs(40),
             protocol: None,
+            stopped: false,
         };
         assert_eq!(r.time_to_confirm(), Duration::from_secs(154));
         // Those out of paced tries take no more time: they would not answer.

@@ -844,7 +844,10 @@ fn collect(
         }
     }
     let findings = tracker.findings().map(|(_, _, _, f)| f).collect();
-    let interrupted = !tracker.is_done();
+    // Stopped while confirming, every probe has a state (the unconfirmed
+    // ones marked) and nothing is left to resume; still interrupted.
+    let unfinished = !tracker.is_done();
+    let interrupted = unfinished || tracker.stopped();
     ScanResult {
         space: tracker.space().clone(),
         techniques: tracker.techniques().to_vec(),
@@ -852,7 +855,7 @@ fn collect(
         stats,
         seed,
         interrupted,
-        decided: if interrupted {
+        decided: if unfinished {
             tracker.decided_positions()
         } else {
             Vec::new()

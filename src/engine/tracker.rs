@@ -120,6 +120,8 @@ pub struct Tracker {
     rate_limited: Vec<u64>,
     /// The main pass is over and suspects were picked.
     confirm_planned: bool,
+    /// An interrupt stopped the scan (the main pass or the confirming).
+    stopped: bool,
     /// How long a host's suspects may be paced.
     limit_budget: Duration,
     /// The scan probes UDP.
@@ -207,6 +209,7 @@ impl Tracker {
             paced_tries: FxHashMap::default(),
             rate_limited: Vec::new(),
             confirm_planned: false,
+            stopped: false,
             limit_budget: DEFAULT_LIMIT_BUDGET,
             udp,
             deferred: FxHashMap::default(),
@@ -940,6 +943,7 @@ impl Tracker {
                 out_of_tries: p.out_of_tries,
                 budget: self.limit_budget,
                 protocol: None,
+                stopped: self.stopped,
             };
             if !mixed {
                 v.push(whole);
@@ -1214,10 +1218,16 @@ impl Tracker {
             self.plan_confirmation(now);
         }
         self.confirm_planned = true;
+        self.stopped = true;
         for p in self.pacing.values_mut() {
             p.budget_end = p.budget_end.min(now);
         }
         self.end_pacing(now);
+    }
+
+    /// An interrupt stopped the scan ([`Tracker::stop_confirming`]).
+    pub fn stopped(&self) -> bool {
+        self.stopped
     }
 
     /// Decided findings in (host, port, technique) order; `None` where a

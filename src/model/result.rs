@@ -95,6 +95,8 @@ pub struct RateLimit {
     /// In a pass of TCP and UDP, the protocol whose probes these counts
     /// are (`None`: the scan's only one).
     pub protocol: Option<Protocol>,
+    /// An interrupt, not the budget, ended the confirming.
+    pub stopped: bool,
 }
 
 impl RateLimit {
@@ -257,6 +259,15 @@ impl ScanResult {
         }
     }
 
+    /// Every probe asked has a state (an interrupt while confirming leaves
+    /// the scan so: interrupted, with nothing to resume).
+    pub fn is_complete(&self) -> bool {
+        self.findings
+            .iter()
+            .enumerate()
+            .all(|(i, f)| f.is_some() || !self.space.asks(i as u64))
+    }
+
     /// The transport of the scan's ports (a scan's techniques share one).
     pub fn protocol(&self) -> crate::model::technique::Protocol {
         self.techniques
@@ -331,6 +342,7 @@ mod tests {
             out_of_tries: 1,
             budget: Duration::from_secs(40),
             protocol: Some(Protocol::Udp),
+            stopped: false,
         };
         let whole = ScanResult {
             space,

@@ -212,6 +212,12 @@ pub fn write_xml(
     );
     let errormsg = match (&run.resume_file, result.interrupted) {
         (_, false) => None,
+        // Stopped while confirming: every port has a state.
+        (_, true) if result.is_complete() => Some(
+            "interrupted while confirming rate-limited ports: every port has a state, the \
+             unconfirmed ones marked"
+                .to_string(),
+        ),
         (Some(f), true) => Some(format!(
             "interrupted; finish with: flagscan --resume {}",
             f.display()

@@ -15,6 +15,10 @@ use nix::sys::signal::{SigSet, Signal};
 /// reports a process killed by SIGINT as 128 + 2).
 pub const EXIT_KILLED: i32 = 130;
 
+/// A second signal of the same kind this soon after the first is taken
+/// as the first one's echo, not as a second Ctrl-C.
+const ECHO_WINDOW: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Blocks SIGINT and SIGTERM in the calling thread and starts the watcher.
 /// Call it before any other thread starts, so that every thread inherits
 /// the mask. `on_first` runs in the watcher on the first signal; a signal
@@ -31,8 +35,15 @@ pub fn watch(on_first: impl FnOnce(Signal) + Send + 'static) -> anyhow::Result<(
         .spawn(move || {
             crate::sys::privilege::shed_thread_capabilities();
             let Ok(sig) = set.wait() else { return };
+            let first = std::time::Instant::now();
             on_first(sig);
-            if set.wait().is_ok() {
+            while let Ok(again) = set.wait() {
+                // `timeout -s INT` signals the command and then its whole
+                // process group: the same signal twice, at once. A person
+                // pressing Ctrl-C again takes longer than this.
+                if again == sig && first.elapsed() < ECHO_WINDOW {
+                    continue;
+                }
                 std::process::exit(EXIT_KILLED);
             }
         })

@@ -591,7 +591,13 @@ pub fn rate_limit_finding(limit: &RateLimit, unconfirmed: Vec<u16>, lang: Lang) 
                     plural(limit.out_of_tries as usize, "probe", "probes"),
                 ));
             }
-            if at_budget > 0 {
+            if at_budget > 0 && limit.stopped {
+                t.push_str(&format!(
+                    " {} stayed silent when the scan was interrupted; confirming them \
+                     takes about {need} s.",
+                    plural(at_budget as usize, "probe", "probes"),
+                ));
+            } else if at_budget > 0 {
                 t.push_str(&format!(
                     " {} stayed silent when the {budget} s budget ended; confirming them \
                      takes about {need} s more: --limit-budget {}.",
@@ -620,7 +626,12 @@ pub fn rate_limit_finding(limit: &RateLimit, unconfirmed: Vec<u16>, lang: Lang) 
                     limit.out_of_tries
                 ));
             }
-            if at_budget > 0 {
+            if at_budget > 0 && limit.stopped {
+                t.push_str(&format!(
+                    "スキャンが中断された時点で{at_budget}個が無応答のままです。\
+                     確認するには約{need}秒かかります。"
+                ));
+            } else if at_budget > 0 {
                 t.push_str(&format!(
                     "{budget}秒の予算が尽きた時点で{at_budget}個が無応答のままです。\
                      確認するにはあと約{need}秒: --limit-budget {}。",
