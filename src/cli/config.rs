@@ -116,7 +116,19 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
                 list
             }
             Some(spec) => {
-                let named = |name: &str| services.ports_named_in(proto, name);
+                // nmap's way: a name stands for its port in every protocol
+                // scanned (`-sU -p ssh` probes udp/22), its own protocol's
+                // port first where the two differ.
+                let named = |name: &str| {
+                    let own = services.ports_named_in(proto, name);
+                    match own.is_empty() {
+                        true => [Protocol::Tcp, Protocol::Udp]
+                            .iter()
+                            .flat_map(|&p| services.ports_named_in(p, name))
+                            .collect(),
+                        false => own,
+                    }
+                };
                 ports::parse_ports_in(spec, proto, Some(&named))?
             }
             None => ports::default_ports(),

@@ -738,7 +738,7 @@ impl Tracker {
         // Without any RST or ICMP error nothing is suspect, but for UDP,
         // whose closed ports answer only through the limiter.
         let udp = self.techniques.iter().any(|t| t.protocol == Protocol::Udp);
-        if self.limit_budget.is_zero() || (self.answers.is_empty() && !udp) {
+        if self.answers.is_empty() && !udp {
             return;
         }
         // (index, last try, kind, tries allowed)
@@ -843,6 +843,14 @@ impl Tracker {
         }
         let paced = &self.paced_tries;
         self.silent.retain(|(index, _)| !paced.contains_key(index));
+        if self.limit_budget.is_zero() {
+            // `--limit-budget 0`: nothing is confirmed, so every suspect is
+            // marked unconfirmed at once, not taken for a filter's silence.
+            for p in self.pacing.values_mut() {
+                p.budget_end = now;
+            }
+            self.end_pacing(now);
+        }
     }
 
     /// Whether another technique of the same protocol probing the same
@@ -1412,6 +1420,29 @@ mod tests {
             let (_, unmarked) = limited_host(&["syn", "fin", "udp"], &seed_ports);
             assert_eq!(unmarked, 0, "{seed_ports:?}");
         }
+    }
+
+    /// `--limit-budget 0`: nothing is paced, and every silent UDP probe is
+    /// marked unconfirmed rather than left looking like a filter's.
+    #[test]
+    fn a_zero_budget_marks_every_suspect_at_once() {
+        let mut t = tracker((1..=10).collect(), &["udp"]);
+        t.set_limit_budget(Duration::ZERO);
+        let mut now = ms(0);
+        while !t.is_done() {
+            while t.poll_send(now).is_some() {}
+            now += ms(5);
+            t.expire(now);
+        }
+        assert_eq!(t.rate_limited().len(), 20);
+        // Each probe's tries of the main pass, and no paced one.
+        let tries = 1 + u64::from(TimingParams::default().max_retries);
+        assert_eq!(t.stats().sent, 20 * tries, "nothing paced");
+        let limits = t.limits();
+        assert_eq!(limits.len(), 2);
+        assert!(limits
+            .iter()
+            .all(|l| l.unconfirmed == 10 && l.confirmed == 0));
     }
 
     /// `-r`: the first tries go in index order (host, port, technique).

@@ -204,137 +204,130 @@ fn write_ports(
             Lang::Ja => writeln!(w, "非表示: openでない{proto}ポート {n} 個(--open)")?,
         }
     }
-    if shown.is_empty() && unconcluded > 0 {
-        return Ok(());
-    }
-    if shown.is_empty() {
-        writeln!(
-            w,
-            "All {} scanned ports are shown above as folded.",
-            host.rows.len()
-        )?;
-        return Ok(());
-    }
-    // An unconfirmed silence (a rate limiter's doing, maybe) is marked.
-    let cells: Vec<Vec<String>> = shown
-        .iter()
-        .map(|(port, f)| {
-            f.iter()
-                .enumerate()
-                .map(|(t, c)| {
-                    let mut text = cell(c, reason);
-                    if host.is_limited(*port, t) {
-                        text.push('*');
-                    }
-                    text
-                })
-                .collect()
-        })
-        .collect();
-    let widths: Vec<usize> = (0..names.len())
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| width(&c[i]))
-                .chain([width(&names[i]), 5])
-                .max()
-                .unwrap_or(5)
-        })
-        .collect();
-    if single && reason {
-        // nmap's --reason: a REASON column after SERVICE.
-        let rows: Vec<(String, String, &str, String)> = shown
+    // Every port folded or left out: the lines above say so, and the
+    // findings below still apply.
+    if !shown.is_empty() {
+        // An unconfirmed silence (a rate limiter's doing, maybe) is marked.
+        let cells: Vec<Vec<String>> = shown
             .iter()
             .map(|(port, f)| {
-                let (state, why) = match f.first().copied().flatten() {
-                    Some(f) => (
-                        f.state.to_string(),
-                        match f.ttl {
-                            Some(ttl) => format!("{} ttl {ttl}", f.reason),
-                            None => f.reason.to_string(),
-                        },
-                    ),
-                    None => ("unknown".to_string(), String::new()),
-                };
-                let mark = if host.is_limited(*port, 0) { "*" } else { "" };
-                let svc = services.name_in(protocol, *port).unwrap_or("unknown");
-                (
-                    format!("{port}/{proto}"),
-                    format!("{state}{mark}"),
-                    svc,
-                    why,
-                )
+                f.iter()
+                    .enumerate()
+                    .map(|(t, c)| {
+                        let mut text = cell(c, reason);
+                        if host.is_limited(*port, t) {
+                            text.push('*');
+                        }
+                        text
+                    })
+                    .collect()
             })
             .collect();
-        let states = rows
-            .iter()
-            .map(|r| width(&r.1))
-            .chain([5])
-            .max()
-            .unwrap_or(5);
-        let svcs = rows
-            .iter()
-            .map(|r| width(r.2))
-            .chain([7])
-            .max()
-            .unwrap_or(7);
-        writeln!(
-            w,
-            "{:<9} {} {} REASON",
-            "PORT",
-            pad("STATE", states),
-            pad("SERVICE", svcs)
-        )?;
-        for (port, state, svc, why) in &rows {
-            let line = format!("{port:<9} {} {} {why}", pad(state, states), pad(svc, svcs));
-            writeln!(w, "{}", line.trim_end())?;
-        }
-    } else if single {
-        let columns = widths[0].max(width("STATE"));
-        writeln!(w, "{:<9} {} SERVICE", "PORT", pad("STATE", columns))?;
-        for ((port, _), c) in shown.iter().zip(&cells) {
-            let svc = services.name_in(protocol, *port).unwrap_or("unknown");
+        let widths: Vec<usize> = (0..names.len())
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|c| width(&c[i]))
+                    .chain([width(&names[i]), 5])
+                    .max()
+                    .unwrap_or(5)
+            })
+            .collect();
+        if single && reason {
+            // nmap's --reason: a REASON column after SERVICE.
+            let rows: Vec<(String, String, &str, String)> = shown
+                .iter()
+                .map(|(port, f)| {
+                    let (state, why) = match f.first().copied().flatten() {
+                        Some(f) => (
+                            f.state.to_string(),
+                            match f.ttl {
+                                Some(ttl) => format!("{} ttl {ttl}", f.reason),
+                                None => f.reason.to_string(),
+                            },
+                        ),
+                        None => ("unknown".to_string(), String::new()),
+                    };
+                    let mark = if host.is_limited(*port, 0) { "*" } else { "" };
+                    let svc = services.name_in(protocol, *port).unwrap_or("unknown");
+                    (
+                        format!("{port}/{proto}"),
+                        format!("{state}{mark}"),
+                        svc,
+                        why,
+                    )
+                })
+                .collect();
+            let states = rows
+                .iter()
+                .map(|r| width(&r.1))
+                .chain([5])
+                .max()
+                .unwrap_or(5);
+            let svcs = rows
+                .iter()
+                .map(|r| width(r.2))
+                .chain([7])
+                .max()
+                .unwrap_or(7);
             writeln!(
                 w,
-                "{:<9} {} {svc}",
-                format!("{port}/{proto}"),
-                pad(&c[0], columns)
+                "{:<9} {} {} REASON",
+                "PORT",
+                pad("STATE", states),
+                pad("SERVICE", svcs)
+            )?;
+            for (port, state, svc, why) in &rows {
+                let line = format!("{port:<9} {} {} {why}", pad(state, states), pad(svc, svcs));
+                writeln!(w, "{}", line.trim_end())?;
+            }
+        } else if single {
+            let columns = widths[0].max(width("STATE"));
+            writeln!(w, "{:<9} {} SERVICE", "PORT", pad("STATE", columns))?;
+            for ((port, _), c) in shown.iter().zip(&cells) {
+                let svc = services.name_in(protocol, *port).unwrap_or("unknown");
+                writeln!(
+                    w,
+                    "{:<9} {} {svc}",
+                    format!("{port}/{proto}"),
+                    pad(&c[0], columns)
+                )?;
+            }
+        } else {
+            let mut line = format!("{:<9} {:<15}", "PORT", "SERVICE");
+            for (n, wd) in names.iter().zip(&widths) {
+                line.push(' ');
+                line.push_str(&pad(n, *wd));
+            }
+            line.push_str(" VERDICT");
+            writeln!(w, "{}", line.trim_end())?;
+            for ((port, f), c) in shown.iter().zip(&cells) {
+                let svc = services.name_in(protocol, *port).unwrap_or("unknown");
+                let mut line = format!("{:<9} {svc:<15}", format!("{port}/{proto}"));
+                for (v, wd) in c.iter().zip(&widths) {
+                    line.push(' ');
+                    line.push_str(&pad(v, *wd));
+                }
+                let row = PortRow {
+                    port: *port,
+                    findings: f,
+                    limited: host.is_limited_port(*port),
+                };
+                line.push(' ');
+                line.push_str(&findings::verdict(&row, &result.techniques, opts.lang));
+                writeln!(w, "{}", line.trim_end())?;
+            }
+        }
+        if !host.limited.is_empty() {
+            writeln!(
+                w,
+                "{}",
+                match opts.lang {
+                    Lang::En => "* unconfirmed: the host rate-limits its answers (see its finding)",
+                    Lang::Ja => "* 未確認: ホストが応答数を制限しています(所見を参照)",
+                }
             )?;
         }
-    } else {
-        let mut line = format!("{:<9} {:<15}", "PORT", "SERVICE");
-        for (n, wd) in names.iter().zip(&widths) {
-            line.push(' ');
-            line.push_str(&pad(n, *wd));
-        }
-        line.push_str(" VERDICT");
-        writeln!(w, "{}", line.trim_end())?;
-        for ((port, f), c) in shown.iter().zip(&cells) {
-            let svc = services.name_in(protocol, *port).unwrap_or("unknown");
-            let mut line = format!("{:<9} {svc:<15}", format!("{port}/{proto}"));
-            for (v, wd) in c.iter().zip(&widths) {
-                line.push(' ');
-                line.push_str(&pad(v, *wd));
-            }
-            let row = PortRow {
-                port: *port,
-                findings: f,
-                limited: host.is_limited_port(*port),
-            };
-            line.push(' ');
-            line.push_str(&findings::verdict(&row, &result.techniques, opts.lang));
-            writeln!(w, "{}", line.trim_end())?;
-        }
-    }
-    if !host.limited.is_empty() {
-        writeln!(
-            w,
-            "{}",
-            match opts.lang {
-                Lang::En => "* unconfirmed: the host rate-limits its answers (see its finding)",
-                Lang::Ja => "* 未確認: ホストが応答数を制限しています(所見を参照)",
-            }
-        )?;
     }
     let open: Vec<u16> = shown
         .iter()

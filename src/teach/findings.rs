@@ -575,6 +575,29 @@ pub fn rate_limit_finding(limit: &RateLimit, unconfirmed: Vec<u16>, lang: Lang) 
     let need = limit.time_to_confirm().as_secs_f64().ceil() as u64 + 5;
     let budget = limit.budget.as_secs();
     let ports = port_list(&unconfirmed, lang);
+    if limit.budget.is_zero() {
+        let n = limit.unconfirmed as usize;
+        let text = match lang {
+            Lang::En => format!(
+                "This host sends {what}, which hosts commonly rate-limit, and \
+                 --limit-budget 0 confirms nothing: {} that stayed silent may be the \
+                 limiter's, not a firewall's. Their state is unconfirmed (rate_limited): \
+                 {ports}. Confirming them takes about {need} s: --limit-budget {need}.",
+                plural(n, "probe", "probes"),
+            ),
+            Lang::Ja => format!(
+                "このホストは{what}を送ります。{what}は多くのホストが送信数を制限しますが、\
+                 --limit-budget 0 のため確認していません: 無応答のプローブ{n}個はファイアウォール\
+                 ではなく制限のせいかもしれません。その状態は未確認(rate_limited)です: {ports}。\
+                 確認には約{need}秒: --limit-budget {need}。"
+            ),
+        };
+        return HostFinding {
+            id: limit.kind.finding_id(),
+            ports: unconfirmed,
+            text,
+        };
+    }
     let text = match lang {
         Lang::En => {
             let mut t = format!(
