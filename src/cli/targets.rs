@@ -277,15 +277,15 @@ pub const MAX_SOURCES: u64 = 256;
 pub fn parse_sources(text: &str) -> anyhow::Result<Vec<Ipv4Addr>> {
     let bad = |why: String| usage(format!("invalid source address '{text}' (-S): {why}"));
     let mut out: Vec<Ipv4Addr> = Vec::new();
-    for token in split_list(text.trim()) {
+    for token in split_list(text.trim()).into_iter().map(str::trim) {
         if token.is_empty() {
             return Err(bad("an empty item".to_string()));
         }
-        if !looks_numeric(token) && !token.contains('/') {
+        if !looks_numeric(token) && !token.contains('/') && !token.contains(':') {
             return Err(bad("give addresses, not host names".to_string()));
         }
         let spec = parse_spec_inner(token).map_err(bad)?;
-        if out.len() as u64 + spec.count() > MAX_SOURCES {
+        if spec.count() > MAX_SOURCES {
             return Err(bad(format!("more than {MAX_SOURCES} addresses")));
         }
         spec.for_each(|a| {
@@ -293,6 +293,9 @@ pub fn parse_sources(text: &str) -> anyhow::Result<Vec<Ipv4Addr>> {
                 out.push(a);
             }
         });
+        if out.len() as u64 > MAX_SOURCES {
+            return Err(bad(format!("more than {MAX_SOURCES} addresses")));
+        }
     }
     if let Some(a) = out
         .iter()
@@ -543,8 +546,10 @@ mod tests {
             ips(&["10.0.0.1", "10.0.0.3"])
         );
         assert_eq!(a("10.0.0.0/24").len(), 256);
+        assert_eq!(a("10.0.0.0/24,10.0.0.1").len(), 256);
         for (bad, why) in [
             ("10.0.0.0/23", "more than 256"),
+            ("::1", "IPv6 is not supported yet"),
             ("gateway.example", "not host names"),
             ("0.0.0.0", "cannot be a probe's source"),
             ("224.0.0.1", "cannot be a probe's source"),

@@ -269,8 +269,33 @@ pub fn summary(result: &ScanResult) -> String {
             s.tracker.revised
         ));
     }
+    // A pass of TCP and UDP: each protocol's ports times its techniques.
+    let parts = result.by_protocol();
+    let shape = parts
+        .iter()
+        .map(|p| {
+            let names: Vec<&str> = p.techniques.iter().map(|t| t.name.as_str()).collect();
+            format!(
+                "{} {} port(s) x {} ({})",
+                p.space.ports.len(),
+                p.protocol().as_str(),
+                names.len(),
+                names.join(",")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let shape = match parts.len() {
+        1 => format!(
+            "{} port(s) x {} ({})",
+            result.space.ports.len(),
+            names.len(),
+            names.join(",")
+        ),
+        _ => format!("({shape})"),
+    };
     format!(
-        "flagscan {}: {} host(s) x {} port(s) x {} ({}): {} probes sent ({} retransmissions), \
+        "flagscan {}: {} host(s) x {shape}: {} probes sent ({} retransmissions), \
          {} replies, {} invalid packets dropped, {:.2} s, {:.0} probes/s{tail}",
         if result.interrupted {
             "interrupted"
@@ -278,9 +303,6 @@ pub fn summary(result: &ScanResult) -> String {
             "done"
         },
         result.space.hosts.len(),
-        result.space.ports.len(),
-        names.len(),
-        names.join(","),
         s.tracker.sent,
         s.tracker.retransmissions,
         s.tracker.replies,

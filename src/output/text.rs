@@ -199,7 +199,12 @@ fn write_ports(
         match opts.lang {
             Lang::En => writeln!(
                 w,
-                "Not shown: {n} more {proto} ports that are not open (--open)"
+                "Not shown: {n} more {proto} {} not open (--open)",
+                if n == 1 {
+                    "port that is"
+                } else {
+                    "ports that are"
+                }
             )?,
             Lang::Ja => writeln!(w, "非表示: openでない{proto}ポート {n} 個(--open)")?,
         }

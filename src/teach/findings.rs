@@ -474,7 +474,7 @@ impl HostEvidence {
                         let list = port_list(p, lang);
                         match lang {
                             Lang::En => format!(
-                                "{word} (code {code}) {} from {} {list}",
+                                "{word} (code {code}): {} from {} {list}",
                                 plural(*replies, "reply", "replies"),
                                 if p.len() == 1 { "port" } else { "ports" },
                             ),
@@ -598,77 +598,80 @@ pub fn rate_limit_finding(limit: &RateLimit, unconfirmed: Vec<u16>, lang: Lang) 
             text,
         };
     }
-    let text = match lang {
-        Lang::En => {
-            let mut t = format!(
+    let text =
+        match lang {
+            Lang::En => {
+                let mut t =
+                    format!(
                 "This host limits the {what} it sends ({rate}): past its limit a probe gets \
-                 no answer, exactly as if a firewall dropped it. {} silent probes were sent \
-                 again, paced to that rate, and {} of them were answered.",
-                limit.paced, limit.confirmed
+                 no answer, exactly as if a firewall dropped it. {} sent again, paced to \
+                 that rate, and {} of them answered.",
+                plural(limit.paced as usize, "silent probe was", "silent probes were"),
+                limit.confirmed
             );
-            let at_budget = limit.unconfirmed - limit.out_of_tries.min(limit.unconfirmed);
-            if limit.out_of_tries > 0 {
-                t.push_str(&format!(
-                    " {} stayed silent through all their paced tries while the host answered \
+                let at_budget = limit.unconfirmed - limit.out_of_tries.min(limit.unconfirmed);
+                if limit.out_of_tries > 0 {
+                    t.push_str(&format!(
+                        " {} stayed silent through all their paced tries while the host answered \
                      others.",
-                    plural(limit.out_of_tries as usize, "probe", "probes"),
-                ));
-            }
-            if at_budget > 0 && limit.stopped {
-                t.push_str(&format!(
-                    " {} stayed silent when the scan was interrupted; confirming them \
+                        plural(limit.out_of_tries as usize, "probe", "probes"),
+                    ));
+                }
+                if at_budget > 0 && limit.stopped {
+                    t.push_str(&format!(
+                        " {} stayed silent when the scan was interrupted; confirming them \
                      takes about {need} s.",
-                    plural(at_budget as usize, "probe", "probes"),
-                ));
-            } else if at_budget > 0 {
-                t.push_str(&format!(
-                    " {} stayed silent when the {budget} s budget ended; confirming them \
+                        plural(at_budget as usize, "probe", "probes"),
+                    ));
+                } else if at_budget > 0 {
+                    t.push_str(&format!(
+                        " {} stayed silent when the {budget} s budget ended; confirming them \
                      takes about {need} s more: --limit-budget {}.",
-                    plural(at_budget as usize, "probe", "probes"),
-                    budget + need
-                ));
-            }
-            if limit.unconfirmed > 0 {
-                t.push_str(&format!(
+                        plural(at_budget as usize, "probe", "probes"),
+                        budget + need
+                    ));
+                }
+                if limit.unconfirmed > 0 {
+                    t.push_str(&format!(
                     " Their state is unconfirmed (rate_limited), not evidence of a filter: {ports}."
                 ));
+                }
+                t
             }
-            t
-        }
-        Lang::Ja => {
-            let mut t = format!(
-                "このホストは送る{what}の数を制限しています({rate})。上限を超えたプローブには\
+            Lang::Ja => {
+                let mut t = format!(
+                    "このホストは送る{what}の数を制限しています({rate})。上限を超えたプローブには\
                  応答がなく、ファイアウォールが破棄した場合と見分けがつきません。\
                  応答のなかったプローブ{}個をその速度に合わせて送り直し、{}個に応答がありました。",
-                limit.paced, limit.confirmed
-            );
-            let at_budget = limit.unconfirmed - limit.out_of_tries.min(limit.unconfirmed);
-            if limit.out_of_tries > 0 {
-                t.push_str(&format!(
+                    limit.paced, limit.confirmed
+                );
+                let at_budget = limit.unconfirmed - limit.out_of_tries.min(limit.unconfirmed);
+                if limit.out_of_tries > 0 {
+                    t.push_str(&format!(
                     "{}個は、ホストが他に応答している間、間隔を空けた再送すべてに無応答でした。",
                     limit.out_of_tries
                 ));
-            }
-            if at_budget > 0 && limit.stopped {
-                t.push_str(&format!(
-                    "スキャンが中断された時点で{at_budget}個が無応答のままです。\
+                }
+                if at_budget > 0 && limit.stopped {
+                    t.push_str(&format!(
+                        "スキャンが中断された時点で{at_budget}個が無応答のままです。\
                      確認するには約{need}秒かかります。"
-                ));
-            } else if at_budget > 0 {
-                t.push_str(&format!(
-                    "{budget}秒の予算が尽きた時点で{at_budget}個が無応答のままです。\
+                    ));
+                } else if at_budget > 0 {
+                    t.push_str(&format!(
+                        "{budget}秒の予算が尽きた時点で{at_budget}個が無応答のままです。\
                      確認するにはあと約{need}秒: --limit-budget {}。",
-                    budget + need
-                ));
+                        budget + need
+                    ));
+                }
+                if limit.unconfirmed > 0 {
+                    t.push_str(&format!(
+                        "その状態は未確認(rate_limited)で、フィルタの証拠ではありません: {ports}。"
+                    ));
+                }
+                t
             }
-            if limit.unconfirmed > 0 {
-                t.push_str(&format!(
-                    "その状態は未確認(rate_limited)で、フィルタの証拠ではありません: {ports}。"
-                ));
-            }
-            t
-        }
-    };
+        };
     HostFinding {
         id: limit.kind.finding_id(),
         ports: unconfirmed,
@@ -1114,7 +1117,7 @@ mod tests {
         assert_eq!(
             get(&f, "icmp-filter").text,
             "2 ports (111, 445) answered with ICMP destination unreachable instead of TCP: \
-             port-unreach (code 3) 4 replies from port 111; admin-prohibited (code 13) 4 \
+             port-unreach (code 3): 4 replies from port 111; admin-prohibited (code 13): 4 \
              replies from port 445. A firewall or router rejects these probes and says so \
              (REJECT): the ports are filtered."
         );
@@ -1240,7 +1243,7 @@ mod tests {
         assert_eq!(f[0].ports, [111, 445]);
         assert!(f[0]
             .text
-            .contains("port-unreach (code 3) 3 replies from port 111"));
+            .contains("port-unreach (code 3): 3 replies from port 111"));
 
         let t: Table = firewalled_host()
             .into_iter()
