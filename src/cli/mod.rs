@@ -17,7 +17,7 @@ use crate::error::{usage, EXIT_OK};
 use crate::lab;
 use crate::lab::demo;
 use crate::model::services::Services;
-use crate::model::technique::{self, Technique};
+use crate::model::technique::{self, Protocol, Technique};
 use crate::teach::lang::Lang;
 
 /// clap's view of the arguments. `--help` and `--version` print and exit;
@@ -105,12 +105,33 @@ fn explain(topic: &str, port: Option<&str>, lang: Lang) -> anyhow::Result<String
         let arg = port.ok_or_else(|| {
             usage("explain port needs a port number, e.g. `flagscan explain port 445`")
         })?;
-        let n: u16 = arg.parse().map_err(|_| {
+        // `53`, `53/udp`, `22/tcp`, as nmap writes ports.
+        let (number, proto) = match arg.split_once('/') {
+            Some((n, "tcp")) => (n, Some(Protocol::Tcp)),
+            Some((n, "udp")) => (n, Some(Protocol::Udp)),
+            Some(_) => {
+                return Err(usage(format!(
+                    "invalid port '{arg}' for explain port: write 53, 53/udp or 22/tcp"
+                )))
+            }
+            None => (arg, None),
+        };
+        let n: u16 = number.parse().map_err(|_| {
             usage(format!(
                 "invalid port '{arg}' for explain port: ports are 0-65535"
             ))
         })?;
-        return Ok(crate::teach::explain::port_card(n, &Services::load(), lang));
+        let services = Services::load();
+        // A bare number is TCP's, unless only UDP has a service there.
+        let proto = proto.unwrap_or(
+            match services.name_in(Protocol::Tcp, n).is_none()
+                && services.name_in(Protocol::Udp, n).is_some()
+            {
+                true => Protocol::Udp,
+                false => Protocol::Tcp,
+            },
+        );
+        return Ok(crate::teach::explain::port_card(n, proto, &services, lang));
     }
     if let Some(extra) = port {
         return Err(usage(format!("unexpected '{extra}' after explain {topic}")));
@@ -123,7 +144,7 @@ fn explain(topic: &str, port: Option<&str>, lang: Lang) -> anyhow::Result<String
         None => {
             return Err(usage(format!(
             "nothing to explain called '{topic}': use syn, fin, null, xmas, ack, window, maimon, \
-                 a technique file, or `port N`"
+                 udp, a technique file, or `port N` (`port 53/udp`)"
         )))
         }
     };

@@ -6,7 +6,9 @@
 //! Japanese; the layout is plain text for a terminal of 80 columns.
 
 use crate::model::services::Services;
-use crate::model::technique::{Reason, ReplyMatch, ReplyRule, Teaching, Technique, WindowCond};
+use crate::model::technique::{
+    Protocol, Reason, ReplyMatch, ReplyRule, Teaching, Technique, WindowCond,
+};
 use crate::teach::lang::Lang;
 use crate::teach::portnotes;
 use crate::teach::width::{pad, width, wrap};
@@ -45,11 +47,12 @@ pub fn technique_card(t: &Technique, lang: Lang) -> String {
 
 /// The card of a port in `lang`: number, range class, service, the note from
 /// ports.md if there is one, and how to check the port without a scanner.
-pub fn port_card(port: u16, services: &Services, lang: Lang) -> String {
+pub fn port_card(port: u16, proto: Protocol, services: &Services, lang: Lang) -> String {
     let ja = matches!(lang, Lang::Ja);
+    let udp = proto == Protocol::Udp;
     let (lo, hi) = portnotes::class_bounds(port);
     let note = portnotes::note(port);
-    let service = match (services.name(port), note) {
+    let service = match (services.name_in(proto, port), note) {
         (Some(name), Some(n)) if n.service.eq_ignore_ascii_case(name) => name.to_string(),
         (Some(name), Some(n)) => format!("{name} ({})", n.service),
         (Some(name), None) => name.to_string(),
@@ -101,10 +104,11 @@ pub fn port_card(port: u16, services: &Services, lang: Lang) -> String {
     }
 
     let mut out = String::new();
+    let p = proto.as_str();
     out.push_str(&if ja {
-        format!("ポート番号 {port}/tcp\n")
+        format!("ポート番号 {port}/{p}\n")
     } else {
-        format!("Port {port}/tcp\n")
+        format!("Port {port}/{p}\n")
     });
     let label_width = fields.iter().map(|(l, _)| width(l)).max().unwrap_or(0) + 2;
     let hang = INDENT.len() + label_width;
@@ -124,27 +128,54 @@ pub fn port_card(port: u16, services: &Services, lang: Lang) -> String {
     }
 
     // ports.md: how people check a single port without a scanner.
-    let check = [
-        format!("telnet HOST {port}"),
-        format!("Test-NetConnection HOST -Port {port}"),
-        if ja {
-            "ss -tln または netstat -an".to_string()
-        } else {
-            "ss -tln  or  netstat -an".to_string()
-        },
-    ];
-    let what: [&str; 3] = if ja {
-        [
+    let check = match udp {
+        false => [
+            format!("telnet HOST {port}"),
+            format!("Test-NetConnection HOST -Port {port}"),
+            if ja {
+                "ss -tln または netstat -an".to_string()
+            } else {
+                "ss -tln  or  netstat -an".to_string()
+            },
+        ],
+        // UDP has no handshake to complete: a request of the service's
+        // own protocol is the test (dig for DNS, ntpdate -q for NTP).
+        true => [
+            format!("nc -u -v HOST {port}"),
+            match port {
+                53 => "dig @HOST example.org".to_string(),
+                123 => "ntpdate -q HOST".to_string(),
+                161 => "snmpget -v2c -c public HOST sysDescr.0".to_string(),
+                _ => format!("echo | nc -u -w1 HOST {port}"),
+            },
+            if ja {
+                "ss -uln または netstat -anu".to_string()
+            } else {
+                "ss -uln  or  netstat -anu".to_string()
+            },
+        ],
+    };
+    let what: [&str; 3] = match (ja, udp) {
+        (true, false) => [
             "Linux・macOS",
             "WindowsのPowerShell",
             "ホスト自身で: 待ち受け中のポート一覧",
-        ]
-    } else {
-        [
+        ],
+        (false, false) => [
             "Linux, macOS",
             "Windows PowerShell",
             "on the host itself: its listening ports",
-        ]
+        ],
+        (true, true) => [
+            "Linux・macOS(送るだけ: 無応答は何も示さない)",
+            "そのサービス自身の要求: 応答があればopen",
+            "ホスト自身で: 待ち受け中のUDPポート一覧",
+        ],
+        (false, true) => [
+            "Linux, macOS (sends; silence proves nothing)",
+            "the service's own request: an answer means open",
+            "on the host itself: its UDP ports",
+        ],
     };
     out.push('\n');
     out.push_str(if ja {
@@ -159,12 +190,23 @@ pub fn port_card(port: u16, services: &Services, lang: Lang) -> String {
             &format!("{INDENT}{}{what}", pad(command, command_width)),
         );
     }
-    let result = if ja {
-        "開いているポートには接続できる(PowerShellでは\u{a0}TcpTestSucceeded\u{a0}:\u{a0}True)。\
-         SYNスキャンと違い、どちらも接続を最後まで確立する。"
-    } else {
-        "An open port accepts the connection (PowerShell:\u{a0}TcpTestSucceeded\u{a0}:\u{a0}True); \
-         unlike a SYN scan, both complete the handshake."
+    let result = match (ja, udp) {
+        (true, false) => {
+            "開いているポートには接続できる(PowerShellでは\u{a0}TcpTestSucceeded\u{a0}:\u{a0}True)。\
+             SYNスキャンと違い、どちらも接続を最後まで確立する。"
+        }
+        (false, false) => {
+            "An open port accepts the connection (PowerShell:\u{a0}TcpTestSucceeded\u{a0}:\u{a0}True); \
+             unlike a SYN scan, both complete the handshake."
+        }
+        (true, true) => {
+            "UDPには接続がない: 応答があればopen、ICMPポート到達不能ならclosed、\
+             無応答ならopen|filtered(破棄されたか、サービスが無視したか)。"
+        }
+        (false, true) => {
+            "UDP has no connection: an answer means open, an ICMP port unreachable \
+             closed, and silence open|filtered (dropped, or a service that ignored it)."
+        }
     };
     for line in wrap(result, WIDTH - INDENT.len()) {
         push_line(&mut out, &format!("{INDENT}{line}"));
@@ -255,7 +297,10 @@ fn technique_sections(t: &Technique, lang: Lang) -> Vec<(String, Vec<String>)> {
             "オープンポート(開いているポート)の場合".to_string(),
             "クローズドポート(閉じているポート)の場合".to_string(),
             "応答と判定".to_string(),
-            "RFC 9293 の規則".to_string(),
+            match t.protocol {
+                Protocol::Tcp => "RFC 9293 の規則".to_string(),
+                Protocol::Udp => "RFC 768・RFC 1122 の規則".to_string(),
+            },
             "既知の例外".to_string(),
         ]
     } else {
@@ -264,7 +309,10 @@ fn technique_sections(t: &Technique, lang: Lang) -> Vec<(String, Vec<String>)> {
             "Open port".to_string(),
             "Closed port".to_string(),
             "Replies and what they mean".to_string(),
-            "The rule in RFC 9293".to_string(),
+            match t.protocol {
+                Protocol::Tcp => "The rule in RFC 9293".to_string(),
+                Protocol::Udp => "The rule in RFC 768 and RFC 1122".to_string(),
+            },
             "Known exceptions".to_string(),
         ]
     };
@@ -445,14 +493,38 @@ mod tests {
     #[test]
     fn port_card_snapshots() {
         let s = services();
-        snapshot!("explain_port_23_en.txt", port_card(23, &s, Lang::En));
-        snapshot!("explain_port_23_ja.txt", port_card(23, &s, Lang::Ja));
-        snapshot!("explain_port_445_en.txt", port_card(445, &s, Lang::En));
-        snapshot!("explain_port_445_ja.txt", port_card(445, &s, Lang::Ja));
-        snapshot!("explain_port_8080_en.txt", port_card(8080, &s, Lang::En));
-        snapshot!("explain_port_8080_ja.txt", port_card(8080, &s, Lang::Ja));
-        snapshot!("explain_port_50000_en.txt", port_card(50000, &s, Lang::En));
-        snapshot!("explain_port_50000_ja.txt", port_card(50000, &s, Lang::Ja));
+        snapshot!(
+            "explain_port_23_en.txt",
+            port_card(23, Protocol::Tcp, &s, Lang::En)
+        );
+        snapshot!(
+            "explain_port_23_ja.txt",
+            port_card(23, Protocol::Tcp, &s, Lang::Ja)
+        );
+        snapshot!(
+            "explain_port_445_en.txt",
+            port_card(445, Protocol::Tcp, &s, Lang::En)
+        );
+        snapshot!(
+            "explain_port_445_ja.txt",
+            port_card(445, Protocol::Tcp, &s, Lang::Ja)
+        );
+        snapshot!(
+            "explain_port_8080_en.txt",
+            port_card(8080, Protocol::Tcp, &s, Lang::En)
+        );
+        snapshot!(
+            "explain_port_8080_ja.txt",
+            port_card(8080, Protocol::Tcp, &s, Lang::Ja)
+        );
+        snapshot!(
+            "explain_port_50000_en.txt",
+            port_card(50000, Protocol::Tcp, &s, Lang::En)
+        );
+        snapshot!(
+            "explain_port_50000_ja.txt",
+            port_card(50000, Protocol::Tcp, &s, Lang::Ja)
+        );
     }
 
     #[test]
@@ -619,23 +691,37 @@ exceptions = "Only some systems set a window in their RST."
     }
 
     #[test]
+    fn a_udp_port_card_says_udp_and_how_to_ask_the_service() {
+        let s = services();
+        let en = port_card(53, Protocol::Udp, &s, Lang::En);
+        assert!(en.starts_with("Port 53/udp\n"), "{en}");
+        assert!(en.contains("dig @HOST") && en.contains("ss -uln"), "{en}");
+        assert!(!en.contains("telnet"), "{en}");
+        let ja = port_card(123, Protocol::Udp, &s, Lang::Ja);
+        assert!(
+            ja.contains("123/udp") && ja.contains("ntpdate -q HOST"),
+            "{ja}"
+        );
+    }
+
+    #[test]
     fn port_card_without_a_note_says_so() {
         let empty = Services::default();
-        let en = port_card(50000, &empty, Lang::En);
+        let en = port_card(50000, Protocol::Tcp, &empty, Lang::En);
         assert!(en.contains("flagscan has no note on this port."));
         assert!(en.contains("unknown"));
         assert!(en.contains("telnet HOST 50000"));
         assert!(en.contains("Test-NetConnection HOST -Port 50000"));
-        let ja = port_card(1024, &empty, Lang::Ja);
+        let ja = port_card(1024, Protocol::Tcp, &empty, Lang::Ja);
         assert!(ja.contains("このポートについての注記はない。"));
         assert!(ja.contains("登録済みポート(レジスタードポート)、1024〜49151番"));
         // Without /etc/services, the note's service name stands in.
-        assert!(port_card(445, &empty, Lang::En).contains("Service:  SMB\n"));
+        assert!(port_card(445, Protocol::Tcp, &empty, Lang::En).contains("Service:  SMB\n"));
         // Names as they are on this machine: any, but the card is complete.
         let here = Services::load();
         for port in [0, 22, 445, 3389, 49152, 65535] {
             for lang in [Lang::En, Lang::Ja] {
-                let card = port_card(port, &here, lang);
+                let card = port_card(port, Protocol::Tcp, &here, lang);
                 assert!(card.lines().count() >= 8, "{card}");
                 assert!(card.lines().all(|l| width(l) <= WIDTH), "{card}");
             }
