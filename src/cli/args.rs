@@ -276,8 +276,8 @@ pub enum Command {
         #[arg(long, default_value = lab::DEFAULT_PREFIX, global = true)]
         prefix: String,
     },
-    /// Print a technique's card (syn, fin, null, xmas, ack, window, maimon or a technique file),
-    /// or what a port is: `flagscan explain port 445`.
+    /// Print a technique's card (syn, fin, null, xmas, ack, window, maimon, udp or a technique
+    /// file), or what a port is: `flagscan explain port 445`, `flagscan explain port 53/udp`.
     Explain {
         /// A technique name, a technique file, or `port`.
         topic: String,
