@@ -281,3 +281,79 @@ fn root_refuses_a_resume_file_another_user_owns() {
     assert!(err.contains("another user"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Run as plain root from a directory `nobody` cannot write, the default
+/// resume file goes to a directory of its own in the temporary directory:
+/// a finished scan leaves nothing there; an interrupted one leaves root's
+/// 0600 file in a directory given to `nobody`, and resuming it removes
+/// both. (Before, every such scan left an empty file behind.)
+#[test]
+fn plain_roots_temporary_resume_file_leaves_nothing_behind() {
+    if !have_root("plain_roots_temporary_resume_file_leaves_nothing_behind") {
+        return;
+    }
+    let _serial = serial();
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = scratch("tmpresume");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = Command::new(flagscan_bin());
+        c.current_dir(&dir)
+            .env("TMPDIR", &tmp)
+            .env_remove("SUDO_UID")
+            .env_remove("SUDO_GID")
+            .args(args);
+        c
+    };
+    let left = || std::fs::read_dir(&tmp).unwrap().count();
+    let out = run(&["-p", "1", "127.0.0.1"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(left(), 0, "a finished scan leaves nothing");
+
+    // Interrupted (its stdout closed, as `| head -1` does).
+    let mut child = run(&["-p-", "--max-rate", "20000", "--packet-trace", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let made: Vec<PathBuf> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    let file = made[0].join("scan.resume");
+    let (d, f) = (
+        std::fs::metadata(&made[0]).unwrap(),
+        std::fs::metadata(&file).unwrap(),
+    );
+    assert_ne!(d.uid(), 0, "the directory is the scan user's");
+    assert_eq!((f.uid(), f.mode() & 0o777), (0, 0o600), "the file root's");
+    assert!(f.len() > 10, "a resume file");
+    assert!(
+        stderr(&out).contains(file.to_str().unwrap()),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&["--resume", file.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        left(),
+        0,
+        "the resumed scan removed the file and its directory"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -35,6 +35,7 @@
 use std::fs::File;
 use std::io::{Seek, Write};
 use std::ops::Range;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -42,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::usage;
 use crate::model::probe::ProbeSpace;
 use crate::model::technique::Technique;
-use crate::sys::files::{create_unique, open_write, Existing};
+use crate::sys::files::{create_unique_dir, open_write, Existing};
 
 /// The format version written to and accepted from `flagscan_resume`
 /// (2: with `digest`).
@@ -318,6 +319,9 @@ pub struct ResumeSink {
     file: File,
     /// This run created the file (it did not exist before).
     pub created: bool,
+    /// The private directory this run made for the file
+    /// ([`ResumeSink::create_temp`]), and its handle.
+    dir: Option<(PathBuf, File)>,
 }
 
 impl ResumeSink {
@@ -330,18 +334,39 @@ impl ResumeSink {
             path: path.to_path_buf(),
             file: opened.file,
             created: opened.created,
+            dir: None,
         })
     }
 
-    /// Creates a resume file under a name no one can guess in the
-    /// temporary directory (`$TMPDIR/flagscan-PID-RANDOM.resume`).
+    /// Creates a resume file in a directory of its own, under a name no
+    /// one can guess, in the temporary directory
+    /// (`$TMPDIR/flagscan-PID-RANDOM/scan.resume`). The file stays root's;
+    /// the directory goes to the user the scan runs as
+    /// ([`ResumeSink::dir_handle`]), who can then remove the file once the
+    /// scan is done, which the sticky temporary directory forbids. Another
+    /// process of that user could replace the file, but not write to it:
+    /// `--resume` refuses a file root does not own.
     pub fn create_temp() -> std::io::Result<ResumeSink> {
-        let (path, file) = create_unique(&std::env::temp_dir(), "flagscan-", ".resume")?;
+        let (dir, handle) = create_unique_dir(&std::env::temp_dir(), "flagscan-")?;
+        let path = dir.join("scan.resume");
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)?;
         Ok(ResumeSink {
             path,
             file,
             created: true,
+            dir: Some((dir, handle)),
         })
+    }
+
+    /// The directory [`ResumeSink::create_temp`] made, to be given to the
+    /// user the scan runs as.
+    pub fn dir_handle(&self) -> Option<File> {
+        self.dir.as_ref().and_then(|(_, h)| h.try_clone().ok())
     }
 
     /// The file, if this run created it (to be given to another user).
@@ -374,6 +399,24 @@ impl ResumeSink {
         }
         if std::fs::remove_file(&self.path).is_err() {
             let _ = self.file.set_len(0);
+            return;
+        }
+        // Its private directory goes too: the one this run made, or (a
+        // file resumed from) the one an earlier run made, if empty.
+        let dir = match &self.dir {
+            Some((dir, _)) => Some(dir.clone()),
+            None => self
+                .path
+                .parent()
+                .filter(|p| {
+                    self.path.file_name() == Some(std::ffi::OsStr::new("scan.resume"))
+                        && p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("flagscan-"))
+                })
+                .map(Path::to_path_buf),
+        };
+        if let Some(dir) = dir {
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }

@@ -218,6 +218,8 @@ fn give_away(plan: &mut DropPlan, json: Option<&output::Dest>, resume: Option<&R
         .extend(json.and_then(|d| d.created.as_ref()?.try_clone().ok()));
     plan.for_user
         .extend(resume.and_then(ResumeSink::created_handle));
+    plan.for_scan_user
+        .extend(resume.and_then(ResumeSink::dir_handle));
 }
 
 /// The positions a resumed scan skips, once its arguments are known to

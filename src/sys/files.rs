@@ -121,25 +121,27 @@ fn is_own_descriptor(path: &Path) -> bool {
     matches!(p, "/dev/stdout" | "/dev/stderr") || fd("/dev/fd/") || fd("/proc/self/fd/")
 }
 
-/// Creates a new file of mode 0600 in `dir` whose name no one can guess:
-/// `{prefix}{pid}-{random}{suffix}`.
-pub fn create_unique(dir: &Path, prefix: &str, suffix: &str) -> io::Result<(PathBuf, File)> {
+/// Creates a new directory (mode 0700) under a name no one can guess in
+/// `dir` (`{prefix}PID-RANDOM`), and opens it, never through a link: the
+/// handle lets its owner be changed without a path.
+pub fn create_unique_dir(dir: &Path, prefix: &str) -> io::Result<(PathBuf, File)> {
+    use std::os::unix::fs::DirBuilderExt;
     let mut last = io::Error::from(ErrorKind::AlreadyExists);
     for _ in 0..16 {
         let name = format!(
-            "{prefix}{}-{:016x}{suffix}",
+            "{prefix}{}-{:016x}",
             std::process::id(),
             rand::random::<u64>()
         );
         let path = dir.join(name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
-            Ok(file) => return Ok((path, file)),
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => {
+                let handle = OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                    .open(&path)?;
+                return Ok((path, handle));
+            }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => last = e,
             Err(e) => return Err(e),
         }
@@ -226,13 +228,14 @@ mod tests {
     }
 
     #[test]
-    fn unique_names_differ_and_are_private() {
+    fn unique_directories_differ_and_are_private() {
         let dir = scratch("unique");
-        let (a, _) = create_unique(&dir, "flagscan-", ".resume").unwrap();
-        let (b, _) = create_unique(&dir, "flagscan-", ".resume").unwrap();
+        let (a, _) = create_unique_dir(&dir, "flagscan-").unwrap();
+        let (b, handle) = create_unique_dir(&dir, "flagscan-").unwrap();
         assert_ne!(a, b);
         let mode = std::fs::metadata(&a).unwrap().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(handle.metadata().unwrap().is_dir());
         let name = a.file_name().unwrap().to_str().unwrap();
         assert!(
             name.starts_with(&format!("flagscan-{}-", std::process::id())),

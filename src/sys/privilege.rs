@@ -22,6 +22,10 @@ pub struct DropPlan {
     /// Outputs and the resume file, if this run created them: the sudo
     /// user's (run as plain root, they stay root's).
     pub for_user: Vec<File>,
+    /// Directories this run created for its own files (the default resume
+    /// file's): given to whoever the process becomes, `nobody` included,
+    /// so that it can remove what it left there once the scan is done.
+    pub for_scan_user: Vec<File>,
 }
 
 /// Who the process becomes.
@@ -84,6 +88,14 @@ pub fn drop_privileges(plan: &DropPlan) -> anyhow::Result<Identity> {
     for file in plan.for_user.iter().filter(|_| who.sudo_user) {
         nix::unistd::fchown(file.as_raw_fd(), Some(uid), Some(gid))
             .map_err(|e| anyhow::anyhow!("cannot give an output file to user {}: {e}", who.name))?;
+    }
+    for dir in &plan.for_scan_user {
+        nix::unistd::fchown(dir.as_raw_fd(), Some(uid), Some(gid)).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot give the resume file's directory to user {}: {e}",
+                who.name
+            )
+        })?;
     }
     let fail = |what: &str, e: nix::Error| {
         anyhow::anyhow!("cannot drop root ({what}): {e}; use --keep-privileges to scan as root")
