@@ -682,7 +682,7 @@ impl ScanLoop<'_> {
             }
             if let Some(view) = progress.filter(|_| now >= shown_at + PROGRESS_EVERY) {
                 view.update(
-                    self.tracker.decided() - not_asked,
+                    self.tracker.decided() + self.tracker.confirming() - not_asked,
                     total,
                     self.tracker.open_found(),
                 );

@@ -1233,6 +1233,16 @@ impl Tracker {
         self.end_pacing(now);
     }
 
+    /// Silent probes being confirmed, paced, right now: decided once
+    /// already, and again when their pacing ends (the progress line
+    /// counts them as decided rather than going backwards).
+    pub fn confirming(&self) -> u64 {
+        self.paced_tries
+            .keys()
+            .filter(|&&i| !matches!(self.slots[i as usize], Slot::Done(_) | Slot::Silent { .. }))
+            .count() as u64
+    }
+
     /// An interrupt stopped the scan ([`Tracker::stop_confirming`]).
     pub fn stopped(&self) -> bool {
         self.stopped
