@@ -493,38 +493,15 @@ mod tests {
     #[test]
     fn port_card_snapshots() {
         let s = services();
-        snapshot!(
-            "explain_port_23_en.txt",
-            port_card(23, Protocol::Tcp, &s, Lang::En)
-        );
-        snapshot!(
-            "explain_port_23_ja.txt",
-            port_card(23, Protocol::Tcp, &s, Lang::Ja)
-        );
-        snapshot!(
-            "explain_port_445_en.txt",
-            port_card(445, Protocol::Tcp, &s, Lang::En)
-        );
-        snapshot!(
-            "explain_port_445_ja.txt",
-            port_card(445, Protocol::Tcp, &s, Lang::Ja)
-        );
-        snapshot!(
-            "explain_port_8080_en.txt",
-            port_card(8080, Protocol::Tcp, &s, Lang::En)
-        );
-        snapshot!(
-            "explain_port_8080_ja.txt",
-            port_card(8080, Protocol::Tcp, &s, Lang::Ja)
-        );
-        snapshot!(
-            "explain_port_50000_en.txt",
-            port_card(50000, Protocol::Tcp, &s, Lang::En)
-        );
-        snapshot!(
-            "explain_port_50000_ja.txt",
-            port_card(50000, Protocol::Tcp, &s, Lang::Ja)
-        );
+        let tcp = |port, lang| port_card(port, Protocol::Tcp, &s, lang);
+        snapshot!("explain_port_23_en.txt", tcp(23, Lang::En));
+        snapshot!("explain_port_23_ja.txt", tcp(23, Lang::Ja));
+        snapshot!("explain_port_445_en.txt", tcp(445, Lang::En));
+        snapshot!("explain_port_445_ja.txt", tcp(445, Lang::Ja));
+        snapshot!("explain_port_8080_en.txt", tcp(8080, Lang::En));
+        snapshot!("explain_port_8080_ja.txt", tcp(8080, Lang::Ja));
+        snapshot!("explain_port_50000_en.txt", tcp(50000, Lang::En));
+        snapshot!("explain_port_50000_ja.txt", tcp(50000, Lang::Ja));
     }
 
     #[test]
