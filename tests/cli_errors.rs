@@ -59,6 +59,24 @@ fn every_option_rejects_bad_values_with_exit_2_naming_them() {
         (&["-p", "22"], &["no targets"]),
         (&["--max-retries", "x", "127.0.0.1"], &["x"]),
         (
+            &["--shard", "0/4", "127.0.0.1"],
+            &["--shard '0/4'", "from 1"],
+        ),
+        (&["--shard", "5/4", "127.0.0.1"], &["5/4"]),
+        (&["--shard", "1", "127.0.0.1"], &["how many shards"]),
+        (
+            &["--shards", "4", "--shard", "4", "127.0.0.1"],
+            &["from 0 to N-1"],
+        ),
+        (&["--shard", "a/b", "127.0.0.1"], &["not a number"]),
+        (&["--top-ports", "0", "127.0.0.1"], &["--top-ports"]),
+        (
+            &["--stats-every", "soon", "127.0.0.1"],
+            &["--stats-every 'soon'"],
+        ),
+        (&["-S", "10.0.0.1-1000", "127.0.0.1"], &["-S", "1000"]),
+        (&["explain", "port", "53/sctp"], &["53/sctp"]),
+        (
             &["-oJ", "/nonexistent/dir/out.jsonl", "-p", "1", "127.0.0.1"],
             &["/nonexistent/dir/out.jsonl"],
         ),

@@ -523,3 +523,51 @@ fn verbose_tells_open_ports_as_found_and_stats_every_ticks() {
     // Without -v there is no open-port line.
     assert!(!err.contains("Discovered open port"), "{err}");
 }
+
+/// masscan's `--shard I/N` and zmap's `--shards N --shard I`: four shards
+/// of a lab scan hold every (host, port, technique) of the unsharded scan
+/// once, with its state and reason.
+#[test]
+fn four_shards_union_equals_the_unsharded_scan() {
+    if !have_root("four_shards_union_equals_the_unsharded_scan") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-shard");
+    let ns = lab.scan_ns();
+    let base = [
+        "--netns",
+        &ns,
+        "-Pn",
+        "-sS",
+        "-sF",
+        "-p",
+        "1-300,445,8080",
+        "10.213.1.2",
+        "10.213.1.3",
+    ];
+    let whole = parse_jsonl(&run_json("shard-whole", &base));
+    assert_eq!(whole.len(), 2 * 302 * 2);
+    let mut union = std::collections::BTreeMap::new();
+    for (i, shard) in [
+        ["--shard", "1/4"],
+        ["--shard", "2/4"],
+        ["--shards=4", "--shard=2"],
+        ["--shard", "4/4"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut args = base.to_vec();
+        args.extend(shard.iter().copied().filter(|a| !a.is_empty()));
+        let part = parse_jsonl(&run_json(&format!("shard-{i}"), &args));
+        assert!(part.len() > whole.len() / 8, "shard {i}: {}", part.len());
+        for (k, v) in part {
+            assert!(union.insert(k.clone(), v).is_none(), "{k:?} in two shards");
+        }
+    }
+    assert_eq!(union.len(), whole.len());
+    for (k, v) in &whole {
+        assert_eq!(union.get(k), Some(v), "{k:?}");
+    }
+}

@@ -70,6 +70,17 @@ pub struct Args {
     #[arg(short = 'r', long = "in-order")]
     pub in_order: bool,
 
+    /// Scan one shard of the probes, as masscan (`--shard 2/4`, counted
+    /// from 1) or zmap (`--shards 4 --shard 1`, counted from 0) split a
+    /// scan across machines: each (host, port) goes to exactly one shard,
+    /// whatever the seed, so the shards' union is the whole scan.
+    #[arg(long = "shard", value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// How many shards `--shard I` counts (zmap's spelling).
+    #[arg(long = "shards", value_name = "N", requires = "shard")]
+    pub shards: Option<u64>,
+
     /// -F: the 100 most common ports, as nmap's fast scan (--top-ports 100).
     #[arg(short = 'F', long = "fast", conflicts_with = "ports")]
     pub fast: bool,

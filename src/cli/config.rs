@@ -169,6 +169,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             ports,
             protocol_ports,
             in_order: args.in_order,
+            shard: shard(args.shard.as_deref(), args.shards)?,
             techniques,
             timing,
             seed: args.seed,
@@ -288,6 +289,40 @@ fn limit_budget(text: &str, host_timeout: Option<&str>) -> anyhow::Result<Durati
         None => Duration::MAX,
     };
     Ok(budget.min(cap))
+}
+
+/// `--shard I/N` (masscan's, from 1) or `--shards N --shard I` (zmap's,
+/// from 0), as (index from 0, count).
+fn shard(spec: Option<&str>, shards: Option<u64>) -> anyhow::Result<Option<(u64, u64)>> {
+    let Some(spec) = spec else { return Ok(None) };
+    let bad = |why: &str| {
+        usage(format!(
+            "invalid --shard '{spec}': {why} (masscan's --shard 2/4, or zmap's --shards 4 --shard 1)"
+        ))
+    };
+    let number = |t: &str| t.trim().parse::<u64>().map_err(|_| bad("not a number"));
+    let (i, n) = match (spec.split_once('/'), shards) {
+        (Some(_), Some(_)) => return Err(bad("give I/N or --shards N, not both")),
+        (Some((i, n)), None) => {
+            let (i, n) = (number(i)?, number(n)?);
+            if i == 0 || i > n {
+                return Err(bad("I counts from 1 to N"));
+            }
+            (i - 1, n)
+        }
+        (None, Some(n)) => {
+            let i = number(spec)?;
+            if i >= n {
+                return Err(bad("I counts from 0 to N-1"));
+            }
+            (i, n)
+        }
+        (None, None) => return Err(bad("how many shards? give I/N")),
+    };
+    if n == 0 || n > 65_536 {
+        return Err(bad("N is 1 to 65536"));
+    }
+    Ok(Some((i, n)))
 }
 
 /// A time as nmap writes it: a number, in seconds unless followed by

@@ -39,6 +39,8 @@ pub struct ScanConfig {
     pub ports: Vec<u16>,
     /// `-r`: probes in index order, not the seeded random one.
     pub in_order: bool,
+    /// `--shard`: shard `.0` of `.1` (from 0).
+    pub shard: Option<(u64, u64)>,
     /// TCP and UDP in one pass: each protocol's own ports (`-p
     /// U:53,T:22`). Empty: every technique asks every port.
     pub protocol_ports: Vec<(Protocol, Vec<u16>)>,
@@ -88,6 +90,14 @@ impl ScanConfig {
     /// The probes this scan asks: hosts x ports x techniques, less the
     /// ports of the other protocol in a pass of TCP and UDP.
     pub fn space(&self) -> ProbeSpace {
+        let space = self.unsharded_space();
+        match self.shard {
+            Some((i, n)) => space.sharded(i, n),
+            None => space,
+        }
+    }
+
+    fn unsharded_space(&self) -> ProbeSpace {
         if self.protocol_ports.is_empty() {
             return ProbeSpace::new(
                 self.targets.clone(),

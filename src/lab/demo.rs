@@ -118,6 +118,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
                 all
             },
             in_order: false,
+            shard: None,
             protocol_ports: vec![
                 (Protocol::Tcp, demo_ports()),
                 (Protocol::Udp, DEMO_UDP_PORTS.to_vec()),

@@ -28,6 +28,10 @@ pub struct ProbeSpace {
     /// every technique asks every port.
     port_protocols: Vec<u8>,
     technique_bits: Vec<u8>,
+    /// `--shard`: this scan asks only the (host, port) pairs whose number
+    /// (`host * ports + port`) is `.0` modulo `.1`; the shards' union is
+    /// the whole scan, and no pair is in two.
+    shard: Option<(u64, u64)>,
 }
 
 const NO_PORT: u32 = u32::MAX;
@@ -53,7 +57,24 @@ impl ProbeSpace {
             port_index,
             port_protocols: Vec::new(),
             technique_bits: Vec::new(),
+            shard: None,
         }
+    }
+
+    /// Whether this is one shard of a scan (`--shard`).
+    pub fn is_sharded(&self) -> bool {
+        self.shard.is_some()
+    }
+
+    /// Which shard (from 0) of how many, if one.
+    pub fn shard(&self) -> Option<(u64, u64)> {
+        self.shard
+    }
+
+    /// Shard `i` of `n` (0-based) of this space: see [`ProbeSpace::asks`].
+    pub fn sharded(mut self, i: u64, n: u64) -> ProbeSpace {
+        self.shard = (n > 1).then_some((i % n, n));
+        self
     }
 
     /// Several protocols in one pass: `ports_of[k]` are the ports protocol
@@ -82,17 +103,27 @@ impl ProbeSpace {
     /// Whether probe `index` is asked at all: in a pass of several
     /// protocols, a technique asks only its protocol's ports.
     pub fn asks(&self, index: u64) -> bool {
+        let pair = index / self.techniques as u64;
+        if let Some((i, n)) = self.shard {
+            if pair % n != i {
+                return false;
+            }
+        }
         if self.port_protocols.is_empty() {
             return true;
         }
         let t = (index % self.techniques as u64) as usize;
-        let p = (index / self.techniques as u64 % self.ports.len() as u64) as usize;
+        let p = (pair % self.ports.len() as u64) as usize;
         self.port_protocols[p] & self.technique_bits[t] != 0
     }
 
     /// How many probes are asked: [`ProbeSpace::len`] less the pairs of a
     /// port and a technique of another protocol.
     pub fn asked(&self) -> u64 {
+        if self.shard.is_some() {
+            // As many as the scan's slots: counted once per call.
+            return (0..self.len()).filter(|&i| self.asks(i)).count() as u64;
+        }
         if self.port_protocols.is_empty() {
             return self.len();
         }
@@ -185,4 +216,33 @@ pub(crate) fn prefetch<T>(value: &T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = value;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Four shards of a space: every probe in exactly one, each shard a
+    /// quarter or so, whatever the protocols.
+    #[test]
+    fn shards_cover_the_space_once() {
+        let hosts: Vec<Ipv4Addr> = (1..=3).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
+        let whole =
+            ProbeSpace::with_protocols(hosts, &[(1..=50).collect(), vec![53, 123]], &[0, 0, 1]);
+        let mut seen = vec![0u8; whole.len() as usize];
+        for i in 0..4 {
+            let shard = whole.clone().sharded(i, 4);
+            let mine: Vec<u64> = (0..shard.len()).filter(|&x| shard.asks(x)).collect();
+            assert_eq!(mine.len() as u64, shard.asked());
+            assert!(mine.len() > 60, "shard {i}: {}", mine.len());
+            for x in mine {
+                // A technique of a port in the shard: all its techniques are.
+                assert!(whole.asks(x));
+                seen[x as usize] += 1;
+            }
+        }
+        let asked: Vec<u8> = (0..whole.len()).map(|x| u8::from(whole.asks(x))).collect();
+        assert_eq!(seen, asked, "each probe asked in exactly one shard");
+        assert_eq!(whole.clone().sharded(0, 1).asked(), whole.asked());
+    }
 }

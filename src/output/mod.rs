@@ -73,7 +73,7 @@ pub(crate) struct HostRows<'a> {
     pub(crate) rows: Vec<(u16, &'a [Option<Finding>])>,
 }
 
-impl HostRows<'_> {
+impl<'a> HostRows<'a> {
     pub(crate) fn port_rows(&self) -> Vec<PortRow<'_>> {
         self.rows
             .iter()
@@ -94,6 +94,31 @@ impl HostRows<'_> {
     /// Whether technique `t`'s probe of `port` was left unconfirmed.
     pub(crate) fn is_limited(&self, port: u16, t: usize) -> bool {
         self.limited.binary_search(&(port, t)).is_ok()
+    }
+
+    /// The rows of the ports this scan asked about: a shard's own
+    /// (`--shard`), not the other shards'.
+    pub(crate) fn asked_only(&self, result: &ScanResult) -> HostRows<'a> {
+        let space = &result.space;
+        let asked = |port: u16| {
+            (0..result.techniques.len()).any(|t| {
+                space
+                    .index(self.host, port, t)
+                    .is_some_and(|x| space.asks(x))
+            })
+        };
+        HostRows {
+            host: self.host,
+            status: self.status,
+            limited: self.limited.clone(),
+            limit: self.limit,
+            rows: self
+                .rows
+                .iter()
+                .filter(|(p, _)| asked(*p))
+                .copied()
+                .collect(),
+        }
     }
 
     pub(crate) fn findings(&self, result: &ScanResult, lang: Lang) -> Vec<HostFinding> {
@@ -262,6 +287,13 @@ pub fn summary(result: &ScanResult) -> String {
     }
     if s.skipped > 0 {
         tail.push_str(&format!("; resumed: {} probes concluded before", s.skipped));
+    }
+    if let Some((i, n)) = result.space.shard() {
+        tail.push_str(&format!(
+            "; shard {}/{n}: {} of the probes",
+            i + 1,
+            result.space.asked()
+        ));
     }
     if s.tracker.revised > 0 {
         tail.push_str(&format!(

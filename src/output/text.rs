@@ -106,7 +106,10 @@ pub fn write_text(
             if k > 0 {
                 writeln!(w)?;
             }
-            write_ports(w, part, &hosts[i], services, opts)?;
+            match part.space.is_sharded() {
+                true => write_ports(w, part, &hosts[i].asked_only(part), services, opts)?,
+                false => write_ports(w, part, &hosts[i], services, opts)?,
+            }
         }
         writeln!(w)?;
     }
