@@ -571,3 +571,73 @@ fn four_shards_union_equals_the_unsharded_scan() {
         assert_eq!(union.get(k), Some(v), "{k:?}");
     }
 }
+
+/// masscan's `-oL`: a line per open (host, port, protocol), whatever
+/// technique found it open, between `#flagscan` and `# end`.
+#[test]
+fn the_list_output_holds_every_open_port_once() {
+    if !have_root("the_list_output_holds_every_open_port_once") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-olist");
+    let ns = lab.scan_ns();
+    let list = std::env::temp_dir().join(format!("flagscan-olist-{}.txt", std::process::id()));
+    let json = run_json(
+        "olist",
+        &[
+            "--netns",
+            &ns,
+            "-Pn",
+            "-sS",
+            "-sF",
+            "-sU",
+            "-p",
+            "1-100,123,443,8080",
+            "10.213.1.2",
+            "10.213.1.3",
+            "-oL",
+            list.to_str().unwrap(),
+        ],
+    );
+    let text = std::fs::read_to_string(&list).unwrap();
+    let _ = std::fs::remove_file(&list);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        (lines[0], *lines.last().unwrap()),
+        ("#flagscan", "# end"),
+        "{text}"
+    );
+    let mut listed: Vec<(String, u64, String)> = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_eq!((f.len(), f[0]), (5, "open"), "{l}");
+            (f[1].to_string(), f[2].parse().unwrap(), f[3].to_string())
+        })
+        .collect();
+    listed.sort();
+    let mut open: Vec<(String, u64, String)> = json
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["state"] == "open")
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap().to_string();
+            (s("proto"), v["port"].as_u64().unwrap(), s("host"))
+        })
+        .collect();
+    open.sort();
+    open.dedup();
+    assert_eq!(listed, open);
+    // web's SSH and DNS, the resetting host's SSH: the lab is there.
+    for want in [
+        ("tcp", 22, "10.213.1.2"),
+        ("udp", 53, "10.213.1.2"),
+        ("tcp", 22, "10.213.1.3"),
+    ] {
+        assert!(
+            listed.contains(&(want.0.to_string(), want.1, want.2.to_string())),
+            "{want:?} in {text}"
+        );
+    }
+}

@@ -116,6 +116,11 @@ pub struct Args {
     #[arg(long = "output-grepable", value_name = "FILE")]
     pub output_grepable: Option<PathBuf>,
 
+    /// Write masscan's list format to FILE (-oL FILE; '-' for stdout): one
+    /// line per open port, `open tcp 22 10.0.0.2 TIMESTAMP`.
+    #[arg(long = "output-list", value_name = "FILE")]
+    pub output_list: Option<PathBuf>,
+
     /// -oA BASE: BASE.xml, BASE.nmap, BASE.gnmap and BASE.jsonl at once.
     #[arg(long = "output-all", value_name = "BASE")]
     pub output_all: Option<PathBuf>,
@@ -361,6 +366,7 @@ pub fn normalize_args<A: Into<OsString>>(
             "-oN" => out.push("--output-normal".into()),
             "-oG" => out.push("--output-grepable".into()),
             "-oA" => out.push("--output-all".into()),
+            "-oL" => out.push("--output-list".into()),
             "-iL" => out.push("--input-list".into()),
             // nmap's habit that is flagscan's behaviour anyway: no reverse DNS.
             "-n" => {}

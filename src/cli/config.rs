@@ -25,6 +25,8 @@ pub struct Resolved {
     pub xml: Option<PathBuf>,
     pub normal: Option<PathBuf>,
     pub grepable: Option<PathBuf>,
+    /// `-oL`: masscan's list of open ports.
+    pub list: Option<PathBuf>,
     /// `--pcap FILE`: every probe and every reply captured, to this file.
     pub pcap: Option<PathBuf>,
     /// `--packet-trace`: a line per probe and per reply, as they happen.
@@ -195,6 +197,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
         xml: outputs.xml,
         normal: outputs.normal,
         grepable: outputs.grepable,
+        list: args.output_list.clone(),
         pcap: args.pcap.clone(),
         packet_trace: args.packet_trace,
         text: TextOptions {

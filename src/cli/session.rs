@@ -485,6 +485,8 @@ enum NmapFormat {
     Xml(usize),
     Grepable(usize),
     Normal,
+    /// masscan's `-oL`.
+    List,
 }
 
 /// A file of one of nmap's formats, planned from the options.
@@ -506,33 +508,39 @@ struct NmapOutput {
 fn nmap_files(resolved: &Resolved, resumed: bool) -> anyhow::Result<Vec<NmapFile>> {
     let techniques = &resolved.scan.techniques;
     let mut out = Vec::new();
+    // Per technique (a format of one scan type), or the whole scan once.
+    type Per = Result<fn(usize) -> NmapFormat, NmapFormat>;
     for (option, path, per_technique) in [
         (
             "-oX",
             &resolved.xml,
-            Some(NmapFormat::Xml as fn(usize) -> NmapFormat),
+            Ok(NmapFormat::Xml as fn(usize) -> NmapFormat) as Per,
         ),
         (
             "-oG",
             &resolved.grepable,
-            Some(NmapFormat::Grepable as fn(usize) -> NmapFormat),
+            Ok(NmapFormat::Grepable as fn(usize) -> NmapFormat),
         ),
-        ("-oN", &resolved.normal, None),
+        ("-oN", &resolved.normal, Err(NmapFormat::Normal)),
+        ("-oL", &resolved.list, Err(NmapFormat::List)),
     ] {
         let Some(path) = path else { continue };
-        let Some(format) = per_technique else {
-            // Beside the interrupted one's, as XML and grepable (below).
-            let special = path.as_os_str() == "-"
-                || std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
-            out.push(NmapFile {
-                option,
-                format: NmapFormat::Normal,
-                path: match resumed && !special {
-                    true => crate::output::xml::sibling(path, "resumed", 1),
-                    false => path.clone(),
-                },
-            });
-            continue;
+        let format = match per_technique {
+            Ok(format) => format,
+            Err(whole) => {
+                // Beside the interrupted one's, as XML and grepable (below).
+                let special = path.as_os_str() == "-"
+                    || std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
+                out.push(NmapFile {
+                    option,
+                    format: whole,
+                    path: match resumed && !special {
+                        true => crate::output::xml::sibling(path, "resumed", 1),
+                        false => path.clone(),
+                    },
+                });
+                continue;
+            }
         };
         let special = path.as_os_str() == "-"
             || std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file());
@@ -599,6 +607,7 @@ fn write_nmap_outputs(
             NmapFormat::Normal => {
                 crate::output::text::write_normal(w, result, &services, text, run)
             }
+            NmapFormat::List => crate::output::list::write_list(w, result, run),
         }
         .and_then(|()| Ok(w.flush()?));
         // Every output is tried; the first failure is reported.

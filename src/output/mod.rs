@@ -5,6 +5,7 @@
 
 pub(crate) mod grepable;
 pub(crate) mod json;
+pub(crate) mod list;
 pub(crate) mod pcap;
 pub(crate) mod progress;
 pub(crate) mod text;
