@@ -26,6 +26,9 @@ Host discovery beside the scan, as nmap's: ARP on the local link, else -PE -PS44
 Ctrl-C (or SIGTERM) stops a scan: the results so far go to every output and a resume
   file (flagscan.resume, or --resume-file PATH); `flagscan --resume FILE` finishes the scan,
   appending to the same output files. A second Ctrl-C quits at once.
+Outputs: -oN (text), -oX (XML), -oG (grepable), -oA BASE (all, and JSON Lines), -oJ (JSON
+  Lines), -oL (masscan's list). Names: -n is accepted (flagscan never looks addresses up
+  to names); -R is refused for that reason.
 Exit codes: 0 done, 1 failure while running, 2 bad command line or missing privileges,
   3 interrupted (results so far and a resume file written), 130 quit by a second Ctrl-C.
 Raw sockets need root or CAP_NET_RAW: sudo setcap cap_net_raw,cap_net_admin+eip $(command -v flagscan)
@@ -35,7 +38,7 @@ Try it without a network: sudo flagscan demo";
 #[command(
     name = "flagscan",
     version,
-    about = "Raw-packet TCP port scanner: SYN, FIN, NULL and Xmas scans in one pass",
+    about = "Raw-packet port scanner: TCP (SYN, FIN, NULL, Xmas, ACK, Window, Maimon) and UDP in one pass",
     after_help = AFTER_HELP,
     args_conflicts_with_subcommands = true
 )]
@@ -130,6 +133,21 @@ pub struct Args {
     /// Lines keeps every port.
     #[arg(long)]
     pub open: bool,
+
+    /// nmap's --max-rtt-timeout: the longest a probe's timeout grows
+    /// (30ms, 1s; default 1250 ms at -T4).
+    #[arg(long = "max-rtt-timeout", value_name = "TIME")]
+    pub max_rtt_timeout: Option<String>,
+
+    /// nmap's --initial-rtt-timeout: the timeout before any round trip is
+    /// measured (default 500 ms at -T4).
+    #[arg(long = "initial-rtt-timeout", value_name = "TIME")]
+    pub initial_rtt_timeout: Option<String>,
+
+    /// nmap's --scan-delay: at least TIME between two probes (the whole
+    /// scan's, not each host's as in nmap; the same as --max-rate 1/TIME).
+    #[arg(long = "scan-delay", value_name = "TIME")]
+    pub scan_delay: Option<String>,
 
     /// -v: tell each open port as it is found ("Discovered open port"),
     /// and, when stderr is no terminal, a stats line every 30 s.
@@ -370,6 +388,12 @@ pub fn normalize_args<A: Into<OsString>>(
             "-iL" => out.push("--input-list".into()),
             // nmap's habit that is flagscan's behaviour anyway: no reverse DNS.
             "-n" => {}
+            "-R" => {
+                return Err(usage(
+                    "-R: flagscan never looks addresses up to names (nmap's -n is its behaviour); \
+                     leave -R out",
+                ))
+            }
             "-Pn" => out.push("--no-ping".into()),
             "-sn" | "-sP" => out.push("--ping-only".into()),
             "-PE" => out.push("--ping-echo".into()),

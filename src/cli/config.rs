@@ -163,7 +163,30 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
         timing.max_retries = n;
         timing.max_adaptive_retries = timing.max_adaptive_retries.max(n);
     }
-    let max_rate = args.max_rate.or(template.max_rate);
+    let time = |option: &str, text: &Option<String>| -> anyhow::Result<Option<Duration>> {
+        match text {
+            None => Ok(None),
+            Some(t) => match nmap_time(t) {
+                Some(d) if !d.is_zero() => Ok(Some(d)),
+                _ => Err(usage(format!(
+                    "invalid {option} '{t}': give a time such as 500ms, 2s or 1m (at most 24h)"
+                ))),
+            },
+        }
+    };
+    if let Some(max) = time("--max-rtt-timeout", &args.max_rtt_timeout)? {
+        timing.max_rto = max;
+        timing.min_rto = timing.min_rto.min(max);
+        timing.initial_rto = timing.initial_rto.min(max);
+    }
+    if let Some(initial) = time("--initial-rtt-timeout", &args.initial_rtt_timeout)? {
+        timing.initial_rto = initial.clamp(timing.min_rto, timing.max_rto);
+    }
+    let delay_rate = time("--scan-delay", &args.scan_delay)?.map(|d| 1.0 / d.as_secs_f64());
+    let max_rate = match (args.max_rate.or(template.max_rate), delay_rate) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let outputs = outputs(args)?;
     Ok(Resolved {
         scan: ScanConfig {
@@ -443,6 +466,36 @@ mod tests {
     fn parse(s: &str) -> anyhow::Result<Resolved> {
         let args = Args::try_parse_from(normalize_args(argv(s))?)?;
         resolve(&args)
+    }
+
+    #[test]
+    fn nmaps_timing_options_set_the_timeouts_and_the_rate() {
+        let t = |s: &str| parse(s).unwrap().scan;
+        let d = t("127.0.0.1");
+        let c = t("--max-rtt-timeout 300ms --initial-rtt-timeout 200ms 127.0.0.1");
+        assert_eq!(c.timing.max_rto, Duration::from_millis(300));
+        assert_eq!(c.timing.initial_rto, Duration::from_millis(200));
+        assert_eq!(c.timing.min_rto, d.timing.min_rto);
+        // An initial timeout above the ceiling is brought under it.
+        let c = t("--max-rtt-timeout 100ms --initial-rtt-timeout 2s 127.0.0.1");
+        assert_eq!(c.timing.initial_rto, Duration::from_millis(100));
+        assert_eq!(t("--scan-delay 100ms 127.0.0.1").max_rate, Some(10.0));
+        assert_eq!(
+            t("--scan-delay 1s --max-rate 5 127.0.0.1").max_rate,
+            Some(1.0)
+        );
+        assert_eq!(d.max_rate, None);
+        for bad in [
+            "--max-rtt-timeout 0",
+            "--scan-delay soon",
+            "--initial-rtt-timeout 5x",
+        ] {
+            let Err(err) = parse(&format!("{bad} 127.0.0.1")) else {
+                panic!("{bad} accepted");
+            };
+            let option = bad.split(' ').next().unwrap();
+            assert!(format!("{err:#}").contains(option), "{bad}: {err:#}");
+        }
     }
 
     #[test]
