@@ -541,13 +541,14 @@ fn four_shards_union_equals_the_unsharded_scan() {
         "-Pn",
         "-sS",
         "-sF",
+        "-sU",
         "-p",
-        "1-300,445,8080",
+        "U:7,53,123,161,T:1-300,445,8080",
         "10.213.1.2",
         "10.213.1.3",
     ];
     let whole = parse_jsonl(&run_json("shard-whole", &base));
-    assert_eq!(whole.len(), 2 * 302 * 2);
+    assert_eq!(whole.len(), 2 * (302 * 2 + 4));
     let mut union = std::collections::BTreeMap::new();
     for (i, shard) in [
         ["--shard", "1/4"],
@@ -559,7 +560,7 @@ fn four_shards_union_equals_the_unsharded_scan() {
     .enumerate()
     {
         let mut args = base.to_vec();
-        args.extend(shard.iter().copied().filter(|a| !a.is_empty()));
+        args.extend(shard.iter().copied());
         let part = parse_jsonl(&run_json(&format!("shard-{i}"), &args));
         assert!(part.len() > whole.len() / 8, "shard {i}: {}", part.len());
         for (k, v) in part {
@@ -570,6 +571,15 @@ fn four_shards_union_equals_the_unsharded_scan() {
     for (k, v) in &whole {
         assert_eq!(union.get(k), Some(v), "{k:?}");
     }
+    // A shard's text report holds its own ports: none of the other
+    // shards' shows as "not concluded".
+    let mut args = base.to_vec();
+    args.extend(["--shard", "3/4"]);
+    let out = flagscan(&args);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("not concluded"), "{text}");
+    assert!(text.contains("/udp") && text.contains("/tcp"), "{text}");
 }
 
 /// masscan's `-oL`: a line per open (host, port, protocol), whatever

@@ -155,14 +155,14 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         }
         return Ok(EXIT_OK);
     }
-    if result.is_complete() {
+    if result.complete {
         // Stopped while confirming: nothing is left to resume.
         if let Some(sink) = resume_sink {
             sink.finish(false);
         }
         crate::error::say(
-            "flagscan: interrupted while confirming rate-limited probes: every probe has a \
-             state, the unconfirmed ones marked rate_limited; nothing to resume",
+            "flagscan: interrupted: every probe has a state (any left unconfirmed are marked \
+             rate_limited); nothing to resume",
         );
         return Ok(EXIT_INTERRUPTED);
     }
@@ -188,17 +188,20 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         &result.decided,
         digest,
     );
-    // Positions of probes not asked (the other protocol's ports in a pass
-    // of TCP and UDP) count as decided in the file, not in what is said.
-    let not_asked = result.space.len() - result.space.asked();
+    // What is said counts the probes this scan asks (not the other
+    // protocol's ports, nor other shards'), decided here or before.
+    let asked = result.space.asked();
+    let concluded = (result.findings.iter().filter(|f| f.is_some()).count() as u64
+        + result.stats.skipped)
+        .min(asked);
     match resume_sink.as_mut() {
         Some(sink) => {
             sink.write(&rf)?;
             crate::error::say(&format!(
                 "flagscan: interrupted: {} of {} probes concluded; resume file {}; \
                  finish with: flagscan --resume {}",
-                rf.decided_count - not_asked,
-                rf.probes - not_asked,
+                concluded,
+                asked,
                 sink.path.display(),
                 sink.path.display()
             ));

@@ -865,6 +865,7 @@ fn collect(
         stats,
         seed,
         interrupted,
+        complete: !unfinished,
         decided: if unfinished {
             tracker.decided_positions()
         } else {

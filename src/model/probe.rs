@@ -28,9 +28,10 @@ pub struct ProbeSpace {
     /// every technique asks every port.
     port_protocols: Vec<u8>,
     technique_bits: Vec<u8>,
-    /// `--shard`: this scan asks only the (host, port) pairs whose number
-    /// (`host * ports + port`) is `.0` modulo `.1`; the shards' union is
-    /// the whole scan, and no pair is in two.
+    /// `--shard`: this scan asks only the (address, port) pairs whose
+    /// hash is `.0` modulo `.1` ([`shard_of`]); the shards' union is the
+    /// whole scan, no pair is in two, and machines whose target lists
+    /// differ in order (or by an address one of them skips) agree.
     shard: Option<(u64, u64)>,
 }
 
@@ -105,7 +106,9 @@ impl ProbeSpace {
     pub fn asks(&self, index: u64) -> bool {
         let pair = index / self.techniques as u64;
         if let Some((i, n)) = self.shard {
-            if pair % n != i {
+            let ports = self.ports.len() as u64;
+            let (h, p) = ((pair / ports) as usize, (pair % ports) as usize);
+            if shard_of(self.hosts[h], self.ports[p], n) != i {
                 return false;
             }
         }
@@ -188,6 +191,17 @@ impl ProbeSpace {
         let h = (rest / self.ports.len() as u64) as usize;
         (self.hosts[h], self.ports[p], t)
     }
+}
+
+/// The shard (of `n`) an (address, port) pair belongs to: a mixing hash
+/// (splitmix64's finaliser), so that the pairs of one host, or of one
+/// port, spread over all shards.
+pub fn shard_of(addr: Ipv4Addr, port: u16, n: u64) -> u64 {
+    let mut x = (u64::from(u32::from(addr)) << 16) | u64::from(port);
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (x ^ (x >> 31)) % n
 }
 
 /// A probe the sender should put on the wire now.

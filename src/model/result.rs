@@ -125,6 +125,9 @@ pub struct ScanResult {
     pub seed: u64,
     /// Stopped by an interrupt before every probe was concluded.
     pub interrupted: bool,
+    /// Every probe is decided (found down, skipped or concluded), even if
+    /// an interrupt cut the confirming short: nothing is left to resume.
+    pub complete: bool,
     /// When interrupted: positions in the probe order concluded so far, in
     /// this run or the one it resumed (what a resume file keeps).
     pub decided: Vec<Range<u64>>,
@@ -182,16 +185,25 @@ impl ScanResult {
             .collect();
         let nt = self.techniques.len() as u64;
         let (hosts, ports) = (&self.space.hosts, &self.space.ports);
+        // A port is in the part if any host asks it with one of the
+        // part's techniques (a shard asks a port of some hosts only).
+        let np = ports.len() as u64;
         let asked: Vec<u16> = ports
             .iter()
             .enumerate()
             .filter(|&(p, _)| {
-                ts.iter()
-                    .any(|&t| self.space.asks(p as u64 * nt + t as u64))
+                (0..hosts.len() as u64).any(|h| {
+                    ts.iter()
+                        .any(|&t| self.space.asks((h * np + p as u64) * nt + t as u64))
+                })
             })
             .map(|(_, &port)| port)
             .collect();
         let space = ProbeSpace::new(hosts.clone(), asked.clone(), ts.len());
+        let space = match self.space.shard() {
+            Some((i, n)) => space.sharded(i, n),
+            None => space,
+        };
         let old = |h: usize, port: u16, t: usize| {
             self.space
                 .index(hosts[h], port, t)
@@ -252,20 +264,12 @@ impl ScanResult {
             stats: self.stats.clone(),
             seed: self.seed,
             interrupted: self.interrupted,
+            complete: self.complete,
             decided: self.decided.clone(),
             hosts: self.hosts.clone(),
             rate_limited,
             limits,
         }
-    }
-
-    /// Every probe asked has a state (an interrupt while confirming leaves
-    /// the scan so: interrupted, with nothing to resume).
-    pub fn is_complete(&self) -> bool {
-        self.findings
-            .iter()
-            .enumerate()
-            .all(|(i, f)| f.is_some() || !self.space.asks(i as u64))
     }
 
     /// The transport of the scan's ports (a scan's techniques share one).
@@ -351,6 +355,7 @@ mod tests {
             stats: ScanStats::default(),
             seed: 1,
             interrupted: false,
+            complete: true,
             decided: Vec::new(),
             hosts: vec![HostStatus::ASSUMED_UP],
             rate_limited: vec![marked],

@@ -307,6 +307,7 @@ mod tests {
             stats: ScanStats::default(),
             seed: 1,
             interrupted: false,
+            complete: true,
             decided: vec![],
             hosts: Vec::new(),
             rate_limited: Vec::new(),

@@ -213,9 +213,9 @@ pub fn write_xml(
     let errormsg = match (&run.resume_file, result.interrupted) {
         (_, false) => None,
         // Stopped while confirming: every port has a state.
-        (_, true) if result.is_complete() => Some(
-            "interrupted while confirming rate-limited ports: every port has a state, the \
-             unconfirmed ones marked"
+        (_, true) if result.complete => Some(
+            "interrupted: every port has a state (any left unconfirmed are marked \
+             rate_limited); nothing to resume"
                 .to_string(),
         ),
         (Some(f), true) => Some(format!(
