@@ -238,7 +238,23 @@ impl ResumeFile {
     pub fn load(path: &Path) -> anyhow::Result<ResumeFile> {
         use std::io::Read;
         let fail = |e: String| usage(format!("cannot read resume file {}: {e}", path.display()));
-        let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+        // A private directory of the temporary directory is the scan
+        // user's, who could put a link to another directory (with another
+        // scan's resume file) in its place: links are not followed there.
+        let linked = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .is_some_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_symlink()));
+        if linked {
+            return Err(fail(
+                "its directory is a symbolic link; name the file by its real path".into(),
+            ));
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| fail(e.to_string()))?;
         if !owner_trusted(&file) {
             return Err(fail(
                 "it belongs to another user, and its arguments would run as root".into(),
@@ -349,12 +365,22 @@ impl ResumeSink {
     pub fn create_temp() -> std::io::Result<ResumeSink> {
         let (dir, handle) = create_unique_dir(&std::env::temp_dir(), "flagscan-")?;
         let path = dir.join("scan.resume");
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)?;
+        // In the directory just made (its handle), not by path: where the
+        // temporary directory is not sticky, the path could be swapped.
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let fd = nix::fcntl::openat(
+            Some(handle.as_raw_fd()),
+            "scan.resume",
+            nix::fcntl::OFlag::O_WRONLY
+                | nix::fcntl::OFlag::O_CREAT
+                | nix::fcntl::OFlag::O_EXCL
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .map_err(std::io::Error::from)?;
+        // SAFETY: `fd` was just opened by openat and is owned by nothing else.
+        let file = unsafe { File::from_raw_fd(fd) };
         Ok(ResumeSink {
             path,
             file,
@@ -434,6 +460,22 @@ mod tests {
             &[0..40, 42..43, 50..51],
             "0".repeat(32),
         )
+    }
+
+    /// A resume file reached through a linked directory (the scan user's
+    /// private directory replaced by a link to another) is refused.
+    #[test]
+    fn a_resume_file_behind_a_linked_directory_is_refused() {
+        let base = std::env::temp_dir().join(format!("flagscan-linkdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let real = base.join("real");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join("scan.resume"), sample().to_json().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&real, base.join("link")).unwrap();
+        assert!(ResumeFile::load(&real.join("scan.resume")).is_ok());
+        let e = ResumeFile::load(&base.join("link").join("scan.resume")).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]
