@@ -41,6 +41,29 @@ fn every_option_rejects_bad_values_with_exit_2_naming_them() {
         (&["-p", "", "127.0.0.1"], &["-p"]),
         (&["10.0.0.300"], &["10.0.0.300"]),
         (&["-sQ", "127.0.0.1"], &["-sQ"]),
+        (
+            &["-sT", "-sS", "-p", "1", "127.0.0.1"],
+            &["-sT runs on its own"],
+        ),
+        (
+            &["-sT", "-sU", "-p", "1", "127.0.0.1"],
+            &["-sT runs on its own"],
+        ),
+        (
+            &["-sT", "--packet-trace", "-p", "1", "127.0.0.1"],
+            &["-sT", "--packet-trace"],
+        ),
+        (
+            &[
+                "-sT",
+                "--pcap",
+                "/tmp/flagscan-never.pcap",
+                "-p",
+                "1",
+                "127.0.0.1",
+            ],
+            &["-sT", "--pcap"],
+        ),
         (&["--scan", "syn,bogus", "127.0.0.1"], &["bogus"]),
         (&["-e", "nosuch0", "127.0.0.1"], &["nosuch0"]),
         (&["--technique", bad, "127.0.0.1"], &[bad, "missing field"]),

@@ -17,7 +17,9 @@ const AFTER_HELP: &str = "\
 Techniques (any subset runs as one interleaved pass):
   -sS  SYN scan      -sF  FIN scan      -sN  NULL scan      -sX  Xmas scan
   -sA  ACK scan      -sW  Window scan   -sM  Maimon scan   -sU  UDP scan (with TCP ones too)
-  or --scan syn,fin,null,xmas,ack,window,maimon,udp; --technique FILE adds a technique file.
+  -sT  connect scan: the kernel's connect(), no raw socket needed, on its own (chosen, with a
+       notice, when raw sockets are not allowed and no technique is named)
+  or --scan syn,fin,null,xmas,ack,window,maimon,udp,connect; --technique FILE adds a technique file.
 Targets: 10.0.0.2, 10.0.0.0/24, 10.0.0.1-20, 10.0.1-3.7, host names, -iL FILE.
 Ports: -p 22,80,8000-8100; -p- for 1-65535; port 0 only when named; U:53,T:22 as nmap.
 Host discovery beside the scan, as nmap's: ARP on the local link, else -PE -PS443 -PA80 -PP;
@@ -310,7 +312,7 @@ pub enum Command {
         #[arg(long, default_value = lab::DEFAULT_PREFIX, global = true)]
         prefix: String,
     },
-    /// Print a technique's card (syn, fin, null, xmas, ack, window, maimon, udp or a technique
+    /// Print a technique's card (syn, fin, null, xmas, ack, window, maimon, udp, connect or a technique
     /// file), or what a port is: `flagscan explain port 445`, `flagscan explain port 53/udp`.
     Explain {
         /// A technique name, a technique file, or `port`.
@@ -416,7 +418,7 @@ pub fn normalize_args<A: Into<OsString>>(
                 let t = technique::builtin_by_name(letters).ok_or_else(|| {
                     usage(format!(
                         "unknown scan technique '{s}': flagscan knows -sS (syn), -sF (fin), -sN (null), -sX (xmas), \
-                         -sA (ack), -sW (window), -sM (maimon), -sU (udp); \
+                         -sA (ack), -sW (window), -sM (maimon), -sU (udp), -sT (connect); \
                          other techniques load with --technique FILE"
                     ))
                 })?;

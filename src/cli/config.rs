@@ -43,7 +43,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     for name in &args.scan {
         let t = technique::builtin_by_name(name.trim()).ok_or_else(|| {
             usage(format!(
-                "unknown technique '{name}' in --scan: use syn, fin, null, xmas, ack, window, maimon \
+                "unknown technique '{name}' in --scan: use syn, fin, null, xmas, ack, window, maimon, udp, connect \
                  or --technique FILE"
             ))
         })?;
@@ -72,6 +72,12 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     }
     if techniques.is_empty() {
         techniques.push(technique::builtin_by_name("syn").expect("syn is built in"));
+    }
+    if techniques.iter().any(|t| t.connect) && (args.pcap.is_some() || args.packet_trace) {
+        return Err(usage(
+            "-sT sends no packet of its own: --pcap and --packet-trace need a raw technique \
+             (-sS as root); capture with tcpdump instead",
+        ));
     }
 
     let mut tokens = args.targets.clone();

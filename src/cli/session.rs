@@ -57,8 +57,28 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     let early_ring = (args.io == IoMode::Fast)
         .then(|| crate::io::ring::EarlyRing::start(ring_delay))
         .flatten();
+    // Without raw sockets the scan nobody chose becomes a connect scan,
+    // as nmap's does for users without privileges.
+    let raw = crate::io::socket::raw_allowed();
+    if !raw && args.scan.is_empty() && args.technique_files.is_empty() && !args.ping_only {
+        crate::error::say(
+            "flagscan: notice: raw sockets need root or CAP_NET_RAW, so this is a connect scan \
+             (-sT): each probe is a real connection the target may log; sudo flagscan for a SYN scan",
+        );
+        args.scan = vec!["connect".into()];
+    }
     let mut resolved = resolve(&args)?;
     resolved.scan.early_ring = early_ring;
+    if !raw
+        && resolved.scan.techniques.iter().all(|t| t.connect)
+        && resolved.scan.discovery.is_some()
+    {
+        crate::error::say(
+            "flagscan: notice: host discovery needs raw sockets (root or CAP_NET_RAW): every \
+             target is taken as up, as with -Pn",
+        );
+        resolved.scan.discovery = None;
+    }
     // Before the resume check: the probe space is the targets left.
     route::skip_subnet_edges(&mut resolved.scan.targets, resolved.scan.notify.as_ref())?;
     if let Some(rf) = &resumed {

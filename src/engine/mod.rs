@@ -1,3 +1,4 @@
+pub(crate) mod connector;
 pub mod cookie;
 pub(crate) mod discovery;
 pub(crate) mod limits;

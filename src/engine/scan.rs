@@ -11,6 +11,7 @@ use anyhow::Context;
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use rand::RngCore;
 
+use crate::engine::connector;
 use crate::engine::cookie::{probe_numbers, ScanKeys, MAX_TECHNIQUES};
 use crate::engine::discovery::{self, PingPlan, Via};
 use crate::engine::receiver::{self, Heard, ReceiverStats};
@@ -126,6 +127,11 @@ const CAPTURE_POLL: Duration = Duration::from_millis(20);
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Orders the scan loop hands out before looking at replies again.
 const SEND_BATCH: usize = 256;
+/// The same for a connect scan: each connect() is a system call that runs
+/// the handshake's first steps, tens of microseconds on loopback, and the
+/// tracker times a probe from when it was handed out. A small batch keeps
+/// that queue (and the round trips it would add) under a millisecond.
+const CONNECT_BATCH: usize = 8;
 /// The longest an interrupted scan waits for replies in flight (it waits
 /// one retransmission timeout of the measured RTT, at most this).
 pub const MAX_GRACE: Duration = Duration::from_secs(1);
@@ -140,9 +146,23 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     let seed = cfg.seed.unwrap_or_else(|| rand::rngs::OsRng.next_u64());
     let keys = ScanKeys::from_seed(seed);
     let early_ring = cfg.early_ring.take();
-    let next_hops =
-        (cfg.io == IoMode::Fast).then(|| Arc::new(NextHops::resolve(&cfg.targets, &route.kernel)));
-    let (tx_socket, rx_socket) = open_sockets(&cfg, &route, &keys, early_ring, next_hops.clone())?;
+    let connect = cfg.techniques.iter().any(|t| t.connect);
+    if connect {
+        // A connect's outcome reaches the tracker through a thread that
+        // must be scheduled: nmap's timeout floor, not the raw path's.
+        cfg.timing.min_rto = cfg.timing.min_rto.max(cfg.timing.window_hold);
+    }
+    let next_hops = (cfg.io == IoMode::Fast && !connect)
+        .then(|| Arc::new(NextHops::resolve(&cfg.targets, &route.kernel)));
+    let sockets = match connect {
+        true => Sockets::Connect(
+            crate::io::connect::Connects::new().context("cannot start the connect scan")?,
+        ),
+        false => {
+            let (tx, rx) = open_sockets(&cfg, &route, &keys, early_ring, next_hops.clone())?;
+            Sockets::Raw(tx, rx)
+        }
+    };
     let pinging = match &cfg.discovery {
         Some(plan) => Some(discovery_sockets(&cfg, &route, plan)?),
         None => None,
@@ -170,7 +190,7 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     }
     let started = Instant::now();
     let clock = started;
-    let threads = start_threads(&cfg, &keys, tx_socket, rx_socket, clock)?;
+    let threads = start_threads(&cfg, &keys, sockets, clock)?;
     let rate = cfg.max_rate.map(SharedRate::new);
     let probes = Probes {
         keys: &keys,
@@ -374,7 +394,29 @@ pub fn check(cfg: &ScanConfig) -> anyhow::Result<()> {
     if udp > 1 {
         return Err(usage("one UDP technique per scan"));
     }
+    if cfg.techniques.iter().any(|t| t.connect) {
+        if cfg.techniques.len() > 1 {
+            return Err(usage(
+                "-sT runs on its own: the kernel's connect() cannot share a pass with raw \
+                 probes; scan with -sT and the other techniques apart",
+            ));
+        }
+        if !cfg.taps.is_empty() {
+            return Err(usage(
+                "-sT sends no packet of its own: --pcap and --packet-trace need a raw \
+                 technique (-sS as root); capture with tcpdump instead",
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Orders handed out per turn of the scan loop (and queued at most).
+fn send_batch(cfg: &ScanConfig) -> usize {
+    match cfg.techniques.iter().any(|t| t.connect) {
+        true => CONNECT_BATCH,
+        false => SEND_BATCH,
+    }
 }
 
 /// Plans the capture and opens the sockets: capture first, so that
@@ -406,11 +448,17 @@ fn open_sockets(
     )
 }
 
-/// The receiver and sender threads and the scan loop's ends of their
-/// channels.
+/// What the probes go out through: raw sockets (a sender and a capture),
+/// or the kernel's connect() (`-sT`).
+enum Sockets {
+    Raw(PacketSender, Capture),
+    Connect(crate::io::connect::Connects),
+}
+
+/// The receiver and sender threads (or the connect scan's one) and the
+/// scan loop's ends of their channels.
 struct Threads {
-    receiver: std::thread::JoinHandle<()>,
-    sender: std::thread::JoinHandle<()>,
+    handles: Vec<std::thread::JoinHandle<()>>,
     replies: Receiver<Heard>,
     orders: Sender<Order>,
     stop: Arc<AtomicBool>,
@@ -421,14 +469,56 @@ struct Threads {
 }
 
 /// Starts the receiver, waits until it reads (no probe leaves before),
-/// then starts the sender.
+/// then starts the sender; or, for a connect scan, its one thread.
 fn start_threads(
     cfg: &ScanConfig,
     keys: &ScanKeys,
-    tx_socket: PacketSender,
-    rx_socket: Capture,
+    sockets: Sockets,
     clock: Instant,
 ) -> anyhow::Result<Threads> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let rstats = Arc::new(ReceiverStats::default());
+    let sstats = Arc::new(SenderStats::default());
+    let (reply_tx, replies) = bounded::<Heard>(1 << 16);
+    let (heard_all_tx, heard_all) = bounded::<()>(1);
+    let batch = send_batch(cfg);
+    let (orders, order_rx) = bounded::<Order>(batch);
+    let (sent_tx, sent) = bounded::<()>(1);
+    let (tx_socket, rx_socket) = match sockets {
+        Sockets::Raw(tx, rx) => (tx, rx),
+        Sockets::Connect(conns) => {
+            let open_files = crate::io::connect::raise_fd_limit();
+            let plan = connector::Plan {
+                bind: !cfg.sources.is_empty(),
+                max_age: cfg.timing.max_rto + MAX_GRACE,
+                // Room for the outputs, the channels and the libraries.
+                max_open: open_files.saturating_sub(64).max(16),
+            };
+            let links = connector::Links {
+                orders: order_rx,
+                replies: reply_tx,
+                stop: stop.clone(),
+                rstats: rstats.clone(),
+                sstats: sstats.clone(),
+                sent: sent_tx,
+                done: heard_all_tx,
+            };
+            let handle = std::thread::Builder::new()
+                .name("connect".into())
+                .spawn(move || connector::run(conns, plan, clock, links))
+                .context("cannot start the connect thread")?;
+            return Ok(Threads {
+                handles: vec![handle],
+                replies,
+                orders,
+                stop,
+                rstats,
+                sstats,
+                sent,
+                heard_all,
+            });
+        }
+    };
     let payloads = Arc::new(Payloads::builtin());
     let udp = cfg
         .techniques
@@ -440,13 +530,7 @@ fn start_threads(
         probes: cfg.techniques.iter().map(Technique::shape).collect(),
         udp: udp.map(|t| (t, payloads.clone())),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let rstats = Arc::new(ReceiverStats::default());
-    let sstats = Arc::new(SenderStats::default());
-    let (reply_tx, replies) = bounded::<Heard>(1 << 16);
     let (ready_tx, ready_rx) = bounded(1);
-    let (heard_all_tx, heard_all) = bounded::<()>(1);
-    let (orders, order_rx) = bounded::<Order>(SEND_BATCH);
     let links = receiver::Links {
         replies: reply_tx,
         ready: ready_tx,
@@ -463,7 +547,6 @@ fn start_threads(
     ready_rx
         .recv()
         .context("the receiver thread stopped before it started")?;
-    let (sent_tx, sent) = bounded::<()>(1);
     let templates: Vec<Template> = cfg
         .techniques
         .iter()
@@ -478,8 +561,7 @@ fn start_threads(
         .spawn(move || sender::run(tx_socket, templates, order_rx, s, taps, clock, sent_tx))
         .context("cannot start the sender thread")?;
     Ok(Threads {
-        receiver,
-        sender,
+        handles: vec![receiver, sender],
         replies,
         orders,
         stop,
@@ -500,11 +582,10 @@ impl Threads {
         // in a library, still being closed: the thread is not joined; see
         // sender::run).
         let _ = self.sent.recv();
-        drop(self.sender);
         // Every packet read and handed over, its taps let go, its socket
         // kept or being closed, as the senders'.
         let _ = self.heard_all.recv();
-        drop(self.receiver);
+        drop(self.handles);
         // Late replies heard before the receiver stopped: all duplicates
         // now, but counted (and traced) like the others.
         while let Ok(heard) = self.replies.try_recv() {
@@ -660,7 +741,8 @@ impl ScanLoop<'_> {
                 break;
             }
             let now = clock.elapsed();
-            let allowed = rate.map_or(SEND_BATCH, |r| r.available(now).min(SEND_BATCH));
+            let batch = send_batch(cfg);
+            let allowed = rate.map_or(batch, |r| r.available(now).min(batch));
             let mut handed = 0;
             while handed < allowed {
                 let Some(o) = self.tracker.poll_send(now) else {

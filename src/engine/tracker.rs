@@ -1120,7 +1120,7 @@ impl Tracker {
         self.slots[index as usize] = Slot::Done(Finding {
             state: outcome.state,
             reason: outcome.reason,
-            ttl: Some(reply.ttl),
+            ttl: known_ttl(reply),
         });
         self.decided += 1;
         self.stats.replies += 1;
@@ -1141,7 +1141,7 @@ impl Tracker {
         self.slots[index as usize] = Slot::Done(Finding {
             state: outcome.state,
             reason: outcome.reason,
-            ttl: Some(reply.ttl),
+            ttl: known_ttl(reply),
         });
         self.note_answer(index, reply);
         if let Some(at) = self.rate_limited.iter().position(|&i| i == index) {
@@ -1272,6 +1272,12 @@ fn says_host_unreachable(reply: &Reply) -> bool {
             code: 0 | 1 | 6 | 7
         }
     )
+}
+
+/// The reply's TTL, `None` where it is not known: a connect scan's
+/// outcomes carry 0, a TTL no packet arrives with.
+fn known_ttl(reply: &Reply) -> Option<u8> {
+    (reply.ttl != 0).then_some(reply.ttl)
 }
 
 #[cfg(test)]

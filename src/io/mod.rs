@@ -1,4 +1,5 @@
 pub(crate) mod bpf;
+pub(crate) mod connect;
 pub(crate) mod handover;
 pub(crate) mod ping;
 pub(crate) mod portable;

@@ -10,6 +10,19 @@ pub const PRIVILEGE_HINT: &str = "flagscan needs CAP_NET_RAW to send and capture
 run it as root (sudo flagscan ...) or grant the capability once with \
 `sudo setcap cap_net_raw,cap_net_admin+eip $(command -v flagscan)`";
 
+/// May this process open raw sockets (root or CAP_NET_RAW, in the
+/// current network namespace)? Asked by opening one and closing it.
+pub fn raw_allowed() -> bool {
+    // SAFETY: plain system call; the descriptor is closed at once.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP) };
+    if fd < 0 {
+        return !is_permission(&io::Error::last_os_error());
+    }
+    // SAFETY: fd is ours and open.
+    unsafe { libc::close(fd) };
+    true
+}
+
 pub(crate) fn is_permission(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
 }

@@ -76,6 +76,8 @@ pub enum Reason {
     NoResponse,
     /// A UDP datagram from the port.
     UdpResponse,
+    /// connect() failed with ECONNREFUSED: a RST the kernel heard.
+    ConnRefused,
     /// ICMP destination unreachable with this code.
     Unreachable(u8),
 }
@@ -87,6 +89,7 @@ impl Reason {
             Reason::Reset => "reset",
             Reason::NoResponse => "no-response",
             Reason::UdpResponse => "udp-response",
+            Reason::ConnRefused => "conn-refused",
             Reason::Unreachable(code) => match code {
                 0 => "net-unreach",
                 1 => "host-unreach",
@@ -106,6 +109,7 @@ impl Reason {
             "reset" => Some(Reason::Reset),
             "no-response" => Some(Reason::NoResponse),
             "udp-response" => Some(Reason::UdpResponse),
+            "conn-refused" => Some(Reason::ConnRefused),
             _ => None,
         }
     }
@@ -292,6 +296,9 @@ struct TechniqueFile {
     /// A file named like a built-in technique must say that it replaces it.
     #[serde(default)]
     replaces_builtin: bool,
+    /// The kernel's connect() makes the probes (`-sT`), not raw packets.
+    #[serde(default)]
+    connect: bool,
 }
 
 /// A validated technique.
@@ -309,6 +316,10 @@ pub struct Technique {
     pub teach: BTreeMap<String, Teaching>,
     /// The file says it replaces the built-in technique of its name.
     pub replaces_builtin: bool,
+    /// Probes are the kernel's connect() calls (no raw socket): what
+    /// connect() reports stands for the reply (success for SYN/ACK,
+    /// ECONNREFUSED for RST, an unreachable error for ICMP).
+    pub connect: bool,
 }
 
 impl Technique {
@@ -362,6 +373,12 @@ impl Technique {
         if flags & flag::RST != 0 {
             return Err(bad("a probe with RST set gets no reply by design".into()));
         }
+        if file.connect && (file.protocol != Protocol::Tcp || flags != flag::SYN) {
+            return Err(bad(
+                "a connect technique is TCP and its probe is the kernel's SYN: 'flags = [\"SYN\"]'"
+                    .into(),
+            ));
+        }
         // A reply proves it saw our probe only through the field the stack
         // echoes back.
         let expected = match file.protocol {
@@ -399,7 +416,7 @@ impl Technique {
                 (_, None) => return Err(bad(format!("reply row {row}: 'reason' is missing"))),
                 (_, Some(word)) => Some(Reason::from_word(word).ok_or_else(|| {
                     bad(format!(
-                        "reply row {row}: unknown reason '{word}' (use syn-ack, reset, udp-response)"
+                        "reply row {row}: unknown reason '{word}' (use syn-ack, reset, conn-refused, udp-response)"
                     ))
                 })?),
             };
@@ -466,6 +483,7 @@ impl Technique {
             no_response,
             teach: file.teach,
             replaces_builtin: file.replaces_builtin,
+            connect: file.connect,
         })
     }
 
@@ -531,7 +549,7 @@ fn state_words() -> String {
 }
 
 /// The techniques built into the binary, in the order `--help` lists them.
-pub const BUILTIN_FILES: [(&str, &str); 8] = [
+pub const BUILTIN_FILES: [(&str, &str); 9] = [
     ("syn.toml", include_str!("../../scanners/syn.toml")),
     ("fin.toml", include_str!("../../scanners/fin.toml")),
     ("null.toml", include_str!("../../scanners/null.toml")),
@@ -540,6 +558,7 @@ pub const BUILTIN_FILES: [(&str, &str); 8] = [
     ("window.toml", include_str!("../../scanners/window.toml")),
     ("maimon.toml", include_str!("../../scanners/maimon.toml")),
     ("udp.toml", include_str!("../../scanners/udp.toml")),
+    ("connect.toml", include_str!("../../scanners/connect.toml")),
 ];
 
 pub fn builtin() -> Vec<Technique> {

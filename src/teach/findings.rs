@@ -121,7 +121,7 @@ impl NonSyn {
             let Some(f) = at(row, i) else { continue };
             s.concluded += 1;
             match f.reason {
-                Reason::Reset => s.reset.push(i),
+                Reason::Reset | Reason::ConnRefused => s.reset.push(i),
                 Reason::NoResponse => s.silent.push(i),
                 Reason::Unreachable(code) => s.icmp.push(code),
                 Reason::SynAck | Reason::UdpResponse => {}
@@ -768,7 +768,7 @@ pub fn verdict(row: &PortRow, techniques: &[Technique], lang: Lang) -> String {
             "closed to SYN, non-SYN dropped: stateful filter",
             "SYNにはclosed、非SYNは破棄: ステートフルフィルタ",
         ),
-        Reason::Reset => "closed".to_string(),
+        Reason::Reset | Reason::ConnRefused => "closed".to_string(),
         Reason::NoResponse if !ns.reset.is_empty() => pick(
             "SYN dropped, non-SYN reset: filter blocks SYN only",
             "SYNは破棄、非SYNにはRST: SYNだけを遮断するフィルタ",
