@@ -522,6 +522,56 @@ fn verbose_tells_open_ports_as_found_and_stats_every_ticks() {
     );
     // Without -v there is no open-port line.
     assert!(!err.contains("Discovered open port"), "{err}");
+    assert!(!err.contains("Timing:"), "{err}");
+    // rstlim sends at most 200 RSTs a second: -v tells how the timing
+    // answers it (loss, then the limiter confirmed), -d2 (nmap's spelling)
+    // adds the timing every second and at the end.
+    let limited = [
+        "--netns",
+        &ns,
+        "-Pn",
+        "-sS",
+        "-p",
+        "1-1500",
+        "--limit-budget",
+        "3",
+        "10.213.1.4",
+    ];
+    let out = flagscan(&[&["-v"], &limited[..]].concat());
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Timing: answers to retransmissions show loss: probes in flight cut from"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Timing: a rate limiter is suspected: confirming"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Timing: srtt"),
+        "-v alone shows no timing state: {err}"
+    );
+    let out = flagscan(&[&["-d2"], &limited[..]].concat());
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let states = err
+        .lines()
+        .filter(|l| l.starts_with("Timing: srtt "))
+        .count();
+    assert!(states >= 1, "a timing line a second: {err}");
+    let last = err
+        .lines()
+        .find(|l| l.starts_with("Final timing: srtt "))
+        .unwrap_or_else(|| panic!("a final timing line: {err}"));
+    assert!(
+        last.contains("in flight 0") && last.contains("window "),
+        "{last}"
+    );
+    assert!(
+        err.contains("Discovered open port 22/tcp on 10.213.1.4"),
+        "-d is -v too: {err}"
+    );
 }
 
 /// masscan's `--shard I/N` and zmap's `--shards N --shard I`: four shards

@@ -151,10 +151,16 @@ pub struct Args {
     #[arg(long = "scan-delay", value_name = "TIME")]
     pub scan_delay: Option<String>,
 
-    /// -v: tell each open port as it is found ("Discovered open port"),
-    /// and, when stderr is no terminal, a stats line every 30 s.
+    /// -v: tell each open port as it is found ("Discovered open port"), each
+    /// change of the timing (loss, longer timeouts, a rate limiter being
+    /// confirmed), and, when stderr is no terminal, a stats line every 30 s.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// -d: -v, and the scan's timing (round trip, timeout, window, probes in flight,
+    /// retries) on stderr every second, as nmap's -d shows it (-dd, -d2 ... the same)
+    #[arg(short = 'd', long = "debug", action = clap::ArgAction::Count)]
+    pub debug: u8,
 
     /// A stats line on stderr every TIME (nmap's time syntax: 10s, 1m):
     /// elapsed, probes decided, open ports, time left.
@@ -397,6 +403,13 @@ pub fn normalize_args<A: Into<OsString>>(
                 ))
             }
             "-Pn" => out.push("--no-ping".into()),
+            // nmap's -d2 .. -d9: one level of debugging here.
+            s if s.len() > 2
+                && s.starts_with("-d")
+                && s[2..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                out.push("--debug".into())
+            }
             "-sn" | "-sP" => out.push("--ping-only".into()),
             "-PE" => out.push("--ping-echo".into()),
             "-PP" => out.push("--ping-timestamp".into()),

@@ -34,6 +34,8 @@ pub struct Resolved {
     pub text: TextOptions,
     /// `-v`: open ports told as found.
     pub verbose: bool,
+    /// `-d`: the timing every second.
+    pub debug: bool,
     /// `--stats-every`.
     pub stats_every: Option<Duration>,
 }
@@ -235,6 +237,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             lang: args.lang.unwrap_or_else(Lang::from_env),
         },
         verbose: args.verbose > 0,
+        debug: args.debug > 0,
         stats_every: match &args.stats_every {
             Some(t) => match nmap_time(t) {
                 Some(d) if !d.is_zero() => Some(d),

@@ -322,10 +322,11 @@ fn scan_and_write(
     if let Some(tap) = &trace {
         resolved.scan.taps.push(tap.clone());
     }
-    resolved.scan.progress = match Verbose::new(resolved.verbose, resolved.stats_every) {
-        Some(v) => Some(Box::new(v) as Box<dyn ProgressView>),
-        None => Progress::for_terminal().map(|p| Box::new(p) as Box<dyn ProgressView>),
-    };
+    resolved.scan.progress =
+        match Verbose::new(resolved.verbose, resolved.debug, resolved.stats_every) {
+            Some(v) => Some(Box::new(v) as Box<dyn ProgressView>),
+            None => Progress::for_terminal().map(|p| Box::new(p) as Box<dyn ProgressView>),
+        };
     let mut result = scan::run(resolved.scan, route)?;
     if let Some(tap) = &trace {
         tap.flush();

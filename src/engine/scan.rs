@@ -27,7 +27,7 @@ use crate::model::payloads::Payloads;
 use crate::model::probe::{ProbeSpace, SendOrder};
 use crate::model::reply::{Reply, ReplyEffect, Verdict};
 use crate::model::result::{ScanResult, ScanStats};
-use crate::model::tap::{Order, ProgressView, Taps};
+use crate::model::tap::{Order, ProgressView, Taps, TimingNote};
 use crate::model::technique::{CookieField, PortState, ProbeShape, Protocol, Technique};
 use crate::route::nexthop::{NextHops, RouteKind};
 use crate::route::RoutePlan;
@@ -123,6 +123,8 @@ impl ScanConfig {
 
 /// How often the receiver looks at the stop flag.
 const CAPTURE_POLL: Duration = Duration::from_millis(20);
+/// How often `-d` shows the timing.
+const TIMING_EVERY: Duration = Duration::from_secs(1);
 /// How often the progress line is refreshed.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// Orders the scan loop hands out before looking at replies again.
@@ -245,6 +247,9 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
             .and_then(|at| {
                 lp.listen_for_late_replies(at.is_none().then_some(cfg.interrupt.as_ref()).flatten())
             });
+        if let Some(view) = lp.progress {
+            view.timing_state(&lp.tracker.timing_state(), true);
+        }
         if scanned.is_err() {
             abort.store(true, Ordering::SeqCst);
         }
@@ -713,6 +718,9 @@ impl ScanLoop<'_> {
         let total = self.tracker.space().asked();
         let not_asked = self.tracker.space().len() - total;
         let mut shown_at = Duration::ZERO;
+        let mut timing = self.tracker.timing_state();
+        let mut timing_shown_at = Duration::ZERO;
+        let mut lowest_window = usize::MAX;
         // Set once interrupted: until when replies in flight are awaited.
         let mut grace_until: Option<Duration> = None;
         let mut heard: Vec<Heard> = Vec::with_capacity(REPLY_BATCH);
@@ -779,6 +787,25 @@ impl ScanLoop<'_> {
                     self.tracker.open_found(),
                 );
                 shown_at = now;
+                let state = self.tracker.timing_state();
+                for note in TimingNote::between(&timing, &state) {
+                    if let TimingNote::WindowShrank { to, .. } = note {
+                        // A limiter saws the window up and down all scan
+                        // long: only a new low is news.
+                        if to >= lowest_window {
+                            continue;
+                        }
+                        lowest_window = to;
+                    }
+                    view.timing_note(&note, &state);
+                }
+                // Compared with the last look, so that a slow change (the
+                // timeout creeping up) is not told step by step.
+                timing = state;
+                if now >= timing_shown_at + TIMING_EVERY {
+                    view.timing_state(&state, false);
+                    timing_shown_at = now;
+                }
             }
             if handed > 0 || self.finished() {
                 continue;

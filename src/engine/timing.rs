@@ -142,6 +142,10 @@ impl RttEstimator {
         self.srtt
     }
 
+    pub fn rttvar(&self) -> Duration {
+        self.rttvar
+    }
+
     pub fn rto(&self, p: &TimingParams) -> Duration {
         match self.srtt {
             None => p.initial_rto,

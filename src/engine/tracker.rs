@@ -301,6 +301,19 @@ impl Tracker {
         self.in_flight
     }
 
+    /// The timing as `-d` shows it.
+    pub fn timing_state(&self) -> crate::model::tap::TimingState {
+        crate::model::tap::TimingState {
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            timeout: self.rto(),
+            window: self.window.size(),
+            in_flight: self.in_flight,
+            retries: self.retry_budget,
+            confirming: self.confirming(),
+        }
+    }
+
     /// Marks probes an earlier run decided (`--resume`) as done without a
     /// finding: they are neither sent nor reported, and count as decided.
     /// `indices` are probe indices ([`ProbeSpace::index`]); only probes not

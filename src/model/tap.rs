@@ -57,4 +57,75 @@ pub trait ProgressView: Send + Sync {
     /// A reply just found `port` open on `host` to `technique` (of
     /// `techniques` in the scan): `-v` tells it at once.
     fn found_open(&self, _host: Ipv4Addr, _port: u16, _technique: &Technique, _techniques: usize) {}
+    /// The scan's timing changed its mind (`-v` tells it).
+    fn timing_note(&self, _note: &TimingNote, _now: &TimingState) {}
+    /// The timing as it stands, about once a second and once at the end
+    /// (`last`) (`-d` shows it).
+    fn timing_state(&self, _now: &TimingState, _last: bool) {}
+}
+
+/// The scan's timing at one moment: what nmap's `-d` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimingState {
+    /// Smoothed round trip, once one is measured.
+    pub srtt: Option<std::time::Duration>,
+    pub rttvar: std::time::Duration,
+    /// The timeout a probe gets now.
+    pub timeout: std::time::Duration,
+    /// Probes allowed in flight (the congestion window).
+    pub window: usize,
+    pub in_flight: usize,
+    /// Retries a silent probe gets now.
+    pub retries: u8,
+    /// Silent probes being confirmed at a rate limiter's pace.
+    pub confirming: u64,
+}
+
+/// A change of the scan's timing worth telling (`-v`), found by comparing
+/// two [`TimingState`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimingNote {
+    /// Answers to retransmissions showed loss: the window shrank.
+    WindowShrank { from: usize, to: usize },
+    /// Loss seen: silent probes get more retries.
+    MoreRetries { to: u8 },
+    /// Replies came after their timeout: timeouts grew.
+    LongerTimeout {
+        from: std::time::Duration,
+        to: std::time::Duration,
+    },
+    /// Rate-limited answers are being confirmed, this many probes.
+    Confirming { probes: u64 },
+}
+
+impl TimingNote {
+    /// What changed from `before` to `now`, in the order it is told.
+    pub fn between(before: &TimingState, now: &TimingState) -> Vec<TimingNote> {
+        let mut notes = Vec::new();
+        // The window halves on loss; anything less is a reply's growth
+        // undone by rounding, not news.
+        if now.window * 4 <= before.window * 3 {
+            notes.push(TimingNote::WindowShrank {
+                from: before.window,
+                to: now.window,
+            });
+        }
+        if now.retries > before.retries {
+            notes.push(TimingNote::MoreRetries { to: now.retries });
+        }
+        // The timeout doubles when replies come late; it drifts with every
+        // round trip otherwise.
+        if now.timeout >= before.timeout * 2 && !before.timeout.is_zero() {
+            notes.push(TimingNote::LongerTimeout {
+                from: before.timeout,
+                to: now.timeout,
+            });
+        }
+        if now.confirming > 0 && before.confirming == 0 {
+            notes.push(TimingNote::Confirming {
+                probes: now.confirming,
+            });
+        }
+        notes
+    }
 }

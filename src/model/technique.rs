@@ -673,7 +673,24 @@ mod tests {
         assert_eq!(outcome(&udp, rst), None);
         assert_eq!(udp.no_response.state, OpenFiltered);
         assert_eq!(builtin_by_name("U").unwrap().name, "udp");
-        for t in builtin() {
+        // connect(): the kernel reports only some codes, each as an errno.
+        let connect = builtin_by_name("T").unwrap();
+        assert!(connect.connect && connect.flags == flag::SYN);
+        assert_eq!(
+            outcome(&connect, ReplyKind::SynAck),
+            Some((Open, "syn-ack"))
+        );
+        assert_eq!(outcome(&connect, rst), Some((Closed, "conn-refused")));
+        assert_eq!(connect.no_response.state, Filtered);
+        for (code, word) in [
+            (0, "net-unreach"),
+            (1, "host-unreach"),
+            (2, "proto-unreach"),
+            (13, "admin-prohibited"),
+        ] {
+            assert_eq!(outcome(&connect, icmp(code)), Some((Filtered, word)));
+        }
+        for t in builtin().into_iter().filter(|t| !t.connect) {
             for (code, word) in [
                 (0, "net-unreach"),
                 (1, "host-unreach"),

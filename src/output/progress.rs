@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::model::tap::ProgressView;
+use crate::model::tap::{ProgressView, TimingNote, TimingState};
 use crate::model::technique::Technique;
 
 pub struct Progress {
@@ -76,6 +76,8 @@ impl ProgressView for Progress {
 pub struct Verbose {
     bar: Option<Progress>,
     open_lines: bool,
+    /// `-d`: the timing state about once a second.
+    debug: bool,
     every: Option<Duration>,
     started: Instant,
     last: Mutex<Instant>,
@@ -88,7 +90,9 @@ pub const VERBOSE_STATS_EVERY: Duration = Duration::from_secs(30);
 impl Verbose {
     /// `verbose`: `-v` given; `every`: `--stats-every`. `None` when
     /// neither asks for anything beyond the bar.
-    pub fn new(verbose: bool, every: Option<Duration>) -> Option<Verbose> {
+    /// `debug`: `-d` (implies `verbose`).
+    pub fn new(verbose: bool, debug: bool, every: Option<Duration>) -> Option<Verbose> {
+        let verbose = verbose || debug;
         let bar = Progress::for_terminal();
         let every = every.or((verbose && bar.is_none()).then_some(VERBOSE_STATS_EVERY));
         if !verbose && every.is_none() {
@@ -98,6 +102,7 @@ impl Verbose {
         Some(Verbose {
             bar,
             open_lines: verbose,
+            debug,
             every,
             started: now,
             last: Mutex::new(now),
@@ -137,7 +142,70 @@ pub fn stats_line(elapsed: Duration, decided: u64, total: u64, open: u64) -> Str
     )
 }
 
+/// A `-v` line for a timing change, as nmap's timing notes read.
+pub fn timing_note_line(note: &TimingNote) -> String {
+    match *note {
+        TimingNote::WindowShrank { from, to } => format!(
+            "Timing: answers to retransmissions show loss: probes in flight cut from {from} to {to}"
+        ),
+        TimingNote::MoreRetries { to } => {
+            format!("Timing: loss seen: a silent probe is now retried up to {to} times")
+        }
+        TimingNote::LongerTimeout { from, to } => format!(
+            "Timing: replies came after their timeout: timeout raised from {} to {}",
+            ms(from),
+            ms(to)
+        ),
+        TimingNote::Confirming { probes } => format!(
+            "Timing: a rate limiter is suspected: confirming {probes} silent probe{} at its pace",
+            if probes == 1 { "" } else { "s" }
+        ),
+    }
+}
+
+/// The `-d` line: the timing as it stands.
+pub fn timing_state_line(t: &TimingState) -> String {
+    let rtt = match t.srtt {
+        Some(srtt) => format!("srtt {} rttvar {}", ms(srtt), ms(t.rttvar)),
+        None => "srtt none yet".to_string(),
+    };
+    format!(
+        "Timing: {rtt}, timeout {}, window {}, in flight {}, retries {}, confirming {}",
+        ms(t.timeout),
+        t.window,
+        t.in_flight,
+        t.retries,
+        t.confirming
+    )
+}
+
+/// Milliseconds as people read them: `0.42 ms`, `12 ms`, `1250 ms`.
+fn ms(d: Duration) -> String {
+    let v = d.as_secs_f64() * 1000.0;
+    if v < 10.0 {
+        format!("{v:.2} ms")
+    } else {
+        format!("{v:.0} ms")
+    }
+}
+
 impl ProgressView for Verbose {
+    fn timing_note(&self, note: &TimingNote, _now: &TimingState) {
+        if self.open_lines {
+            self.line(&timing_note_line(note));
+        }
+    }
+
+    fn timing_state(&self, now: &TimingState, last: bool) {
+        if self.debug {
+            let line = timing_state_line(now);
+            match last {
+                true => self.line(&line.replacen("Timing:", "Final timing:", 1)),
+                false => self.line(&line),
+            }
+        }
+    }
+
     fn update(&self, decided: u64, total: u64, open: u64) {
         if let Some(bar) = &self.bar {
             ProgressView::update(bar, decided, total, open);
@@ -186,6 +254,51 @@ mod tests {
         assert_eq!(
             stats_line(Duration::from_secs(3700), 0, 10, 0),
             "Stats: 1:01:40 elapsed; 0 of 10 probes decided (0.00%), 0 open"
+        );
+    }
+
+    #[test]
+    fn timing_lines_name_what_changed() {
+        let before = TimingState {
+            srtt: Some(Duration::from_micros(420)),
+            rttvar: Duration::from_micros(100),
+            timeout: Duration::from_millis(10),
+            window: 512,
+            in_flight: 40,
+            retries: 1,
+            confirming: 0,
+        };
+        assert!(TimingNote::between(&before, &before).is_empty());
+        // Growth and drift are not news.
+        let grown = TimingState {
+            window: 600,
+            timeout: Duration::from_millis(15),
+            ..before
+        };
+        assert!(TimingNote::between(&before, &grown).is_empty());
+        let worse = TimingState {
+            window: 256,
+            retries: 3,
+            timeout: Duration::from_millis(20),
+            confirming: 8,
+            ..before
+        };
+        let lines: Vec<String> = TimingNote::between(&before, &worse)
+            .iter()
+            .map(timing_note_line)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "Timing: answers to retransmissions show loss: probes in flight cut from 512 to 256",
+                "Timing: loss seen: a silent probe is now retried up to 3 times",
+                "Timing: replies came after their timeout: timeout raised from 10 ms to 20 ms",
+                "Timing: a rate limiter is suspected: confirming 8 silent probes at its pace",
+            ]
+        );
+        assert_eq!(
+            timing_state_line(&before),
+            "Timing: srtt 0.42 ms rttvar 0.10 ms, timeout 10 ms, window 512, in flight 40, retries 1, confirming 0"
         );
     }
 
