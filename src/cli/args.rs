@@ -199,6 +199,14 @@ pub struct Args {
     #[arg(short = 'S', long = "source", value_name = "ADDRS")]
     pub source: Option<String>,
 
+    /// nmap's --scanflags: send these TCP flags (names run together in any
+    /// order and case, URG ACK PSH RST SYN FIN ECE CWR, e.g. SYNFIN; or a
+    /// number 0-255, decimal or 0x hex) as the probes of the one TCP
+    /// technique named (SYN when none is), whose table reads the answers:
+    /// -sF --scanflags PSH is FIN's table with PSH probes.
+    #[arg(long = "scanflags", value_name = "FLAGS")]
+    pub scanflags: Option<String>,
+
     /// Print every probe and reply as it happens, with the cookie check and
     /// the table row that decided the state.
     #[arg(long = "packet-trace")]

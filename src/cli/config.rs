@@ -73,6 +73,11 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     if techniques.is_empty() {
         techniques.push(technique::builtin_by_name("syn").expect("syn is built in"));
     }
+    if let Some(text) = &args.scanflags {
+        if let Some(notice) = crate::model::scanflags::apply(&mut techniques, text)? {
+            crate::error::say(&format!("flagscan: {notice}"));
+        }
+    }
 
     let mut tokens = args.targets.clone();
     if let Some(path) = &args.input_list {

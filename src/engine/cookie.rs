@@ -299,6 +299,51 @@ mod tests {
     }
 
     #[test]
+    fn any_flags_of_scanflags_are_proven_by_what_they_consume() {
+        let c = Cookie {
+            seq: 0xffff_fffe,
+            ack: 0x1234_5678,
+        };
+        // SYN+FIN takes two numbers (RFC 9293: SEG.LEN counts both).
+        let synfin = ProbeShape::for_flags(flag::SYN | flag::FIN);
+        assert!(tcp_reply_fits(c, synfin, rst_ack(0)));
+        assert!(!tcp_reply_fits(c, synfin, rst_ack(0xffff_ffff)));
+        // A probe with RST gets no reply from an RFC stack; whatever does
+        // answer must still prove it saw the probe's numbers.
+        let rst = ProbeShape::for_flags(flag::RST | flag::PSH);
+        assert_eq!(rst.cookie, CookieField::Seq);
+        assert!(tcp_reply_fits(c, rst, rst_ack(0xffff_fffe)));
+        assert!(!tcp_reply_fits(c, rst, rst_ack(0xffff_ffff)));
+        assert!(!tcp_reply_fits(
+            c,
+            rst,
+            TcpEcho {
+                flags: flag::RST,
+                seq: 0,
+                ack: 0xffff_fffe
+            }
+        ));
+        let rst_ack_probe = ProbeShape::for_flags(flag::RST | flag::ACK);
+        assert_eq!(rst_ack_probe.cookie, CookieField::Ack);
+        let reset = |seq| TcpEcho {
+            flags: flag::RST,
+            seq,
+            ack: 0,
+        };
+        assert!(tcp_reply_fits(c, rst_ack_probe, reset(0x1234_5678)));
+        assert!(!tcp_reply_fits(c, rst_ack_probe, reset(0x1234_5679)));
+        // ECE and CWR take no number: a SYN with them is acknowledged as a SYN.
+        let ecn = ProbeShape::for_flags(flag::SYN | flag::ECE | flag::CWR);
+        let synack = |ack| TcpEcho {
+            flags: flag::SYN | flag::ACK | flag::ECE,
+            seq: 7,
+            ack,
+        };
+        assert!(tcp_reply_fits(c, ecn, synack(0xffff_ffff)));
+        assert!(!tcp_reply_fits(c, ecn, synack(0)));
+    }
+
+    #[test]
     fn probes_carrying_ack_are_proven_by_the_reset_sequence_number() {
         let c = Cookie {
             seq: 7,

@@ -309,6 +309,10 @@ pub struct Technique {
     pub teach: BTreeMap<String, Teaching>,
     /// The file says it replaces the built-in technique of its name.
     pub replaces_builtin: bool,
+    /// `--scanflags`: the technique whose reply table this one reads its
+    /// answers with (nmap's XML names the scan by it); `None` for a
+    /// technique of its own.
+    pub base: Option<String>,
 }
 
 impl Technique {
@@ -466,6 +470,7 @@ impl Technique {
             no_response,
             teach: file.teach,
             replaces_builtin: file.replaces_builtin,
+            base: None,
         })
     }
 

@@ -181,16 +181,23 @@ pub fn write_xml(
     let ports = &result.space.ports;
     // -sn scans no port: nmap writes no scaninfo then.
     if !ports.is_empty() {
-        empty(
-            &mut w,
-            "scaninfo",
-            &[
-                ("type", &technique.name),
-                ("protocol", technique.protocol.as_str()),
-                ("numservices", &ports.len().to_string()),
-                ("services", &ranges(ports)),
-            ],
-        )?;
+        // --scanflags: nmap names the scan by the type whose table reads
+        // the answers, and the flags sent in an attribute of their own.
+        let scanflags = technique
+            .base
+            .as_ref()
+            .map(|_| crate::model::scanflags::nmap_string(technique.flags));
+        let mut attrs = vec![("type", technique.base.as_deref().unwrap_or(&technique.name))];
+        if let Some(flags) = &scanflags {
+            attrs.push(("scanflags", flags));
+        }
+        let (numservices, services) = (ports.len().to_string(), ranges(ports));
+        attrs.extend([
+            ("protocol", technique.protocol.as_str()),
+            ("numservices", &numservices),
+            ("services", &services),
+        ]);
+        empty(&mut w, "scaninfo", &attrs)?;
         nl(&mut w)?;
     }
     empty(&mut w, "verbose", &[("level", "0")])?;

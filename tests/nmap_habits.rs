@@ -1,0 +1,178 @@
+//! nmap's options that users bring along (issue 14), on real scans (root)
+//! with nmap as the oracle: `--scanflags`, `-g` and host names in the
+//! outputs.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+
+const WEB: &str = "10.213.1.2";
+const RST: &str = "10.213.1.3";
+const FAR: &str = "10.213.2.2";
+
+/// A file of this test's own in the temporary directory, removed on drop.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(name: &str) -> Temp {
+        Temp(std::env::temp_dir().join(format!("flagscan-habits-{name}-{}", std::process::id())))
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+
+    fn read(&self) -> String {
+        std::fs::read_to_string(&self.0).unwrap()
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// nmap's XML for `args` (with `-n -Pn --reason -T4`), run inside `netns`.
+fn nmap_xml(netns: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "nmap"]);
+            c
+        }
+        None => Command::new("nmap"),
+    };
+    cmd.args(["-n", "-Pn", "--reason", "-T4", "-oX", "-"])
+        .args(args);
+    let out = cmd
+        .output()
+        .expect("nmap must be installed (apt-get install nmap)");
+    assert!(
+        out.status.success(),
+        "nmap {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The attributes of the first element named `name`.
+fn attrs_of(xml: &str, name: &str, keys: &[&str]) -> Vec<String> {
+    let mut found = None;
+    for_each_xml_element(xml, |n, attr| {
+        if found.is_none() && n == name.as_bytes() {
+            found = Some(keys.iter().map(|k| attr(k)).collect());
+        }
+    });
+    found.unwrap_or_else(|| panic!("no <{name}> in {xml}"))
+}
+
+/// flagscan's options, nmap's, the scan's name, nmap's type and flags.
+type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a str, &'a str, &'a str);
+
+/// `--scanflags` on the lab: the states nmap's `--scanflags` with the same
+/// base technique reports, and nmap's `scaninfo` (base type, `scanflags`).
+#[test]
+fn scanflags_scans_match_nmaps_with_the_same_base() {
+    if !have_root("scanflags_scans_match_nmaps_with_the_same_base") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-flags");
+    let ns = lab.scan_ns();
+    let ports = "1-40,80,111,135,443,445,5430-5433,8000-8003,8080";
+    let cases: [Case; 3] = [
+        (
+            &["-sF", "--scanflags", "psh"],
+            &["-sF", "--scanflags", "PSH"],
+            "fin-psh",
+            "fin",
+            "PSH",
+        ),
+        (
+            &["--scanflags", "SYNFIN"],
+            &["--scanflags", "FINSYN"],
+            "syn-finsyn",
+            "syn",
+            "FINSYN",
+        ),
+        (
+            &["-sA", "--scanflags", "0x12"],
+            &["-sA", "--scanflags", "18"],
+            "ack-synack",
+            "ack",
+            "SYNACK",
+        ),
+    ];
+    for (ours_opts, nmap_opts, scan, base, flags) in cases {
+        let xml = Temp::new(&format!("{scan}.xml"));
+        let mut args = vec![
+            "--netns",
+            &ns,
+            "-p",
+            ports,
+            WEB,
+            RST,
+            FAR,
+            "-oX",
+            xml.path(),
+        ];
+        args.extend(ours_opts);
+        let ours = parse_jsonl(&run_json(scan, &args));
+        let mut nmap_args = nmap_opts.to_vec();
+        nmap_args.extend(["-p", ports, WEB, RST, FAR]);
+        let theirs_xml = nmap_xml(Some(&ns), &nmap_args);
+        let theirs = parse_nmap_xml(&theirs_xml, scan);
+        assert_eq!(ours.len(), 3 * expand_ports(ports).len(), "{scan}");
+        assert_same_states(&ours, &theirs, scan);
+        let keys = ["type", "scanflags", "protocol"];
+        let want = [base, flags, "tcp"].map(String::from).to_vec();
+        assert_eq!(attrs_of(&xml.read(), "scaninfo", &keys), want, "{scan}");
+        assert_eq!(attrs_of(&theirs_xml, "scaninfo", &keys), want, "{scan}");
+        // The lab tells these probes apart: a comparison over one state
+        // everywhere would prove nothing.
+        let state = |h: &str, p: u16| ours[&(h.to_string(), p, scan.to_string())].0.clone();
+        match base {
+            "fin" => {
+                assert_eq!(state(WEB, 1), "closed");
+                assert_eq!(state(WEB, 22), "open|filtered");
+                assert_eq!(state(WEB, 111), "filtered");
+            }
+            "syn" => {
+                assert_eq!(state(WEB, 1), "closed");
+                // Linux drops SYN+FIN on a listening port.
+                assert_eq!(state(WEB, 22), "filtered");
+            }
+            _ => {
+                assert_eq!(state(WEB, 22), "unfiltered");
+                assert_eq!(state(WEB, 135), "filtered");
+            }
+        }
+    }
+}
+
+/// Bad values of these options: one line naming the problem, exit 2,
+/// before anything is sent (no root needed).
+#[test]
+fn bad_values_exit_2_with_one_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--scanflags", "SYNX"], "--scanflags 'SYNX'"),
+        (&["--scanflags", "256"], "above 255"),
+        (&["--scanflags", ""], "empty"),
+        (&["-sS", "-sF", "--scanflags", "PSH"], "has 2 (syn, fin)"),
+        (&["-sU", "--scanflags", "PSH"], "has none"),
+    ];
+    for (opts, want) in cases {
+        let mut args = opts.to_vec();
+        args.push("127.0.0.1");
+        let out = flagscan(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{opts:?}: {err}");
+        assert!(err.contains(want), "{opts:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{opts:?}: {err}");
+        assert!(out.stdout.is_empty(), "{opts:?}");
+    }
+}
