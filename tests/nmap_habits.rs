@@ -164,6 +164,10 @@ fn bad_values_exit_2_with_one_line() {
         (&["--scanflags", ""], "empty"),
         (&["-sS", "-sF", "--scanflags", "PSH"], "has 2 (syn, fin)"),
         (&["-sU", "--scanflags", "PSH"], "has none"),
+        (&["-g", "0"], "'0' for '--source-port"),
+        (&["-g", "70000"], "70000"),
+        (&["--source-port", "x"], "'x'"),
+        (&["-g", "53", "-sS", "-sU"], "-g 53 with -sU"),
     ];
     for (opts, want) in cases {
         let mut args = opts.to_vec();
@@ -175,4 +179,67 @@ fn bad_values_exit_2_with_one_line() {
         assert_eq!(err.trim_end().lines().count(), 1, "{opts:?}: {err}");
         assert!(out.stdout.is_empty(), "{opts:?}");
     }
+}
+
+/// `-g 53` on the lab: the same states as without it, and the pcap shows
+/// every probe leaving from port 53 (and only the probes: as many as the
+/// stats count).
+#[test]
+fn a_fixed_source_port_gives_the_same_states_and_every_probe_leaves_from_it() {
+    if !have_root("a_fixed_source_port_gives_the_same_states_and_every_probe_leaves_from_it") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-sport");
+    let ns = lab.scan_ns();
+    // Stateless rules only: with -g a SYN and a FIN to one port share a
+    // 4-tuple, which a stateful firewall sees as one flow (docs/techniques.md).
+    let ports = "1-30,80,111,135-139,443,445";
+    let scan = |extra: &[&str], name: &str| {
+        let mut args = vec!["--netns", &ns, "-sS", "-sF", "-p", ports, WEB, FAR];
+        args.extend(extra);
+        run_json(name, &args)
+    };
+    let plain = parse_jsonl(&scan(&[], "sport-plain"));
+    let pcap = Temp::new("sport.pcap");
+    let text = scan(&["-g", "53", "--pcap", pcap.path()], "sport-53");
+    let fixed = parse_jsonl(&text);
+    assert_eq!(plain.len(), 2 * 2 * expand_ports(ports).len());
+    assert_same_states(&fixed, &plain, "-g 53 against no -g");
+    let states: std::collections::BTreeSet<&str> =
+        fixed.values().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        states.into_iter().collect::<Vec<_>>(),
+        ["closed", "filtered", "open", "open|filtered"],
+        "the lab shows every kind of answer"
+    );
+    let out = Command::new("tshark")
+        .args(["-r", pcap.path(), "-n", "-T", "fields", "-E", "separator=|"])
+        .args(["-e", "ip.src", "-e", "tcp.srcport", "-e", "tcp.dstport"])
+        .args(["-Y", "ip.src == 10.213.1.1 && tcp && !icmp"])
+        .output()
+        .expect("tshark must be installed (apt-get install tshark)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let stats: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(stats["invalid"], 0);
+    let (probes, others): (Vec<&String>, Vec<&String>) =
+        sent.iter().partition(|l| l.split('|').nth(1) == Some("53"));
+    assert_eq!(probes.len() as u64, stats["probes"].as_u64().unwrap());
+    // Host discovery keeps its own ports: FAR, beyond the link, gets
+    // nmap's SYN to 443 and ACK to 80 (WEB answers ARP).
+    let mut others: Vec<&str> = others
+        .iter()
+        .map(|l| l.rsplit('|').next().unwrap())
+        .collect();
+    others.sort();
+    assert_eq!(others, ["443", "80"], "{sent:?}");
 }

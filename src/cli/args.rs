@@ -207,6 +207,14 @@ pub struct Args {
     #[arg(long = "scanflags", value_name = "FLAGS")]
     pub scanflags: Option<String>,
 
+    /// -g PORT: every TCP probe leaves from this source port (nmap's -g;
+    /// e.g. 53 or 20, which some firewalls let through). The try and the
+    /// technique move into the cookie. Host discovery's probes keep their
+    /// own ports; refused with -sU, whose cookie is its source port.
+    #[arg(short = 'g', long = "source-port", value_name = "PORT",
+          value_parser = clap::value_parser!(u16).range(1..=65535))]
+    pub source_port: Option<u16>,
+
     /// Print every probe and reply as it happens, with the cookie check and
     /// the table row that decided the state.
     #[arg(long = "packet-trace")]

@@ -220,6 +220,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             early_ring: None,
             discovery: ping_plan(args)?,
             limit_budget: limit_budget(&args.limit_budget, args.host_timeout.as_deref())?,
+            source_port: args.source_port,
         },
         json: outputs.json,
         xml: outputs.xml,
