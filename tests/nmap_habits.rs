@@ -70,6 +70,31 @@ fn attrs_of(xml: &str, name: &str, keys: &[&str]) -> Vec<String> {
     found.unwrap_or_else(|| panic!("no <{name}> in {xml}"))
 }
 
+/// Validates a flagscan document against nmap's DTD. The DTD allows only
+/// `scanner="nmap"` (docs/output.md), so that one attribute is swapped.
+fn assert_dtd_valid(xml: &str, what: &str) {
+    let doc = Temp::new(&format!("{what}-dtd.xml"));
+    std::fs::write(
+        &doc.0,
+        xml.replacen("scanner=\"flagscan\"", "scanner=\"nmap\"", 1),
+    )
+    .unwrap();
+    let out = Command::new("xmllint")
+        .args([
+            "--noout",
+            "--dtdvalid",
+            "/usr/share/nmap/nmap.dtd",
+            doc.path(),
+        ])
+        .output()
+        .expect("xmllint must be installed (apt-get install libxml2-utils)");
+    assert!(
+        out.status.success(),
+        "{what}: not valid against nmap.dtd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// flagscan's options, nmap's, the scan's name, nmap's type and flags.
 type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a str, &'a str, &'a str);
 
@@ -132,6 +157,7 @@ fn scanflags_scans_match_nmaps_with_the_same_base() {
         let want = [base, flags, "tcp"].map(String::from).to_vec();
         assert_eq!(attrs_of(&xml.read(), "scaninfo", &keys), want, "{scan}");
         assert_eq!(attrs_of(&theirs_xml, "scaninfo", &keys), want, "{scan}");
+        assert_dtd_valid(&xml.read(), scan);
         // The lab tells these probes apart: a comparison over one state
         // everywhere would prove nothing.
         let state = |h: &str, p: u16| ours[&(h.to_string(), p, scan.to_string())].0.clone();
@@ -242,4 +268,85 @@ fn a_fixed_source_port_gives_the_same_states_and_every_probe_leaves_from_it() {
         .collect();
     others.sort();
     assert_eq!(others, ["443", "80"], "{sent:?}");
+}
+
+/// A target given as `localhost`: nmap's `hostname` element (type "user")
+/// in the XML, "report for localhost (127.0.0.1)" as nmap's normal output,
+/// `Host: 127.0.0.1 (localhost)` in the grepable file and `"name"` in JSON
+/// Lines; a target given as an address has none.
+#[test]
+fn host_names_given_as_targets_are_in_every_output_as_nmaps_are() {
+    if !have_root("host_names_given_as_targets_are_in_every_output_as_nmaps_are") {
+        return;
+    }
+    let _serial = serial();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let (xml, gnmap, normal) = (
+        Temp::new("h.xml"),
+        Temp::new("h.gnmap"),
+        Temp::new("h.nmap"),
+    );
+    let args = [
+        "-p",
+        &port,
+        "localhost",
+        "-oX",
+        xml.path(),
+        "-oG",
+        gnmap.path(),
+        "-oN",
+        normal.path(),
+    ];
+    let json = run_json("hostname", &args);
+    let theirs_normal = Temp::new("nmap.nmap");
+    let theirs = nmap_xml(
+        None,
+        &["-sS", "-p", &port, "localhost", "-oN", theirs_normal.path()],
+    );
+    let hostnames = |xml: &str| {
+        let mut v = Vec::new();
+        for_each_xml_element(xml, |n, attr| {
+            if n == b"hostname" {
+                v.push((attr("name"), attr("type")));
+            }
+        });
+        v
+    };
+    let want = vec![("localhost".to_string(), "user".to_string())];
+    assert_eq!(hostnames(&theirs), want, "nmap -n names the host as given");
+    assert_eq!(hostnames(&xml.read()), want);
+    assert_dtd_valid(&xml.read(), "hostname");
+    let report = |text: &str, tool: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(tool)?
+                    .strip_prefix(" scan report for ")
+                    .or(l.strip_prefix("flagscan report for "))
+            })
+            .map(String::from)
+            .unwrap_or_else(|| panic!("no report line: {text}"))
+    };
+    assert_eq!(report(&normal.read(), "flagscan"), "localhost (127.0.0.1)");
+    assert_eq!(
+        report(&theirs_normal.read(), "Nmap"),
+        "localhost (127.0.0.1)"
+    );
+    let g = gnmap.read();
+    assert!(g.contains("Host: 127.0.0.1 (localhost)\tStatus: Up"), "{g}");
+    assert!(g.contains("Host: 127.0.0.1 (localhost)\tPorts: "), "{g}");
+    let host_record = |json: &str| -> serde_json::Value {
+        json.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["type"] == "host")
+            .unwrap()
+    };
+    assert_eq!(host_record(&json)["name"], "localhost");
+    // The port is open: the name is on the host that was scanned.
+    assert!(json.contains(&format!(
+        "\"port\":{port},\"proto\":\"tcp\",\"scan\":\"syn\",\"state\":\"open\""
+    )));
+    let by_address = run_json("no-hostname", &["-p", &port, "127.0.0.1"]);
+    assert!(host_record(&by_address)["name"].is_null(), "{by_address}");
+    drop(listener);
 }

@@ -46,7 +46,8 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Targets: addresses, CIDR blocks, octet ranges, host names.
+    /// Targets: addresses, CIDR blocks, octet ranges, host names (the outputs
+    /// name a target given by name, as nmap's do).
     pub targets: Vec<String>,
 
     /// Techniques by name, comma-separated (-sS -sF -sN -sX are shorthands).

@@ -36,6 +36,8 @@ pub struct Resolved {
     pub verbose: bool,
     /// `--stats-every`.
     pub stats_every: Option<Duration>,
+    /// The host names targets were given by, for the outputs.
+    pub names: Vec<(std::net::Ipv4Addr, String)>,
 }
 
 pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
@@ -90,7 +92,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     if tokens.is_empty() {
         return Err(usage("no targets given: name at least one host, e.g. `flagscan -sS 10.0.0.2`, or try `flagscan demo`"));
     }
-    let targets = targets::expand_targets_confirmed(&tokens, &excludes, args.yes)?;
+    let (targets, names) = targets::expand_targets_named(&tokens, &excludes, args.yes)?;
     // Each protocol of the pass gets its own ports (`-p U:53,T:22`); a
     // list without prefixes is every protocol's, as nmap reads it.
     let mut protocols: Vec<Protocol> = Vec::new();
@@ -234,6 +236,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             reason: args.reason,
             lang: args.lang.unwrap_or_else(Lang::from_env),
         },
+        names,
         verbose: args.verbose > 0,
         stats_every: match &args.stats_every {
             Some(t) => match nmap_time(t) {

@@ -307,6 +307,7 @@ fn scan_and_write(
         None => Progress::for_terminal().map(|p| Box::new(p) as Box<dyn ProgressView>),
     };
     let mut result = scan::run(resolved.scan, route)?;
+    result.names = std::mem::take(&mut resolved.names);
     if let Some(tap) = &trace {
         tap.flush();
     }

@@ -886,6 +886,7 @@ fn collect(
         hosts: Vec::new(),
         rate_limited: tracker.rate_limited(),
         limits: tracker.limits(),
+        names: Vec::new(),
     }
 }
 

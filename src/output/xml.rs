@@ -206,7 +206,8 @@ pub fn write_xml(
     nl(&mut w)?;
     let all = hosts(result);
     for host in all.iter().filter(|h| shown(h, t, run.open_only)) {
-        write_host(&mut w, host, t, services, run, technique.protocol)?;
+        let name = result.name_of(host.host);
+        write_host(&mut w, (host, name), t, services, run, technique.protocol)?;
     }
     let up = result.hosts_up();
     let finished = run.start + result.stats.elapsed.max(Duration::ZERO);
@@ -298,7 +299,7 @@ pub fn write_failure(out: &mut dyn Write, run: &RunInfo, why: &str) -> anyhow::R
 
 fn write_host(
     w: &mut Xml,
-    host: &HostRows,
+    (host, name): (&HostRows, Option<&str>),
     t: usize,
     services: &Services,
     run: &RunInfo,
@@ -334,6 +335,11 @@ fn write_host(
     }
     start(w, "hostnames", &[])?;
     nl(w)?;
+    // nmap's type "user": the name as given on the command line.
+    if let Some(name) = name {
+        empty(w, "hostname", &[("name", name), ("type", "user")])?;
+        nl(w)?;
+    }
     end(w, "hostnames")?;
     nl(w)?;
     if host.rows.is_empty() {
