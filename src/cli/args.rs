@@ -48,7 +48,8 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Targets: addresses, CIDR blocks, octet ranges, host names.
+    /// Targets: addresses, CIDR blocks, octet ranges, host names (the outputs
+    /// name a target given by name, as nmap's do).
     pub targets: Vec<String>,
 
     /// Techniques by name, comma-separated (-sS -sF -sN -sX are shorthands).
@@ -206,6 +207,22 @@ pub struct Args {
     /// budget. Each must be an address of this host.
     #[arg(short = 'S', long = "source", value_name = "ADDRS")]
     pub source: Option<String>,
+
+    /// nmap's --scanflags: send these TCP flags (names run together in any
+    /// order and case, URG ACK PSH RST SYN FIN ECE CWR, e.g. SYNFIN; or a
+    /// number 0-255, decimal or 0x hex) as the probes of the one TCP
+    /// technique named (SYN when none is), whose table reads the answers:
+    /// -sF --scanflags PSH is FIN's table with PSH probes.
+    #[arg(long = "scanflags", value_name = "FLAGS")]
+    pub scanflags: Option<String>,
+
+    /// -g PORT: every TCP probe leaves from this source port (nmap's -g;
+    /// e.g. 53 or 20, which some firewalls let through). The try and the
+    /// technique move into the cookie. Host discovery's probes keep their
+    /// own ports; refused with -sU, whose cookie is its source port.
+    #[arg(short = 'g', long = "source-port", value_name = "PORT",
+          value_parser = clap::value_parser!(u16).range(1..=65535))]
+    pub source_port: Option<u16>,
 
     /// Print every probe and reply as it happens, with the cookie check and
     /// the table row that decided the state.

@@ -38,6 +38,8 @@ pub struct Resolved {
     pub debug: bool,
     /// `--stats-every`.
     pub stats_every: Option<Duration>,
+    /// The host names targets were given by, for the outputs.
+    pub names: Vec<(std::net::Ipv4Addr, String)>,
 }
 
 pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
@@ -81,6 +83,17 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
              (-sS as root); capture with tcpdump instead",
         ));
     }
+    if let Some(text) = &args.scanflags {
+        if techniques.iter().any(|t| t.connect) {
+            return Err(usage(format!(
+                "--scanflags {text} with -sT: a connect scan's packets are the kernel's; \
+                 give --scanflags a raw technique (-sS, -sF, ...) or none"
+            )));
+        }
+        if let Some(notice) = crate::model::scanflags::apply(&mut techniques, text)? {
+            crate::error::say(&format!("flagscan: {notice}"));
+        }
+    }
 
     let mut tokens = args.targets.clone();
     if let Some(path) = &args.input_list {
@@ -93,7 +106,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     if tokens.is_empty() {
         return Err(usage("no targets given: name at least one host, e.g. `flagscan -sS 10.0.0.2`, or try `flagscan demo`"));
     }
-    let targets = targets::expand_targets_confirmed(&tokens, &excludes, args.yes)?;
+    let (targets, names) = targets::expand_targets_named(&tokens, &excludes, args.yes)?;
     // Each protocol of the pass gets its own ports (`-p U:53,T:22`); a
     // list without prefixes is every protocol's, as nmap reads it.
     let mut protocols: Vec<Protocol> = Vec::new();
@@ -223,6 +236,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             early_ring: None,
             discovery: ping_plan(args)?,
             limit_budget: limit_budget(&args.limit_budget, args.host_timeout.as_deref())?,
+            source_port: args.source_port,
         },
         json: outputs.json,
         xml: outputs.xml,
@@ -236,6 +250,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             reason: args.reason,
             lang: args.lang.unwrap_or_else(Lang::from_env),
         },
+        names,
         verbose: args.verbose > 0,
         debug: args.debug > 0,
         stats_every: match &args.stats_every {

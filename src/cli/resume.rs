@@ -580,6 +580,8 @@ mod tests {
     fn the_digest_changes_with_anything_that_defines_the_scan() {
         let syn = crate::model::technique::builtin_by_name("syn").unwrap();
         let fin = crate::model::technique::builtin_by_name("fin").unwrap();
+        use crate::model::scanflags::custom;
+        use crate::wire::flag::{FIN, SYN};
         let host = |last| std::net::Ipv4Addr::new(10, 0, 0, last);
         let space = |h: u8, ports: Vec<u16>| ProbeSpace::new(vec![host(2), host(h)], ports, 1);
         let args: Vec<String> = vec!["-p".into(), "22,80".into(), "10.0.0.2-3".into()];
@@ -595,16 +597,28 @@ mod tests {
             "ports are a set"
         );
         let other_args: Vec<String> = vec!["-p".into(), "22,80".into(), "10.0.0.2,4".into()];
-        for changed in [
+        let changed = [
             d(&other_args, cwd, 7, &space(3, vec![22, 80]), &syn),
             d(&args, Path::new("/"), 7, &space(3, vec![22, 80]), &syn),
             d(&args, cwd, 8, &space(3, vec![22, 80]), &syn),
             d(&args, cwd, 7, &space(4, vec![22, 80]), &syn),
             d(&args, cwd, 7, &space(3, vec![22, 81]), &syn),
             d(&args, cwd, 7, &space(3, vec![22, 80]), &fin),
-        ] {
-            assert_ne!(changed, base);
-        }
+            // --scanflags: another scan than its base's, and than other flags'.
+            d(&args, cwd, 7, &space(3, vec![22, 80]), &custom(&syn, SYN)),
+            d(
+                &args,
+                cwd,
+                7,
+                &space(3, vec![22, 80]),
+                &custom(&syn, SYN | FIN),
+            ),
+            d(&args, cwd, 7, &space(3, vec![22, 80]), &custom(&fin, SYN)),
+        ];
+        let mut distinct: Vec<&String> = changed.iter().chain([&base]).collect();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), changed.len() + 1);
     }
 
     #[test]

@@ -60,7 +60,12 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     // Without raw sockets the scan nobody chose becomes a connect scan,
     // as nmap's does for users without privileges.
     let raw = crate::io::socket::raw_allowed();
-    if !raw && args.scan.is_empty() && args.technique_files.is_empty() && !args.ping_only {
+    if !raw
+        && args.scan.is_empty()
+        && args.technique_files.is_empty()
+        && args.scanflags.is_none()
+        && !args.ping_only
+    {
         crate::error::say(
             "flagscan: notice: raw sockets need root or CAP_NET_RAW, so this is a connect scan \
              (-sT): each probe is a real connection the target may log; sudo flagscan for a SYN scan",
@@ -328,6 +333,7 @@ fn scan_and_write(
             None => Progress::for_terminal().map(|p| Box::new(p) as Box<dyn ProgressView>),
         };
     let mut result = scan::run(resolved.scan, route)?;
+    result.names = std::mem::take(&mut resolved.names);
     if let Some(tap) = &trace {
         tap.flush();
     }

@@ -39,6 +39,22 @@ pub fn expand_targets_confirmed(
     excludes: &[String],
     confirmed: bool,
 ) -> anyhow::Result<Vec<Ipv4Addr>> {
+    expand_targets_named(tokens, excludes, confirmed).map(|(addrs, _)| addrs)
+}
+
+/// Targets given by host name: (address, the name as given).
+pub type HostNames = Vec<(Ipv4Addr, String)>;
+
+/// As [`expand_targets_confirmed`], with the host name each target given
+/// as a name was given by (`localhost` -> 127.0.0.1), for the outputs to
+/// show as nmap's do; the first name of an address wins. A name with a
+/// `/prefix` names its block, not one host, and is not kept.
+pub fn expand_targets_named(
+    tokens: &[String],
+    excludes: &[String],
+    confirmed: bool,
+) -> anyhow::Result<(Vec<Ipv4Addr>, HostNames)> {
+    let mut names: HostNames = Vec::new();
     let mut specs = Vec::new();
     let mut total = 0u64;
     let tokens = tokens.iter().flat_map(|t| split_list(t.trim()));
@@ -62,6 +78,12 @@ pub fn expand_targets_confirmed(
                 "'{token}' brings the total to {total} addresses, more than {MAX_TARGETS} (a /8): \
                  check the prefix length, and add --yes if you mean it"
             )));
+        }
+        if let Spec::Block(net) = &spec {
+            let named = !looks_numeric(token) && !token.contains('/');
+            if named && net.prefix_len() == 32 && !names.iter().any(|(a, _)| *a == net.addr()) {
+                names.push((net.addr(), token.to_string()));
+            }
         }
         specs.push(spec);
     }
@@ -92,7 +114,8 @@ pub fn expand_targets_confirmed(
             "no targets left to scan: no target was given".to_string()
         }));
     }
-    Ok(out)
+    names.retain(|(addr, _)| !excluded.contains(*addr));
+    Ok((out, names))
 }
 
 /// The longest list file read (`-iL`, `--exclude-file`): four million
@@ -639,6 +662,29 @@ mod tests {
         // The size guard counts a range before expanding it.
         let msg = err(&["1.0.0.0-3.0.0.0"], &[]);
         assert!(msg.contains("--yes"), "{msg}");
+    }
+
+    #[test]
+    fn targets_given_by_name_keep_it() {
+        let (addrs, names) = expand_targets_named(
+            &strings(&["localhost", "127.0.0.1", "10.0.0.1"]),
+            &[],
+            false,
+        )
+        .unwrap();
+        let lo = Ipv4Addr::LOCALHOST;
+        assert_eq!(addrs, [lo, Ipv4Addr::new(10, 0, 0, 1)]);
+        assert_eq!(names, [(lo, "localhost".to_string())]);
+        // A block by name is no one host's name; an excluded host has none.
+        let (_, names) = expand_targets_named(&strings(&["localhost/31"]), &[], false).unwrap();
+        assert!(names.is_empty());
+        let (_, names) = expand_targets_named(
+            &strings(&["localhost", "10.0.0.1"]),
+            &strings(&["127.0.0.1"]),
+            false,
+        )
+        .unwrap();
+        assert!(names.is_empty());
     }
 
     #[test]

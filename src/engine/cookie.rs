@@ -81,9 +81,15 @@ impl CookieKey {
 }
 
 /// The source ports of a scan: `base + technique * TRY_SLOTS + try % TRY_SLOTS`.
+///
+/// With `-g PORT` every TCP probe leaves from PORT instead, and the plan's
+/// port becomes virtual: it still goes into the cookie hash, so each
+/// (technique, try) keeps cookies of its own, and a reply to PORT is
+/// attributed by trying each (technique, try) until one's cookie fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortPlan {
     base: u16,
+    fixed: Option<u16>,
 }
 
 impl PortPlan {
@@ -93,6 +99,34 @@ impl PortPlan {
         let slots = (64000 - 33000) / RANGE as u64;
         PortPlan {
             base: 33000 + (seed_bits % slots) as u16 * RANGE,
+            fixed: None,
+        }
+    }
+
+    /// `-g PORT`: the TCP probes' source port on the wire.
+    pub fn with_fixed_sport(self, port: Option<u16>) -> PortPlan {
+        PortPlan {
+            fixed: port,
+            ..self
+        }
+    }
+
+    pub fn fixed_sport(&self) -> Option<u16> {
+        self.fixed
+    }
+
+    /// The source port a TCP probe leaves from; its cookie is made with
+    /// [`PortPlan::sport`] whatever this is.
+    pub fn wire_sport(&self, technique: usize, attempt: u8) -> u16 {
+        self.fixed.unwrap_or_else(|| self.sport(technique, attempt))
+    }
+
+    /// The destination ports of TCP replies and of the probes ICMP errors
+    /// quote: what the capture filter passes.
+    pub fn reply_ports(&self) -> (u16, u16) {
+        match self.fixed {
+            Some(port) => (port, port),
+            None => self.range(),
         }
     }
 
@@ -244,6 +278,13 @@ mod tests {
         // Tries beyond the slots reuse them.
         let plan = PortPlan::new(5);
         assert_eq!(plan.sport(1, 9), plan.sport(1, 1));
+        // -g: the wire's port is fixed, the plan's stays for the cookie.
+        assert_eq!(plan.wire_sport(1, 2), plan.sport(1, 2));
+        assert_eq!(plan.reply_ports(), plan.range());
+        let fixed = plan.with_fixed_sport(Some(53));
+        assert_eq!(fixed.sport(1, 2), plan.sport(1, 2));
+        assert_eq!(fixed.wire_sport(1, 2), 53);
+        assert_eq!(fixed.reply_ports(), (53, 53));
     }
 
     fn rst_ack(ack: u32) -> TcpEcho {
@@ -296,6 +337,51 @@ mod tests {
                 ack: 0xffff_ffff
             }
         ));
+    }
+
+    #[test]
+    fn any_flags_of_scanflags_are_proven_by_what_they_consume() {
+        let c = Cookie {
+            seq: 0xffff_fffe,
+            ack: 0x1234_5678,
+        };
+        // SYN+FIN takes two numbers (RFC 9293: SEG.LEN counts both).
+        let synfin = ProbeShape::for_flags(flag::SYN | flag::FIN);
+        assert!(tcp_reply_fits(c, synfin, rst_ack(0)));
+        assert!(!tcp_reply_fits(c, synfin, rst_ack(0xffff_ffff)));
+        // A probe with RST gets no reply from an RFC stack; whatever does
+        // answer must still prove it saw the probe's numbers.
+        let rst = ProbeShape::for_flags(flag::RST | flag::PSH);
+        assert_eq!(rst.cookie, CookieField::Seq);
+        assert!(tcp_reply_fits(c, rst, rst_ack(0xffff_fffe)));
+        assert!(!tcp_reply_fits(c, rst, rst_ack(0xffff_ffff)));
+        assert!(!tcp_reply_fits(
+            c,
+            rst,
+            TcpEcho {
+                flags: flag::RST,
+                seq: 0,
+                ack: 0xffff_fffe
+            }
+        ));
+        let rst_ack_probe = ProbeShape::for_flags(flag::RST | flag::ACK);
+        assert_eq!(rst_ack_probe.cookie, CookieField::Ack);
+        let reset = |seq| TcpEcho {
+            flags: flag::RST,
+            seq,
+            ack: 0,
+        };
+        assert!(tcp_reply_fits(c, rst_ack_probe, reset(0x1234_5678)));
+        assert!(!tcp_reply_fits(c, rst_ack_probe, reset(0x1234_5679)));
+        // ECE and CWR take no number: a SYN with them is acknowledged as a SYN.
+        let ecn = ProbeShape::for_flags(flag::SYN | flag::ECE | flag::CWR);
+        let synack = |ack| TcpEcho {
+            flags: flag::SYN | flag::ACK | flag::ECE,
+            seq: 7,
+            ack,
+        };
+        assert!(tcp_reply_fits(c, ecn, synack(0xffff_ffff)));
+        assert!(!tcp_reply_fits(c, ecn, synack(0)));
     }
 
     #[test]

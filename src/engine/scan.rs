@@ -85,6 +85,9 @@ pub struct ScanConfig {
     pub discovery: Option<PingPlan>,
     /// How long a rate-limited host's silent probes may be confirmed.
     pub limit_budget: Duration,
+    /// `-g`: every TCP probe's source port (`None`: the plan's, per
+    /// technique and try).
+    pub source_port: Option<u16>,
 }
 
 impl ScanConfig {
@@ -146,7 +149,8 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     // A drawn seed is kept: a resume file records it to redo the same
     // cookies, source ports and order.
     let seed = cfg.seed.unwrap_or_else(|| rand::rngs::OsRng.next_u64());
-    let keys = ScanKeys::from_seed(seed);
+    let mut keys = ScanKeys::from_seed(seed);
+    keys.ports = keys.ports.with_fixed_sport(cfg.source_port);
     let early_ring = cfg.early_ring.take();
     let connect = cfg.techniques.iter().any(|t| t.connect);
     if connect {
@@ -412,6 +416,18 @@ pub fn check(cfg: &ScanConfig) -> anyhow::Result<()> {
                  technique (-sS as root); capture with tcpdump instead",
             ));
         }
+        if let Some(port) = cfg.source_port {
+            return Err(usage(format!(
+                "-g {port} with -sT: a connect's source port is the kernel's choice, and one \
+                 fixed port would allow one connection at a time; leave -g out"
+            )));
+        }
+    }
+    if let (Some(port), true) = (cfg.source_port, udp > 0) {
+        return Err(usage(format!(
+            "-g {port} with -sU: a UDP probe's source port is its cookie (UDP echoes nothing \
+             else of ours), so a fixed one would leave its answers unproven; scan UDP without -g"
+        )));
     }
     Ok(())
 }
@@ -439,7 +455,7 @@ fn open_sockets(
             device: cfg.device.as_deref(),
             capture_ifindex: route.capture_ifindex,
             poll: CAPTURE_POLL,
-            ports: keys.ports.range(),
+            ports: keys.ports.reply_ports(),
             any_flags: !cfg.taps.is_empty(),
             udp_ports: cfg
                 .techniques
@@ -637,10 +653,12 @@ impl Probes<'_> {
                 (sport, cookie.seq, cookie.ack)
             }
             _ => {
+                // With -g the wire's port is fixed; the plan's goes into
+                // the cookie all the same (see PortPlan).
                 let sport = self.keys.ports.sport(o.technique, o.attempt);
                 let (seq, ack) =
                     probe_numbers(self.keys.key.cookie(src, o.host, sport, o.port), shape);
-                (sport, seq, ack)
+                (self.keys.ports.wire_sport(o.technique, o.attempt), seq, ack)
             }
         };
         let fields = ProbeFields {
@@ -983,6 +1001,7 @@ fn collect(
         hosts: Vec::new(),
         rate_limited: tracker.rate_limited(),
         limits: tracker.limits(),
+        names: Vec::new(),
     }
 }
 

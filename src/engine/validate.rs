@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use crate::engine::cookie::{
     quoted_fits, tcp_reply_fits, udp_ip_id, udp_payload_cookie, CookieKey, PortPlan, TcpEcho,
+    TRY_SLOTS,
 };
 use crate::model::payloads::Payloads;
 use crate::model::probe::Time;
 use crate::model::reply::{Reply, Verdict};
-use crate::model::technique::{ProbeShape, ReplyKind};
+use crate::model::technique::{CookieField, ProbeShape, ReplyKind};
 use crate::wire::flag;
 use crate::wire::{Body, Packet, Parsed};
 
@@ -38,9 +39,13 @@ impl Validator {
                 Parsed::Packet(Packet {
                     body: Body::Tcp(seg),
                     ..
-                }) => {
-                    self.ports.decode(seg.dport).is_some() && self.ports.decode(seg.sport).is_none()
-                }
+                }) => match self.ports.fixed_sport() {
+                    Some(port) => seg.dport == port && seg.sport != port,
+                    None => {
+                        self.ports.decode(seg.dport).is_some()
+                            && self.ports.decode(seg.sport).is_none()
+                    }
+                },
                 Parsed::Packet(Packet {
                     body: Body::Udp(d), ..
                 }) => {
@@ -51,6 +56,43 @@ impl Validator {
                 }
                 _ => false,
             },
+        }
+    }
+
+    /// The (technique, try slot) of the TCP probe that a packet to our
+    /// port `port` answers, if `fits` (given the probe's shape and the
+    /// source port its cookie was made with) says its numbers prove it.
+    /// Without `-g` the port names the probe; with it, every probe leaves
+    /// from one port and the cookie alone tells (technique, try): each is
+    /// tried, a SipHash apiece, and the one the reply proves is taken
+    /// (two fitting is a 32-bit collision).
+    fn attribute(
+        &self,
+        port: u16,
+        fits: impl Fn(ProbeShape, u16) -> bool,
+    ) -> Result<(usize, u8), Verdict> {
+        if let Some(fixed) = self.ports.fixed_sport() {
+            if port != fixed {
+                return Err(Verdict::NotOurs);
+            }
+            for (technique, &probe) in self.probes.iter().enumerate() {
+                if probe.cookie == CookieField::Sport {
+                    continue;
+                }
+                for slot in 0..TRY_SLOTS as u8 {
+                    if fits(probe, self.ports.sport(technique, slot)) {
+                        return Ok((technique, slot));
+                    }
+                }
+            }
+            return Err(Verdict::Invalid);
+        }
+        let Some((technique, slot)) = self.ports.decode(port) else {
+            return Err(Verdict::NotOurs);
+        };
+        match self.probes.get(technique) {
+            Some(&probe) if fits(probe, port) => Ok((technique, slot)),
+            _ => Err(Verdict::Invalid),
         }
     }
 
@@ -71,21 +113,19 @@ impl Validator {
                 if !is_reply {
                     return Verdict::NotOurs;
                 }
-                let Some((technique, attempt_slot)) = self.ports.decode(seg.dport) else {
-                    return Verdict::NotOurs;
-                };
-                let Some(&probe) = self.probes.get(technique) else {
-                    return Verdict::Invalid;
-                };
-                let cookie = self.key.cookie(p.dst, p.src, seg.dport, seg.sport);
                 let echo = TcpEcho {
                     flags: seg.flags,
                     seq: seg.seq,
                     ack: seg.ack,
                 };
-                if !tcp_reply_fits(cookie, probe, echo) {
-                    return Verdict::Invalid;
-                }
+                let fits = |probe, sport| {
+                    let cookie = self.key.cookie(p.dst, p.src, sport, seg.sport);
+                    tcp_reply_fits(cookie, probe, echo)
+                };
+                let (technique, attempt_slot) = match self.attribute(seg.dport, fits) {
+                    Ok(found) => found,
+                    Err(verdict) => return verdict,
+                };
                 let kind = if seg.flags & flag::RST != 0 {
                     ReplyKind::Rst { window: seg.window }
                 } else {
@@ -169,18 +209,14 @@ impl Validator {
                 })
             }
             Body::Unreachable { code, quoted } => {
-                let Some((technique, attempt_slot)) = self.ports.decode(quoted.sport) else {
-                    return Verdict::NotOurs;
+                let fits = |_, sport| {
+                    let cookie = self.key.cookie(quoted.src, quoted.dst, sport, quoted.dport);
+                    quoted_fits(cookie, quoted.seq)
                 };
-                if technique >= self.probes.len() {
-                    return Verdict::Invalid;
-                }
-                let cookie = self
-                    .key
-                    .cookie(quoted.src, quoted.dst, quoted.sport, quoted.dport);
-                if !quoted_fits(cookie, quoted.seq) {
-                    return Verdict::Invalid;
-                }
+                let (technique, attempt_slot) = match self.attribute(quoted.sport, fits) {
+                    Ok(found) => found,
+                    Err(verdict) => return verdict,
+                };
                 // The error may come from a router on the way: the port's
                 // host is the one our probe was addressed to.
                 Verdict::Reply(Reply {
@@ -207,6 +243,7 @@ mod tests {
     use crate::model::payloads::Payloads;
     use crate::model::technique;
     use crate::wire::fixtures::*;
+    use crate::wire::flag;
     use crate::wire::{parse_ipv4, ProbeFields, ProbeTemplate};
 
     /// The `--seed` of the captured scan and its technique order.
@@ -480,6 +517,89 @@ mod tests {
         let mut retry_slot = RST_ACK_SYN_FIXTURE;
         retry_slot[23] = 0xe9;
         assert_eq!(v.check(parse_ipv4(&retry_slot), at), Verdict::Invalid);
+    }
+
+    /// `-g 53`: every probe of the seed-7 scan leaves from port 53.
+    fn fixed_port_scan() -> Validator {
+        let (_, ports, mut v) = lab_scan();
+        v.ports = ports.with_fixed_sport(Some(53));
+        v
+    }
+
+    /// What a stack sends back to a probe of (technique, try) of the
+    /// fixed-port scan on port 81: our probe's numbers, acknowledged as
+    /// RFC 9293 says (a RST+ACK to a probe without ACK).
+    fn reply_to(v: &Validator, technique: usize, slot: u8, ack_delta: u32) -> Vec<u8> {
+        let probe = v.probes[technique];
+        let sport = v.ports.sport(technique, slot);
+        let (seq, _) = probe_numbers(v.key.cookie(A, B, sport, 81), probe);
+        let consumed =
+            u32::from(probe.flags & flag::SYN != 0) + u32::from(probe.flags & flag::FIN != 0);
+        let fields = ProbeFields {
+            src: B,
+            dst: A,
+            sport: 81,
+            dport: 53,
+            seq: 0,
+            ack: seq.wrapping_add(consumed).wrapping_add(ack_delta),
+        };
+        let mut bytes = Vec::new();
+        ProbeTemplate::new(flag::RST | flag::ACK).write(&fields, 0, &mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn with_a_fixed_source_port_the_cookie_tells_the_technique_and_the_try() {
+        let v = fixed_port_scan();
+        let at = Duration::ZERO;
+        for technique in [SYN, FIN, NULL, XMAS] {
+            for slot in 0..TRY_SLOTS as u8 {
+                let want = Verdict::Reply(Reply {
+                    host: B,
+                    port: 81,
+                    technique,
+                    attempt_slot: slot,
+                    // The template's window.
+                    kind: ReplyKind::Rst { window: 1024 },
+                    ttl: 64,
+                    at,
+                });
+                let real = reply_to(&v, technique, slot, 0);
+                assert_eq!(v.check(parse_ipv4(&real), at), want, "{technique}/{slot}");
+                // Forged: numbers off by one, or no cookie of ours at all.
+                let forged = reply_to(&v, technique, slot, 1);
+                assert_eq!(v.check(parse_ipv4(&forged), at), Verdict::Invalid);
+            }
+        }
+        // The plan's own ports are not where replies come any more.
+        let (_, _, planned) = lab_scan();
+        assert!(matches!(
+            planned.check(parse_ipv4(&reply_to(&v, SYN, 0, 0)), at),
+            Verdict::NotOurs
+        ));
+        assert_eq!(
+            v.check(parse_ipv4(&RST_ACK_SYN_FIXTURE), at),
+            Verdict::NotOurs
+        );
+        // An ICMP error quoting a SYN probe from port 53, try 2.
+        let mut icmp = ICMP_PORT_UNREACH_FIXTURE;
+        let seq = v.key.cookie(A, B, v.ports.sport(SYN, 2), 111).seq;
+        icmp[48..50].copy_from_slice(&53u16.to_be_bytes());
+        icmp[52..56].copy_from_slice(&seq.to_be_bytes());
+        assert_eq!(
+            v.check(parse_ipv4(&icmp), at),
+            Verdict::Reply(Reply {
+                host: B,
+                port: 111,
+                technique: SYN,
+                attempt_slot: 2,
+                kind: ReplyKind::Unreachable { code: 3 },
+                ttl: 64,
+                at,
+            })
+        );
+        icmp[55] ^= 1;
+        assert_eq!(v.check(parse_ipv4(&icmp), at), Verdict::Invalid);
     }
 
     #[test]

@@ -109,6 +109,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         ScanConfig {
             discovery: Some(crate::engine::discovery::PingPlan::default()),
             limit_budget: crate::engine::tracker::DEFAULT_LIMIT_BUDGET,
+            source_port: None,
             targets,
             ports: {
                 let mut all = demo_ports();

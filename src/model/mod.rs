@@ -8,6 +8,7 @@ pub mod ports;
 pub mod probe;
 pub mod reply;
 pub mod result;
+pub mod scanflags;
 pub(crate) mod services;
 pub(crate) mod tap;
 pub mod technique;

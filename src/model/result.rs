@@ -139,6 +139,9 @@ pub struct ScanResult {
     pub rate_limited: Vec<u64>,
     /// Hosts found rate-limiting their answers.
     pub limits: Vec<RateLimit>,
+    /// The host names targets were given by (`localhost`), for the
+    /// outputs; addresses given as addresses have none.
+    pub names: Vec<(std::net::Ipv4Addr, String)>,
 }
 
 impl ScanResult {
@@ -269,7 +272,16 @@ impl ScanResult {
             hosts: self.hosts.clone(),
             rate_limited,
             limits,
+            names: self.names.clone(),
         }
+    }
+
+    /// The host name `host` was given by, if it was given by one.
+    pub fn name_of(&self, host: std::net::Ipv4Addr) -> Option<&str> {
+        self.names
+            .iter()
+            .find(|(a, _)| *a == host)
+            .map(|(_, n)| n.as_str())
     }
 
     /// The transport of the scan's ports (a scan's techniques share one).
@@ -360,6 +372,7 @@ mod tests {
             hosts: vec![HostStatus::ASSUMED_UP],
             rate_limited: vec![marked],
             limits: vec![limit],
+            names: Vec::new(),
         };
         let parts = whole.by_protocol();
         assert_eq!(parts.len(), 2);

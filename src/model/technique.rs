@@ -320,6 +320,10 @@ pub struct Technique {
     /// connect() reports stands for the reply (success for SYN/ACK,
     /// ECONNREFUSED for RST, an unreachable error for ICMP).
     pub connect: bool,
+    /// `--scanflags`: the technique whose reply table this one reads its
+    /// answers with (nmap's XML names the scan by it); `None` for a
+    /// technique of its own.
+    pub base: Option<String>,
 }
 
 impl Technique {
@@ -484,6 +488,7 @@ impl Technique {
             teach: file.teach,
             replaces_builtin: file.replaces_builtin,
             connect: file.connect,
+            base: None,
         })
     }
 

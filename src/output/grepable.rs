@@ -31,7 +31,8 @@ pub fn write_grepable(
         run.args
     )?;
     for host in hosts(result).iter().filter(|h| shown(h, t, run.open_only)) {
-        writeln!(out, "Host: {} ()\tStatus: Up", host.host)?;
+        let name = result.name_of(host.host).unwrap_or("");
+        writeln!(out, "Host: {} ({name})\tStatus: Up", host.host)?;
         // -sn: the status line alone, as nmap's.
         if host.rows.is_empty() {
             continue;
@@ -70,7 +71,12 @@ pub fn write_grepable(
                 )
             })
             .collect();
-        write!(out, "Host: {} ()\tPorts: {}", host.host, shown.join(", "))?;
+        write!(
+            out,
+            "Host: {} ({name})\tPorts: {}",
+            host.host,
+            shown.join(", ")
+        )?;
         if let [(state, n)] = folded.as_slice() {
             write!(out, "\tIgnored State: {} ({n})", state.as_str())?;
         }

@@ -80,6 +80,8 @@ struct HostRecord<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     host: Ipv4Addr,
+    /// The host name the target was given by, or null.
+    name: Option<&'a str>,
     /// "up" or "down", and host discovery's reason in nmap's words.
     status: &'static str,
     reason: &'static str,
@@ -232,6 +234,7 @@ fn jsonl_rows(
             let rec = HostRecord {
                 kind: "host",
                 host: host.host,
+                name: result.name_of(host.host),
                 status: host.status.status_word(),
                 reason: host.status.reason.as_str(),
                 latency_s: host.status.latency.map(|l| l.as_secs_f64()),
@@ -312,6 +315,7 @@ mod tests {
             hosts: Vec::new(),
             rate_limited: Vec::new(),
             limits: Vec::new(),
+            names: vec![(hosts[0], "first".to_string())],
         };
         let mut out = Vec::new();
         write_jsonl(&mut out, &result, &Services::load(), Lang::En).unwrap();
@@ -341,5 +345,13 @@ mod tests {
         assert_eq!(records[0]["state"], "open");
         let next = if port_count > 1 { 1 } else { 2 };
         assert_eq!(records[next]["state"], "closed");
+        // Every host record names its host's name, null where it has none.
+        let names: Vec<&serde_json::Value> = records
+            .iter()
+            .filter(|r| r["type"] == "host")
+            .map(|r| &r["name"])
+            .collect();
+        assert_eq!(names[0], "first");
+        assert!(names[1..].iter().all(|n| n.is_null()), "{names:?}");
     }
 }

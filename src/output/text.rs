@@ -95,7 +95,11 @@ pub fn write_text(
         if opts.open_only && !result.space.ports.is_empty() && !any_open {
             continue;
         }
-        writeln!(w, "flagscan report for {}", result.space.hosts[i])?;
+        let addr = result.space.hosts[i];
+        match result.name_of(addr) {
+            Some(name) => writeln!(w, "flagscan report for {name} ({addr})")?,
+            None => writeln!(w, "flagscan report for {addr}")?,
+        }
         writeln!(w, "{}", host_is_up(&status, opts.lang))?;
         if result.space.ports.is_empty() {
             // -sn: discovery only.

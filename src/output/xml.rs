@@ -181,16 +181,23 @@ pub fn write_xml(
     let ports = &result.space.ports;
     // -sn scans no port: nmap writes no scaninfo then.
     if !ports.is_empty() {
-        empty(
-            &mut w,
-            "scaninfo",
-            &[
-                ("type", &technique.name),
-                ("protocol", technique.protocol.as_str()),
-                ("numservices", &ports.len().to_string()),
-                ("services", &ranges(ports)),
-            ],
-        )?;
+        // --scanflags: nmap names the scan by the type whose table reads
+        // the answers, and the flags sent in an attribute of their own.
+        let scanflags = technique
+            .base
+            .as_ref()
+            .map(|_| crate::model::scanflags::nmap_string(technique.flags));
+        let mut attrs = vec![("type", technique.base.as_deref().unwrap_or(&technique.name))];
+        if let Some(flags) = &scanflags {
+            attrs.push(("scanflags", flags));
+        }
+        let (numservices, services) = (ports.len().to_string(), ranges(ports));
+        attrs.extend([
+            ("protocol", technique.protocol.as_str()),
+            ("numservices", &numservices),
+            ("services", &services),
+        ]);
+        empty(&mut w, "scaninfo", &attrs)?;
         nl(&mut w)?;
     }
     empty(&mut w, "verbose", &[("level", "0")])?;
@@ -199,7 +206,8 @@ pub fn write_xml(
     nl(&mut w)?;
     let all = hosts(result);
     for host in all.iter().filter(|h| shown(h, t, run.open_only)) {
-        write_host(&mut w, host, t, services, run, technique.protocol)?;
+        let name = result.name_of(host.host);
+        write_host(&mut w, (host, name), t, services, run, technique.protocol)?;
     }
     let up = result.hosts_up();
     let finished = run.start + result.stats.elapsed.max(Duration::ZERO);
@@ -291,7 +299,7 @@ pub fn write_failure(out: &mut dyn Write, run: &RunInfo, why: &str) -> anyhow::R
 
 fn write_host(
     w: &mut Xml,
-    host: &HostRows,
+    (host, name): (&HostRows, Option<&str>),
     t: usize,
     services: &Services,
     run: &RunInfo,
@@ -327,6 +335,11 @@ fn write_host(
     }
     start(w, "hostnames", &[])?;
     nl(w)?;
+    // nmap's type "user": the name as given on the command line.
+    if let Some(name) = name {
+        empty(w, "hostname", &[("name", name), ("type", "user")])?;
+        nl(w)?;
+    }
     end(w, "hostnames")?;
     nl(w)?;
     if host.rows.is_empty() {
