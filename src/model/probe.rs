@@ -16,10 +16,11 @@ pub struct ProbeSpace {
     /// Sorted ascending.
     pub ports: Vec<u16>,
     pub techniques: usize,
-    /// Every reply is looked up here, on the scan loop's thread: a fast
-    /// hash for hosts and a table for ports (256 KiB), rather than SipHash
-    /// and a binary search, which were 2.6% of a scan's CPU time.
-    host_index: FxHashMap<Ipv4Addr, u32>,
+    /// Every reply is looked up here, on the scan loop's thread: runs of
+    /// consecutive addresses or a fast hash for hosts ([`HostIndex`]) and a
+    /// table for ports (256 KiB), rather than SipHash and a binary search
+    /// over every host, which were 2.6% of a scan's CPU time.
+    host_index: HostIndex,
     /// Port -> its position in `ports`, or `NO_PORT`.
     port_index: Vec<u32>,
     /// A scan of TCP and UDP in one pass asks each protocol's techniques
@@ -37,15 +38,60 @@ pub struct ProbeSpace {
 
 const NO_PORT: u32 = u32::MAX;
 
+/// Address -> position among the hosts. Targets mostly come as blocks and
+/// ranges: their runs of consecutive addresses, searched by bisection,
+/// index a /8 in 12 bytes instead of a 16-million-entry map (seconds
+/// and hundreds of MB before the first probe). Scattered addresses (a list
+/// of single hosts) keep the hash, one probe per lookup.
+#[derive(Debug, Clone)]
+enum HostIndex {
+    /// (first address, last address, position of the first), sorted.
+    Runs(Vec<(u32, u32, u32)>),
+    Hash(FxHashMap<Ipv4Addr, u32>),
+}
+
+impl HostIndex {
+    fn new(hosts: &[Ipv4Addr]) -> HostIndex {
+        let mut runs: Vec<(u32, u32, u32)> = Vec::new();
+        for (i, h) in hosts.iter().enumerate() {
+            let a = u32::from(*h);
+            match runs.last_mut() {
+                Some((_, last, _)) if last.checked_add(1) == Some(a) => *last = a,
+                _ => runs.push((a, a, i as u32)),
+            }
+            // Mostly single addresses: the hash is faster and no larger.
+            if runs.len() > 64 && runs.len() > (i + 1) / 4 {
+                return HostIndex::Hash(
+                    hosts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, h)| (*h, i as u32))
+                        .collect(),
+                );
+            }
+        }
+        runs.sort_unstable();
+        HostIndex::Runs(runs)
+    }
+
+    fn get(&self, host: Ipv4Addr) -> Option<u32> {
+        match self {
+            HostIndex::Hash(m) => m.get(&host).copied(),
+            HostIndex::Runs(runs) => {
+                let a = u32::from(host);
+                let at = runs.partition_point(|&(first, _, _)| first <= a);
+                let &(first, last, pos) = runs.get(at.checked_sub(1)?)?;
+                (a <= last).then(|| pos + (a - first))
+            }
+        }
+    }
+}
+
 impl ProbeSpace {
     pub fn new(hosts: Vec<Ipv4Addr>, mut ports: Vec<u16>, techniques: usize) -> ProbeSpace {
         ports.sort_unstable();
         ports.dedup();
-        let host_index = hosts
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (*h, i as u32))
-            .collect();
+        let host_index = HostIndex::new(&hosts);
         let mut port_index = vec![NO_PORT; 1 << 16];
         for (i, p) in ports.iter().enumerate() {
             port_index[usize::from(*p)] = i as u32;
@@ -166,7 +212,7 @@ impl ProbeSpace {
 
     /// Techniques vary fastest, so one port's techniques sit side by side.
     pub fn index(&self, host: Ipv4Addr, port: u16, technique: usize) -> Option<u64> {
-        let h = *self.host_index.get(&host)? as u64;
+        let h = u64::from(self.host_index.get(host)?);
         let p = match self.port_index[usize::from(port)] {
             NO_PORT => return None,
             p => u64::from(p),
@@ -238,6 +284,38 @@ mod tests {
 
     /// Four shards of a space: every probe in exactly one, each shard a
     /// quarter or so, whatever the protocols.
+    /// Every host is found at its own position, whether the index keeps
+    /// runs (blocks, out of order) or the hash (scattered addresses), and
+    /// an address that is no target is not found.
+    #[test]
+    fn hosts_are_indexed_by_runs_or_by_hash() {
+        let blocks: Vec<Ipv4Addr> = (100u32..200)
+            .chain(0..50)
+            .chain(300..301)
+            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+            .collect();
+        let scattered: Vec<Ipv4Addr> = (0u32..500)
+            .map(|i| Ipv4Addr::from(0x0a00_0000 + i * 7))
+            .collect();
+        for (hosts, runs) in [(blocks, true), (scattered, false)] {
+            let index = HostIndex::new(&hosts);
+            assert_eq!(matches!(index, HostIndex::Runs(_)), runs);
+            for (i, h) in hosts.iter().enumerate() {
+                assert_eq!(index.get(*h), Some(i as u32), "{h}");
+            }
+            for absent in [
+                0x0a00_0000 + 60,
+                0x0a00_0000 + 299,
+                0x0a00_0000 + 302,
+                0,
+                u32::MAX,
+            ] {
+                let a = Ipv4Addr::from(absent);
+                assert!(index.get(a).is_none() || hosts.contains(&a), "{a}");
+            }
+        }
+    }
+
     #[test]
     fn shards_cover_the_space_once() {
         let hosts: Vec<Ipv4Addr> = (1..=3).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();

@@ -277,14 +277,153 @@ fn route_query(dst: Ipv4Addr, oif: Option<u32>) -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetRoute(m)
 }
 
+/// Where the routing could change: every route's destination prefix in
+/// every table (the local table's /32s included), every rule's `to`
+/// prefix, and the prefixes of multipath routes (whose next hop the kernel
+/// picks per destination). Two addresses that no prefix tells apart get
+/// the same answer to a lookup by destination.
+#[derive(Debug, Default)]
+struct Boundaries {
+    /// (network, prefix length).
+    prefixes: Vec<(u32, u8)>,
+    multipath: Vec<(u32, u8)>,
+}
+
+/// Beyond this many prefixes (a router's full table) each target is
+/// looked up on its own, as before: the cell search is per prefix.
+const MAX_BOUNDARIES: usize = 4096;
+
+fn mask(len: u8) -> u32 {
+    match len {
+        0 => 0,
+        l => u32::MAX << (32 - u32::from(l.min(32))),
+    }
+}
+
+impl Boundaries {
+    fn read(nl: &mut Rtnl) -> io::Result<Boundaries> {
+        let mut b = Boundaries::default();
+        let mut q = RouteMessage::default();
+        q.header.address_family = AddressFamily::Inet;
+        for m in nl.dump(RouteNetlinkMessage::GetRoute(q))? {
+            let RouteNetlinkMessage::NewRoute(r) = m else {
+                continue;
+            };
+            let len = r.header.destination_prefix_length.min(32);
+            let mut net = 0u32;
+            let mut multipath = false;
+            for a in &r.attributes {
+                match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(d)) => net = u32::from(*d),
+                    RouteAttribute::MultiPath(_) => multipath = true,
+                    _ => {}
+                }
+            }
+            b.prefixes.push((net & mask(len), len));
+            if multipath {
+                b.multipath.push((net & mask(len), len));
+            }
+        }
+        let mut q = netlink_packet_route::rule::RuleMessage::default();
+        q.header.family = AddressFamily::Inet;
+        for m in nl.dump(RouteNetlinkMessage::GetRule(q))? {
+            let RouteNetlinkMessage::NewRule(r) = m else {
+                continue;
+            };
+            let len = r.header.dst_len.min(32);
+            for a in &r.attributes {
+                if let netlink_packet_route::rule::RuleAttribute::Destination(
+                    std::net::IpAddr::V4(d),
+                ) = a
+                {
+                    b.prefixes.push((u32::from(*d) & mask(len), len));
+                }
+            }
+        }
+        b.prefixes.sort_unstable();
+        b.prefixes.dedup();
+        Ok(b)
+    }
+
+    /// The prefix length of the largest aligned block around `t` that no
+    /// boundary divides: every boundary either holds the whole block or
+    /// none of it, so one lookup answers for all of it. 32 inside a
+    /// multipath route.
+    fn cell_len(&self, t: u32) -> u8 {
+        if self
+            .multipath
+            .iter()
+            .any(|&(net, len)| t & mask(len) == net)
+        {
+            return 32;
+        }
+        // A block of length L is divided by a prefix longer than L whose
+        // network agrees with t on L bits; so L must reach, for each
+        // prefix, its own length or one past their common bits.
+        self.prefixes
+            .iter()
+            .map(|&(net, len)| {
+                let common = (t ^ net).leading_zeros().min(32) as u8;
+                len.min(common.saturating_add(1))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Groups `targets` into cells ([`Boundaries::cell_len`]): the cell of each
+/// target, and one target per cell to ask the kernel about.
+fn cells(targets: &[Ipv4Addr], b: &Boundaries) -> (Vec<u32>, Vec<Ipv4Addr>) {
+    let mut index: FxHashMap<(u32, u8), u32> = FxHashMap::default();
+    let mut asked: Vec<Ipv4Addr> = Vec::new();
+    let mut of = Vec::with_capacity(targets.len());
+    // Targets come in runs (a CIDR block, a range): the last cell is
+    // usually the next target's too, and needs no search.
+    let mut last: Option<(u32, u8, u32)> = None;
+    for &t in targets {
+        let a = u32::from(t);
+        let cell = match last {
+            Some((net, len, i)) if a & mask(len) == net => i,
+            _ => {
+                let len = b.cell_len(a);
+                let net = a & mask(len);
+                let i = *index.entry((net, len)).or_insert_with(|| {
+                    asked.push(t);
+                    (asked.len() - 1) as u32
+                });
+                last = Some((net, len, i));
+                i
+            }
+        };
+        of.push(cell);
+    }
+    (of, asked)
+}
+
 /// The kernel's route to each target (`None` where it has none, or the
-/// answer was lost), `oif` as `-e` gives it. Asks [`ROUTE_BATCH`] at a time:
-/// the kernel answers a request while it is being sent, so after `send`
-/// every answer is queued, or was dropped for want of buffer.
+/// answer was lost), `oif` as `-e` gives it. Asked once per cell of
+/// addresses the routing tables cannot tell apart ([`Boundaries`]): a /8
+/// behind one gateway is one question, not 16 million.
 pub fn kernel_routes(
     targets: &[Ipv4Addr],
     oif: Option<u32>,
 ) -> io::Result<Vec<Option<KernelRoute>>> {
+    let bounds = Rtnl::open().and_then(|mut nl| Boundaries::read(&mut nl));
+    match bounds {
+        Ok(b) if b.prefixes.len() <= MAX_BOUNDARIES => {
+            let (of, asked) = cells(targets, &b);
+            let answers = routes_of_each(&asked, oif)?;
+            Ok(of.iter().map(|&i| answers[i as usize]).collect())
+        }
+        _ => routes_of_each(targets, oif),
+    }
+}
+
+/// The kernel's route to each target (`None` where it has none, or the
+/// answer was lost), `oif` as `-e` gives it. Asks [`ROUTE_BATCH`] at a time:
+/// the kernel answers a request while it is being sent, so after `send`
+/// every answer is queued, or was dropped for want of buffer.
+fn routes_of_each(targets: &[Ipv4Addr], oif: Option<u32>) -> io::Result<Vec<Option<KernelRoute>>> {
     let mut nl = Rtnl::open()?;
     let mut routes = vec![None; targets.len()];
     let mut req = Vec::new();
@@ -412,8 +551,14 @@ pub struct NextHops {
     hops: Vec<Hop>,
     /// Target (as u32) -> index in `hops`. Targets that are not here go
     /// through the kernel's IP layer.
-    /// FxHash: the lookup is per probe, on the send path.
+    /// FxHash: the lookup is per probe, on the send path. On-link targets
+    /// only: those behind a gateway are in `routed`.
     by_target: FxHashMap<u32, u32>,
+    /// Ranges of targets behind a gateway, (first, last, index in `hops`),
+    /// sorted; a target may be in two (listed twice): the first found wins.
+    routed: Vec<(u32, u32, u32)>,
+    /// Targets with a hop, for the summary.
+    targets: usize,
     /// Hops whose MAC is still unknown.
     unresolved: AtomicUsize,
     recheck: Mutex<Recheck>,
@@ -458,7 +603,10 @@ impl NextHops {
     ) -> NextHops {
         let mut hops: Vec<Hop> = Vec::new();
         let mut index: HashMap<(u32, Ipv4Addr), u32> = HashMap::new();
-        let mut by_target = HashMap::default();
+        let mut by_target = FxHashMap::default();
+        let mut routed: Vec<(u32, u32, u32)> = Vec::new();
+        let mut last: Option<((u32, Ipv4Addr), u32)> = None;
+        let mut targets_with_hop = 0;
         for (&t, r) in targets.iter().zip(routes) {
             let Some(r) = r.filter(|r| r.kind == RouteKind::Unicast) else {
                 continue;
@@ -467,21 +615,40 @@ impl NextHops {
                 continue;
             };
             let key = (r.oif, r.next_hop(t));
-            let i = *index.entry(key).or_insert_with(|| {
-                hops.push(Hop {
-                    ifindex: key.0,
-                    addr: key.1,
-                    src,
-                    dst: AtomicU64::new(neigh.get(&key).map_or(0, |&m| pack(m))),
-                });
-                (hops.len() - 1) as u32
-            });
-            by_target.insert(u32::from(t), i);
+            let i = match last {
+                Some((k, i)) if k == key => i,
+                _ => *index.entry(key).or_insert_with(|| {
+                    hops.push(Hop {
+                        ifindex: key.0,
+                        addr: key.1,
+                        src,
+                        dst: AtomicU64::new(neigh.get(&key).map_or(0, |&m| pack(m))),
+                    });
+                    (hops.len() - 1) as u32
+                }),
+            };
+            last = Some((key, i));
+            targets_with_hop += 1;
+            let a = u32::from(t);
+            if r.gateway.is_none() {
+                // On the link every target is its own next hop.
+                by_target.insert(a, i);
+                continue;
+            }
+            // Behind a gateway, runs of addresses share it: a /8 is one
+            // range, not 16 million map entries.
+            match routed.last_mut() {
+                Some((_, end, hop)) if *hop == i && end.checked_add(1) == Some(a) => *end = a,
+                _ => routed.push((a, a, i)),
+            }
         }
+        routed.sort_unstable();
         let unresolved = hops.iter().filter(|h| h.dst_mac().is_none()).count();
         NextHops {
             hops,
             by_target,
+            routed,
+            targets: targets_with_hop,
             unresolved: AtomicUsize::new(unresolved),
             recheck: Mutex::new(Recheck::default()),
             fallback_noted: AtomicBool::new(false),
@@ -490,7 +657,7 @@ impl NextHops {
 
     pub fn counts(&self) -> HopCounts {
         HopCounts {
-            targets: self.by_target.len(),
+            targets: self.targets,
             hops: self.hops.len(),
             unresolved: self.unresolved.load(Ordering::Relaxed),
         }
@@ -502,7 +669,18 @@ impl NextHops {
         if self.hops.is_empty() {
             return None;
         }
-        let i = *self.by_target.get(&u32::from(dst))?;
+        let a = u32::from(dst);
+        let i = match self.by_target.get(&a) {
+            Some(&i) => i,
+            None => {
+                let at = self.routed.partition_point(|&(first, _, _)| first <= a);
+                let &(_, last, i) = self.routed.get(at.checked_sub(1)?)?;
+                if a > last {
+                    return None;
+                }
+                i
+            }
+        };
         self.hops.get(i as usize)
     }
 
@@ -571,6 +749,83 @@ impl NextHops {
 
 #[cfg(test)]
 mod tests {
+    use super::{cells, Boundaries};
+
+    fn net(a: &str, len: u8) -> (u32, u8) {
+        (u32::from(a.parse::<std::net::Ipv4Addr>().unwrap()), len)
+    }
+
+    /// The lab of the /8 measurement: 10/8 behind a gateway, a /30 link,
+    /// our own address and the local table's entries.
+    fn lab_bounds() -> Boundaries {
+        let mut prefixes = vec![
+            net("10.0.0.0", 8),
+            net("192.168.77.0", 30),
+            net("192.168.77.1", 32),
+            net("192.168.77.3", 32),
+            net("127.0.0.0", 8),
+            net("127.0.0.1", 32),
+            net("127.255.255.255", 32),
+        ];
+        prefixes.sort_unstable();
+        Boundaries {
+            prefixes,
+            multipath: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_slash_8_behind_one_gateway_is_one_question() {
+        let b = lab_bounds();
+        let targets: Vec<std::net::Ipv4Addr> = (0u32..1 << 16)
+            .map(|i| (0x0a00_0000 + i * 256 + 7).into())
+            .collect();
+        let (of, asked) = cells(&targets, &b);
+        assert_eq!(asked.len(), 1);
+        assert!(of.iter().all(|&c| c == 0));
+        assert_eq!(b.cell_len(0x0a01_0203), 8);
+    }
+
+    #[test]
+    fn every_boundary_splits_its_cells() {
+        let mut b = lab_bounds();
+        // A more specific route inside the /8, and a rule's `to` prefix.
+        b.prefixes.push(net("10.1.0.0", 16));
+        b.prefixes.push(net("10.200.5.0", 24));
+        b.prefixes.sort_unstable();
+        let t = |a: &str| u32::from(a.parse::<std::net::Ipv4Addr>().unwrap());
+        assert_eq!(b.cell_len(t("10.1.2.3")), 16);
+        assert_eq!(b.cell_len(t("10.200.5.9")), 24);
+        // Beside a /16 the cell shrinks until the /16 is outside it.
+        assert_eq!(b.cell_len(t("10.0.0.1")), 16);
+        // (10.128.0.0/9 would hold 10.200.5.0/24.)
+        assert_eq!(b.cell_len(t("10.128.0.1")), 10);
+        // The link's own addresses are cells of one.
+        assert_eq!(b.cell_len(t("192.168.77.1")), 32);
+        assert_eq!(b.cell_len(t("192.168.77.2")), 32);
+        assert_eq!(b.cell_len(t("192.168.77.0")), 32);
+        // A multipath route's next hop is per destination.
+        b.multipath.push(net("10.200.5.0", 24));
+        assert_eq!(b.cell_len(t("10.200.5.9")), 32);
+        // No two targets in one cell are told apart by any boundary.
+        let targets: Vec<std::net::Ipv4Addr> = (0u32..1 << 12)
+            .map(|i| (0x0a00_0000u32.wrapping_add(i.wrapping_mul(0x000f_3a11))).into())
+            .collect();
+        let (of, asked) = cells(&targets, &b);
+        for (i, &x) in targets.iter().enumerate() {
+            let rep = u32::from(asked[of[i] as usize]);
+            for &(n, l) in &b.prefixes {
+                let inside =
+                    |a: u32| l == 0 || a >> (32 - u32::from(l)) == n >> (32 - u32::from(l));
+                assert_eq!(
+                    inside(u32::from(x)),
+                    inside(rep),
+                    "{x} and its cell's {rep:?} differ on {n:x}/{l}"
+                );
+            }
+        }
+    }
+
     use super::*;
 
     // Real bytes, as the kernel (6.18) sent them to this module's requests
