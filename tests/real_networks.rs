@@ -408,11 +408,20 @@ fn an_interrupt_during_discovery_leaves_the_hosts_not_asked_unknown() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    for _ in lines {}
+    let report: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "interrupted");
     let records = host_records_any(&std::fs::read_to_string(&json).unwrap());
     let unknown = records.values().filter(|r| r.0 == "unknown").count();
+    // The text report gives them one line, not a report each.
+    let told: Vec<&String> = report.iter().filter(|l| l.contains("not asked")).collect();
+    assert_eq!(
+        told,
+        [&format!(
+            "{unknown} hosts not asked: host discovery was interrupted before reaching them; --resume scans them."
+        )],
+        "{report:?}"
+    );
     let down = records.values().filter(|r| r.0 == "down").count();
     assert_eq!(records.len(), 256);
     assert!(

@@ -80,12 +80,19 @@ pub fn write_text(
             .flatten()
             .any(|c| crate::output::xml::may_be_open(c.state))
     };
+    // Hosts an interrupted discovery never reached: one line for all of
+    // them (a /8 would otherwise print 16 million reports of nothing).
+    let mut not_asked = 0usize;
     for i in 0..result.space.hosts.len() {
         let Some(status) = part_hosts.first().and_then(|h| h.get(i)).map(|h| h.status) else {
             break;
         };
         // As nmap's: a host found down gets no report.
         if !status.up {
+            continue;
+        }
+        if status.reason == HostReason::NotAsked {
+            not_asked += 1;
             continue;
         }
         // -sn has no port to ask about: --open keeps every host up.
@@ -115,6 +122,22 @@ pub fn write_text(
                 false => write_ports(w, part, &hosts[i], services, opts)?,
             }
         }
+        writeln!(w)?;
+    }
+    if not_asked > 0 {
+        let line = match opts.lang {
+            Lang::En => format!(
+                "{not_asked} host{} not asked: host discovery was interrupted before \
+                 reaching {}; --resume scans {}.",
+                if not_asked == 1 { "" } else { "s" },
+                if not_asked == 1 { "it" } else { "them" },
+                if not_asked == 1 { "it" } else { "them" },
+            ),
+            Lang::Ja => format!(
+                "未確認のホスト {not_asked} 台: ホスト発見が届く前に中断されました。--resume で続きをスキャンします。"
+            ),
+        };
+        writeln!(w, "{line}")?;
         writeln!(w)?;
     }
     Ok(())
