@@ -75,7 +75,8 @@ fn connect_scan_as_nobody_equals_nmap_st_on_every_port_of_the_lab() {
         diffs.len(),
         diffs[..diffs.len().min(20)].join("\n")
     );
-    // The lab has every kind of answer a connect scan can see.
+    // The lab shows open, refused and silent ports (its ICMP rejects are
+    // in the comparison with nmap above).
     let at = |h: &str, p: u16| ours[&(h.to_string(), p, "connect".to_string())].clone();
     let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
     assert_eq!(at(WEB, 22), pair("open", "syn-ack"));
@@ -139,6 +140,49 @@ fn without_raw_sockets_the_default_scan_is_a_connect_scan() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("CAP_NET_RAW"), "{}", stderr(&out));
+    // The ephemeral range, twice: a connect that meets itself (the kernel
+    // picked the probed port as its own) is no open port; only listening
+    // sockets are open. And a --max-rtt-timeout under the connect scan's
+    // timeout floor is honoured, not a panic.
+    for extra in [[].as_slice(), ["--max-rtt-timeout", "50ms"].as_slice()] {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(&bin)
+            .args(["-sT", "-p", "32768-60999", "-oJ", "-"])
+            .args(extra)
+            .arg("127.0.0.1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        let listening = listening_ports();
+        for ((_, port, _), (state, _)) in parse_jsonl(&String::from_utf8_lossy(&out.stdout)) {
+            if state == "open" {
+                assert!(
+                    listening.contains(&port),
+                    "{port} reported open with nothing listening"
+                );
+            }
+        }
+    }
     drop(listener);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// TCP ports something listens on here (/proc/net/tcp, state 0A).
+fn listening_ports() -> Vec<u16> {
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = f.get(1)?.split(':').nth(1)?;
+            (f.get(3) == Some(&"0A")).then(|| u16::from_str_radix(port, 16).ok())?
+        })
+        .collect()
 }

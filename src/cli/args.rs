@@ -420,12 +420,14 @@ pub fn normalize_args<A: Into<OsString>>(
                 ))
             }
             "-Pn" => out.push("--no-ping".into()),
-            // nmap's -d2 .. -d9: one level of debugging here.
+            // nmap's -d1 .. -d9: one level of debugging here; -d0 is off.
             s if s.len() > 2
                 && s.starts_with("-d")
                 && s[2..].bytes().all(|b| b.is_ascii_digit()) =>
             {
-                out.push("--debug".into())
+                if s[2..].bytes().any(|b| b != b'0') {
+                    out.push("--debug".into())
+                }
             }
             "-sn" | "-sP" => out.push("--ping-only".into()),
             "-PE" => out.push("--ping-echo".into()),

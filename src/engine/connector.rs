@@ -38,6 +38,8 @@ pub struct Plan {
     /// Bind each socket to the probe's source address (`-S`); otherwise
     /// the kernel chooses, as it would for the routes planned.
     pub bind: bool,
+    /// `-e`: the interface every connection leaves through.
+    pub device: Option<String>,
     /// A connection still pending after this long is closed: the tracker
     /// has concluded silence or sent its next try by then (the longest
     /// timeout), and the socket is better spent on another probe.
@@ -132,7 +134,11 @@ pub fn run(mut conns: Connects, plan: Plan, clock: Instant, links: Links) {
             let token = next_token;
             next_token += 1;
             let src = plan.bind.then_some(f.src);
-            let started = conns.start(src, SocketAddrV4::new(f.dst, f.dport), token);
+            let started = conns.start(
+                (src, plan.device.as_deref()),
+                SocketAddrV4::new(f.dst, f.dport),
+                token,
+            );
             let at = clock.elapsed();
             let flight = Flight {
                 slot: usize::MAX,

@@ -156,7 +156,12 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     if connect {
         // A connect's outcome reaches the tracker through a thread that
         // must be scheduled: nmap's timeout floor, not the raw path's.
-        cfg.timing.min_rto = cfg.timing.min_rto.max(cfg.timing.window_hold);
+        // (Never past the ceiling: --max-rtt-timeout may be lower.)
+        cfg.timing.min_rto = cfg
+            .timing
+            .min_rto
+            .max(cfg.timing.window_hold)
+            .min(cfg.timing.max_rto);
     }
     let next_hops = (cfg.io == IoMode::Fast && !connect)
         .then(|| Arc::new(NextHops::resolve(&cfg.targets, &route.kernel)));
@@ -511,6 +516,7 @@ fn start_threads(
             let open_files = crate::io::connect::raise_fd_limit();
             let plan = connector::Plan {
                 bind: !cfg.sources.is_empty(),
+                device: cfg.device.clone(),
                 max_age: cfg.timing.max_rto + MAX_GRACE,
                 // Room for the outputs, the channels and the libraries.
                 max_open: open_files.saturating_sub(64).max(16),

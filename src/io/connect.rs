@@ -3,9 +3,10 @@
 //!
 //! The kernel speaks TCP here; what `connect()` reports stands for the
 //! reply: success for a SYN/ACK, `ECONNREFUSED` for a RST (or an ICMP port
-//! unreachable), an unreachable error for the ICMP errors the kernel treats
-//! as fatal. Every socket is closed with `SO_LINGER` 0, so an open port's
-//! connection ends with a RST and leaves no TIME_WAIT behind.
+//! unreachable), an unreachable errno for the destination-unreachable
+//! errors that abort a connect in SYN_SENT. Every socket is closed with
+//! `SO_LINGER` 0, so an open port's connection ends with a RST and leaves
+//! no TIME_WAIT behind.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -88,7 +89,7 @@ impl Connects {
     /// [`Connects::wait`] under `token`. Returns the slot to close it by.
     pub fn start(
         &mut self,
-        src: Option<Ipv4Addr>,
+        (src, device): (Option<Ipv4Addr>, Option<&str>),
         dst: SocketAddrV4,
         token: u64,
     ) -> io::Result<(usize, Started)> {
@@ -110,6 +111,24 @@ impl Connects {
             l_linger: 0,
         };
         set_opt(fd, libc::SOL_SOCKET, libc::SO_LINGER, &linger)?;
+        if let Some(dev) = device {
+            // Allowed without privilege on an unbound socket (Linux 5.7).
+            let name = std::ffi::CString::new(dev)
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            // SAFETY: name is NUL-terminated and its length is passed.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_BINDTODEVICE,
+                    name.as_ptr() as *const libc::c_void,
+                    name.as_bytes_with_nul().len() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         if let Some(src) = src {
             let a = sockaddr(SocketAddrV4::new(src, 0));
             // SAFETY: a is a valid sockaddr_in of the size passed.
@@ -138,7 +157,9 @@ impl Connects {
             _ => io::Error::last_os_error().raw_os_error().unwrap_or(0),
         };
         if errno != libc::EINPROGRESS {
-            return read_errno(errno).map(|c| (usize::MAX, Started::Done(c)));
+            return read_errno(errno)
+                .map(|c| not_to_itself(c, fd, dst))
+                .map(|c| (usize::MAX, Started::Done(c)));
         }
         let slot = match self.free.pop() {
             Some(s) => s,
@@ -206,7 +227,13 @@ impl Connects {
                 continue;
             };
             let token = *token;
-            let outcome = socket_error(sock.as_raw_fd()).and_then(read_errno);
+            let dst = peer(sock.as_raw_fd());
+            let outcome = socket_error(sock.as_raw_fd())
+                .and_then(read_errno)
+                .map(|c| match dst {
+                    Some(dst) => not_to_itself(c, sock.as_raw_fd(), dst),
+                    None => c,
+                });
             out.push((token, outcome));
             self.close(slot);
         }
@@ -237,6 +264,51 @@ pub fn raise_fd_limit() -> usize {
         }
     }
     lim.rlim_cur as usize
+}
+
+/// A connect to one of our own addresses can meet itself: when the
+/// kernel picks the probed port as the ephemeral one, the socket connects
+/// to itself (TCP simultaneous open) and the port looks open with nothing
+/// listening. That is silence to the scan (its next try has another
+/// port), as nmap treats it.
+fn not_to_itself(c: Connected, fd: RawFd, dst: SocketAddrV4) -> Connected {
+    match c {
+        Connected::Open if local(fd) == Some(dst) => Connected::Silent,
+        c => c,
+    }
+}
+
+/// The socket's own address (`getsockname`).
+fn local(fd: RawFd) -> Option<SocketAddrV4> {
+    name_of(fd, libc::getsockname)
+}
+
+/// The address the socket connects to (`getpeername`, which an
+/// unconnected socket does not have: then the error's own answer stands).
+fn peer(fd: RawFd) -> Option<SocketAddrV4> {
+    name_of(fd, libc::getpeername)
+}
+
+type NameCall =
+    unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
+
+fn name_of(fd: RawFd, call: NameCall) -> Option<SocketAddrV4> {
+    let mut a = sockaddr(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a and len describe a sockaddr_in the call may fill.
+    let rc = unsafe {
+        call(
+            fd,
+            &mut a as *mut libc::sockaddr_in as *mut libc::sockaddr,
+            &mut len,
+        )
+    };
+    (rc == 0 && a.sin_family == libc::AF_INET as libc::sa_family_t).then(|| {
+        SocketAddrV4::new(
+            Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+            u16::from_be(a.sin_port),
+        )
+    })
 }
 
 fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
@@ -336,7 +408,11 @@ mod tests {
         let mut got = Vec::new();
         for (token, port) in [(1u64, open), (2, closed)] {
             let (_, started) = c
-                .start(None, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), token)
+                .start(
+                    (None, None),
+                    SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+                    token,
+                )
                 .unwrap();
             if let Started::Done(d) = started {
                 got.push((token, d));
@@ -358,7 +434,11 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let mut c = Connects::new().unwrap();
         let (slot, started) = c
-            .start(None, SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), 9)
+            .start(
+                (None, None),
+                SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+                9,
+            )
             .unwrap();
         if matches!(started, Started::Pending) {
             c.close(slot);

@@ -59,16 +59,16 @@ impl HostIndex {
                 Some((_, last, _)) if last.checked_add(1) == Some(a) => *last = a,
                 _ => runs.push((a, a, i as u32)),
             }
-            // Mostly single addresses: the hash is faster and no larger.
-            if runs.len() > 64 && runs.len() > (i + 1) / 4 {
-                return HostIndex::Hash(
-                    hosts
-                        .iter()
-                        .enumerate()
-                        .map(|(i, h)| (*h, i as u32))
-                        .collect(),
-                );
-            }
+        }
+        // Mostly single addresses: the hash is faster and no larger.
+        if runs.len() > 64 && runs.len() > hosts.len() / 4 {
+            return HostIndex::Hash(
+                hosts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (*h, i as u32))
+                    .collect(),
+            );
         }
         runs.sort_unstable();
         HostIndex::Runs(runs)
@@ -282,8 +282,6 @@ pub(crate) fn prefetch<T>(value: &T) {
 mod tests {
     use super::*;
 
-    /// Four shards of a space: every probe in exactly one, each shard a
-    /// quarter or so, whatever the protocols.
     /// Every host is found at its own position, whether the index keeps
     /// runs (blocks, out of order) or the hash (scattered addresses), and
     /// an address that is no target is not found.
@@ -316,6 +314,8 @@ mod tests {
         }
     }
 
+    /// Four shards of a space: every probe in exactly one, each shard a
+    /// quarter or so, whatever the protocols.
     #[test]
     fn shards_cover_the_space_once() {
         let hosts: Vec<Ipv4Addr> = (1..=3).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();

@@ -9,7 +9,7 @@ use crate::model::result::ScanResult;
 use crate::model::services::Services;
 use crate::model::technique::PortState;
 use crate::output::xml::{may_be_open, shown, RunInfo};
-use crate::output::{hosts, hosts_line_in};
+use crate::output::{hosts_iter, hosts_line_in};
 
 /// Writes technique `t`'s grepable file.
 pub fn write_grepable(
@@ -30,7 +30,7 @@ pub fn write_grepable(
         crate::sys::clock::ctime(crate::sys::clock::epoch(run.start)),
         run.args
     )?;
-    for host in hosts(result).iter().filter(|h| shown(h, t, run.open_only)) {
+    for host in hosts_iter(result).filter(|h| shown(h, t, run.open_only)) {
         let name = result.name_of(host.host).unwrap_or("");
         writeln!(out, "Host: {} ({name})\tStatus: Up", host.host)?;
         // -sn: the status line alone, as nmap's.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::model::result::ScanResult;
 use crate::model::services::Services;
 use crate::model::technique::PortState;
-use crate::output::{hosts, rate, Exporter, HostRows, PartHosts};
+use crate::output::{host_rows, rate, Exporter, PartHosts};
 use crate::teach::findings::HostFinding;
 use crate::teach::lang::Lang;
 use crate::teach::portnotes;
@@ -105,23 +105,36 @@ pub fn write_jsonl(
     // come in: a full-range scan has 65,535 records per technique (13 ms of
     // serde's time on this machine, about half on two threads), and at
     // most JSON_WORKERS * 2 chunks wait in memory, however large the scan.
-    let hosts = hosts(result);
+    // Every host has a row per port; hosts' rows are built a chunk at a
+    // time (a /8's all at once took gigabytes).
+    let n = result.space.hosts.len();
+    let per_host = match n {
+        0 => 0,
+        _ => host_rows(result, 0).rows.len(),
+    };
     let parts = result.by_protocol();
     let part_hosts = PartHosts::new(&parts);
-    let total: usize = hosts.iter().map(|h| h.rows.len()).sum();
+    let total = n * per_host;
     let chunks = total.div_ceil(JSON_CHUNK_ROWS).max(1);
     let workers = JSON_WORKERS.min(chunks);
     std::thread::scope(|scope| -> io::Result<()> {
         let queues: Vec<_> = (0..workers)
             .map(|first| {
                 let (tx, rx) = crossbeam_channel::bounded::<io::Result<Vec<u8>>>(2);
-                let (hosts, part_hosts) = (&hosts, &part_hosts);
+                let part_hosts = &part_hosts;
                 scope.spawn(move || {
                     for chunk in (first..chunks).step_by(workers) {
                         let rows =
                             chunk * JSON_CHUNK_ROWS..((chunk + 1) * JSON_CHUNK_ROWS).min(total);
-                        let records =
-                            jsonl_rows(hosts, part_hosts, rows, total, result, services, lang);
+                        let records = jsonl_rows(
+                            (n, per_host),
+                            part_hosts,
+                            rows,
+                            total,
+                            result,
+                            services,
+                            lang,
+                        );
                         if tx.send(records).is_err() {
                             return;
                         }
@@ -172,7 +185,7 @@ const JSON_WORKERS: usize = 2;
 /// hosts' rows, `total` of them), with each host's record after its last
 /// row.
 fn jsonl_rows(
-    hosts: &[HostRows<'_>],
+    (n, per_host): (usize, usize),
     part_hosts: &PartHosts<'_>,
     rows: std::ops::Range<usize>,
     total: usize,
@@ -183,12 +196,12 @@ fn jsonl_rows(
     let mut buf: Vec<u8> = Vec::with_capacity(rows.len() * 128);
     // Every host has a row per port: the chunk's hosts are found by
     // division, not by walking all hosts (a /8 has 16 million).
-    let per_host = hosts.first().map_or(0, |h| h.rows.len());
     let span = match per_host {
-        0 => 0..hosts.len(),
-        n => (rows.start / n).min(hosts.len())..rows.end.div_ceil(n).min(hosts.len()),
+        0 => 0..n,
+        k => (rows.start / k).min(n)..rows.end.div_ceil(k).min(n),
     };
-    for (h, host) in hosts[span.clone()].iter().enumerate() {
+    for (h, host) in span.clone().map(|i| host_rows(result, i)).enumerate() {
+        let host = &host;
         debug_assert_eq!(host.rows.len(), per_host);
         let first = (span.start + h) * per_host;
         let own = first..first + per_host;

@@ -15,7 +15,7 @@ use std::io::Write;
 
 use crate::model::result::ScanResult;
 use crate::model::technique::PortState;
-use crate::output::hosts;
+use crate::output::hosts_iter;
 use crate::output::xml::RunInfo;
 
 pub fn write_list(out: &mut dyn Write, result: &ScanResult, run: &RunInfo) -> anyhow::Result<()> {
@@ -23,7 +23,7 @@ pub fn write_list(out: &mut dyn Write, result: &ScanResult, run: &RunInfo) -> an
     writeln!(out, "#flagscan")?;
     for part in result.by_protocol() {
         let proto = part.protocol().as_str();
-        for host in hosts(&part).iter().filter(|h| h.status.up) {
+        for host in hosts_iter(&part).filter(|h| h.status.up) {
             for (port, findings) in &host.rows {
                 if findings
                     .iter()

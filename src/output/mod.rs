@@ -186,40 +186,39 @@ impl<'a> PartHosts<'a> {
 }
 
 pub(crate) fn hosts(result: &ScanResult) -> Vec<HostRows<'_>> {
+    hosts_iter(result).collect()
+}
+
+/// The hosts' rows one at a time: a writer that needs one host at a time
+/// holds one, not a row set per address of a /8.
+pub(crate) fn hosts_iter(result: &ScanResult) -> impl Iterator<Item = HostRows<'_>> {
+    (0..result.space.hosts.len()).map(move |i| host_rows(result, i))
+}
+
+/// Host `i`'s rows.
+pub(crate) fn host_rows(result: &ScanResult, i: usize) -> HostRows<'_> {
     let per_host = result.space.ports.len() * result.techniques.len();
-    result
-        .space
-        .hosts
-        .iter()
-        .enumerate()
-        .map(|(i, host)| {
-            (
-                i,
-                host,
-                result
-                    .findings
-                    .get(i * per_host..(i + 1) * per_host)
-                    .unwrap_or(&[]),
-            )
-        })
-        .map(|(i, host, chunk)| HostRows {
-            limited: limited_of(result, i),
-            limit: result.limits.iter().find(|l| l.host == i).copied(),
-            host: *host,
-            status: result
-                .hosts
-                .get(i)
-                .copied()
-                .unwrap_or(HostStatus::ASSUMED_UP),
-            rows: result
-                .space
-                .ports
-                .iter()
-                .copied()
-                .zip(chunk.chunks(result.techniques.len().max(1)))
-                .collect(),
-        })
-        .collect()
+    let chunk = result
+        .findings
+        .get(i * per_host..(i + 1) * per_host)
+        .unwrap_or(&[]);
+    HostRows {
+        limited: limited_of(result, i),
+        limit: result.limits.iter().find(|l| l.host == i).copied(),
+        host: result.space.hosts[i],
+        status: result
+            .hosts
+            .get(i)
+            .copied()
+            .unwrap_or(HostStatus::ASSUMED_UP),
+        rows: result
+            .space
+            .ports
+            .iter()
+            .copied()
+            .zip(chunk.chunks(result.techniques.len().max(1)))
+            .collect(),
+    }
 }
 
 /// The (port, technique) pairs of host `i`'s unconfirmed probes.

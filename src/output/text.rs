@@ -10,7 +10,7 @@ use crate::model::host::{HostReason, HostStatus};
 use crate::model::result::{Finding, ScanResult};
 use crate::model::services::Services;
 use crate::model::technique::PortState;
-use crate::output::{hosts, hosts_line, summary, Exporter, HostRows};
+use crate::output::{host_rows, hosts_line, summary, Exporter, HostRows};
 use crate::teach::findings::{self, PortRow};
 use crate::teach::lang::Lang;
 use crate::teach::portnotes;
@@ -74,7 +74,6 @@ pub fn write_text(
     // A pass of TCP and UDP is reported as the two scans it stands for:
     // each host gets a table per protocol.
     let parts = result.by_protocol();
-    let part_hosts: Vec<Vec<HostRows>> = parts.iter().map(|p| hosts(p)).collect();
     let may_be_open = |f: &[Option<Finding>]| {
         f.iter()
             .flatten()
@@ -84,7 +83,9 @@ pub fn write_text(
     // them (a /8 would otherwise print 16 million reports of nothing).
     let mut not_asked = 0usize;
     for i in 0..result.space.hosts.len() {
-        let Some(status) = part_hosts.first().and_then(|h| h.get(i)).map(|h| h.status) else {
+        // One host's rows at a time, per protocol part.
+        let part_hosts: Vec<HostRows> = parts.iter().map(|p| host_rows(p, i)).collect();
+        let Some(status) = part_hosts.first().map(|h| h.status) else {
             break;
         };
         // As nmap's: a host found down gets no report.
@@ -98,7 +99,7 @@ pub fn write_text(
         // -sn has no port to ask about: --open keeps every host up.
         let any_open = part_hosts
             .iter()
-            .any(|hs| hs[i].rows.iter().any(|(_, f)| may_be_open(f)));
+            .any(|h| h.rows.iter().any(|(_, f)| may_be_open(f)));
         if opts.open_only && !result.space.ports.is_empty() && !any_open {
             continue;
         }
@@ -113,13 +114,13 @@ pub fn write_text(
             writeln!(w)?;
             continue;
         }
-        for (k, (part, hosts)) in parts.iter().zip(&part_hosts).enumerate() {
+        for (k, (part, host)) in parts.iter().zip(&part_hosts).enumerate() {
             if k > 0 {
                 writeln!(w)?;
             }
             match part.space.is_sharded() {
-                true => write_ports(w, part, &hosts[i].asked_only(part), services, opts)?,
-                false => write_ports(w, part, &hosts[i], services, opts)?,
+                true => write_ports(w, part, &host.asked_only(part), services, opts)?,
+                false => write_ports(w, part, host, services, opts)?,
             }
         }
         writeln!(w)?;

@@ -21,7 +21,7 @@ use crate::model::host::HostReason;
 use crate::model::result::{Finding, ScanResult};
 use crate::model::services::Services;
 use crate::model::technique::{PortState, Protocol};
-use crate::output::{hosts, hosts_line_in, HostRows};
+use crate::output::{hosts_iter, hosts_line_in, HostRows};
 
 /// What a document says about the run besides its results.
 #[derive(Debug, Clone)]
@@ -204,10 +204,9 @@ pub fn write_xml(
     nl(&mut w)?;
     empty(&mut w, "debugging", &[("level", "0")])?;
     nl(&mut w)?;
-    let all = hosts(result);
-    for host in all.iter().filter(|h| shown(h, t, run.open_only)) {
+    for host in hosts_iter(result).filter(|h| shown(h, t, run.open_only)) {
         let name = result.name_of(host.host);
-        write_host(&mut w, (host, name), t, services, run, technique.protocol)?;
+        write_host(&mut w, (&host, name), t, services, run, technique.protocol)?;
     }
     let up = result.hosts_up();
     let finished = run.start + result.stats.elapsed.max(Duration::ZERO);
@@ -253,8 +252,8 @@ pub fn write_xml(
         "hosts",
         &[
             ("up", &up.to_string()),
-            ("down", &(all.len() - up).to_string()),
-            ("total", &all.len().to_string()),
+            ("down", &(result.space.hosts.len() - up).to_string()),
+            ("total", &result.space.hosts.len().to_string()),
         ],
     )?;
     nl(&mut w)?;

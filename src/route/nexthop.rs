@@ -413,7 +413,21 @@ pub fn kernel_routes(
         Ok(b) if b.prefixes.len() <= MAX_BOUNDARIES => {
             let (of, asked) = cells(targets, &b);
             let answers = routes_of_each(&asked, oif)?;
-            Ok(of.iter().map(|&i| answers[i as usize]).collect())
+            Ok(of
+                .iter()
+                .zip(targets)
+                .map(|(&i, &t)| {
+                    let mut r = answers[i as usize];
+                    // A local route without a preferred source answers
+                    // from the destination itself: each target's own.
+                    if let Some(r) = r.as_mut().filter(|r| {
+                        r.kind == RouteKind::Local && r.source == Some(asked[i as usize])
+                    }) {
+                        r.source = Some(t);
+                    }
+                    r
+                })
+                .collect())
         }
         _ => routes_of_each(targets, oif),
     }
@@ -555,7 +569,7 @@ pub struct NextHops {
     /// only: those behind a gateway are in `routed`.
     by_target: FxHashMap<u32, u32>,
     /// Ranges of targets behind a gateway, (first, last, index in `hops`),
-    /// sorted; a target may be in two (listed twice): the first found wins.
+    /// sorted and disjoint (targets are deduplicated).
     routed: Vec<(u32, u32, u32)>,
     /// Targets with a hop, for the summary.
     targets: usize,
