@@ -195,6 +195,55 @@ fn ack_window_and_maimon_match_nmap_on_the_lab() {
     assert_eq!(at(RST, 22, "ack"), pair("unfiltered", "reset"));
 }
 
+/// SYN beside the ACK scan on web: the ports whose non-SYN segments are
+/// dropped (a conntrack rule on 5430-5439, a non-SYN DROP on 8000-8100)
+/// answer SYN but not ACK, which the `ack-dropped` finding names; ports
+/// that drop everything (135) or pass everything (22) are not in it.
+#[test]
+fn syn_beside_ack_names_the_ports_that_drop_packets_of_no_connection() {
+    if !have_root("syn_beside_ack_names_the_ports_that_drop_packets_of_no_connection") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-ackfind");
+    let ns = lab.scan_ns();
+    let text = run_json(
+        "ack-finding",
+        &[
+            "--netns",
+            &ns,
+            "-sS",
+            "-sA",
+            "-p",
+            "22,135,5430-5432,8000-8002",
+            WEB,
+        ],
+    );
+    let host: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["type"] == "host")
+        .expect("a host record");
+    let finding = host["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "ack-dropped")
+        .unwrap_or_else(|| panic!("ack-dropped among {}", host["findings"]));
+    let ports: Vec<u64> = finding["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, [5430, 5431, 5432, 8000, 8001, 8002]);
+    assert!(
+        !host["findings"].to_string().contains("ack-passes"),
+        "nothing blocks SYN alone on web: {}",
+        host["findings"]
+    );
+}
+
 #[test]
 fn loopback_matches_nmap() {
     if !have_root("loopback_matches_nmap") {

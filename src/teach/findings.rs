@@ -46,10 +46,12 @@ pub struct HostFinding {
 
 /// Every finding id, in the order [`host_findings`] reports them.
 #[cfg(test)]
-pub const IDS: [&str; 9] = [
+pub const IDS: [&str; 11] = [
     "rfc793",
     "resets-non-syn",
     "drops-non-syn",
+    "ack-passes",
+    "ack-dropped",
     "silent-filter",
     "drops-udp",
     "icmp-filter",
@@ -77,6 +79,8 @@ const MAX_LISTED: usize = 16;
 struct Roles {
     syn: Option<usize>,
     non_syn: Vec<usize>,
+    /// The ACK scan: probes with ACK alone whose RST means unfiltered.
+    ack: Option<usize>,
 }
 
 impl Roles {
@@ -93,6 +97,11 @@ impl Roles {
                 })
                 .map(|(i, _)| i)
                 .collect(),
+            ack: techniques.iter().position(|t| {
+                t.protocol == Protocol::Tcp
+                    && t.flags == flag::ACK
+                    && t.rules.iter().any(|r| r.state == PortState::Unfiltered)
+            }),
         }
     }
 }
@@ -176,6 +185,12 @@ pub enum HostEvidence {
     ResetsNonSyn(Evidence),
     /// Ports closed to SYN gave no answer to non-SYN probes.
     DropsNonSyn(Evidence),
+    /// Ports silent to SYN answered the ACK scan's probe with RST
+    /// (unfiltered): a filter that matches SYN alone, no state.
+    AckPasses { ports: Vec<u16> },
+    /// Ports that answered SYN (open or closed) gave the ACK scan's probe
+    /// no answer (filtered): packets of no connection are dropped.
+    AckDropped { ports: Vec<u16> },
     /// Ports that never answered SYN.
     SilentFilter { ports: Vec<u16> },
     /// UDP probes of this many ports drew no port-unreach at all (none
@@ -240,6 +255,33 @@ pub fn host_evidence(rows: &[PortRow], techniques: &[Technique]) -> Vec<HostEvid
             }
             if !drops.ports.is_empty() {
                 out.push(HostEvidence::DropsNonSyn(drops));
+            }
+        }
+
+        // The ACK scan beside SYN: an ACK of no connection is what tells
+        // a stateful firewall (drops it) from a filter on flags alone
+        // (lets it through where it blocks the SYN).
+        if let Some(ack) = roles.ack {
+            let (mut passes, mut dropped) = (Vec::new(), Vec::new());
+            for row in rows.iter().filter(|r| !r.limited) {
+                let (Some(s), Some(a)) = (at(row, syn), at(row, ack)) else {
+                    continue;
+                };
+                match (s.reason, a.state) {
+                    (Reason::NoResponse, PortState::Unfiltered) => passes.push(row.port),
+                    (Reason::SynAck | Reason::Reset, PortState::Filtered)
+                        if a.reason == Reason::NoResponse =>
+                    {
+                        dropped.push(row.port)
+                    }
+                    _ => {}
+                }
+            }
+            if !passes.is_empty() {
+                out.push(HostEvidence::AckPasses { ports: passes });
+            }
+            if !dropped.is_empty() {
+                out.push(HostEvidence::AckDropped { ports: dropped });
             }
         }
 
@@ -334,6 +376,8 @@ impl HostEvidence {
             HostEvidence::Rfc793 { .. } => "rfc793",
             HostEvidence::ResetsNonSyn(_) => "resets-non-syn",
             HostEvidence::DropsNonSyn(_) => "drops-non-syn",
+            HostEvidence::AckPasses { .. } => "ack-passes",
+            HostEvidence::AckDropped { .. } => "ack-dropped",
             HostEvidence::SilentFilter { .. } => "silent-filter",
             HostEvidence::DropsUdp { .. } => "drops-udp",
             HostEvidence::IcmpFilter { .. } => "icmp-filter",
@@ -424,6 +468,48 @@ impl HostEvidence {
                     ),
                 };
                 text
+            }
+            HostEvidence::AckPasses { ports } => {
+                let p = port_list(ports, lang);
+                let n = ports.len();
+                match lang {
+                    Lang::En => format!(
+                        "{} that gave SYN no answer ({p}) answered the ACK scan's probe with RST \
+                         (unfiltered): the ACK reached the host. A stateful firewall drops an ACK \
+                         that belongs to no connection; this filter let it through, so it matches \
+                         the SYN flag alone, with no state (a router ACL, iptables --syn): it \
+                         blocks new connections, and anything that does not look like one passes.",
+                        n_ports(n),
+                    ),
+                    Lang::Ja => format!(
+                        "SYNに応答しなかった{n}個のポート({p})が、ACKスキャンのプローブにはRSTで\
+                         応答しました(unfiltered): ACKはホストに届いています。ステートフルな\
+                         ファイアウォールは接続に属さないACKを破棄しますが、このフィルタは\
+                         通しました。状態を持たずSYNフラグだけを見るフィルタ(ルータのACL、\
+                         iptables --syn)で、新しい接続は止めても、それに見えないものは通します。"
+                    ),
+                }
+            }
+            HostEvidence::AckDropped { ports } => {
+                let p = port_list(ports, lang);
+                let n = ports.len();
+                match lang {
+                    Lang::En => format!(
+                        "{} that answered SYN ({p}) gave the ACK scan's probe no answer \
+                         (filtered). An ACK of no connection gets a RST from any port \
+                         (RFC 9293 3.10.7), so something drops packets that belong to no \
+                         connection while it lets new ones in: a stateful firewall (connection \
+                         tracking), or a rule that drops every segment without SYN.",
+                        n_ports(n),
+                    ),
+                    Lang::Ja => format!(
+                        "SYNに応答した{n}個のポート({p})が、ACKスキャンのプローブには応答しません\
+                         でした(filtered)。接続に属さないACKにはどのポートもRSTを返す\
+                         (RFC 9293 3.10.7)ので、新しい接続は通しながら接続に属さないパケットを\
+                         破棄するものがあります: ステートフルなファイアウォール(コネクション\
+                         トラッキング)か、SYNのないセグメントをすべて破棄するルールです。"
+                    ),
+                }
             }
             HostEvidence::SilentFilter { ports: silent } => {
                 let p = port_list(silent, lang);
@@ -541,6 +627,8 @@ impl HostEvidence {
                 HostEvidence::Rfc793 { open_silent, .. } => open_silent.ports,
                 HostEvidence::ResetsNonSyn(e) | HostEvidence::DropsNonSyn(e) => e.ports,
                 HostEvidence::SilentFilter { ports }
+                | HostEvidence::AckPasses { ports }
+                | HostEvidence::AckDropped { ports }
                 | HostEvidence::DropsUdp { ports, .. }
                 | HostEvidence::IcmpFilter { ports, .. } => ports,
                 HostEvidence::SynProxy { .. } => Vec::new(),
@@ -689,6 +777,10 @@ pub fn narrate_id(id: &str, lang: Lang) -> &'static str {
         ("resets-non-syn", Lang::Ja) => "オープンポートが非SYNプローブにRSTを返す",
         ("drops-non-syn", Lang::En) => "A stateful firewall drops non-SYN probes",
         ("drops-non-syn", Lang::Ja) => "ステートフルなファイアウォールが非SYNプローブを破棄",
+        ("ack-passes", Lang::En) => "A stateless filter blocks SYN only: ACK passes",
+        ("ack-passes", Lang::Ja) => "状態を持たないフィルタがSYNだけを遮断: ACKは通過",
+        ("ack-dropped", Lang::En) => "Packets of no connection are dropped: ACK filtered",
+        ("ack-dropped", Lang::Ja) => "接続に属さないパケットを破棄: ACKはfiltered",
         ("silent-filter", Lang::En) => "A firewall drops probes silently",
         ("silent-filter", Lang::Ja) => "ファイアウォールがプローブを黙って破棄",
         ("drops-udp", Lang::En) => "A firewall drops UDP: no port answered closed",
@@ -1147,6 +1239,64 @@ mod tests {
              admin-prohibited(コード13)が4件。ファイアウォールかルータがプローブを拒否(REJECT)\
              して通知しています。これらのポートはfilteredです。"
         );
+    }
+
+    /// SYN and ACK scans side by side: where SYN is dropped but the ACK
+    /// reaches the host, the filter has no state; where SYN is answered but
+    /// the ACK is dropped, packets of no connection are. Ports that agree
+    /// (both dropped, both answered) say neither.
+    #[test]
+    fn the_ack_scan_tells_a_filter_on_flags_from_one_with_state() {
+        let unfiltered = Finding {
+            state: PortState::Unfiltered,
+            reason: Reason::Reset,
+            ttl: Some(64),
+        };
+        let ack_silent = SILENT_SYN;
+        let t: Table = vec![
+            (22, vec![Some(SYNACK), Some(unfiltered)]),
+            (23, vec![Some(RST), Some(unfiltered)]),
+            (25, vec![Some(SILENT_SYN), Some(unfiltered)]),
+            (26, vec![Some(SILENT_SYN), Some(unfiltered)]),
+            (135, vec![Some(SILENT_SYN), Some(ack_silent)]),
+            (8000, vec![Some(RST), Some(ack_silent)]),
+            (8080, vec![Some(SYNACK), Some(ack_silent)]),
+        ];
+        let techs = techs(&["syn", "ack"]);
+        let f = host_findings(&rows(&t), &techs, Lang::En);
+        assert_eq!(ids(&f), ["ack-passes", "ack-dropped", "silent-filter"]);
+        assert_eq!(get(&f, "ack-passes").ports, [25, 26]);
+        assert_eq!(get(&f, "ack-dropped").ports, [8000, 8080]);
+        assert_eq!(
+            get(&f, "ack-passes").text,
+            "2 ports that gave SYN no answer (25, 26) answered the ACK scan's probe with RST \
+             (unfiltered): the ACK reached the host. A stateful firewall drops an ACK that \
+             belongs to no connection; this filter let it through, so it matches the SYN flag \
+             alone, with no state (a router ACL, iptables --syn): it blocks new connections, \
+             and anything that does not look like one passes."
+        );
+        assert_eq!(
+            get(&f, "ack-dropped").text,
+            "2 ports that answered SYN (8000, 8080) gave the ACK scan's probe no answer \
+             (filtered). An ACK of no connection gets a RST from any port (RFC 9293 3.10.7), \
+             so something drops packets that belong to no connection while it lets new ones \
+             in: a stateful firewall (connection tracking), or a rule that drops every segment \
+             without SYN."
+        );
+        let ja = host_findings(&rows(&t), &techs, Lang::Ja);
+        assert_eq!(ids(&ja), ids(&f));
+        assert!(get(&ja, "ack-passes").text.contains("iptables --syn"));
+        // The Window scan carries ACK too, but its RST is no "unfiltered":
+        // it is not the ACK scan.
+        let window = host_findings(&rows(&t), &techs_named(&["syn", "window"]), Lang::En);
+        assert!(!ids(&window).contains(&"ack-passes"), "{:?}", ids(&window));
+        // Without SYN beside it, the ACK scan alone compares nothing.
+        let alone: Table = t.iter().map(|(p, f)| (*p, vec![f[1]])).collect();
+        assert!(host_findings(&rows(&alone), &techs_named(&["ack"]), Lang::En).is_empty());
+    }
+
+    fn techs_named(names: &[&str]) -> Vec<Technique> {
+        techs(names)
     }
 
     #[test]
