@@ -236,6 +236,27 @@ fn an_interrupted_scan_resumed_equals_an_uninterrupted_one() {
     assert_eq!(st.len(), 2);
     assert_eq!(st[1]["interrupted"], false);
     assert_eq!(st[1]["skipped"], first.len() as u64);
+    // Each run opened with a start record: the scan's own arguments, the
+    // resumed run's marked.
+    let starts: Vec<&serde_json::Value> = recs.iter().filter(|r| r["type"] == "start").collect();
+    assert_eq!(recs[0]["type"], "start", "the first record");
+    assert_eq!(starts.len(), 2);
+    assert_eq!(
+        (&starts[0]["resumed"], &starts[1]["resumed"]),
+        (&false.into(), &true.into())
+    );
+    assert_eq!(starts[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        starts[1]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == WEB),
+        "{}",
+        starts[1]
+    );
+    assert!(starts[0]["start"].as_str().unwrap().ends_with('Z'));
+    assert!(starts[1]["start_epoch"].as_u64() >= starts[0]["start_epoch"].as_u64());
     // The interrupted run's text report stays; the resumed one is beside it.
     let normal = std::fs::read_to_string(a.with_extension("nmap")).unwrap();
     let resumed = std::fs::read_to_string(dir.join("A-resumed.nmap")).unwrap();

@@ -140,16 +140,28 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         || is_stdout(&resolved.pcap)
         || nmap_outputs.iter().any(|o| o.path.as_os_str() == "-");
     // A resumed scan's documents name the scan's own arguments.
-    let args_text = match (&resumed, &saved_args) {
-        (Some(_), Some(saved)) => format!("flagscan {}", saved.join(" ")),
+    let args_list: Vec<String> = match (&resumed, &saved_args) {
+        (Some(_), Some(saved)) => std::iter::once("flagscan".to_string())
+            .chain(saved.iter().cloned())
+            .collect(),
         _ => std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" "),
+            .collect(),
     };
+    let args_text = args_list.join(" ");
+    let started_at = std::time::SystemTime::now();
+    if let (Some(dest), Some(path)) = (json.as_mut(), &resolved.json) {
+        crate::output::json::write_start(
+            dest.writer.as_mut(),
+            &args_list,
+            started_at,
+            resumed.is_some(),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot write -oJ {}: {e}", path.display()))?;
+    }
     let run_info = RunInfo {
         args: args_text,
-        start: std::time::SystemTime::now(),
+        start: started_at,
         open_only: resolved.text.open_only,
         resume_file: resume_sink.as_ref().map(|s| s.path.clone()),
     };

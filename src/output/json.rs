@@ -176,6 +176,40 @@ pub fn write_jsonl(
     w.flush()
 }
 
+/// The first record of a JSON Lines output: which flagscan, asked what,
+/// when (a resumed scan appends one more, `"resumed":true`).
+#[derive(Serialize)]
+struct StartRecord<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    version: &'static str,
+    args: &'a [String],
+    start: String,
+    start_epoch: u64,
+    resumed: bool,
+}
+
+/// Writes the start record.
+pub fn write_start(
+    w: &mut dyn Write,
+    args: &[String],
+    start: std::time::SystemTime,
+    resumed: bool,
+) -> io::Result<()> {
+    let secs = crate::sys::clock::epoch(start);
+    let rec = StartRecord {
+        kind: "start",
+        version: env!("CARGO_PKG_VERSION"),
+        args,
+        start: crate::sys::clock::iso8601_utc(secs),
+        start_epoch: secs,
+        resumed,
+    };
+    serde_json::to_writer(&mut *w, &rec)?;
+    w.write_all(b"\n")?;
+    w.flush()
+}
+
 /// Rows per chunk of JSON records (about 800 KB of text).
 const JSON_CHUNK_ROWS: usize = 8192;
 /// Threads serializing JSON records (the text report takes the main one).

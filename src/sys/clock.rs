@@ -23,9 +23,35 @@ pub fn ctime(secs: u64) -> String {
     s.to_string_lossy().trim_end().to_string()
 }
 
+/// `secs` since the epoch in UTC as ISO 8601 (`2026-12-02T01:39:56Z`).
+pub fn iso8601_utc(secs: u64) -> String {
+    let t = secs as libc::time_t;
+    // SAFETY: tm is plain data that gmtime_r fills; both live for the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: t and tm are valid for the call.
+    if unsafe { libc::gmtime_r(&t, &mut tm) }.is_null() {
+        return secs.to_string();
+    }
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso8601_is_utc() {
+        assert_eq!(iso8601_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601_utc(1_796_175_596), "2026-12-02T01:39:56Z");
+    }
 
     #[test]
     fn reads_as_ctime_does() {
