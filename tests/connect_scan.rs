@@ -44,6 +44,19 @@ fn as_nobody(ns: &str, bin: &PathBuf, args: &[&str]) -> Output {
         .expect("setpriv (util-linux) and ip (iproute2) must be installed")
 }
 
+/// `bin` run as `nobody` (no capability) here, in the root namespace.
+fn nobody(bin: &PathBuf) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ])
+    .arg(bin);
+    c
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -96,14 +109,7 @@ fn without_raw_sockets_the_default_scan_is_a_connect_scan() {
     let (dir, bin) = binary_for_nobody("default");
     let ports = format!("{}-{}", open - 5, open + 5);
     // In the root namespace, as a plain user would run it.
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(&bin)
+    let out = nobody(&bin)
         .args(["-p", &ports, "-oJ", "-", "127.0.0.1"])
         .output()
         .unwrap();
@@ -127,14 +133,7 @@ fn without_raw_sockets_the_default_scan_is_a_connect_scan() {
         "open"
     );
     // A raw technique asked for by name is refused, not replaced.
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(&bin)
+    let out = nobody(&bin)
         .args(["-sS", "-p", "1", "127.0.0.1"])
         .output()
         .unwrap();
@@ -145,14 +144,7 @@ fn without_raw_sockets_the_default_scan_is_a_connect_scan() {
     // sockets are open. And a --max-rtt-timeout under the connect scan's
     // timeout floor is honoured, not a panic.
     for extra in [[].as_slice(), ["--max-rtt-timeout", "50ms"].as_slice()] {
-        let out = Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--inh-caps=-all",
-            ])
-            .arg(&bin)
+        let out = nobody(&bin)
             .args(["-sT", "-p", "32768-60999", "-oJ", "-"])
             .args(extra)
             .arg("127.0.0.1")

@@ -113,21 +113,7 @@ impl Connects {
         set_opt(fd, libc::SOL_SOCKET, libc::SO_LINGER, &linger)?;
         if let Some(dev) = device {
             // Allowed without privilege on an unbound socket (Linux 5.7).
-            let name = std::ffi::CString::new(dev)
-                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-            // SAFETY: name is NUL-terminated and its length is passed.
-            let rc = unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_BINDTODEVICE,
-                    name.as_ptr() as *const libc::c_void,
-                    name.as_bytes_with_nul().len() as libc::socklen_t,
-                )
-            };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            crate::io::socket::set_device(fd, dev)?;
         }
         if let Some(src) = src {
             let a = sockaddr(SocketAddrV4::new(src, 0));

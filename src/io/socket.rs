@@ -35,10 +35,10 @@ pub(crate) fn open_error(what: &str, err: io::Error) -> anyhow::Error {
     }
 }
 
-/// `-e IFACE`: pins a socket to an interface (`SO_BINDTODEVICE`).
-pub(crate) fn bind_to_device(fd: libc::c_int, dev: &str) -> anyhow::Result<()> {
-    let name = std::ffi::CString::new(dev)
-        .map_err(|_| usage(format!("invalid interface name '{dev}'")))?;
+/// `SO_BINDTODEVICE`, the system call alone.
+pub(crate) fn set_device(fd: libc::c_int, dev: &str) -> io::Result<()> {
+    let name =
+        std::ffi::CString::new(dev).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: the name is NUL-terminated and we pass its length.
     let rc = unsafe {
         libc::setsockopt(
@@ -49,8 +49,18 @@ pub(crate) fn bind_to_device(fd: libc::c_int, dev: &str) -> anyhow::Result<()> {
             name.as_bytes_with_nul().len() as libc::socklen_t,
         )
     };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// `-e IFACE`: pins a socket to an interface (`SO_BINDTODEVICE`).
+pub(crate) fn bind_to_device(fd: libc::c_int, dev: &str) -> anyhow::Result<()> {
+    if dev.contains('\0') {
+        return Err(usage(format!("invalid interface name '{dev}'")));
+    }
+    if let Err(err) = set_device(fd, dev) {
         return Err(match err.raw_os_error() {
             Some(libc::ENODEV) => usage(format!("unknown interface '{dev}' (-e)")),
             _ => open_error("raw send", err),
