@@ -150,14 +150,16 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     };
     let args_text = args_list.join(" ");
     let started_at = std::time::SystemTime::now();
-    if let (Some(dest), Some(path)) = (json.as_mut(), &resolved.json) {
-        crate::output::json::write_start(
+    if let Some(dest) = json.as_mut() {
+        // A failure here (a full disk) must not stop the scan: it comes
+        // back, with the file's name, when the records are written, and the
+        // report still prints.
+        let _ = crate::output::json::write_start(
             dest.writer.as_mut(),
             &args_list,
             started_at,
             resumed.is_some(),
-        )
-        .map_err(|e| anyhow::anyhow!("cannot write -oJ {}: {e}", path.display()))?;
+        );
     }
     let run_info = RunInfo {
         args: args_text,
