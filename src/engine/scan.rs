@@ -137,6 +137,8 @@ const SEND_BATCH: usize = 256;
 /// tracker times a probe from when it was handed out. A small batch keeps
 /// that queue (and the round trips it would add) under a millisecond.
 const CONNECT_BATCH: usize = 8;
+/// A connect scan's congestion window at most (docs/performance.md).
+const CONNECT_WINDOW: f64 = 512.0;
 /// The longest an interrupted scan waits for replies in flight (it waits
 /// one retransmission timeout of the measured RTT, at most this).
 pub const MAX_GRACE: Duration = Duration::from_secs(1);
@@ -162,6 +164,11 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
             .min_rto
             .max(cfg.timing.window_hold)
             .min(cfg.timing.max_rto);
+        // The window a raw scan grows to (4096) is more connects than one
+        // thread and the kernel's handshakes keep up with: the queue reads
+        // as late replies, and the timeouts double to their ceiling.
+        cfg.timing.max_cwnd = cfg.timing.max_cwnd.min(CONNECT_WINDOW);
+        cfg.timing.initial_cwnd = cfg.timing.initial_cwnd.min(cfg.timing.max_cwnd);
     }
     let next_hops = (cfg.io == IoMode::Fast && !connect)
         .then(|| Arc::new(NextHops::resolve(&cfg.targets, &route.kernel)));
