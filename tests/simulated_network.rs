@@ -7,7 +7,7 @@
 //! those bytes and answers by its personality with real reply bytes
 //! (etherparse's builder); the network loses, duplicates, delays, reorders and
 //! forges packets; and every packet that reaches the scanner goes through
-//! `wire::parse_ipv4`, `receiver::Validator::check` and `Tracker::on_reply`.
+//! `wire::parse_ip`, `receiver::Validator::check` and `Tracker::on_reply`.
 //! Time is virtual: the loop jumps to the next event (a delivery or
 //! `tracker.next_deadline()`), so a scan with seventy retries and two-second
 //! delays takes milliseconds.
@@ -16,7 +16,15 @@
 //! [`expected`], not the technique files the tracker reads.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The simulated network is IPv4: the engine's addresses, as it has them.
+fn v4(a: IpAddr) -> Ipv4Addr {
+    match a {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => panic!("the simulated network has no IPv6 host {a}"),
+    }
+}
 use std::time::Duration;
 
 use etherparse::icmpv4::DestUnreachableHeader;
@@ -36,7 +44,7 @@ use flagscan::model::reply::{Reply, ReplyEffect};
 use flagscan::model::result::{Finding, LimitKind, RateLimit, TrackerStats};
 use flagscan::model::technique::{builtin_by_name, PortState, Reason, ReplyKind, Technique};
 use flagscan::wire::flag;
-use flagscan::wire::{parse_ipv4, ProbeFields, ProbeTemplate};
+use flagscan::wire::{parse_ip, ProbeFields, ProbeTemplate};
 
 const SCANNER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 /// A router between the scanner and the hosts; one hop away.
@@ -524,7 +532,7 @@ impl SimNet {
         let probe = Probe::parse(bytes);
         assert_eq!(
             (probe.src, probe.dst, probe.dport),
-            (SCANNER, order.host, order.port),
+            (SCANNER, v4(order.host), order.port),
             "the probe bytes do not match the order"
         );
         self.counts.probes += 1;
@@ -739,7 +747,11 @@ impl Scanner {
             .iter()
             .map(|t| ProbeTemplate::new(t.flags))
             .collect();
-        let space = ProbeSpace::new(hosts, port_list, techniques.len());
+        let space = ProbeSpace::new(
+            hosts.into_iter().map(IpAddr::V4).collect(),
+            port_list,
+            techniques.len(),
+        );
         Scanner {
             stop_confirming_at: None,
             names: names.to_vec(),
@@ -757,11 +769,11 @@ impl Scanner {
     fn probe(&mut self, o: &SendOrder) -> Vec<u8> {
         let sport = self.ports.sport(o.technique, o.attempt);
         let (seq, ack) = probe_numbers(
-            self.key.cookie(SCANNER, o.host, sport, o.port),
+            self.key.cookie(SCANNER.into(), o.host, sport, o.port),
             self.validator.probes[o.technique],
         );
         let fields = ProbeFields {
-            src: SCANNER,
+            src: SCANNER.into(),
             dst: o.host,
             sport,
             dport: o.port,
@@ -803,7 +815,7 @@ impl Scanner {
                 let bytes = self.probe(&order);
                 // On loopback the capture sees our own probes: never replies.
                 assert_eq!(
-                    self.validator.check(parse_ipv4(&bytes), now),
+                    self.validator.check(parse_ip(&bytes), now),
                     Verdict::NotOurs
                 );
                 self.last_attempt.insert(order.index, order.attempt);
@@ -838,10 +850,10 @@ impl Scanner {
         self.outcome(net, t)
     }
 
-    /// parse_ipv4 -> Validator::check -> Tracker::on_reply, as the receiver
+    /// parse_ip -> Validator::check -> Tracker::on_reply, as the receiver
     /// thread and the scan loop do, with checks at each step.
     fn deliver(&mut self, d: Delivery, t: &mut Tally) {
-        let verdict = self.validator.check(parse_ipv4(&d.bytes), d.at);
+        let verdict = self.validator.check(parse_ip(&d.bytes), d.at);
         let (probe, kind, ttl, copy) = match d.origin {
             Origin::Forged(forgery) => {
                 assert_eq!(verdict, Verdict::Invalid, "forged {forgery:?} not rejected");
@@ -918,11 +930,11 @@ impl Scanner {
             .tracker
             .findings()
             .map(|(host, port, t, got)| Row {
-                host,
+                host: v4(host),
                 port,
                 technique: self.names[t],
                 got: got.expect("every probe concluded"),
-                want: net.truth(host, port, &techniques[t]),
+                want: net.truth(v4(host), port, &techniques[t]),
             })
             .collect();
         let limited = self.tracker.rate_limited();

@@ -2,7 +2,7 @@
 // (fuzz/fuzz_targets/reply_path.rs) and the corpus replay test
 // (tests/fuzz_corpus.rs), so both run exactly the same code:
 //
-//     bytes -> wire::parse_ipv4 -> engine::validate::Validator::check -> Tracker::on_reply
+//     bytes -> wire::parse_ip -> engine::validate::Validator::check -> Tracker::on_reply
 //
 // The scan is the lab scans the real fixtures in the corpus were captured
 // from (src/wire/fixtures.rs), as one pass: `--seed 7`, techniques syn
@@ -14,7 +14,7 @@
 
 #[allow(dead_code)]
 mod reply_path {
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
     use std::sync::{Arc, OnceLock};
     use std::time::Duration;
 
@@ -27,7 +27,7 @@ mod reply_path {
     use flagscan::engine::tracker::Tracker;
     use flagscan::model::probe::ProbeSpace;
     use flagscan::model::reply::ReplyEffect;
-    use flagscan::wire::{parse_ipv4, Parsed};
+    use flagscan::wire::{parse_ip, Parsed};
 
     /// What one input did.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +45,10 @@ mod reply_path {
     pub const TECHNIQUES: [&str; 5] = ["syn", "fin", "null", "xmas", "udp"];
     /// The TCP techniques ask [`PORTS`], UDP [`UDP_PORTS`].
     const PROTOCOL_OF: [usize; 5] = [0, 0, 0, 0, 1];
-    pub const HOSTS: [Ipv4Addr; 3] = [
-        Ipv4Addr::new(10, 213, 1, 2),
-        Ipv4Addr::new(10, 213, 1, 3),
-        Ipv4Addr::new(10, 213, 2, 2),
+    pub const HOSTS: [IpAddr; 3] = [
+        IpAddr::V4(Ipv4Addr::new(10, 213, 1, 2)),
+        IpAddr::V4(Ipv4Addr::new(10, 213, 1, 3)),
+        IpAddr::V4(Ipv4Addr::new(10, 213, 2, 2)),
     ];
     pub const PORTS: [u16; 5] = [22, 23, 81, 111, 445];
     pub const UDP_PORTS: [u16; 3] = [53, 111, 123];
@@ -107,7 +107,7 @@ mod reply_path {
     /// `tracker` is built (by [`tracker`]) only when a reply passes
     /// validation, which few inputs do: that keeps the fuzzer fast.
     pub fn run(validator: &Validator, tracker: &mut Option<Tracker>, bytes: &[u8]) -> Outcome {
-        let parsed = parse_ipv4(bytes);
+        let parsed = parse_ip(bytes);
         let verdict = validator.check(parsed, AT);
         // Computed for --pcap/--packet-trace on every captured packet.
         let to_us = validator.addressed_to_us(&parsed, &verdict);

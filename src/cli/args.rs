@@ -237,6 +237,16 @@ pub struct Args {
     #[arg(long)]
     pub yes: bool,
 
+    /// Host names resolve to their IPv6 addresses, as nmap's -6 (IPv6
+    /// addresses and blocks need no flag).
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// Scan every address a host name resolves to, not only the first
+    /// (without -6: its IPv4 and IPv6 addresses both).
+    #[arg(long = "resolve-all")]
+    pub resolve_all: bool,
+
     /// Stay root while scanning (by default flagscan becomes the sudo user,
     /// or nobody, once its sockets and files are open).
     #[arg(long = "keep-privileges")]

@@ -39,7 +39,7 @@ pub struct Resolved {
     /// `--stats-every`.
     pub stats_every: Option<Duration>,
     /// The host names targets were given by, for the outputs.
-    pub names: Vec<(std::net::Ipv4Addr, String)>,
+    pub names: Vec<(std::net::IpAddr, String)>,
 }
 
 pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
@@ -106,7 +106,11 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
     if tokens.is_empty() {
         return Err(usage("no targets given: name at least one host, e.g. `flagscan -sS 10.0.0.2`, or try `flagscan demo`"));
     }
-    let (targets, names) = targets::expand_targets_named(&tokens, &excludes, args.yes)?;
+    let names_mode = targets::Names {
+        ipv6: args.ipv6,
+        all: args.resolve_all,
+    };
+    let (targets, names) = targets::expand_targets_named(&tokens, &excludes, args.yes, names_mode)?;
     // Each protocol of the pass gets its own ports (`-p U:53,T:22`); a
     // list without prefixes is every protocol's, as nmap reads it.
     let mut protocols: Vec<Protocol> = Vec::new();

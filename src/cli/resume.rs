@@ -144,7 +144,10 @@ pub fn scan_digest(
     h.write_u64(seed);
     h.write_u64(space.hosts.len() as u64);
     for host in &space.hosts {
-        h.write(&host.octets());
+        match host {
+            std::net::IpAddr::V4(v4) => h.write(&v4.octets()),
+            std::net::IpAddr::V6(v6) => h.write(&v6.octets()),
+        }
     }
     h.write_u64(space.ports.len() as u64);
     for port in &space.ports {
@@ -582,7 +585,7 @@ mod tests {
         let fin = crate::model::technique::builtin_by_name("fin").unwrap();
         use crate::model::scanflags::custom;
         use crate::wire::flag::{FIN, SYN};
-        let host = |last| std::net::Ipv4Addr::new(10, 0, 0, last);
+        let host = |last| std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, last));
         let space = |h: u8, ports: Vec<u16>| ProbeSpace::new(vec![host(2), host(h)], ports, 1);
         let args: Vec<String> = vec!["-p".into(), "22,80".into(), "10.0.0.2-3".into()];
         let cwd = Path::new("/tmp");

@@ -1,6 +1,6 @@
-//! Target parsing: IPv4 addresses, CIDR blocks, nmap-style octet ranges and
-//! host names, from the command line, `-iL`, `--exclude` and
-//! `--exclude-file`.
+//! Target parsing: IPv4 and IPv6 addresses, CIDR blocks, ranges,
+//! nmap-style octet ranges and host names, from the command line, `-iL`,
+//! `--exclude` and `--exclude-file`.
 
 use std::collections::HashSet;
 use std::io::{BufRead, Read};
@@ -28,7 +28,7 @@ const EXCLUDE_SET_MAX: u64 = 256;
 ///
 /// Each exclude element may be a comma-separated list, as nmap's `--exclude`
 /// takes it; that is why octet lists (`10.0.0,2.1`) work only in targets.
-pub fn expand_targets(tokens: &[String], excludes: &[String]) -> anyhow::Result<Vec<Ipv4Addr>> {
+pub fn expand_targets(tokens: &[String], excludes: &[String]) -> anyhow::Result<Vec<IpAddr>> {
     expand_targets_confirmed(tokens, excludes, false)
 }
 
@@ -38,12 +38,23 @@ pub fn expand_targets_confirmed(
     tokens: &[String],
     excludes: &[String],
     confirmed: bool,
-) -> anyhow::Result<Vec<Ipv4Addr>> {
-    expand_targets_named(tokens, excludes, confirmed).map(|(addrs, _)| addrs)
+) -> anyhow::Result<Vec<IpAddr>> {
+    expand_targets_named(tokens, excludes, confirmed, Names::default()).map(|(addrs, _)| addrs)
 }
 
 /// Targets given by host name: (address, the name as given).
-pub type HostNames = Vec<(Ipv4Addr, String)>;
+pub type HostNames = Vec<(IpAddr, String)>;
+
+/// Which of a host name's addresses are scanned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Names {
+    /// `-6`: its IPv6 addresses, not its IPv4 ones (nmap's flag).
+    pub ipv6: bool,
+    /// `--resolve-all`: every address of the family, not the first; with
+    /// neither family chosen, both families (nmap picks the first IPv4
+    /// address and scans IPv6 only with `-6`).
+    pub all: bool,
+}
 
 /// As [`expand_targets_confirmed`], with the host name each target given
 /// as a name was given by (`localhost` -> 127.0.0.1), for the outputs to
@@ -53,17 +64,20 @@ pub fn expand_targets_named(
     tokens: &[String],
     excludes: &[String],
     confirmed: bool,
-) -> anyhow::Result<(Vec<Ipv4Addr>, HostNames)> {
+    names_mode: Names,
+) -> anyhow::Result<(Vec<IpAddr>, HostNames)> {
     let mut names: HostNames = Vec::new();
     let mut specs = Vec::new();
     let mut total = 0u64;
     let tokens = tokens.iter().flat_map(|t| split_list(t.trim()));
     for token in tokens.filter(|t| !t.is_empty()) {
-        let spec = parse_spec(token, "target")?;
-        if spec.count() == 1 && spec.contains(Ipv4Addr::UNSPECIFIED) {
-            return Err(usage(format!(
-                "invalid target '{token}': 0.0.0.0 names no host (it means any address of this one)"
-            )));
+        let spec = parse_spec(token, "target", names_mode)?;
+        for any in [Ipv4Addr::UNSPECIFIED.into(), Ipv6Addr::UNSPECIFIED.into()] {
+            if spec.count() == 1 && spec.contains(any) {
+                return Err(usage(format!(
+                    "invalid target '{token}': {any} names no host (it means any address of this one)"
+                )));
+            }
         }
         total += spec.count();
         // Checked before expanding so that a 0.0.0.0/0 never allocates.
@@ -79,15 +93,16 @@ pub fn expand_targets_named(
                  check the prefix length, and add --yes if you mean it"
             )));
         }
-        if let Spec::Block(net) = &spec {
-            let named = !looks_numeric(token) && !token.contains('/');
-            if named && net.prefix_len() == 32 && !names.iter().any(|(a, _)| *a == net.addr()) {
-                names.push((net.addr(), token.to_string()));
+        if let Spec::Named(addrs) = &spec {
+            for &a in addrs {
+                if !names.iter().any(|(n, _)| *n == a) {
+                    names.push((a, token.to_string()));
+                }
             }
         }
         specs.push(spec);
     }
-    let excluded = Excluded::parse(excludes)?;
+    let excluded = Excluded::parse(excludes, names_mode)?;
 
     // One spec never repeats an address, so the set is only needed when
     // there are several; that spares a /8 scan well over 100 MB.
@@ -190,37 +205,56 @@ enum Spec {
     /// First and last address, inclusive.
     Range(u32, u32),
     Octets(Box<[OctetSet; 4]>),
+    Block6(Ipv6Net),
+    Range6(u128, u128),
+    /// A host name's addresses (one, or several with `--resolve-all`).
+    Named(Vec<IpAddr>),
 }
 
 impl Spec {
+    /// How many addresses; an IPv6 block too large to count saturates,
+    /// which every limit refuses.
     fn count(&self) -> u64 {
         match self {
             Spec::Block(net) => 1 << (32 - net.prefix_len()),
             Spec::Range(lo, hi) => u64::from(hi - lo) + 1,
             Spec::Octets(sets) => sets.iter().map(|s| s.order.len() as u64).product(),
+            Spec::Block6(net) => 1u64
+                .checked_shl(128 - u32::from(net.prefix_len()))
+                .unwrap_or(u64::MAX),
+            Spec::Range6(lo, hi) => {
+                u64::try_from(hi - lo).map_or(u64::MAX, |n| n.saturating_add(1))
+            }
+            Spec::Named(addrs) => addrs.len() as u64,
         }
     }
 
-    fn contains(&self, addr: Ipv4Addr) -> bool {
-        match self {
-            Spec::Block(net) => net.contains(&addr),
-            Spec::Range(lo, hi) => (*lo..=*hi).contains(&u32::from(addr)),
-            Spec::Octets(sets) => sets.iter().zip(addr.octets()).all(|(s, o)| s.contains(o)),
+    fn contains(&self, addr: IpAddr) -> bool {
+        match (self, addr) {
+            (Spec::Block(net), IpAddr::V4(a)) => net.contains(&a),
+            (Spec::Range(lo, hi), IpAddr::V4(a)) => (*lo..=*hi).contains(&u32::from(a)),
+            (Spec::Octets(sets), IpAddr::V4(a)) => {
+                sets.iter().zip(a.octets()).all(|(s, o)| s.contains(o))
+            }
+            (Spec::Block6(net), IpAddr::V6(a)) => net.contains(&a),
+            (Spec::Range6(lo, hi), IpAddr::V6(a)) => (*lo..=*hi).contains(&u128::from(a)),
+            (Spec::Named(addrs), a) => addrs.contains(&a),
+            _ => false,
         }
     }
 
     /// Visits the addresses in nmap's order: CIDR blocks upward, octet
     /// lists in the order written with the last octet varying fastest.
-    fn for_each(&self, mut f: impl FnMut(Ipv4Addr)) {
+    fn for_each(&self, mut f: impl FnMut(IpAddr)) {
         match self {
             Spec::Block(net) => {
                 for n in u32::from(net.network())..=u32::from(net.broadcast()) {
-                    f(Ipv4Addr::from(n));
+                    f(Ipv4Addr::from(n).into());
                 }
             }
             Spec::Range(lo, hi) => {
                 for n in *lo..=*hi {
-                    f(Ipv4Addr::from(n));
+                    f(Ipv4Addr::from(n).into());
                 }
             }
             Spec::Octets(sets) => {
@@ -229,12 +263,23 @@ impl Spec {
                     for &b in &b.order {
                         for &c in &c.order {
                             for &d in &d.order {
-                                f(Ipv4Addr::new(a, b, c, d));
+                                f(Ipv4Addr::new(a, b, c, d).into());
                             }
                         }
                     }
                 }
             }
+            Spec::Block6(net) => {
+                for n in u128::from(net.network())..=u128::from(net.broadcast()) {
+                    f(Ipv6Addr::from(n).into());
+                }
+            }
+            Spec::Range6(lo, hi) => {
+                for n in *lo..=*hi {
+                    f(Ipv6Addr::from(n).into());
+                }
+            }
+            Spec::Named(addrs) => addrs.iter().copied().for_each(f),
         }
     }
 }
@@ -261,19 +306,19 @@ impl OctetSet {
 }
 
 struct Excluded {
-    addrs: HashSet<Ipv4Addr>,
+    addrs: HashSet<IpAddr>,
     big: Vec<Spec>,
 }
 
 impl Excluded {
-    fn parse(excludes: &[String]) -> anyhow::Result<Excluded> {
+    fn parse(excludes: &[String], names: Names) -> anyhow::Result<Excluded> {
         let mut excluded = Excluded {
             addrs: HashSet::new(),
             big: Vec::new(),
         };
         let tokens = excludes.iter().flat_map(|e| e.split(',')).map(str::trim);
         for token in tokens.filter(|t| !t.is_empty()) {
-            let spec = parse_spec(token, "exclude")?;
+            let spec = parse_spec(token, "exclude", names)?;
             if spec.count() <= EXCLUDE_SET_MAX {
                 spec.for_each(|addr| {
                     excluded.addrs.insert(addr);
@@ -285,7 +330,7 @@ impl Excluded {
         Ok(excluded)
     }
 
-    fn contains(&self, addr: Ipv4Addr) -> bool {
+    fn contains(&self, addr: IpAddr) -> bool {
         self.addrs.contains(&addr) || self.big.iter().any(|s| s.contains(addr))
     }
 }
@@ -297,9 +342,9 @@ pub const MAX_SOURCES: u64 = 256;
 /// `-S`'s addresses: one, a range (`10.0.0.100-115`,
 /// `10.0.0.100-10.0.0.115`), a block or a comma-separated list of those,
 /// in the order given, without duplicates.
-pub fn parse_sources(text: &str) -> anyhow::Result<Vec<Ipv4Addr>> {
+pub fn parse_sources(text: &str) -> anyhow::Result<Vec<IpAddr>> {
     let bad = |why: String| usage(format!("invalid source address '{text}' (-S): {why}"));
-    let mut out: Vec<Ipv4Addr> = Vec::new();
+    let mut out: Vec<IpAddr> = Vec::new();
     for token in split_list(text.trim()).into_iter().map(str::trim) {
         if token.is_empty() {
             return Err(bad("an empty item".to_string()));
@@ -307,7 +352,7 @@ pub fn parse_sources(text: &str) -> anyhow::Result<Vec<Ipv4Addr>> {
         if !looks_numeric(token) && !token.contains('/') && !token.contains(':') {
             return Err(bad("give addresses, not host names".to_string()));
         }
-        let spec = parse_spec_inner(token).map_err(bad)?;
+        let spec = parse_spec_inner(token, Names::default()).map_err(bad)?;
         if spec.count() > MAX_SOURCES {
             return Err(bad(format!("more than {MAX_SOURCES} addresses")));
         }
@@ -320,11 +365,17 @@ pub fn parse_sources(text: &str) -> anyhow::Result<Vec<Ipv4Addr>> {
             return Err(bad(format!("more than {MAX_SOURCES} addresses")));
         }
     }
+    let broadcast = |a: &IpAddr| matches!(a, IpAddr::V4(v4) if v4.is_broadcast());
     if let Some(a) = out
         .iter()
-        .find(|a| a.is_unspecified() || a.is_broadcast() || a.is_multicast())
+        .find(|a| a.is_unspecified() || broadcast(a) || a.is_multicast())
     {
         return Err(bad(format!("{a} cannot be a probe's source")));
+    }
+    if out.iter().any(IpAddr::is_ipv4) && out.iter().any(IpAddr::is_ipv6) {
+        return Err(bad(
+            "IPv4 and IPv6 addresses together; give one family".to_string()
+        ));
     }
     Ok(out)
 }
@@ -337,6 +388,7 @@ fn split_list(token: &str) -> Vec<&str> {
     let whole = |piece: &str| {
         !piece.is_empty()
             && (piece.matches('.').count() == 3
+                || piece.contains(':')
                 || piece.contains('/')
                 || piece.bytes().any(|b| b.is_ascii_alphabetic()))
     };
@@ -348,11 +400,11 @@ fn split_list(token: &str) -> Vec<&str> {
 }
 
 /// `what` is "target" or "exclude", for the error message.
-fn parse_spec(token: &str, what: &str) -> anyhow::Result<Spec> {
-    parse_spec_inner(token).map_err(|why| usage(format!("invalid {what} '{token}': {why}")))
+fn parse_spec(token: &str, what: &str, names: Names) -> anyhow::Result<Spec> {
+    parse_spec_inner(token, names).map_err(|why| usage(format!("invalid {what} '{token}': {why}")))
 }
 
-fn parse_spec_inner(token: &str) -> Result<Spec, String> {
+fn parse_spec_inner(token: &str, names: Names) -> Result<Spec, String> {
     // The common case, one plain address, without the octet sets (a list
     // of a million addresses stays a few tens of megabytes).
     if let Ok(addr) = token.parse::<Ipv4Addr>() {
@@ -369,20 +421,13 @@ fn parse_spec_inner(token: &str) -> Result<Spec, String> {
         }
     }
     if token.contains(':') {
-        return Err(
-            if token.parse::<Ipv6Addr>().is_ok() || token.parse::<Ipv6Net>().is_ok() {
-                "IPv6 is not supported yet".to_string()
-            } else {
-                "':' is not part of an IPv4 address (ports go in -p; IPv6 is not supported yet)"
-                    .to_string()
-            },
-        );
+        return parse_spec6(token);
     }
     if token.contains('*') {
         return Err("'*' is not supported; write the octet as 0-255".to_string());
     }
     if let Some((host, prefix)) = token.split_once('/') {
-        let addr = parse_host(host)?;
+        let addr = parse_host(host, names)?;
         let len = parse_prefix(prefix)?;
         // nmap scans the whole block even when host bits are set (10.0.0.5/24).
         let net = Ipv4Net::new(addr, len).map_err(|e| e.to_string())?.trunc();
@@ -391,8 +436,55 @@ fn parse_spec_inner(token: &str) -> Result<Spec, String> {
     if looks_numeric(token) {
         parse_octets(token)
     } else {
-        resolve(token).map(|addr| Spec::Block(Ipv4Net::from(addr)))
+        resolve(token, names).map(Spec::Named)
     }
+}
+
+/// An IPv6 address, `[address]`, block (`fd00::/120`) or range of whole
+/// addresses (`fd00::1-fd00::ff`). An IPv4-mapped address (`::ffff:a.b.c.d`)
+/// is refused: it would be the IPv4 host under another name.
+fn parse_spec6(token: &str) -> Result<Spec, String> {
+    let bare = |t: &str| -> Result<Ipv6Addr, String> {
+        let t = t
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(t);
+        if t.contains('%') {
+            return Err(
+                "a scope (%interface) is not supported; give a global or unique local address"
+                    .to_string(),
+            );
+        }
+        let a: Ipv6Addr = t.parse().map_err(|_| {
+            format!("'{t}' is not an IPv6 address (ports go in -p, not after the address)")
+        })?;
+        if a.to_ipv4_mapped().is_some() {
+            return Err(format!(
+                "{a} is an IPv4-mapped address; give the IPv4 address {} instead",
+                a.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED)
+            ));
+        }
+        Ok(a)
+    };
+    if let Some((addr, prefix)) = token.split_once('/') {
+        let addr = bare(addr)?;
+        let len =
+            decimal(prefix).ok_or_else(|| format!("prefix length '{prefix}' is not a number"))?;
+        let len = u8::try_from(len)
+            .ok()
+            .filter(|&l| l <= 128)
+            .ok_or_else(|| format!("prefix length {prefix} is above 128"))?;
+        let net = Ipv6Net::new(addr, len).map_err(|e| e.to_string())?.trunc();
+        return Ok(Spec::Block6(net));
+    }
+    if let Some((lo, hi)) = token.split_once('-') {
+        let (lo, hi) = (u128::from(bare(lo)?), u128::from(bare(hi)?));
+        if lo > hi {
+            return Err("the range's first address is above its last".to_string());
+        }
+        return Ok(Spec::Range6(lo, hi));
+    }
+    Ok(Spec::Block6(Ipv6Net::from(bare(token)?)))
 }
 
 /// Keeps typos such as "10.0.0.1;" or two targets in one argument from
@@ -420,12 +512,19 @@ fn looks_numeric(token: &str) -> bool {
 }
 
 /// The part before `/`: one address or a host name, not an octet range.
-fn parse_host(host: &str) -> Result<Ipv4Addr, String> {
+fn parse_host(host: &str, names: Names) -> Result<Ipv4Addr, String> {
     if host.is_empty() {
         return Err("no address before '/'".to_string());
     }
     if !looks_numeric(host) {
-        return resolve(host);
+        let v4 = Names {
+            ipv6: false,
+            ..names
+        };
+        return match resolve(host, v4)?.first() {
+            Some(IpAddr::V4(a)) => Ok(*a),
+            _ => Err("the host name has no IPv4 address for a /prefix".to_string()),
+        };
     }
     let spec = parse_octets(host)?;
     match spec {
@@ -512,24 +611,42 @@ fn decimal(text: &str) -> Option<u32> {
     Some(text.parse().unwrap_or(u32::MAX))
 }
 
-/// Resolves a host name to its first IPv4 address, as nmap does.
-fn resolve(name: &str) -> Result<Ipv4Addr, String> {
+/// Resolves a host name as nmap does: its first IPv4 address, or with
+/// `-6` its first IPv6 one; with `--resolve-all` every address of the
+/// family, or of both when none was chosen.
+fn resolve(name: &str, names: Names) -> Result<Vec<IpAddr>, String> {
     check_host_name(name)?;
-    let addrs = (name, 0u16)
+    let addrs: Vec<IpAddr> = (name, 0u16)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve host name: {e}"))?;
-    let mut saw_v6 = false;
-    for addr in addrs {
-        match addr.ip() {
-            IpAddr::V4(v4) => return Ok(v4),
-            IpAddr::V6(_) => saw_v6 = true,
+        .map_err(|e| format!("cannot resolve host name: {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    let mut picked: Vec<IpAddr> = Vec::new();
+    for a in &addrs {
+        let wanted = match (names.ipv6, names.all) {
+            (true, _) => a.is_ipv6(),
+            (false, false) => a.is_ipv4(),
+            (false, true) => true,
+        };
+        if wanted && !picked.contains(a) {
+            picked.push(*a);
         }
     }
-    Err(if saw_v6 {
-        "the host name has only IPv6 addresses, and IPv6 is not supported yet".to_string()
-    } else {
-        "the host name has no addresses".to_string()
-    })
+    if !names.all {
+        picked.truncate(1);
+    }
+    if picked.is_empty() {
+        return Err(match (names.ipv6, addrs.is_empty()) {
+            (_, true) => "the host name has no addresses".to_string(),
+            (false, false) => {
+                "the host name has only IPv6 addresses: add -6 to scan them".to_string()
+            }
+            (true, false) => {
+                "the host name has no IPv6 address (drop -6 to scan its IPv4 one)".to_string()
+            }
+        });
+    }
+    Ok(picked)
 }
 
 #[cfg(test)]
@@ -541,7 +658,7 @@ mod tests {
         items.iter().map(|s| s.to_string()).collect()
     }
 
-    fn expand(targets: &[&str], excludes: &[&str]) -> Vec<Ipv4Addr> {
+    fn expand(targets: &[&str], excludes: &[&str]) -> Vec<IpAddr> {
         expand_targets(&strings(targets), &strings(excludes)).unwrap()
     }
 
@@ -551,7 +668,7 @@ mod tests {
         e.to_string()
     }
 
-    fn ips(items: &[&str]) -> Vec<Ipv4Addr> {
+    fn ips(items: &[&str]) -> Vec<IpAddr> {
         items.iter().map(|s| s.parse().unwrap()).collect()
     }
 
@@ -572,7 +689,8 @@ mod tests {
         assert_eq!(a("10.0.0.0/24,10.0.0.1").len(), 256);
         for (bad, why) in [
             ("10.0.0.0/23", "more than 256"),
-            ("::1", "IPv6 is not supported yet"),
+            ("::1,10.0.0.1", "one family"),
+            ("ff02::1", "cannot be a probe's source"),
             ("gateway.example", "not host names"),
             ("0.0.0.0", "cannot be a probe's source"),
             ("224.0.0.1", "cannot be a probe's source"),
@@ -611,7 +729,10 @@ mod tests {
         assert_eq!(block.len(), 256);
         assert_eq!(
             (block[0], block[255]),
-            (Ipv4Addr::new(10, 1, 2, 0), Ipv4Addr::new(10, 1, 2, 255))
+            (
+                IpAddr::V4(Ipv4Addr::new(10, 1, 2, 0)),
+                IpAddr::V4(Ipv4Addr::new(10, 1, 2, 255))
+            )
         );
     }
 
@@ -670,18 +791,22 @@ mod tests {
             &strings(&["localhost", "127.0.0.1", "10.0.0.1"]),
             &[],
             false,
+            Names::default(),
         )
         .unwrap();
-        let lo = Ipv4Addr::LOCALHOST;
-        assert_eq!(addrs, [lo, Ipv4Addr::new(10, 0, 0, 1)]);
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(addrs, [lo, Ipv4Addr::new(10, 0, 0, 1).into()]);
         assert_eq!(names, [(lo, "localhost".to_string())]);
         // A block by name is no one host's name; an excluded host has none.
-        let (_, names) = expand_targets_named(&strings(&["localhost/31"]), &[], false).unwrap();
+        let (_, names) =
+            expand_targets_named(&strings(&["localhost/31"]), &[], false, Names::default())
+                .unwrap();
         assert!(names.is_empty());
         let (_, names) = expand_targets_named(
             &strings(&["localhost", "10.0.0.1"]),
             &strings(&["127.0.0.1"]),
             false,
+            Names::default(),
         )
         .unwrap();
         assert!(names.is_empty());
@@ -781,10 +906,37 @@ mod tests {
                 "1.2.3.300/24",
                 "invalid target '1.2.3.300/24': octet 300 is above 255",
             ),
-            ("::1", "invalid target '::1': IPv6 is not supported yet"),
             (
                 "2001:db8::/32",
-                "invalid target '2001:db8::/32': IPv6 is not supported yet",
+                "too many targets: '2001:db8::/32' brings the total to 18446744073709551615 \
+                 addresses, above flagscan's limit of 67108864 (a /6)",
+            ),
+            (
+                "::ffff:10.0.0.1",
+                "invalid target '::ffff:10.0.0.1': ::ffff:10.0.0.1 is an IPv4-mapped address; \
+                 give the IPv4 address 10.0.0.1 instead",
+            ),
+            (
+                "fe80::1%eth0",
+                "invalid target 'fe80::1%eth0': a scope (%interface) is not supported; give a \
+                 global or unique local address",
+            ),
+            (
+                "fd00::9-fd00::1",
+                "invalid target 'fd00::9-fd00::1': the range's first address is above its last",
+            ),
+            (
+                "fd00::/129",
+                "invalid target 'fd00::/129': prefix length 129 is above 128",
+            ),
+            (
+                "[fd00::1]:80",
+                "invalid target '[fd00::1]:80': '[fd00::1]:80' is not an IPv6 address (ports go \
+                 in -p, not after the address)",
+            ),
+            (
+                "::",
+                "invalid target '::': :: names no host (it means any address of this one)",
             ),
         ];
         for (token, want) in cases {
@@ -944,5 +1096,48 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("No such file"), "{msg}");
+    }
+
+    #[test]
+    fn ipv6_addresses_blocks_and_ranges() {
+        assert_eq!(expand(&["::1"], &[]), ips(&["::1"]));
+        assert_eq!(expand(&["[fd00::1]"], &[]), ips(&["fd00::1"]));
+        assert_eq!(
+            expand(&["fd00::5/126"], &[]),
+            ips(&["fd00::4", "fd00::5", "fd00::6", "fd00::7"])
+        );
+        assert_eq!(
+            expand(&["fd00::fe-fd00::101"], &["fd00::100"]),
+            ips(&["fd00::fe", "fd00::ff", "fd00::101"])
+        );
+        // Both families in one scan, each once; a comma list splits.
+        assert_eq!(
+            expand(&["10.0.0.1,fd00::1", "fd00::1", "10.0.0.1"], &[]),
+            ips(&["10.0.0.1", "fd00::1"])
+        );
+        assert_eq!(expand(&["fd00::/120"], &["fd00::/121"]).len(), 128);
+        // Past a /104 (as many addresses as a /8): the same question.
+        assert!(err(&["fd00::/103"], &[]).contains("--yes"));
+        assert!(err(&["fd00::/64"], &[]).contains("above flagscan's limit"));
+    }
+
+    #[test]
+    fn host_names_follow_minus_6_and_resolve_all() {
+        let names = |ipv6, all| {
+            expand_targets_named(&strings(&["localhost"]), &[], false, Names { ipv6, all })
+        };
+        let (v4, _) = names(false, false).unwrap();
+        assert_eq!(v4, ips(&["127.0.0.1"]));
+        // /etc/hosts names ::1 localhost only on some systems: where it
+        // does, -6 finds it and --resolve-all adds it.
+        match names(true, false) {
+            Ok((v6, named)) => {
+                assert_eq!(v6, ips(&["::1"]));
+                assert_eq!(named, [(v6[0], "localhost".to_string())]);
+                let (both, _) = names(false, true).unwrap();
+                assert!(both.contains(&v4[0]) && both.contains(&v6[0]), "{both:?}");
+            }
+            Err(e) => assert!(e.to_string().contains("no IPv6 address"), "{e}"),
+        }
     }
 }

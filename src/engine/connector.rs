@@ -4,7 +4,7 @@
 //! its timing and every output work as for a raw scan.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ const POLL: Duration = Duration::from_millis(1);
 /// One probe in flight.
 struct Flight {
     slot: usize,
-    host: Ipv4Addr,
+    host: IpAddr,
     port: u16,
     technique: usize,
     attempt: u8,
@@ -74,7 +74,7 @@ pub fn run(mut conns: Connects, plan: Plan, clock: Instant, links: Links) {
     let mut flights: FxHashMap<u64, Flight> = FxHashMap::default();
     // A probe's earlier try is closed when the next one starts: its
     // answer would be the tracker's late reply, and the socket is needed.
-    let mut by_probe: FxHashMap<(Ipv4Addr, u16, usize), u64> = FxHashMap::default();
+    let mut by_probe: FxHashMap<(IpAddr, u16, usize), u64> = FxHashMap::default();
     // Every flight has the same age limit, so start order is expiry order.
     let mut ages: VecDeque<(Duration, u64)> = VecDeque::new();
     let mut next_token = 0u64;
@@ -136,7 +136,7 @@ pub fn run(mut conns: Connects, plan: Plan, clock: Instant, links: Links) {
             let src = plan.bind.then_some(f.src);
             let started = conns.start(
                 (src, plan.device.as_deref()),
-                SocketAddrV4::new(f.dst, f.dport),
+                std::net::SocketAddr::new(f.dst, f.dport),
                 token,
             );
             let at = clock.elapsed();

@@ -8,7 +8,7 @@
 //! (RFC 9293 3.10.7.1 reset generation). Off-path forgers cannot guess them.
 
 use std::hash::Hasher;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use rand::{RngCore, SeedableRng};
 use siphasher::sip::SipHasher24;
@@ -66,10 +66,16 @@ impl CookieKey {
         CookieKey { k0, k1 }
     }
 
-    pub fn cookie(&self, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> Cookie {
+    pub fn cookie(&self, src: IpAddr, dst: IpAddr, sport: u16, dport: u16) -> Cookie {
         let mut h = SipHasher24::new_with_keys(self.k0, self.k1);
-        h.write(&src.octets());
-        h.write(&dst.octets());
+        // IPv4 hashes its 4 bytes, as it always has (the captured fixtures'
+        // cookies stay valid); IPv6 its 16.
+        for a in [src, dst] {
+            match a {
+                IpAddr::V4(v4) => h.write(&v4.octets()),
+                IpAddr::V6(v6) => h.write(&v6.octets()),
+            }
+        }
         h.write_u16(sport);
         h.write_u16(dport);
         let v = h.finish();
@@ -246,9 +252,10 @@ pub fn quoted_fits(cookie: Cookie, quoted_seq: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
 
-    const SRC: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 1);
-    const DST: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 2);
+    const SRC: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 213, 1, 1));
+    const DST: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 213, 1, 2));
 
     #[test]
     fn cookies_depend_on_key_and_every_tuple_field() {

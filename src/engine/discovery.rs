@@ -12,7 +12,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -28,7 +28,7 @@ use crate::model::tap::Taps;
 use crate::model::technique::{builtin_by_name, ProbeShape, Reason};
 use crate::wire::arp;
 use crate::wire::icmp::{self, PingReply, Query};
-use crate::wire::{parse_ipv4, Body, Packet, Parsed, ProbeFields, ProbeTemplate};
+use crate::wire::{parse_ip, v4, Body, Packet, Parsed, ProbeFields, ProbeTemplate};
 
 /// One discovery probe beyond the local link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,7 +446,7 @@ fn decode_sport(keys: &ScanKeys, port: u16) -> Option<(bool, u8)> {
 }
 
 /// The ICMP identifier and data a query to `dst` from `src` carries.
-fn icmp_cookie(keys: &ScanKeys, src: Ipv4Addr, dst: Ipv4Addr) -> (u16, [u8; icmp::ECHO_DATA]) {
+fn icmp_cookie(keys: &ScanKeys, src: IpAddr, dst: IpAddr) -> (u16, [u8; icmp::ECHO_DATA]) {
     // Port 0 both ways: no TCP probe uses it, so this cookie is ICMP's own.
     let c = keys.key.cookie(src, dst, 0, 0);
     let mut data = [0; icmp::ECHO_DATA];
@@ -458,10 +458,10 @@ fn icmp_cookie(keys: &ScanKeys, src: Ipv4Addr, dst: Ipv4Addr) -> (u16, [u8; icmp
 /// Everything the loop needs to build and check probes.
 struct Pinger<'a> {
     keys: &'a ScanKeys,
-    targets: &'a [Ipv4Addr],
-    sources: &'a [Ipv4Addr],
+    targets: &'a [IpAddr],
+    sources: &'a [IpAddr],
     plan: &'a PingPlan,
-    index: FxHashMap<Ipv4Addr, usize>,
+    index: FxHashMap<IpAddr, usize>,
     syn: ProbeShape,
     ack: ProbeShape,
     syn_template: ProbeTemplate,
@@ -487,7 +487,7 @@ impl Pinger<'_> {
                     seq: u16::from(o.attempt),
                     data,
                 }
-                .packet(src, dst, ip_id),
+                .packet(v4(src), v4(dst), ip_id),
                 Ping::Syn(port) | Ping::Ack(port) => {
                     let syn = matches!(p, Ping::Syn(_));
                     let sport = ping_sport(self.keys, syn, o.attempt);
@@ -526,7 +526,7 @@ impl Pinger<'_> {
             dst,
             ttl,
             body,
-        }) = parse_ipv4(bytes)
+        }) = parse_ip(bytes)
         else {
             return None;
         };
@@ -592,8 +592,8 @@ impl Pinger<'_> {
                 seq,
                 data,
             } => {
-                let host = *self.index.get(&from)?;
-                let (want_id, want_data) = icmp_cookie(self.keys, self.sources[host], from);
+                let host = *self.index.get(&IpAddr::V4(from))?;
+                let (want_id, want_data) = icmp_cookie(self.keys, self.sources[host], from.into());
                 let n = if kind == icmp::ECHO_REPLY {
                     icmp::ECHO_DATA
                 } else {
@@ -628,8 +628,8 @@ impl Pinger<'_> {
                 id,
                 seq,
             } => {
-                let host = *self.index.get(&target)?;
-                let (want_id, data) = icmp_cookie(self.keys, self.sources[host], target);
+                let host = *self.index.get(&IpAddr::V4(target))?;
+                let (want_id, data) = icmp_cookie(self.keys, self.sources[host], target.into());
                 let attempt = u8::try_from(seq).ok()?;
                 // The quoted checksum covers the secret data: with the
                 // identifier, 32 bits a forger must guess.
@@ -642,7 +642,11 @@ impl Pinger<'_> {
                 if source != self.sources[host] || id != want_id || checksum != sent.checksum() {
                     return None;
                 }
-                Some((host, Some(attempt), unreachable(from, target, code, ttl)))
+                Some((
+                    host,
+                    Some(attempt),
+                    unreachable(from.into(), target.into(), code, ttl),
+                ))
             }
         }
     }
@@ -651,7 +655,7 @@ impl Pinger<'_> {
 /// An ICMP unreachable from the target itself shows it up (a REJECT rule
 /// answered); from anyone else (a router, or our own stack when the
 /// neighbour never answered), it says the target is not reachable.
-fn unreachable(from: Ipv4Addr, target: Ipv4Addr, code: u8, ttl: u8) -> Answer {
+fn unreachable(from: IpAddr, target: IpAddr, code: u8, ttl: u8) -> Answer {
     if from == target {
         Answer::Up {
             reason: HostReason::Reply(Reason::Unreachable(code)),
@@ -663,7 +667,7 @@ fn unreachable(from: Ipv4Addr, target: Ipv4Addr, code: u8, ttl: u8) -> Answer {
 }
 
 /// A `--packet-trace` line for a valid answer.
-fn trace_answer(taps: &Taps, at: Time, target: Ipv4Addr, answer: Answer, decided: bool) {
+fn trace_answer(taps: &Taps, at: Time, target: IpAddr, answer: Answer, decided: bool) {
     if taps.is_empty() {
         return;
     }
@@ -690,9 +694,10 @@ const SEND_BATCH: usize = 32;
 /// What [`run`] asks, and with what it shares the scan beside it.
 pub struct Job<'a> {
     pub keys: &'a ScanKeys,
-    pub targets: &'a [Ipv4Addr],
+    /// IPv4 only: a scan with IPv6 targets skips discovery.
+    pub targets: &'a [IpAddr],
     /// Our address towards each target.
-    pub sources: &'a [Ipv4Addr],
+    pub sources: &'a [IpAddr],
     pub via: Vec<Via>,
     pub plan: &'a PingPlan,
     pub params: TimingParams,
@@ -793,8 +798,8 @@ pub fn run(
                 Via::Arp { ifindex } => {
                     let req = arp::request(
                         sockets.arp_mac(ifindex).unwrap_or_default(),
-                        sources[o.host],
-                        targets[o.host],
+                        v4(sources[o.host]),
+                        v4(targets[o.host]),
                     );
                     sockets.send_arp(ifindex, &req)?;
                     sent += 1;
@@ -806,7 +811,7 @@ pub fn run(
                     for p in pinger.packets(&o) {
                         // A refused send (no route, a full buffer) is a
                         // probe that got no answer: the next try may go.
-                        if sockets.send_ip(&p, targets[o.host]).is_ok() {
+                        if sockets.send_ip(&p, v4(targets[o.host])).is_ok() {
                             for tap in taps {
                                 tap.ping_packet(true, &p);
                             }
@@ -852,7 +857,7 @@ pub fn run(
                     let Some(r) = arp::parse_reply(bytes) else {
                         continue;
                     };
-                    let Some(&host) = pinger.index.get(&r.ip) else {
+                    let Some(&host) = pinger.index.get(&IpAddr::V4(r.ip)) else {
                         continue;
                     };
                     if d.via[host] != (Via::Arp { ifindex: *ifindex }) || r.to != sources[host] {
@@ -863,7 +868,7 @@ pub fn run(
                         ttl: None,
                     };
                     let decided = d.on_answer(host, None, up, at);
-                    trace_answer(taps, at, r.ip, up, decided);
+                    trace_answer(taps, at, r.ip.into(), up, decided);
                     if decided {
                         macs.push((*ifindex, r.ip, r.mac));
                         d.set_mac(host, r.mac);

@@ -13,7 +13,7 @@ use crate::io::socket::Stamp;
 use crate::model::probe::Time;
 use crate::model::reply::{Reply, Traced, Verdict};
 use crate::model::tap::Taps;
-use crate::wire::{parse_ipv4, Parsed};
+use crate::wire::{parse_ip, Parsed};
 
 /// What the receiver hands the scan loop.
 #[derive(Debug)]
@@ -86,7 +86,7 @@ pub fn run(mut capture: Capture, validator: Validator, clock: Instant, taps: Tap
             }
             captured += 1;
             let at = scan_time(clock, stamp);
-            let parsed = parse_ipv4(packet);
+            let parsed = parse_ip(packet);
             let verdict = validator.check(parsed, at);
             if matches!(verdict, Verdict::Invalid) {
                 invalid += 1;

@@ -1,7 +1,7 @@
 //! One scan: opens the sockets, starts the sender and receiver threads, and
 //! runs the tracker until every probe has an answer or its last timeout.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use crate::wire::frame::Mac;
 use crate::wire::{ProbeFields, ProbeTemplate};
 
 pub struct ScanConfig {
-    pub targets: Vec<Ipv4Addr>,
+    pub targets: Vec<IpAddr>,
     /// Every port probed (with TCP and UDP in one pass, both lists).
     pub ports: Vec<u16>,
     /// `-r`: probes in index order, not the seeded random one.
@@ -53,7 +53,7 @@ pub struct ScanConfig {
     /// `-S`: the probes' source addresses (empty: the kernel's choice).
     /// With several, probes take them in turn, so each meets its own
     /// share of a target's per-destination rate limiters.
-    pub sources: Vec<Ipv4Addr>,
+    pub sources: Vec<IpAddr>,
     pub max_rate: Option<f64>,
     /// `--min-rate`: sends go past the congestion window to keep this rate.
     pub min_rate: Option<f64>,
@@ -633,11 +633,11 @@ impl Threads {
 struct Probes<'a> {
     keys: &'a ScanKeys,
     /// By host position, as the tracker gives it: no hash per probe.
-    sources: &'a [Ipv4Addr],
+    sources: &'a [IpAddr],
     /// `-S` with several addresses: every probe, retries and paced tries
     /// included, takes its host's next one, so that each address carries
     /// an even share of every host's probes.
-    spread: &'a [Ipv4Addr],
+    spread: &'a [IpAddr],
     turns: std::cell::RefCell<rustc_hash::FxHashMap<usize, usize>>,
     probes: Vec<ProbeShape>,
     orders: &'a Sender<Order>,

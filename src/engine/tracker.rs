@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -1263,7 +1263,7 @@ impl Tracker {
 
     /// Decided findings in (host, port, technique) order; `None` where a
     /// probe was not concluded (an interrupted scan).
-    pub fn findings(&self) -> impl Iterator<Item = (Ipv4Addr, u16, usize, Option<Finding>)> + '_ {
+    pub fn findings(&self) -> impl Iterator<Item = (IpAddr, u16, usize, Option<Finding>)> + '_ {
         self.slots.iter().enumerate().map(|(i, slot)| {
             let (h, p, t) = self.space.probe(i as u64);
             let f = match slot {
@@ -1298,9 +1298,10 @@ mod tests {
     use super::*;
     use crate::model::technique::builtin_by_name;
     use crate::model::technique::{Reason, ReplyKind};
+    use std::net::{IpAddr, Ipv4Addr};
 
-    const H1: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-    const H2: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const H1: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const H2: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 
     fn tracker(ports: Vec<u16>, names: &[&str]) -> Tracker {
         let techniques: Vec<Technique> =
@@ -1338,7 +1339,7 @@ mod tests {
             assert_eq!(s.index(h, p, t), Some(i));
         }
         assert_eq!(s.index(H1, 23, 0), None);
-        assert_eq!(s.index(Ipv4Addr::new(1, 1, 1, 1), 22, 0), None);
+        assert_eq!(s.index(Ipv4Addr::new(1, 1, 1, 1).into(), 22, 0), None);
         assert_eq!(s.index(H1, 22, 3), None);
     }
 
@@ -1374,7 +1375,7 @@ mod tests {
     /// `rejected` are REJECTed (the others reset, unlimited) and every UDP
     /// port is closed: UDP spends the ICMP bucket.
     fn limited_host(names: &[&str], rejected: &[u16]) -> (usize, usize) {
-        const H: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+        const H: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
         let techniques: Vec<Technique> =
             names.iter().map(|n| builtin_by_name(n).unwrap()).collect();
         let ports: Vec<u16> = (1..=40).collect();
@@ -1507,7 +1508,7 @@ mod tests {
         let mut t = Tracker::new(space, techniques, TimingParams::default(), 11);
         // 2 hosts x 2 ports asked by one protocol only x the other's techniques.
         assert_eq!(t.decided(), 2 * (2 + 2 * 2));
-        let mut sent: Vec<(Ipv4Addr, u16, usize)> = Vec::new();
+        let mut sent: Vec<(IpAddr, u16, usize)> = Vec::new();
         let mut now = ms(0);
         while !t.is_done() {
             while let Some(o) = t.poll_send(now) {
@@ -1524,7 +1525,7 @@ mod tests {
             t.expire(now);
         }
         sent.sort();
-        let mut want: Vec<(Ipv4Addr, u16, usize)> = Vec::new();
+        let mut want: Vec<(IpAddr, u16, usize)> = Vec::new();
         for h in [H1, H2] {
             want.extend(tcp.iter().flat_map(|&p| [(h, p, 0), (h, p, 1)]));
             want.extend(udp.iter().map(|&p| (h, p, 2)));
@@ -1543,8 +1544,8 @@ mod tests {
     /// host up goes exactly once, none of a host down, and the scan
     /// begins before discovery ends.
     fn scan_beside_discovery(hosts: usize, up: impl Fn(usize) -> bool) {
-        let targets: Vec<Ipv4Addr> = (0..hosts as u32)
-            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+        let targets: Vec<IpAddr> = (0..hosts as u32)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))
             .collect();
         let techniques = vec![builtin_by_name("syn").unwrap()];
         let space = ProbeSpace::new(targets.clone(), (1..=100).collect(), 1);
@@ -1599,8 +1600,8 @@ mod tests {
         // 1,000 hosts x 100 ports: more held probes than the limit.
         scan_beside_discovery(1000, |h| h % 10 == 0 || h == 5);
         let techniques = vec![builtin_by_name("syn").unwrap()];
-        let targets: Vec<Ipv4Addr> = (0..1000u32)
-            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+        let targets: Vec<IpAddr> = (0..1000u32)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))
             .collect();
         let space = ProbeSpace::new(targets, (1..=100).collect(), 1);
         let mut t = Tracker::new(space, techniques, TimingParams::default(), 3);
@@ -1960,7 +1961,7 @@ mod tests {
 
     #[test]
     fn each_host_gets_its_own_timeout_once_it_answers() {
-        let h3 = Ipv4Addr::new(10, 0, 0, 3);
+        let h3 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
         let techniques = vec![builtin_by_name("syn").unwrap()];
         let space = ProbeSpace::new(vec![H1, H2, h3], vec![22], 1);
         let mut t = Tracker::new(space, techniques, TimingParams::default(), 1);

@@ -195,7 +195,9 @@ impl Validator {
                     quoted.dport,
                     &payload,
                 );
-                if quoted.ip_id != udp_ip_id(cookie) || quoted.seq != word {
+                // (IPv6 has no IP id: its quote is checked by the rest.)
+                let id_fits = quoted.dst.is_ipv6() || quoted.ip_id == udp_ip_id(cookie);
+                if !id_fits || quoted.seq != word {
                     return Verdict::Invalid;
                 }
                 Verdict::Reply(Reply {
@@ -236,7 +238,7 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::IpAddr;
     use std::time::Duration;
 
     use crate::engine::cookie::{probe_numbers, ScanKeys};
@@ -244,7 +246,7 @@ mod tests {
     use crate::model::technique;
     use crate::wire::fixtures::*;
     use crate::wire::flag;
-    use crate::wire::{parse_ipv4, ProbeFields, ProbeTemplate};
+    use crate::wire::{parse_ip, ProbeFields, ProbeTemplate};
 
     /// The `--seed` of the captured scan and its technique order.
     const SEED: u64 = 7;
@@ -272,7 +274,7 @@ mod tests {
     struct Case {
         name: &'static str,
         bytes: &'static [u8],
-        host: Ipv4Addr,
+        host: IpAddr,
         port: u16,
         technique: usize,
         kind: ReplyKind,
@@ -417,7 +419,7 @@ mod tests {
         for c in cases() {
             let probe = v.probes[c.technique];
             let probe_flags = probe.flags;
-            let Parsed::Packet(p) = parse_ipv4(c.bytes) else {
+            let Parsed::Packet(p) = parse_ip(c.bytes) else {
                 panic!("{}: does not parse", c.name)
             };
             match p.body {
@@ -467,7 +469,7 @@ mod tests {
         let at = Duration::from_millis(3);
         for c in cases() {
             assert_eq!(
-                v.check(parse_ipv4(c.bytes), at),
+                v.check(parse_ip(c.bytes), at),
                 Verdict::Reply(Reply {
                     host: c.host,
                     port: c.port,
@@ -483,7 +485,7 @@ mod tests {
             // One flipped bit of the cookie number: counted invalid, never a result.
             for bit in [0, 1, 7, 8, 16, 31] {
                 assert_eq!(
-                    v.check(parse_ipv4(&flip(c.bytes, bit)), at),
+                    v.check(parse_ip(&flip(c.bytes, bit)), at),
                     Verdict::Invalid,
                     "{} bit {bit}",
                     c.name
@@ -500,23 +502,23 @@ mod tests {
         // the addresses, so it is a forgery.
         let mut spoofed = RST_ACK_SYN_FIXTURE;
         spoofed[15] = 3;
-        assert_eq!(v.check(parse_ipv4(&spoofed), at), Verdict::Invalid);
+        assert_eq!(v.check(parse_ip(&spoofed), at), Verdict::Invalid);
         // An ICMP error quoting a probe to another host or port.
         let mut other_host = ICMP_PORT_UNREACH_FIXTURE;
         other_host[47] = 3;
-        assert_eq!(v.check(parse_ipv4(&other_host), at), Verdict::Invalid);
+        assert_eq!(v.check(parse_ip(&other_host), at), Verdict::Invalid);
         let mut other_port = ICMP_PORT_UNREACH_FIXTURE;
         other_port[51] = 112;
-        assert_eq!(v.check(parse_ipv4(&other_port), at), Verdict::Invalid);
+        assert_eq!(v.check(parse_ip(&other_port), at), Verdict::Invalid);
         // The FIN probe's reset delivered to the NULL slot: NULL wants ack = seq.
         let mut wrong_slot = RST_ACK_FIXTURE;
         wrong_slot[23] = 0xf8;
-        assert_eq!(v.check(parse_ipv4(&wrong_slot), at), Verdict::Invalid);
+        assert_eq!(v.check(parse_ip(&wrong_slot), at), Verdict::Invalid);
         // A reply to a later try is attributed to that try's slot only if
         // its numbers fit that slot's cookie; these are try 0's numbers.
         let mut retry_slot = RST_ACK_SYN_FIXTURE;
         retry_slot[23] = 0xe9;
-        assert_eq!(v.check(parse_ipv4(&retry_slot), at), Verdict::Invalid);
+        assert_eq!(v.check(parse_ip(&retry_slot), at), Verdict::Invalid);
     }
 
     /// `-g 53`: every probe of the seed-7 scan leaves from port 53.
@@ -565,20 +567,20 @@ mod tests {
                     at,
                 });
                 let real = reply_to(&v, technique, slot, 0);
-                assert_eq!(v.check(parse_ipv4(&real), at), want, "{technique}/{slot}");
+                assert_eq!(v.check(parse_ip(&real), at), want, "{technique}/{slot}");
                 // Forged: numbers off by one, or no cookie of ours at all.
                 let forged = reply_to(&v, technique, slot, 1);
-                assert_eq!(v.check(parse_ipv4(&forged), at), Verdict::Invalid);
+                assert_eq!(v.check(parse_ip(&forged), at), Verdict::Invalid);
             }
         }
         // The plan's own ports are not where replies come any more.
         let (_, _, planned) = lab_scan();
         assert!(matches!(
-            planned.check(parse_ipv4(&reply_to(&v, SYN, 0, 0)), at),
+            planned.check(parse_ip(&reply_to(&v, SYN, 0, 0)), at),
             Verdict::NotOurs
         ));
         assert_eq!(
-            v.check(parse_ipv4(&RST_ACK_SYN_FIXTURE), at),
+            v.check(parse_ip(&RST_ACK_SYN_FIXTURE), at),
             Verdict::NotOurs
         );
         // An ICMP error quoting a SYN probe from port 53, try 2.
@@ -587,7 +589,7 @@ mod tests {
         icmp[48..50].copy_from_slice(&53u16.to_be_bytes());
         icmp[52..56].copy_from_slice(&seq.to_be_bytes());
         assert_eq!(
-            v.check(parse_ipv4(&icmp), at),
+            v.check(parse_ip(&icmp), at),
             Verdict::Reply(Reply {
                 host: B,
                 port: 111,
@@ -599,7 +601,7 @@ mod tests {
             })
         );
         icmp[55] ^= 1;
-        assert_eq!(v.check(parse_ipv4(&icmp), at), Verdict::Invalid);
+        assert_eq!(v.check(parse_ip(&icmp), at), Verdict::Invalid);
     }
 
     #[test]
@@ -607,7 +609,7 @@ mod tests {
         let (_, _, v) = lab_scan();
         // The SYN/ACK of an ordinary connect() in the scanner's namespace.
         assert_eq!(
-            v.check(parse_ipv4(&SYN_ACK_CONNECT_FIXTURE), Duration::ZERO),
+            v.check(parse_ip(&SYN_ACK_CONNECT_FIXTURE), Duration::ZERO),
             Verdict::NotOurs
         );
     }
@@ -652,7 +654,7 @@ mod tests {
     }
 
     fn verdict(v: &Validator, bytes: &[u8]) -> Verdict {
-        v.check(parse_ipv4(bytes), Duration::ZERO)
+        v.check(parse_ip(bytes), Duration::ZERO)
     }
 
     #[test]

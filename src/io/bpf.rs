@@ -3,7 +3,7 @@
 //! costs the receiver a copy or a wakeup.
 //!
 //! The rule is conservative: the filter drops a packet only when it can
-//! prove that [`crate::wire::parse_ipv4`] and the receiver's validator would
+//! prove that [`crate::wire::parse_ip`] and the receiver's validator would
 //! ignore it. Every packet the parser would call malformed still comes
 //! through, because a malformed packet is counted as invalid whatever it is
 //! addressed to (tests/forged_traffic.rs injects such frames). So the
@@ -24,8 +24,17 @@
 //!   (etherparse parses through it).
 //!
 //! It drops fragments (the parser ignores them) and every other well-formed
-//! packet. Offsets are from the IPv4 header: on a `SOCK_DGRAM` packet socket
+//! packet. Offsets are from the IP header: on a `SOCK_DGRAM` packet socket
 //! the kernel runs the filter with the data at the network header.
+//!
+//! The socket captures every protocol: the program first looks at the
+//! frame's EtherType (the kernel's `SKF_AD_PROTOCOL`), drops all but IPv4
+//! and IPv6, and gives IPv6 the same rule: malformed (shorter than its
+//! header, another version, a payload length past the packet, TCP shorter
+//! than 20 bytes, UDP or ICMPv6 shorter than 8) passes; TCP to our ports
+//! with RST or SYN+ACK, UDP to our UDP ports, ICMPv6 destination
+//! unreachable and any packet with extension headers (which the parser
+//! walks) pass; the rest drops.
 //!
 //! `interpret` (built for tests only) is a small reference interpreter with the kernel's
 //! semantics (a load past the packet drops it) so that tests can run the
@@ -58,7 +67,6 @@ const ABS: u16 = 0x20;
 const IND: u16 = 0x40;
 const MEM: u16 = 0x60;
 const LEN: u16 = 0x80;
-#[cfg(test)]
 const ADD: u16 = 0x00;
 const SUB: u16 = 0x10;
 const AND: u16 = 0x50;
@@ -201,6 +209,14 @@ const PROTO_TCP: u32 = 6;
 const PROTO_UDP: u32 = 17;
 const PROTO_AH: u32 = 51;
 const PROTO_ICMPV6: u32 = 58;
+/// IPv6 extension headers etherparse walks (RFC 8200 4, and AH).
+const IPV6_EXTENSIONS: [u32; 8] = [0, 43, 44, 51, 60, 135, 139, 140];
+
+/// `SKF_AD_OFF + SKF_AD_PROTOCOL` (linux/filter.h): a load here gives the
+/// frame's EtherType in host order.
+const AD_PROTOCOL: u32 = 0xffff_f000;
+const ETH_P_IP: u32 = 0x0800;
+const ETH_P_IPV6: u32 = 0x86dd;
 
 /// The program for a scan whose probes leave from ports `lo..=hi`.
 /// `any_flags`: pass TCP to those ports whatever its flags (`--pcap`,
@@ -208,6 +224,9 @@ const PROTO_ICMPV6: u32 = 58;
 pub fn reply_filter(lo: u16, hi: u16, any_flags: bool, udp: Option<(u16, u16)>) -> Vec<Insn> {
     use Target::{Accept, Drop, Label, Next};
     let mut a = Asm::default();
+    a.op(LD | H | ABS, AD_PROTOCOL)
+        .jump(JMP | JEQ | K, ETH_P_IPV6, Label("ipv6"), Next)
+        .jump(JMP | JEQ | K, ETH_P_IP, Next, Drop);
     // Nothing at all: a packet socket without a filter never delivers a
     // zero-length packet (its snap length would be 0), so neither do we.
     // The IPv4 header: at least 20 bytes, version 4, IHL >= 5, and
@@ -315,6 +334,79 @@ pub fn reply_filter(lo: u16, hi: u16, any_flags: bool, udp: Option<(u16, u16)>) 
     a.label("short8")
         .op(LD | W | MEM, M_PAYLOAD)
         .jump(JMP | JGE | K, 8, Drop, Accept);
+
+    // IPv6: a 40-byte header of version 6 whose payload fits the packet.
+    a.label("ipv6")
+        .op(LD | W | LEN, 0)
+        .jump(JMP | JEQ | K, 0, Drop, Next)
+        .jump(JMP | JGE | K, 40, Next, Accept)
+        .op(LD | B | ABS, 0)
+        .op(ALU | RSH | K, 4)
+        .jump(JMP | JEQ | K, 6, Next, Accept)
+        .op(LD | H | ABS, 4)
+        .op(ST, M_PAYLOAD)
+        .op(ALU | ADD | K, 40)
+        .op(MISC | TAX, 0)
+        .op(LD | W | LEN, 0)
+        .jump(JMP | JGE | X, 0, Next, Accept)
+        .op(LD | B | ABS, 6)
+        .jump(JMP | JEQ | K, PROTO_TCP, Label("tcp6"), Next)
+        .jump(JMP | JEQ | K, PROTO_UDP, Label("udp6"), Next)
+        .jump(JMP | JEQ | K, PROTO_ICMPV6, Label("icmp6"), Next);
+    for ext in IPV6_EXTENSIONS {
+        a.jump(JMP | JEQ | K, ext, Accept, Next);
+    }
+    a.op(RET | K, 0);
+
+    // TCP over IPv6: as over IPv4, with the header at 40.
+    a.label("tcp6")
+        .op(LD | W | MEM, M_PAYLOAD)
+        .jump(JMP | JGE | K, 20, Next, Accept)
+        .op(LD | B | ABS, 40 + 12)
+        .op(ALU | RSH | K, 4)
+        .op(ALU | LSH | K, 2)
+        .jump(JMP | JGE | K, 20, Next, Accept)
+        .op(LDX | W | MEM, M_PAYLOAD)
+        .jump(JMP | JGT | X, 0, Accept, Next)
+        .op(LD | H | ABS, 40 + 2)
+        .jump(JMP | JGE | K, u32::from(lo), Next, Drop)
+        .jump(JMP | JGT | K, u32::from(hi), Drop, Next);
+    if any_flags {
+        a.op(RET | K, ACCEPT);
+    } else {
+        a.op(LD | B | ABS, 40 + 13)
+            .jump(JMP | JSET | K, 0x04, Accept, Next)
+            .op(ALU | AND | K, 0x12)
+            .jump(JMP | JEQ | K, 0x12, Accept, Drop);
+    }
+
+    // UDP over IPv6: 8 bytes and a length field between 8 and the payload
+    // (etherparse's rule), to our UDP ports.
+    a.label("udp6")
+        .op(LD | W | MEM, M_PAYLOAD)
+        .jump(JMP | JGE | K, 8, Next, Accept)
+        .op(LD | H | ABS, 40 + 4)
+        .jump(JMP | JEQ | K, 0, Drop, Next)
+        .jump(JMP | JGE | K, 8, Next, Accept)
+        .op(LDX | W | MEM, M_PAYLOAD);
+    match udp {
+        Some((ulo, uhi)) => {
+            a.jump(JMP | JGT | X, 0, Accept, Next)
+                .op(LD | H | ABS, 40 + 2)
+                .jump(JMP | JGE | K, u32::from(ulo), Next, Drop)
+                .jump(JMP | JGT | K, u32::from(uhi), Drop, Accept);
+        }
+        None => {
+            a.jump(JMP | JGT | X, 0, Accept, Drop);
+        }
+    }
+
+    // ICMPv6: 8 bytes or malformed; destination unreachable (type 1) passes.
+    a.label("icmp6")
+        .op(LD | W | MEM, M_PAYLOAD)
+        .jump(JMP | JGE | K, 8, Next, Accept)
+        .op(LD | B | ABS, 40)
+        .jump(JMP | JEQ | K, 1, Accept, Drop);
     a.finish()
 }
 
@@ -326,6 +418,13 @@ fn interpret(prog: &[Insn], packet: &[u8]) -> u32 {
     let mut mem = [0u32; 16];
     let mut pc = 0usize;
     let load = |at: u32, size: usize| -> Option<u32> {
+        // The EtherType a packet socket would have seen, from the version.
+        if at == AD_PROTOCOL {
+            return Some(match packet.first().map(|b| b >> 4) {
+                Some(6) => ETH_P_IPV6,
+                _ => ETH_P_IP,
+            });
+        }
         let at = at as usize;
         let b = packet.get(at..at.checked_add(size)?)?;
         Some(b.iter().fold(0u32, |v, &byte| (v << 8) | u32::from(byte)))
@@ -416,7 +515,7 @@ mod tests {
     use crate::model::reply::Verdict;
     use crate::model::technique;
     use crate::wire::fixtures::*;
-    use crate::wire::{parse_ipv4, Parsed};
+    use crate::wire::{parse_ip, Parsed};
 
     /// The ports and validator of the captured fixtures (`--seed 7`).
     fn seed_7() -> (PortPlan, Validator) {
@@ -583,7 +682,7 @@ mod tests {
         let (mut dropped, mut passed) = (0, 0);
         for _ in 0..200_000 {
             let p = mutate(&mut rng, lo, hi);
-            let parsed = parse_ipv4(&p);
+            let parsed = parse_ip(&p);
             let verdict = validator.check(parsed, std::time::Duration::ZERO);
             if !passes(&strict, &p) {
                 dropped += 1;

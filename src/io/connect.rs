@@ -9,7 +9,9 @@
 //! no TIME_WAIT behind.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::io::socket::{from_raw_sockaddr, raw_sockaddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
@@ -89,14 +91,18 @@ impl Connects {
     /// [`Connects::wait`] under `token`. Returns the slot to close it by.
     pub fn start(
         &mut self,
-        (src, device): (Option<Ipv4Addr>, Option<&str>),
-        dst: SocketAddrV4,
+        (src, device): (Option<IpAddr>, Option<&str>),
+        dst: SocketAddr,
         token: u64,
     ) -> io::Result<(usize, Started)> {
         // SAFETY: plain system call; the descriptor is owned below.
         let fd = unsafe {
             libc::socket(
-                libc::AF_INET,
+                if dst.is_ipv6() {
+                    libc::AF_INET6
+                } else {
+                    libc::AF_INET
+                },
                 libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
                 0,
             )
@@ -116,28 +122,16 @@ impl Connects {
             crate::io::socket::set_device(fd, dev)?;
         }
         if let Some(src) = src {
-            let a = sockaddr(SocketAddrV4::new(src, 0));
-            // SAFETY: a is a valid sockaddr_in of the size passed.
-            let rc = unsafe {
-                libc::bind(
-                    fd,
-                    &a as *const libc::sockaddr_in as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            };
+            let (a, len) = raw_sockaddr(SocketAddr::new(src, 0));
+            // SAFETY: a is a valid socket address of the length passed.
+            let rc = unsafe { libc::bind(fd, &a as *const _ as *const libc::sockaddr, len) };
             if rc != 0 {
                 return Err(io::Error::last_os_error());
             }
         }
-        let a = sockaddr(dst);
-        // SAFETY: a is a valid sockaddr_in of the size passed.
-        let rc = unsafe {
-            libc::connect(
-                fd,
-                &a as *const libc::sockaddr_in as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
+        let (a, len) = raw_sockaddr(dst);
+        // SAFETY: a is a valid socket address of the length passed.
+        let rc = unsafe { libc::connect(fd, &a as *const _ as *const libc::sockaddr, len) };
         let errno = match rc {
             0 => 0,
             _ => io::Error::last_os_error().raw_os_error().unwrap_or(0),
@@ -257,7 +251,7 @@ pub fn raise_fd_limit() -> usize {
 /// to itself (TCP simultaneous open) and the port looks open with nothing
 /// listening. That is silence to the scan (its next try has another
 /// port), as nmap treats it.
-fn not_to_itself(c: Connected, fd: RawFd, dst: SocketAddrV4) -> Connected {
+fn not_to_itself(c: Connected, fd: RawFd, dst: SocketAddr) -> Connected {
     match c {
         Connected::Open if local(fd) == Some(dst) => Connected::Silent,
         c => c,
@@ -265,47 +259,29 @@ fn not_to_itself(c: Connected, fd: RawFd, dst: SocketAddrV4) -> Connected {
 }
 
 /// The socket's own address (`getsockname`).
-fn local(fd: RawFd) -> Option<SocketAddrV4> {
+fn local(fd: RawFd) -> Option<SocketAddr> {
     name_of(fd, libc::getsockname)
 }
 
 /// The address the socket connects to (`getpeername`, which an
 /// unconnected socket does not have: then the error's own answer stands).
-fn peer(fd: RawFd) -> Option<SocketAddrV4> {
+fn peer(fd: RawFd) -> Option<SocketAddr> {
     name_of(fd, libc::getpeername)
 }
 
 type NameCall =
     unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
 
-fn name_of(fd: RawFd, call: NameCall) -> Option<SocketAddrV4> {
-    let mut a = sockaddr(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: a and len describe a sockaddr_in the call may fill.
-    let rc = unsafe {
-        call(
-            fd,
-            &mut a as *mut libc::sockaddr_in as *mut libc::sockaddr,
-            &mut len,
-        )
-    };
-    (rc == 0 && a.sin_family == libc::AF_INET as libc::sa_family_t).then(|| {
-        SocketAddrV4::new(
-            Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-            u16::from_be(a.sin_port),
-        )
-    })
-}
-
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
+fn name_of(fd: RawFd, call: NameCall) -> Option<SocketAddr> {
+    // SAFETY: all-zero bytes are a valid sockaddr_storage.
+    let mut a: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: a and len describe storage the call may fill.
+    let rc = unsafe { call(fd, &mut a as *mut _ as *mut libc::sockaddr, &mut len) };
+    if rc != 0 {
+        return None;
     }
+    from_raw_sockaddr(&a)
 }
 
 fn set_opt<T>(fd: RawFd, level: i32, name: i32, value: &T) -> io::Result<()> {
@@ -396,7 +372,7 @@ mod tests {
             let (_, started) = c
                 .start(
                     (None, None),
-                    SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+                    SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port),
                     token,
                 )
                 .unwrap();
@@ -422,7 +398,7 @@ mod tests {
         let (slot, started) = c
             .start(
                 (None, None),
-                SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+                SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port),
                 9,
             )
             .unwrap();

@@ -129,7 +129,7 @@ impl PingSockets {
 
     pub fn send_ip(&self, packet: &[u8], dst: Ipv4Addr) -> io::Result<()> {
         match &self.send {
-            Some(s) => s.send(packet, dst),
+            Some(s) => s.send(packet, dst.into()),
             None => Err(io::Error::other("no IP discovery socket")),
         }
     }

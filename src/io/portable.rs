@@ -8,7 +8,6 @@
 //! own packets ignored) and handed to pnet, which binds and reads it.
 
 use std::io;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use pnet::datalink::{self, Channel, ChannelType, DataLinkReceiver, NetworkInterface};
@@ -47,13 +46,19 @@ impl PortableSender {
         let Some(f) = frames.first() else {
             return Ok(0);
         };
+        if f.dst.is_ipv6() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the portable path (--io portable) sends IPv4 only; scan IPv6 with --io fast",
+            ));
+        }
         let packet = Ipv4Packet::new(f.packet()).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "probe shorter than an IPv4 header",
             )
         })?;
-        self.tx.send_to(packet, IpAddr::V4(f.dst))?;
+        self.tx.send_to(packet, f.dst)?;
         Ok(1)
     }
 }

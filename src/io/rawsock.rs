@@ -9,7 +9,9 @@
 //!   interfaces without Ethernet headers, next hops not resolved yet) leave
 //!   through an `AF_INET`/`IPPROTO_RAW` socket ([`RawSender`]) as whole
 //!   IPv4 packets, and the kernel routes them and resolves the next hop's
-//!   MAC (ARP). Both send up to [`BATCH`] probes per `sendmmsg` call.
+//!   MAC (ARP). IPv6 probes all take an `AF_INET6`/`IPPROTO_RAW` socket
+//!   (header included, Linux 4.5+), and the kernel does neighbour
+//!   discovery. Both send up to [`BATCH`] probes per `sendmmsg` call.
 //!   Replies come from a TPACKET_V3 ring ([`crate::io::ring`]) behind a classic
 //!   BPF filter ([`crate::io::bpf`]) that passes only what can be a reply to our
 //!   probes (or a malformed packet, which the receiver counts).
@@ -23,7 +25,7 @@
 
 use std::io;
 use std::mem;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +53,19 @@ pub enum IoMode {
 pub const BATCH: usize = 64;
 const ETH_P_IP: u16 = libc::ETH_P_IP as u16;
 
+fn sockaddr6(dst: Ipv6Addr) -> libc::sockaddr_in6 {
+    libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        // 0: the protocol is the header's (IPPROTO_RAW sends it as given).
+        sin6_port: 0,
+        sin6_flowinfo: 0,
+        sin6_addr: libc::in6_addr {
+            s6_addr: dst.octets(),
+        },
+        sin6_scope_id: 0,
+    }
+}
+
 fn sockaddr(dst: Ipv4Addr) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
@@ -62,9 +77,12 @@ fn sockaddr(dst: Ipv4Addr) -> libc::sockaddr_in {
     }
 }
 
-/// Sends complete IPv4 packets, many per system call.
+/// Sends complete IPv4 and IPv6 packets, many per system call.
 pub struct RawSender {
     fd: OwnedFd,
+    /// The IPv6 socket; `None` where the kernel has no IPv6 (then an IPv6
+    /// probe fails to send, with the error it was opened with).
+    fd6: Result<OwnedFd, i32>,
     /// `sendmmsg` is missing (ENOSYS): one `sendto` per packet.
     single: bool,
 }
@@ -79,7 +97,25 @@ impl RawSender {
         if let Some(dev) = device {
             bind_to_device(fd.as_raw_fd(), dev)?;
         }
-        Ok(RawSender { fd, single: false })
+        let fd6 = socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_RAW)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EAFNOSUPPORT));
+        if let Ok(fd6) = &fd6 {
+            let _ = sockopt::set(fd6, libc::SOL_SOCKET, libc::SO_SNDBUF, &size);
+            if let Some(dev) = device {
+                bind_to_device(fd6.as_raw_fd(), dev)?;
+            }
+        }
+        Ok(RawSender {
+            fd,
+            fd6,
+            single: false,
+        })
+    }
+
+    fn fd6(&self) -> io::Result<&OwnedFd> {
+        self.fd6
+            .as_ref()
+            .map_err(|&e| io::Error::from_raw_os_error(e))
     }
 
     /// The same socket, for another thread (the kernel's raw send path
@@ -87,22 +123,35 @@ impl RawSender {
     pub fn try_clone(&self) -> io::Result<RawSender> {
         Ok(RawSender {
             fd: self.fd.try_clone()?,
+            fd6: match &self.fd6 {
+                Ok(fd) => Ok(fd.try_clone()?),
+                Err(e) => Err(*e),
+            },
             single: self.single,
         })
     }
 
     /// Sends one packet. `WouldBlock`/`ENOBUFS` mean "try again shortly".
-    pub fn send(&self, packet: &[u8], dst: Ipv4Addr) -> io::Result<()> {
-        let addr = sockaddr(dst);
+    pub fn send(&self, packet: &[u8], dst: IpAddr) -> io::Result<()> {
+        let (fd, addr, len) = match dst {
+            IpAddr::V4(a) => {
+                let (s, len) = crate::io::socket::raw_sockaddr((a, 0).into());
+                (self.fd.as_raw_fd(), s, len)
+            }
+            IpAddr::V6(a) => {
+                let (s, len) = crate::io::socket::raw_sockaddr((a, 0).into());
+                (self.fd6()?.as_raw_fd(), s, len)
+            }
+        };
         // SAFETY: buffer and address are valid for the given lengths.
         let rc = unsafe {
             libc::sendto(
-                self.fd.as_raw_fd(),
+                fd,
                 packet.as_ptr() as *const libc::c_void,
                 packet.len(),
                 0,
-                &addr as *const libc::sockaddr_in as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                &addr as *const _ as *const libc::sockaddr,
+                len,
             )
         };
         if rc < 0 {
@@ -124,7 +173,19 @@ impl RawSender {
             self.send(frames[0].packet(), frames[0].dst)?;
             return Ok(1);
         }
-        let rc = send_batch(&self.fd, frames, |f| (sockaddr(f.dst), f.packet()));
+        // One family per call: its own socket and address type.
+        let v6 = frames[0].dst.is_ipv6();
+        let run = frames.iter().take_while(|f| f.dst.is_ipv6() == v6).count();
+        let frames = &frames[..run];
+        let rc = if v6 {
+            send_batch(self.fd6()?, frames, |f| {
+                (sockaddr6(crate::wire::v6(f.dst)), f.packet())
+            })
+        } else {
+            send_batch(&self.fd, frames, |f| {
+                (sockaddr(crate::wire::v4(f.dst)), f.packet())
+            })
+        };
         if rc > 0 {
             return Ok(rc as usize);
         }
@@ -277,6 +338,7 @@ fn same_path(frames: &[Frame]) -> (bool, usize) {
 /// valid when zeroed.
 trait SockAddr: Copy {}
 impl SockAddr for libc::sockaddr_in {}
+impl SockAddr for libc::sockaddr_in6 {}
 impl SockAddr for libc::sockaddr_ll {}
 
 /// One `sendmmsg` call for up to [`BATCH`] frames; `message` gives each

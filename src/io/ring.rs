@@ -209,13 +209,13 @@ pub fn ignore_outgoing(fd: &OwnedFd) -> io::Result<()> {
     sockopt::set(fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one)
 }
 
-/// Binds a packet socket to IPv4 on `ifindex` (0: every interface), which
-/// starts its capture.
+/// Binds a packet socket to every protocol on `ifindex` (0: every
+/// interface), which starts its capture; the filter keeps IPv4 and IPv6.
 pub fn bind_ip(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
     // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
     let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as libc::c_ushort;
-    sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
     sll.sll_ifindex = ifindex as libc::c_int;
     // SAFETY: sll is a valid sockaddr_ll and we pass its size.
     let rc = unsafe {

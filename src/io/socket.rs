@@ -77,3 +77,65 @@ pub enum Stamp {
     /// Only known as "just now".
     Now,
 }
+
+/// A socket address as the kernel takes it: `sockaddr_in` or
+/// `sockaddr_in6` in a `sockaddr_storage`, and its length.
+pub(crate) fn raw_sockaddr(a: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero bytes are a valid sockaddr_storage.
+    let mut s: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        std::net::SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*a.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than sockaddr_in and
+            // suitably aligned for it.
+            unsafe { std::ptr::write(&mut s as *mut _ as *mut libc::sockaddr_in, sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above, for sockaddr_in6.
+            unsafe { std::ptr::write(&mut s as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (s, len as libc::socklen_t)
+}
+
+/// The address in a `sockaddr_storage` the kernel filled, if it is IPv4
+/// or IPv6.
+pub(crate) fn from_raw_sockaddr(s: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    match i32::from(s.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let a = unsafe { &*(s as *const _ as *const libc::sockaddr_in) };
+            Some(std::net::SocketAddr::new(
+                std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)).into(),
+                u16::from_be(a.sin_port),
+            ))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let a = unsafe { &*(s as *const _ as *const libc::sockaddr_in6) };
+            Some(std::net::SocketAddr::new(
+                std::net::Ipv6Addr::from(a.sin6_addr.s6_addr).into(),
+                u16::from_be(a.sin6_port),
+            ))
+        }
+        _ => None,
+    }
+}

@@ -103,7 +103,10 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         .iter()
         .map(|n| technique::builtin_by_name(n).expect("built in"))
         .collect();
-    let targets: Vec<_> = lab::demo_hosts().iter().map(|h| h.addr).collect();
+    let targets: Vec<_> = lab::demo_hosts()
+        .iter()
+        .map(|h| std::net::IpAddr::V4(h.addr))
+        .collect();
     let route = crate::route::plan(&targets, None, &[])?;
     let result = scan::run(
         ScanConfig {

@@ -44,9 +44,9 @@ pub struct Payload {
     pub cookie: Option<CookieSpot>,
 }
 
-/// The largest payload: what a probe frame holds after the IPv4 and UDP
-/// headers (`wire::frame::PACKET_MAX`).
-const MAX_PAYLOAD: usize = 292;
+/// The largest payload: what a probe frame holds after the IPv6 and UDP
+/// headers.
+const MAX_PAYLOAD: usize = crate::wire::frame::PAYLOAD_MAX;
 
 impl Payload {
     pub fn from_toml(text: &str, origin: &str) -> anyhow::Result<Payload> {

@@ -1,7 +1,7 @@
 //! The probe space (hosts x ports x techniques) and the orders the tracker
 //! hands out to be sent.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
@@ -12,7 +12,7 @@ pub type Time = Duration;
 /// Hosts x ports x techniques, indexed without materialising the product.
 #[derive(Debug, Clone)]
 pub struct ProbeSpace {
-    pub hosts: Vec<Ipv4Addr>,
+    pub hosts: Vec<IpAddr>,
     /// Sorted ascending.
     pub ports: Vec<u16>,
     pub techniques: usize,
@@ -45,16 +45,17 @@ const NO_PORT: u32 = u32::MAX;
 /// of single hosts) keep the hash, one probe per lookup.
 #[derive(Debug, Clone)]
 enum HostIndex {
-    /// (first address, last address, position of the first), sorted.
-    Runs(Vec<(u32, u32, u32)>),
-    Hash(FxHashMap<Ipv4Addr, u32>),
+    /// (first address, last address, position of the first), sorted, as
+    /// [`addr_key`]s.
+    Runs(Vec<(u128, u128, u32)>),
+    Hash(FxHashMap<IpAddr, u32>),
 }
 
 impl HostIndex {
-    fn new(hosts: &[Ipv4Addr]) -> HostIndex {
-        let mut runs: Vec<(u32, u32, u32)> = Vec::new();
+    fn new(hosts: &[IpAddr]) -> HostIndex {
+        let mut runs: Vec<(u128, u128, u32)> = Vec::new();
         for (i, h) in hosts.iter().enumerate() {
-            let a = u32::from(*h);
+            let a = addr_key(*h);
             match runs.last_mut() {
                 Some((_, last, _)) if last.checked_add(1) == Some(a) => *last = a,
                 _ => runs.push((a, a, i as u32)),
@@ -74,21 +75,21 @@ impl HostIndex {
         HostIndex::Runs(runs)
     }
 
-    fn get(&self, host: Ipv4Addr) -> Option<u32> {
+    fn get(&self, host: IpAddr) -> Option<u32> {
         match self {
             HostIndex::Hash(m) => m.get(&host).copied(),
             HostIndex::Runs(runs) => {
-                let a = u32::from(host);
+                let a = addr_key(host);
                 let at = runs.partition_point(|&(first, _, _)| first <= a);
                 let &(first, last, pos) = runs.get(at.checked_sub(1)?)?;
-                (a <= last).then(|| pos + (a - first))
+                (a <= last).then(|| pos + (a - first) as u32)
             }
         }
     }
 }
 
 impl ProbeSpace {
-    pub fn new(hosts: Vec<Ipv4Addr>, mut ports: Vec<u16>, techniques: usize) -> ProbeSpace {
+    pub fn new(hosts: Vec<IpAddr>, mut ports: Vec<u16>, techniques: usize) -> ProbeSpace {
         ports.sort_unstable();
         ports.dedup();
         let host_index = HostIndex::new(&hosts);
@@ -128,7 +129,7 @@ impl ProbeSpace {
     /// `k`'s techniques ask about, `technique_protocols` each technique's
     /// `k` (at most 8 protocols). The space's ports are their union.
     pub fn with_protocols(
-        hosts: Vec<Ipv4Addr>,
+        hosts: Vec<IpAddr>,
         ports_of: &[Vec<u16>],
         technique_protocols: &[usize],
     ) -> ProbeSpace {
@@ -211,7 +212,7 @@ impl ProbeSpace {
     }
 
     /// Techniques vary fastest, so one port's techniques sit side by side.
-    pub fn index(&self, host: Ipv4Addr, port: u16, technique: usize) -> Option<u64> {
+    pub fn index(&self, host: IpAddr, port: u16, technique: usize) -> Option<u64> {
         let h = u64::from(self.host_index.get(host)?);
         let p = match self.port_index[usize::from(port)] {
             NO_PORT => return None,
@@ -230,7 +231,7 @@ impl ProbeSpace {
         (index / self.techniques as u64 / self.ports.len() as u64) as usize
     }
 
-    pub fn probe(&self, index: u64) -> (Ipv4Addr, u16, usize) {
+    pub fn probe(&self, index: u64) -> (IpAddr, u16, usize) {
         let t = (index % self.techniques as u64) as usize;
         let rest = index / self.techniques as u64;
         let p = (rest % self.ports.len() as u64) as usize;
@@ -239,11 +240,30 @@ impl ProbeSpace {
     }
 }
 
+/// An address as one number that orders and counts both families: an
+/// IPv4 address as its IPv4-mapped IPv6 form (`::ffff:a.b.c.d`), which is
+/// why such IPv6 addresses are refused as targets.
+pub fn addr_key(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
 /// The shard (of `n`) an (address, port) pair belongs to: a mixing hash
 /// (splitmix64's finaliser), so that the pairs of one host, or of one
 /// port, spread over all shards.
-pub fn shard_of(addr: Ipv4Addr, port: u16, n: u64) -> u64 {
-    let mut x = (u64::from(u32::from(addr)) << 16) | u64::from(port);
+pub fn shard_of(addr: IpAddr, port: u16, n: u64) -> u64 {
+    // An IPv4 address keeps the value it had before IPv6 (shards of one
+    // scan agree across versions); an IPv6 one folds its halves.
+    let a = match addr {
+        IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        IpAddr::V6(v6) => {
+            let x = u128::from(v6);
+            (x >> 64) as u64 ^ x as u64
+        }
+    };
+    let mut x = (a << 16) | u64::from(port);
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -254,7 +274,7 @@ pub fn shard_of(addr: Ipv4Addr, port: u16, n: u64) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendOrder {
     pub index: u64,
-    pub host: Ipv4Addr,
+    pub host: IpAddr,
     /// The host's position in [`ProbeSpace::hosts`] (and so in the route
     /// plan's per-target lists).
     pub host_pos: usize,
@@ -281,19 +301,20 @@ pub(crate) fn prefetch<T>(value: &T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     /// Every host is found at its own position, whether the index keeps
     /// runs (blocks, out of order) or the hash (scattered addresses), and
     /// an address that is no target is not found.
     #[test]
     fn hosts_are_indexed_by_runs_or_by_hash() {
-        let blocks: Vec<Ipv4Addr> = (100u32..200)
+        let blocks: Vec<IpAddr> = (100u32..200)
             .chain(0..50)
             .chain(300..301)
-            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+            .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))
             .collect();
-        let scattered: Vec<Ipv4Addr> = (0u32..500)
-            .map(|i| Ipv4Addr::from(0x0a00_0000 + i * 7))
+        let scattered: Vec<IpAddr> = (0u32..500)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i * 7)))
             .collect();
         for (hosts, runs) in [(blocks, true), (scattered, false)] {
             let index = HostIndex::new(&hosts);
@@ -308,7 +329,7 @@ mod tests {
                 0,
                 u32::MAX,
             ] {
-                let a = Ipv4Addr::from(absent);
+                let a = IpAddr::V4(Ipv4Addr::from(absent));
                 assert!(index.get(a).is_none() || hosts.contains(&a), "{a}");
             }
         }
@@ -318,7 +339,9 @@ mod tests {
     /// quarter or so, whatever the protocols.
     #[test]
     fn shards_cover_the_space_once() {
-        let hosts: Vec<Ipv4Addr> = (1..=3).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
+        let hosts: Vec<IpAddr> = (1..=3)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)))
+            .collect();
         let whole =
             ProbeSpace::with_protocols(hosts, &[(1..=50).collect(), vec![53, 123]], &[0, 0, 1]);
         let mut seen = vec![0u8; whole.len() as usize];

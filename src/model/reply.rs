@@ -1,7 +1,7 @@
 //! What comes back: a validated reply, what validation says of a captured
 //! packet, and what a reply did to the tracker.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::model::probe::Time;
 use crate::model::technique::{Outcome, ReplyKind};
@@ -10,7 +10,7 @@ use crate::wire::Packet;
 /// A reply that passed validation, as the receiver hands it over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reply {
-    pub host: Ipv4Addr,
+    pub host: IpAddr,
     pub port: u16,
     pub technique: usize,
     /// The try slot from the source port the reply was sent to.

@@ -141,7 +141,7 @@ pub struct ScanResult {
     pub limits: Vec<RateLimit>,
     /// The host names targets were given by (`localhost`), for the
     /// outputs; addresses given as addresses have none.
-    pub names: Vec<(std::net::Ipv4Addr, String)>,
+    pub names: Vec<(std::net::IpAddr, String)>,
 }
 
 impl ScanResult {
@@ -277,7 +277,7 @@ impl ScanResult {
     }
 
     /// The host name `host` was given by, if it was given by one.
-    pub fn name_of(&self, host: std::net::Ipv4Addr) -> Option<&str> {
+    pub fn name_of(&self, host: std::net::IpAddr) -> Option<&str> {
         self.names
             .iter()
             .find(|(a, _)| *a == host)
@@ -317,9 +317,9 @@ impl ScanResult {
 mod tests {
     use super::*;
     use crate::model::technique::builtin_by_name;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
-    const H: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const H: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 
     /// A pass of SYN and UDP splits into the two scans it stands for:
     /// each with its own ports, findings, marks, and the host's ICMP limit

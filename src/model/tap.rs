@@ -3,7 +3,7 @@
 //! and knows nothing of what they write; without taps it never builds
 //! what they would be shown.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::model::probe::Time;
 use crate::model::reply::{ReplyEffect, Traced};
@@ -56,7 +56,7 @@ pub trait ProgressView: Send + Sync {
     fn update(&self, decided: u64, total: u64, open: u64);
     /// A reply just found `port` open on `host` to `technique` (of
     /// `techniques` in the scan): `-v` tells it at once.
-    fn found_open(&self, _host: Ipv4Addr, _port: u16, _technique: &Technique, _techniques: usize) {}
+    fn found_open(&self, _host: IpAddr, _port: u16, _technique: &Technique, _techniques: usize) {}
     /// The scan's timing changed its mind (`-v` tells it).
     fn timing_note(&self, _note: &TimingNote, _now: &TimingState) {}
     /// The timing as it stands, about once a second and once at the end

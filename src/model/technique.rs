@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use crate::error::usage;
 use crate::wire::flag;
+use crate::wire::ICMPV6_CODE;
 
 /// The largest technique file read: the built-in ones are 2-4 KiB.
 const MAX_FILE_BYTES: u64 = 256 << 10;
@@ -90,6 +91,16 @@ impl Reason {
             Reason::NoResponse => "no-response",
             Reason::UdpResponse => "udp-response",
             Reason::ConnRefused => "conn-refused",
+            // ICMPv6 (RFC 4443 3.1), in nmap's words.
+            Reason::Unreachable(code) if code & ICMPV6_CODE != 0 => match code & !ICMPV6_CODE {
+                0 => "no-route",
+                1 | 5 => "admin-prohibited",
+                2 => "beyond-scope",
+                3 => "host-unreach",
+                4 => "port-unreach",
+                6 => "reject-route",
+                _ => "icmp-unreach",
+            },
             Reason::Unreachable(code) => match code {
                 0 => "net-unreach",
                 1 => "host-unreach",
@@ -118,6 +129,24 @@ impl Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The ICMP code whose row in a technique's table decides an ICMP or
+/// ICMPv6 (`ICMPV6_CODE` set) destination unreachable: ICMPv6's no route
+/// is net-unreach's, administratively prohibited, failed policy and reject
+/// route are admin-prohibited's, beyond scope and address unreachable are
+/// host-unreach's, port unreachable is port-unreach's (as nmap maps them).
+pub fn icmp_equivalent(code: u8) -> Option<u8> {
+    if code & ICMPV6_CODE == 0 {
+        return Some(code);
+    }
+    match code & !ICMPV6_CODE {
+        0 => Some(0),
+        1 | 5 | 6 => Some(13),
+        2 | 3 => Some(1),
+        4 => Some(3),
+        _ => None,
     }
 }
 
@@ -526,7 +555,7 @@ impl Technique {
                     WindowCond::Nonzero => window != 0,
                 },
                 (ReplyMatch::IcmpUnreachable, ReplyKind::Unreachable { code }) => {
-                    rule.codes.contains(&code)
+                    icmp_equivalent(code).is_some_and(|c| rule.codes.contains(&c))
                 }
                 (ReplyMatch::UdpResponse, ReplyKind::Udp) => true,
                 _ => false,

@@ -2,7 +2,7 @@
 //! `host` record with the findings after each host, then a `stats` record.
 
 use std::io::{self, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -79,7 +79,7 @@ fn is_zero(n: &u64) -> bool {
 struct HostRecord<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
-    host: Ipv4Addr,
+    host: IpAddr,
     /// The host name the target was given by, or null.
     name: Option<&'a str>,
     /// "up" or "down", and host discovery's reason in nmap's words.
@@ -316,6 +316,7 @@ mod tests {
     use crate::model::result::Finding;
     use crate::model::result::ScanStats;
     use crate::model::technique::{builtin_by_name, Reason};
+    use std::net::Ipv4Addr;
 
     /// Three hosts of 6,000 ports: 18,000 rows, so chunks of
     /// `JSON_CHUNK_ROWS` end inside hosts and the workers take turns. Then
@@ -327,8 +328,8 @@ mod tests {
     }
 
     fn json_order(host_count: u32, port_count: u16) {
-        let hosts: Vec<Ipv4Addr> = (0..host_count)
-            .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
+        let hosts: Vec<IpAddr> = (0..host_count)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))
             .collect();
         let ports: Vec<u16> = (1..=port_count).collect();
         let n = hosts.len() * ports.len();

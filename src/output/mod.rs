@@ -14,7 +14,7 @@ pub(crate) mod xml;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 
 use crate::model::host::HostStatus;
@@ -65,7 +65,7 @@ pub fn open(path: &Path, option: &str, append: bool) -> anyhow::Result<Dest> {
 
 /// One host's rows: port -> finding per technique.
 pub(crate) struct HostRows<'a> {
-    pub(crate) host: Ipv4Addr,
+    pub(crate) host: IpAddr,
     pub(crate) status: HostStatus,
     /// (port, technique) of the probes left unconfirmed by a rate
     /// limiter, sorted.

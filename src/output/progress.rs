@@ -3,7 +3,7 @@
 //! Shown only when stderr is a terminal, so logs and pipes stay clean;
 //! indicatif redraws at most a few times a second whatever we feed it.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -225,7 +225,7 @@ impl ProgressView for Verbose {
         }
     }
 
-    fn found_open(&self, host: Ipv4Addr, port: u16, technique: &Technique, techniques: usize) {
+    fn found_open(&self, host: IpAddr, port: u16, technique: &Technique, techniques: usize) {
         if !self.open_lines {
             return;
         }

@@ -13,7 +13,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use crate::model::probe::Time;
@@ -134,7 +134,7 @@ fn num(n: u32) -> String {
     }
 }
 
-fn endpoint(addr: Ipv4Addr, port: u16) -> String {
+fn endpoint(addr: IpAddr, port: u16) -> String {
     format!("{addr}:{port}")
 }
 
@@ -326,10 +326,11 @@ mod tests {
     use crate::model::reply::Reply;
     use crate::model::technique::{builtin_by_name, Outcome, PortState};
     use crate::wire::{Quoted, TcpSegment};
+    use std::net::{IpAddr, Ipv4Addr};
     use std::time::Duration;
 
-    const US: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 1);
-    const WEB: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 2);
+    const US: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 213, 1, 1));
+    const WEB: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 213, 1, 2));
 
     fn techniques() -> Vec<Technique> {
         ["syn", "fin", "null"]

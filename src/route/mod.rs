@@ -8,10 +8,13 @@
 //! socket (which sends nothing) asks the kernel the old way, and its error
 //! is the one reported. The interface is the one holding the source
 //! address. `-e` and `-S` override.
+//!
+//! IPv6 targets take the UDP socket's answer only: their probes go through
+//! the kernel's IPv6 layer, which routes them and does neighbour discovery.
 
 pub(crate) mod nexthop;
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
 use pnet::datalink::{self, NetworkInterface};
@@ -22,13 +25,14 @@ use crate::route::nexthop::{KernelRoute, RouteKind};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePlan {
     /// Source address per target, in target order.
-    pub sources: Vec<Ipv4Addr>,
+    pub sources: Vec<IpAddr>,
     /// Interfaces the probes leave through (names), deduplicated.
     pub interfaces: Vec<String>,
     /// Where to capture: one interface's index, or 0 for all of them.
     pub capture_ifindex: u32,
     /// The kernel's route per target, in target order (`None` where it
-    /// gave none), with `-e`'s interface as the output interface.
+    /// gave none, and for IPv6 targets), with `-e`'s interface as the
+    /// output interface.
     pub kernel: Vec<Option<KernelRoute>>,
 }
 
@@ -36,9 +40,9 @@ pub struct RoutePlan {
 /// choice; every one must be an address of this host (on one interface,
 /// `-e`'s if given), or the replies would never come back to it.
 pub fn plan(
-    targets: &[Ipv4Addr],
+    targets: &[IpAddr],
     device: Option<&str>,
-    sources: &[Ipv4Addr],
+    sources: &[IpAddr],
 ) -> anyhow::Result<RoutePlan> {
     let all = datalink::interfaces();
     let forced = match device {
@@ -52,26 +56,63 @@ pub fn plan(
         None => None,
     };
     let sources_on = check_sources(&all, sources, device)?;
-    let forced_source = match (sources.first().copied(), forced) {
-        (Some(s), _) => Some(s),
-        (None, Some(iface)) => Some(first_ipv4(iface).ok_or_else(|| {
-            usage(format!(
-                "interface '{}' has no IPv4 address; give one with -S ADDR",
-                iface.name
-            ))
-        })?),
-        (None, None) => None,
-    };
+    let other_family = |s: &IpAddr| targets.iter().find(|t| t.is_ipv6() != s.is_ipv6());
+    if let Some((s, t)) = sources.first().and_then(|s| Some((s, other_family(s)?))) {
+        return Err(usage(format!(
+            "source address {s} (-S) cannot reach target {t}, which is of the other IP              version: scan each version apart, with a source address of its own"
+        )));
+    }
+    // Per family: -S's address, or -e's interface's first one.
+    let mut forced_source = [None, None];
+    for (slot, v6) in [(0, false), (1, true)] {
+        if !targets.iter().any(|t| t.is_ipv6() == v6) {
+            continue;
+        }
+        forced_source[slot] = match (sources.first().copied(), forced) {
+            (Some(s), _) => Some(s),
+            (None, Some(iface)) => Some(first_address(iface, v6).ok_or_else(|| {
+                usage(format!(
+                    "interface '{}' has no {} address; give one with -S ADDR",
+                    iface.name,
+                    if v6 { "global IPv6" } else { "IPv4" }
+                ))
+            })?),
+            (None, None) => None,
+        };
+    }
     // One batch of questions instead of a UDP socket per target: a /16
     // sweep starts in a quarter of the time (0.2 s instead of 0.65 s).
-    let kernel = nexthop::kernel_routes(targets, forced.map(|i| i.index))
-        .unwrap_or_else(|_| vec![None; targets.len()]);
+    let v4_targets: Vec<Ipv4Addr> = targets
+        .iter()
+        .filter_map(|t| match t {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let mut v4_routes = if v4_targets.is_empty() {
+        Vec::new()
+    } else {
+        nexthop::kernel_routes(&v4_targets, forced.map(|i| i.index))
+            .unwrap_or_else(|_| vec![None; v4_targets.len()])
+    }
+    .into_iter();
+    drop(v4_targets);
+    let kernel: Vec<Option<KernelRoute>> = targets
+        .iter()
+        .map(|t| {
+            if t.is_ipv4() {
+                v4_routes.next().flatten()
+            } else {
+                None
+            }
+        })
+        .collect();
     // Where the kernel's answer is missing or unusual: one UDP socket.
     let mut lookup: Option<SourceLookup> = None;
     let mut sources = Vec::with_capacity(targets.len());
     let mut interfaces: Vec<String> = Vec::new();
     for (&target, route) in targets.iter().zip(&kernel) {
-        let src = match (forced_source, route) {
+        let src = match (forced_source[usize::from(target.is_ipv6())], route) {
             (Some(s), _) => s,
             (
                 None,
@@ -80,9 +121,9 @@ pub fn plan(
                     source: Some(s),
                     ..
                 }),
-            ) => *s,
+            ) => IpAddr::V4(*s),
             (None, _) => {
-                let l = match lookup.take() {
+                let mut l = match lookup.take() {
                     Some(l) => l,
                     None => SourceLookup::new()?,
                 };
@@ -140,6 +181,8 @@ pub fn plan(
 /// the kernel refuses it (EACCES) without SO_BROADCAST. With the subnet
 /// and interface that make each one an edge, for the notice.
 pub fn subnet_edges() -> Vec<(Ipv4Addr, String)> {
+    // IPv6 has no broadcast address (RFC 4291 2.7): its multicast
+    // addresses are refused by skip_subnet_edges.
     let mut out = vec![(
         Ipv4Addr::BROADCAST,
         "the limited broadcast address".to_string(),
@@ -169,11 +212,15 @@ pub fn subnet_edges() -> Vec<(Ipv4Addr, String)> {
 /// Leaves the subnet edges ([`subnet_edges`]) out of a range of targets
 /// with one notice; a single target that is one is refused.
 pub fn skip_subnet_edges(
-    targets: &mut Vec<Ipv4Addr>,
+    targets: &mut Vec<IpAddr>,
     notify: Option<&crate::error::Notify>,
 ) -> anyhow::Result<()> {
     let edges = subnet_edges();
-    let edge = |t: &Ipv4Addr| edges.iter().find(|(a, _)| a == t).map(|(_, why)| why);
+    let multicast = "an IPv6 multicast address".to_string();
+    let edge = |t: &IpAddr| match t {
+        IpAddr::V4(t) => edges.iter().find(|(a, _)| a == t).map(|(_, why)| why),
+        IpAddr::V6(t) => t.is_multicast().then_some(&multicast),
+    };
     if let [one] = targets.as_slice() {
         if let Some(why) = edge(one) {
             return Err(usage(format!(
@@ -209,14 +256,15 @@ pub fn skip_subnet_edges(
 /// (Linux answers for every 127.x address).
 fn check_sources(
     all: &[NetworkInterface],
-    sources: &[Ipv4Addr],
+    sources: &[IpAddr],
     device: Option<&str>,
 ) -> anyhow::Result<Option<String>> {
-    let holds = |i: &NetworkInterface, src: Ipv4Addr| {
-        i.ips.iter().any(|net| match net {
-            pnet::ipnetwork::IpNetwork::V4(n) => {
+    let holds = |i: &NetworkInterface, src: IpAddr| {
+        i.ips.iter().any(|net| match (net, src) {
+            (pnet::ipnetwork::IpNetwork::V4(n), IpAddr::V4(src)) => {
                 n.ip() == src || (i.is_loopback() && n.contains(src))
             }
+            (pnet::ipnetwork::IpNetwork::V6(n), IpAddr::V6(src)) => n.ip() == src,
             _ => false,
         })
     };
@@ -247,10 +295,13 @@ fn check_sources(
     Ok(first.map(str::to_string))
 }
 
-fn first_ipv4(iface: &NetworkInterface) -> Option<Ipv4Addr> {
-    iface.ips.iter().find_map(|ip| match ip.ip() {
-        std::net::IpAddr::V4(v4) => Some(v4),
-        _ => None,
+/// An interface's first address of a family; for IPv6 a global or
+/// unique local one (a link-local source reaches only the link, and needs
+/// a scope flagscan does not take).
+fn first_address(iface: &NetworkInterface, v6: bool) -> Option<IpAddr> {
+    iface.ips.iter().map(|ip| ip.ip()).find(|ip| match ip {
+        IpAddr::V4(_) => !v6,
+        IpAddr::V6(a) => v6 && (a.segments()[0] & 0xffc0) != 0xfe80,
     })
 }
 
@@ -259,24 +310,31 @@ fn first_ipv4(iface: &NetworkInterface) -> Option<Ipv4Addr> {
 /// every target (a /16 sweep has 65,536): creating one per target cost a
 /// fifth of the sweep's CPU time.
 struct SourceLookup {
-    sock: UdpSocket,
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
 }
 
 impl SourceLookup {
     fn new() -> anyhow::Result<SourceLookup> {
-        let sock = UdpSocket::bind("0.0.0.0:0")
-            .map_err(|e| anyhow::anyhow!("cannot open a UDP socket for route lookup: {e}"))?;
-        Ok(SourceLookup { sock })
+        Ok(SourceLookup { v4: None, v6: None })
     }
 
     /// The source address the kernel would use to reach `target`.
-    fn source(&self, target: Ipv4Addr) -> anyhow::Result<Ipv4Addr> {
+    fn source(&mut self, target: IpAddr) -> anyhow::Result<IpAddr> {
         let no_route = |e: std::io::Error| usage(format!("no route to {target}: {e}"));
+        let (slot, any) = match target {
+            IpAddr::V4(_) => (&mut self.v4, "0.0.0.0:0"),
+            IpAddr::V6(_) => (&mut self.v6, "[::]:0"),
+        };
+        let sock = match slot {
+            Some(sock) => sock,
+            None => slot.insert(UdpSocket::bind(any).map_err(|e| {
+                anyhow::anyhow!("cannot open a UDP socket for route lookup ({any}): {e}")
+            })?),
+        };
         // Port 9 (discard); connect() only consults the routing table.
-        self.sock
-            .connect(SocketAddrV4::new(target, 9))
-            .map_err(no_route)?;
-        let local = self.sock.local_addr().map_err(no_route);
+        sock.connect(SocketAddr::new(target, 9)).map_err(no_route)?;
+        let local = sock.local_addr().map_err(no_route);
         // Dissolve the association (AF_UNSPEC): the kernel keeps a
         // connected socket's source address, and the next target may
         // need another one.
@@ -287,7 +345,7 @@ impl SourceLookup {
         // SAFETY: a valid sockaddr of the size given, on a socket we own.
         let rc = unsafe {
             libc::connect(
-                self.sock.as_raw_fd(),
+                sock.as_raw_fd(),
                 &unspec,
                 std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
             )
@@ -299,9 +357,9 @@ impl SourceLookup {
             );
         }
         match local?.ip() {
-            std::net::IpAddr::V4(v4) if !v4.is_unspecified() => Ok(v4),
+            ip if !ip.is_unspecified() => Ok(ip),
             other => Err(usage(format!(
-                "no IPv4 source address to reach {target} (got {other})"
+                "no source address to reach {target} (got {other})"
             ))),
         }
     }
@@ -313,8 +371,8 @@ mod tests {
 
     #[test]
     fn loopback_is_reached_from_loopback() {
-        let p = plan(&[Ipv4Addr::LOCALHOST], None, &[]).unwrap();
-        assert_eq!(p.sources, vec![Ipv4Addr::LOCALHOST]);
+        let p = plan(&[Ipv4Addr::LOCALHOST.into()], None, &[]).unwrap();
+        assert_eq!(p.sources, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
         assert_eq!(p.interfaces, vec!["lo".to_string()]);
         assert_ne!(p.capture_ifindex, 0);
     }
@@ -326,17 +384,21 @@ mod tests {
             .map(|t| t.parse().unwrap())
             .collect();
         let routes = nexthop::kernel_routes(&targets, None).unwrap();
-        let udp = SourceLookup::new().unwrap();
+        let mut udp = SourceLookup::new().unwrap();
         for (t, r) in targets.iter().zip(routes) {
             let r = r.unwrap_or_else(|| panic!("no route to {t}"));
             assert_eq!(r.kind, RouteKind::Local, "{t}");
-            assert_eq!(r.source, Some(udp.source(*t).unwrap()), "{t}");
+            assert_eq!(
+                r.source.map(IpAddr::V4),
+                Some(udp.source((*t).into()).unwrap()),
+                "{t}"
+            );
         }
     }
 
     #[test]
     fn loopbacks_edges_are_skipped_in_a_range_and_refused_alone() {
-        let mut targets: Vec<Ipv4Addr> = ["127.0.0.0", "127.0.0.1", "127.255.255.255"]
+        let mut targets: Vec<IpAddr> = ["127.0.0.0", "127.0.0.1", "127.255.255.255"]
             .iter()
             .map(|t| t.parse().unwrap())
             .collect();
@@ -345,28 +407,28 @@ mod tests {
         let notify: crate::error::Notify =
             std::sync::Arc::new(move |m: &str| s.lock().unwrap().push(m.to_string()));
         skip_subnet_edges(&mut targets, Some(&notify)).unwrap();
-        assert_eq!(targets, vec![Ipv4Addr::LOCALHOST]);
+        assert_eq!(targets, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
         let said = said.lock().unwrap();
         assert_eq!(said.len(), 1, "one notice: {said:?}");
         assert!(
             said[0].contains("127.255.255.255 (the broadcast address of 127.0.0.0/8 on lo)"),
             "{said:?}"
         );
-        let err =
-            skip_subnet_edges(&mut vec![Ipv4Addr::new(127, 255, 255, 255)], None).unwrap_err();
+        let err = skip_subnet_edges(&mut vec![Ipv4Addr::new(127, 255, 255, 255).into()], None)
+            .unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
     }
 
     #[test]
     fn overrides_and_unknown_interfaces() {
-        let src = Ipv4Addr::new(127, 0, 0, 9);
-        let p = plan(&[Ipv4Addr::LOCALHOST], Some("lo"), &[src]).unwrap();
+        let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
+        let p = plan(&[Ipv4Addr::LOCALHOST.into()], Some("lo"), &[src]).unwrap();
         assert_eq!(p.sources, vec![src]);
         // Not this host's: the replies would go elsewhere.
         let err = plan(
-            &[Ipv4Addr::LOCALHOST],
+            &[Ipv4Addr::LOCALHOST.into()],
             None,
-            &[src, Ipv4Addr::new(192, 0, 2, 1)],
+            &[src, Ipv4Addr::new(192, 0, 2, 1).into()],
         )
         .unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
@@ -374,7 +436,7 @@ mod tests {
             err.to_string().contains("192.0.2.1 (-S) is not an address"),
             "{err}"
         );
-        let err = plan(&[Ipv4Addr::LOCALHOST], Some("nosuch0"), &[]).unwrap_err();
+        let err = plan(&[Ipv4Addr::LOCALHOST.into()], Some("nosuch0"), &[]).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
         assert!(err.to_string().contains("nosuch0"), "{err}");
     }

@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -591,7 +591,7 @@ pub struct HopCounts {
 impl NextHops {
     /// The next hops of `targets`, whose routes [`kernel_routes`] gave.
     /// Never fails: what cannot be resolved stays at layer 3.
-    pub fn resolve(targets: &[Ipv4Addr], routes: &[Option<KernelRoute>]) -> NextHops {
+    pub fn resolve(targets: &[IpAddr], routes: &[Option<KernelRoute>]) -> NextHops {
         if !routes
             .iter()
             .flatten()
@@ -610,7 +610,7 @@ impl NextHops {
 
     /// The pure part of [`NextHops::resolve`].
     fn build(
-        targets: &[Ipv4Addr],
+        targets: &[IpAddr],
         routes: &[Option<KernelRoute>],
         links: &HashMap<u32, Mac>,
         neigh: &HashMap<(u32, Ipv4Addr), Mac>,
@@ -622,7 +622,8 @@ impl NextHops {
         let mut last: Option<((u32, Ipv4Addr), u32)> = None;
         let mut targets_with_hop = 0;
         for (&t, r) in targets.iter().zip(routes) {
-            let Some(r) = r.filter(|r| r.kind == RouteKind::Unicast) else {
+            // IPv6 probes go through the kernel's IP layer (no routes).
+            let (IpAddr::V4(t), Some(r)) = (t, r.filter(|r| r.kind == RouteKind::Unicast)) else {
                 continue;
             };
             let Some(&src) = links.get(&r.oif) else {
@@ -679,7 +680,10 @@ impl NextHops {
 
     /// The hop a probe to `dst` goes through at layer 2, if it has one
     /// (its MAC may still be unknown).
-    pub fn hop(&self, dst: Ipv4Addr) -> Option<&Hop> {
+    pub fn hop(&self, dst: IpAddr) -> Option<&Hop> {
+        let IpAddr::V4(dst) = dst else {
+            return None;
+        };
         if self.hops.is_empty() {
             return None;
         }
@@ -1133,8 +1137,8 @@ mod tests {
         ]);
         // A /16 behind the gateway, two on-link hosts (one unresolved), a
         // local address, a tun interface (no link entry), no route.
-        let mut targets: Vec<Ipv4Addr> = (0..65536u32)
-            .map(|i| Ipv4Addr::from(0x0a64_0000 + i))
+        let mut targets: Vec<IpAddr> = (0..65536u32)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a64_0000 + i)))
             .collect();
         let mut routes = vec![route(2, Some("10.0.1.254")); targets.len()];
         for (t, r) in [
@@ -1150,7 +1154,7 @@ mod tests {
             ("10.9.0.1", route(7, None)),
             ("10.8.0.1", None),
         ] {
-            targets.push(ip(t));
+            targets.push(ip(t).into());
             routes.push(r);
         }
         let started = Instant::now();
@@ -1164,19 +1168,25 @@ mod tests {
                 unresolved: 1
             }
         );
-        let far = hops.hop(ip("10.100.7.9")).unwrap();
+        let far = hops.hop(ip("10.100.7.9").into()).unwrap();
         assert_eq!((far.ifindex, far.addr), (2, ip("10.0.1.254")));
         let mut header = [0u8; 14];
         header[..6].copy_from_slice(&gw_mac);
         header[6..12].copy_from_slice(&ours);
         header[12..].copy_from_slice(&[0x08, 0x00]);
         assert_eq!(far.ethernet_header(), Some(header));
-        assert!(std::ptr::eq(far, hops.hop(ip("10.100.255.255")).unwrap()));
-        assert_eq!(hops.hop(ip("10.0.1.2")).unwrap().dst_mac(), Some(web_mac));
-        let waiting = hops.hop(ip("10.0.1.3")).unwrap();
+        assert!(std::ptr::eq(
+            far,
+            hops.hop(ip("10.100.255.255").into()).unwrap()
+        ));
+        assert_eq!(
+            hops.hop(ip("10.0.1.2").into()).unwrap().dst_mac(),
+            Some(web_mac)
+        );
+        let waiting = hops.hop(ip("10.0.1.3").into()).unwrap();
         assert_eq!(waiting.ethernet_header(), None);
         for t in ["10.0.1.1", "10.9.0.1", "10.8.0.1", "10.7.7.7"] {
-            assert!(hops.hop(ip(t)).is_none(), "{t}");
+            assert!(hops.hop(ip(t).into()).is_none(), "{t}");
         }
         // The neighbour answered ARP meanwhile.
         let later = HashMap::from([((2, ip("10.0.1.3")), [2, 0, 0, 0, 0, 3])]);
@@ -1190,7 +1200,7 @@ mod tests {
     #[test]
     fn rechecks_only_after_a_fallback_and_on_schedule() {
         let hops = NextHops::build(
-            &[ip("10.0.1.3")],
+            &[ip("10.0.1.3").into()],
             &[route(2, None)],
             &HashMap::from([(2, [2, 0, 0, 0, 0, 1])]),
             &HashMap::new(),

@@ -18,8 +18,11 @@ pub fn fold(mut sum: u32) -> u16 {
     !(sum as u16)
 }
 
-/// An IPv4 address as two words of a sum.
-pub fn addr_sum(a: std::net::Ipv4Addr) -> u32 {
-    let v = u32::from(a);
-    (v >> 16) + (v & 0xffff)
+/// An address as words of a sum: two for IPv4, eight for IPv6 (whose
+/// pseudo-header sums to the same as IPv4's for the rest: RFC 8200 8.1).
+pub fn addr_sum(a: std::net::IpAddr) -> u32 {
+    match a {
+        std::net::IpAddr::V4(v4) => sum_words(&v4.octets()),
+        std::net::IpAddr::V6(v6) => sum_words(&v6.octets()),
+    }
 }

@@ -38,7 +38,7 @@
 //!   full checksums. A receiver that verified TCP checksums would throw
 //!   away real replies.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Frame 64: kernel RST/ACK from web:81 (closed) answering the SYN probe
 /// from 60904, ack = probe seq + 1.
@@ -236,10 +236,10 @@ pub const UDP_NTP_REPLY_FIXTURE: [u8; 76] = [
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 ];
 
-pub const A: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 1);
-pub const B: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 2);
-pub const RST_HOST: Ipv4Addr = Ipv4Addr::new(10, 213, 1, 3);
-pub const FAR: Ipv4Addr = Ipv4Addr::new(10, 213, 2, 2);
+pub const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 213, 1, 1));
+pub const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 213, 1, 2));
+pub const RST_HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 213, 1, 3));
+pub const FAR: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 213, 2, 2));
 
 /// Every captured reply.
 pub const ALL: [&[u8]; 12] = [

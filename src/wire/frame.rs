@@ -1,7 +1,7 @@
-//! Frames as they leave: a probe's IPv4 packet with room for an Ethernet
-//! header, and the template that writes it with no allocation.
+//! Frames as they leave: a probe's IPv4 or IPv6 packet with room for an
+//! Ethernet header, and the template that writes it with no allocation.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::wire::checksum::{addr_sum, fold, sum_words};
 use crate::wire::{ProbeFields, ProbeTemplate};
@@ -9,9 +9,12 @@ use crate::wire::{ProbeFields, ProbeTemplate};
 /// A MAC address.
 pub type Mac = [u8; 6];
 
-/// The longest probe: an IPv4 header and a UDP datagram with the longest
-/// payload of `scanners/udp/` (TCP probes take at most 120 bytes).
-pub const PACKET_MAX: usize = 320;
+/// The longest probe: an IPv6 header and a UDP datagram with the longest
+/// payload of `scanners/udp/` (TCP probes take at most 140 bytes).
+pub const PACKET_MAX: usize = 340;
+/// The longest UDP payload a probe carries: what is left of
+/// [`PACKET_MAX`] after the IPv6 and UDP headers.
+pub const PAYLOAD_MAX: usize = PACKET_MAX - 40 - 8;
 /// An Ethernet header: destination MAC, source MAC, EtherType.
 pub const ETH_HLEN: usize = 14;
 /// The longest frame: an Ethernet header and the longest probe.
@@ -25,7 +28,7 @@ pub struct Frame {
     pub bytes: [u8; FRAME_MAX],
     /// The IPv4 packet's length.
     pub len: usize,
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     /// The interface index this frame leaves through at layer 2 (with the
     /// header in front), or 0: through the kernel's IP layer.
     pub link: u32,
@@ -35,7 +38,7 @@ impl Frame {
     pub const EMPTY: Frame = Frame {
         bytes: [0; FRAME_MAX],
         len: 0,
-        dst: Ipv4Addr::UNSPECIFIED,
+        dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         link: 0,
     };
 
@@ -62,7 +65,8 @@ impl Frame {
     }
 }
 
-/// The Ethernet header of a frame from `src` to `dst` that carries IPv4.
+/// The Ethernet header of a frame from `src` to `dst` that carries IPv4
+/// (IPv6 probes leave through the kernel's IP layer).
 pub fn ethernet_header(dst: Mac, src: Mac) -> [u8; ETH_HLEN] {
     let mut h = [0u8; ETH_HLEN];
     h[..6].copy_from_slice(&dst);
@@ -102,7 +106,7 @@ pub struct FastTemplate {
 impl FastTemplate {
     /// From the reference template ([`ProbeTemplate`]).
     pub fn new(t: &ProbeTemplate) -> FastTemplate {
-        let unspecified = std::net::Ipv4Addr::UNSPECIFIED;
+        let unspecified = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         let zero = ProbeFields {
             src: unspecified,
             dst: unspecified,
@@ -135,18 +139,31 @@ impl FastTemplate {
         }
     }
 
-    /// Writes the probe for `p` into `out` (the IPv4 packet; the Ethernet
-    /// header is the next hop's business).
+    /// Writes the probe for `p` into `out` (the IP packet; the Ethernet
+    /// header is the next hop's business). An IPv6 destination gets the
+    /// same TCP header behind a fixed IPv6 header; the pseudo-header sums
+    /// alike but for the addresses (RFC 8200 8.1).
     pub fn write(&self, p: &ProbeFields, ip_id: u16, out: &mut Frame) {
-        let t = self.tcp;
         let b = out.packet_mut();
-        b[..self.len].copy_from_slice(&self.bytes[..self.len]);
-        b[4..6].copy_from_slice(&ip_id.to_be_bytes());
-        b[12..16].copy_from_slice(&p.src.octets());
-        b[16..20].copy_from_slice(&p.dst.octets());
         let addrs = addr_sum(p.src) + addr_sum(p.dst);
-        let ip = fold(self.ip_sum + u32::from(ip_id) + addrs);
-        b[10..12].copy_from_slice(&ip.to_be_bytes());
+        let (t, len) = if p.dst.is_ipv6() {
+            let tcp_len = self.len - self.tcp;
+            b[..4].copy_from_slice(&[0x60, 0, 0, 0]);
+            b[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+            b[6..8].copy_from_slice(&[6, self.bytes[8]]);
+            b[8..24].copy_from_slice(&crate::wire::v6(p.src).octets());
+            b[24..40].copy_from_slice(&crate::wire::v6(p.dst).octets());
+            b[40..40 + tcp_len].copy_from_slice(&self.bytes[self.tcp..self.len]);
+            (40, 40 + tcp_len)
+        } else {
+            b[..self.len].copy_from_slice(&self.bytes[..self.len]);
+            b[4..6].copy_from_slice(&ip_id.to_be_bytes());
+            b[12..16].copy_from_slice(&crate::wire::v4(p.src).octets());
+            b[16..20].copy_from_slice(&crate::wire::v4(p.dst).octets());
+            let ip = fold(self.ip_sum + u32::from(ip_id) + addrs);
+            b[10..12].copy_from_slice(&ip.to_be_bytes());
+            (self.tcp, self.len)
+        };
         b[t..t + 2].copy_from_slice(&p.sport.to_be_bytes());
         b[t + 2..t + 4].copy_from_slice(&p.dport.to_be_bytes());
         b[t + 4..t + 8].copy_from_slice(&p.seq.to_be_bytes());
@@ -154,7 +171,7 @@ impl FastTemplate {
         let numbers = (p.seq >> 16) + (p.seq & 0xffff) + (p.ack >> 16) + (p.ack & 0xffff);
         let sum = self.tcp_sum + addrs + u32::from(p.sport) + u32::from(p.dport) + numbers;
         b[t + 16..t + 18].copy_from_slice(&fold(sum).to_be_bytes());
-        out.len = self.len;
+        out.len = len;
         out.dst = p.dst;
     }
 }
@@ -168,8 +185,8 @@ mod tests {
 
     fn random_fields(rng: &mut StdRng) -> ProbeFields {
         ProbeFields {
-            src: rng.gen::<u32>().into(),
-            dst: rng.gen::<u32>().into(),
+            src: IpAddr::V4(rng.gen::<u32>().into()),
+            dst: IpAddr::V4(rng.gen::<u32>().into()),
             sport: rng.gen(),
             dport: rng.gen(),
             seq: rng.gen(),
@@ -229,7 +246,10 @@ mod tests {
                 };
                 assert_eq!(
                     (ip.source, ip.destination),
-                    (p.src.octets(), p.dst.octets())
+                    (
+                        crate::wire::v4(p.src).octets(),
+                        crate::wire::v4(p.dst).octets()
+                    )
                 );
                 assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "{p:?}");
                 let Some(TransportHeader::Tcp(tcp)) = &h.transport else {

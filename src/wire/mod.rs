@@ -14,17 +14,40 @@ pub(crate) mod udp;
 #[cfg(test)]
 pub(crate) mod fixtures;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{
-    IpNumber, Ipv4Header, Ipv4HeaderSlice, NetSlice, SlicedPacket, TcpHeader, TransportSlice,
+    IpNumber, Ipv4Header, Ipv4HeaderSlice, Ipv6FlowLabel, Ipv6Header, Ipv6HeaderSlice, NetSlice,
+    SlicedPacket, TcpHeader, TransportSlice,
 };
+
+/// An address as IPv4: the unspecified address for an IPv6 one (a probe's
+/// two addresses are always of one family; this never panics if not).
+pub(crate) fn v4(a: IpAddr) -> Ipv4Addr {
+    match a {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+/// An address as IPv6: an IPv4 one in its mapped form.
+pub(crate) fn v6(a: IpAddr) -> Ipv6Addr {
+    match a {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    }
+}
+
+/// ICMPv6 destination-unreachable codes (RFC 4443 3.1) travel in the
+/// same `code` byte as ICMP's, with this bit set: the technique tables
+/// match them by their ICMP equivalent, and reasons keep their own names.
+pub const ICMPV6_CODE: u8 = 0x80;
 
 /// A probe's variable fields; everything else comes from the template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeFields {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
     pub seq: u32,
@@ -65,11 +88,35 @@ impl ProbeTemplate {
         ProbeTemplate { ip, tcp }
     }
 
-    /// Writes the IPv4 packet for `p` into `buf` (cleared first), checksums done.
+    /// Writes the IP packet for `p` into `buf` (cleared first), checksums
+    /// done: IPv6 when the destination is (which has no identification).
     pub fn write(&self, p: &ProbeFields, ip_id: u16, buf: &mut Vec<u8>) {
+        if p.dst.is_ipv6() {
+            let mut tcp = self.tcp.clone();
+            tcp.source_port = p.sport;
+            tcp.destination_port = p.dport;
+            tcp.sequence_number = p.seq;
+            tcp.acknowledgment_number = p.ack;
+            let ip = Ipv6Header {
+                traffic_class: 0,
+                flow_label: Ipv6FlowLabel::ZERO,
+                payload_length: tcp.header_len_u16(),
+                next_header: IpNumber::TCP,
+                hop_limit: PROBE_TTL,
+                source: v6(p.src).octets(),
+                destination: v6(p.dst).octets(),
+            };
+            tcp.checksum = tcp
+                .calc_checksum_ipv6(&ip, &[])
+                .expect("no payload, so the length fits");
+            buf.clear();
+            buf.extend_from_slice(&ip.to_bytes());
+            buf.extend_from_slice(&tcp.to_bytes());
+            return;
+        }
         let mut ip = self.ip.clone();
-        ip.source = p.src.octets();
-        ip.destination = p.dst.octets();
+        ip.source = v4(p.src).octets();
+        ip.destination = v4(p.dst).octets();
         ip.identification = ip_id;
         ip.header_checksum = ip.calc_header_checksum();
         let mut tcp = self.tcp.clone();
@@ -90,8 +137,8 @@ impl ProbeTemplate {
 /// error, and the quoted IP header's protocol and identification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quoted {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
     /// TCP: the sequence number. UDP: the length and the checksum.
@@ -146,8 +193,8 @@ pub enum Body {
 /// A packet that may be a reply to a probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Packet {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub ttl: u8,
     pub body: Body,
 }
@@ -161,23 +208,39 @@ pub enum Parsed {
     Malformed,
 }
 
-/// Parses an IPv4 packet (starting at the IP header).
-pub fn parse_ipv4(bytes: &[u8]) -> Parsed {
+/// Parses an IP packet (starting at the IP header): IPv4, or IPv6 with
+/// any extension headers (etherparse walks them with bounds checks).
+pub fn parse_ip(bytes: &[u8]) -> Parsed {
     let Ok(sliced) = SlicedPacket::from_ip(bytes) else {
         return Parsed::Malformed;
     };
-    let Some(NetSlice::Ipv4(ip)) = &sliced.net else {
-        return Parsed::Ignored;
+    let (src, dst, ttl, proto) = match &sliced.net {
+        Some(NetSlice::Ipv4(ip)) => {
+            let header = ip.header();
+            if header.is_fragmenting_payload() {
+                return Parsed::Ignored;
+            }
+            (
+                IpAddr::V4(header.source_addr()),
+                IpAddr::V4(header.destination_addr()),
+                header.ttl(),
+                header.protocol(),
+            )
+        }
+        Some(NetSlice::Ipv6(ip)) => {
+            if ip.is_payload_fragmented() {
+                return Parsed::Ignored;
+            }
+            let header = ip.header();
+            (
+                IpAddr::V6(header.source_addr()),
+                IpAddr::V6(header.destination_addr()),
+                header.hop_limit(),
+                ip.payload().ip_number,
+            )
+        }
+        _ => return Parsed::Ignored,
     };
-    let header = ip.header();
-    if header.is_fragmenting_payload() {
-        return Parsed::Ignored;
-    }
-    let (src, dst, ttl) = (
-        header.source_addr(),
-        header.destination_addr(),
-        header.ttl(),
-    );
     let body = match &sliced.transport {
         Some(TransportSlice::Tcp(tcp)) => Body::Tcp(TcpSegment {
             sport: tcp.source_port(),
@@ -200,7 +263,9 @@ pub fn parse_ipv4(bytes: &[u8]) -> Parsed {
                 head_len: n as u8,
             })
         }
-        Some(TransportSlice::Icmpv4(icmp)) => {
+        // ICMP over IPv4 and ICMPv6 over IPv6 only: the other pairing is
+        // no stack's error message.
+        Some(TransportSlice::Icmpv4(icmp)) if src.is_ipv4() => {
             if icmp.type_u8() != 3 {
                 return Parsed::Ignored;
             }
@@ -209,17 +274,32 @@ pub fn parse_ipv4(bytes: &[u8]) -> Parsed {
                     code: icmp.code_u8(),
                     quoted,
                 },
-                // An error about someone's UDP or ICMP traffic is not ours.
+                Quote::OtherProtocol => return Parsed::Ignored,
+                Quote::Truncated => return Parsed::Malformed,
+            }
+        }
+        // RFC 4443 3.1: destination unreachable, whose codes stop at 6
+        // (a larger one is not a code a table could name).
+        Some(TransportSlice::Icmpv6(icmp)) if src.is_ipv6() => {
+            if icmp.type_u8() != 1 || icmp.code_u8() >= ICMPV6_CODE {
+                return Parsed::Ignored;
+            }
+            match parse_quote6(icmp.payload()) {
+                Quote::Tcp(quoted) => Body::Unreachable {
+                    code: ICMPV6_CODE | icmp.code_u8(),
+                    quoted,
+                },
                 Quote::OtherProtocol => return Parsed::Ignored,
                 Quote::Truncated => return Parsed::Malformed,
             }
         }
         Some(_) => return Parsed::Ignored,
         None => {
-            // An IPv4 header whose payload etherparse could not slice: a
-            // TCP, UDP or ICMP packet too short for its header is malformed.
-            let proto = header.protocol();
-            return if proto == IpNumber::TCP || proto == IpNumber::ICMP || proto == IpNumber::UDP {
+            return if proto == IpNumber::TCP
+                || proto == IpNumber::UDP
+                || (proto == IpNumber::ICMP && src.is_ipv4())
+                || (proto == IpNumber::IPV6_ICMP && src.is_ipv6())
+            {
                 Parsed::Malformed
             } else {
                 Parsed::Ignored
@@ -240,7 +320,6 @@ enum Quote {
     Truncated,
 }
 
-/// The quoted IPv4 header plus at least 8 bytes of TCP or UDP (RFC 792).
 fn parse_quote(payload: &[u8]) -> Quote {
     let Ok(ip) = Ipv4HeaderSlice::from_slice(payload) else {
         return Quote::Truncated;
@@ -248,24 +327,54 @@ fn parse_quote(payload: &[u8]) -> Quote {
     if ip.protocol() != IpNumber::TCP && ip.protocol() != IpNumber::UDP {
         return Quote::OtherProtocol;
     }
-    match quoted_tcp(&ip, payload) {
-        Some(q) => Quote::Tcp(q),
+    let quoted = payload
+        .get(ip.slice().len()..)
+        .and_then(|l4| quoted_ports(l4, ip.protocol().0, ip.identification()));
+    match quoted {
+        Some(mut q) => {
+            q.src = IpAddr::V4(ip.source_addr());
+            q.dst = IpAddr::V4(ip.destination_addr());
+            Quote::Tcp(q)
+        }
         None => Quote::Truncated,
     }
 }
 
-fn quoted_tcp(ip: &Ipv4HeaderSlice, payload: &[u8]) -> Option<Quoted> {
-    let tcp = payload.get(ip.slice().len()..)?;
-    let word = |at: usize| -> Option<[u8; 4]> { tcp.get(at..at + 4)?.try_into().ok() };
+/// The quoted packet of an ICMPv6 error: our probe as we built it, with
+/// no extension headers, so TCP or UDP follows the fixed header directly.
+fn parse_quote6(payload: &[u8]) -> Quote {
+    let Ok(ip) = Ipv6HeaderSlice::from_slice(payload) else {
+        return Quote::Truncated;
+    };
+    if ip.next_header() != IpNumber::TCP && ip.next_header() != IpNumber::UDP {
+        return Quote::OtherProtocol;
+    }
+    let quoted = payload
+        .get(ip.slice().len()..)
+        .and_then(|l4| quoted_ports(l4, ip.next_header().0, 0));
+    match quoted {
+        Some(mut q) => {
+            q.src = IpAddr::V6(ip.source_addr());
+            q.dst = IpAddr::V6(ip.destination_addr());
+            Quote::Tcp(q)
+        }
+        None => Quote::Truncated,
+    }
+}
+
+/// The first 8 bytes of a quoted TCP or UDP header (addresses left for the
+/// caller to fill).
+fn quoted_ports(l4: &[u8], proto: u8, ip_id: u16) -> Option<Quoted> {
+    let word = |at: usize| -> Option<[u8; 4]> { l4.get(at..at + 4)?.try_into().ok() };
     let ports = word(0)?;
     Some(Quoted {
-        src: ip.source_addr(),
-        dst: ip.destination_addr(),
+        src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         sport: u16::from_be_bytes([ports[0], ports[1]]),
         dport: u16::from_be_bytes([ports[2], ports[3]]),
         seq: u32::from_be_bytes(word(4)?),
-        proto: ip.protocol().0,
-        ip_id: ip.identification(),
+        proto,
+        ip_id,
     })
 }
 
@@ -277,7 +386,7 @@ mod tests {
 
     #[test]
     fn parses_a_reset() {
-        let Parsed::Packet(p) = parse_ipv4(&RST_ACK_FIXTURE) else {
+        let Parsed::Packet(p) = parse_ip(&RST_ACK_FIXTURE) else {
             panic!()
         };
         assert_eq!((p.src, p.dst, p.ttl), (B, A, 64));
@@ -297,7 +406,7 @@ mod tests {
             if let Parsed::Packet(Packet {
                 body: Body::Tcp(seg),
                 ..
-            }) = parse_ipv4(bytes)
+            }) = parse_ip(bytes)
             {
                 if seg.flags & flag::RST != 0 {
                     assert_eq!(seg.window, 0, "{seg:?}");
@@ -308,7 +417,7 @@ mod tests {
 
     #[test]
     fn parses_a_syn_ack_with_options() {
-        let Parsed::Packet(p) = parse_ipv4(&SYN_ACK_FIXTURE) else {
+        let Parsed::Packet(p) = parse_ip(&SYN_ACK_FIXTURE) else {
             panic!()
         };
         let Body::Tcp(t) = p.body else { panic!() };
@@ -318,7 +427,7 @@ mod tests {
         );
         assert_eq!(t.window, 64240);
         // A 40-byte TCP header (data offset 10) parses too.
-        let Parsed::Packet(p) = parse_ipv4(&SYN_ACK_CONNECT_FIXTURE) else {
+        let Parsed::Packet(p) = parse_ip(&SYN_ACK_CONNECT_FIXTURE) else {
             panic!()
         };
         let Body::Tcp(t) = p.body else { panic!() };
@@ -328,7 +437,7 @@ mod tests {
         );
         assert_eq!(t.window, 65160);
         // Across the gateway: one hop fewer.
-        let Parsed::Packet(p) = parse_ipv4(&GATEWAY_SYN_ACK_FIXTURE) else {
+        let Parsed::Packet(p) = parse_ip(&GATEWAY_SYN_ACK_FIXTURE) else {
             panic!()
         };
         assert_eq!((p.src, p.dst, p.ttl), (FAR, A, 63));
@@ -353,13 +462,13 @@ mod tests {
             &REJECT_TCP_RESET_XMAS_FIXTURE[..],
         ] {
             assert!(!full(partial));
-            assert!(matches!(parse_ipv4(partial), Parsed::Packet(_)));
+            assert!(matches!(parse_ip(partial), Parsed::Packet(_)));
         }
     }
 
     #[test]
     fn parses_an_icmp_quote() {
-        let Parsed::Packet(p) = parse_ipv4(&ICMP_PORT_UNREACH_FIXTURE) else {
+        let Parsed::Packet(p) = parse_ip(&ICMP_PORT_UNREACH_FIXTURE) else {
             panic!()
         };
         assert_eq!((p.src, p.dst, p.ttl), (B, A, 64));
@@ -378,7 +487,7 @@ mod tests {
                 }
             }
         );
-        let Parsed::Packet(p) = parse_ipv4(&ICMP_ADMIN_PROHIBITED_FIXTURE) else {
+        let Parsed::Packet(p) = parse_ip(&ICMP_ADMIN_PROHIBITED_FIXTURE) else {
             panic!()
         };
         assert_eq!(
@@ -399,18 +508,18 @@ mod tests {
         // RFC 792 only promises 8 bytes of the quoted transport header.
         let mut short = ICMP_PORT_UNREACH_FIXTURE[..56].to_vec();
         short[3] = 56;
-        let Parsed::Packet(p) = parse_ipv4(&short) else {
+        let Parsed::Packet(p) = parse_ip(&short) else {
             panic!()
         };
         assert!(matches!(p.body, Body::Unreachable { code: 3, .. }));
         // Fewer than 8 is malformed.
         let mut shorter = ICMP_PORT_UNREACH_FIXTURE[..55].to_vec();
         shorter[3] = 55;
-        assert_eq!(parse_ipv4(&shorter), Parsed::Malformed);
+        assert_eq!(parse_ip(&shorter), Parsed::Malformed);
         // A quoted IPv4 header whose IHL runs past the quote is malformed.
         let mut quoted_ihl = ICMP_PORT_UNREACH_FIXTURE;
         quoted_ihl[28] = 0x4f;
-        assert_eq!(parse_ipv4(&quoted_ihl), Parsed::Malformed);
+        assert_eq!(parse_ip(&quoted_ihl), Parsed::Malformed);
     }
 
     #[test]
@@ -418,37 +527,37 @@ mod tests {
         // On a real NIC a 40-byte packet arrives padded to 46 bytes.
         let mut padded = RST_ACK_FIXTURE.to_vec();
         padded.extend_from_slice(&[0; 6]);
-        assert_eq!(parse_ipv4(&padded), parse_ipv4(&RST_ACK_FIXTURE));
+        assert_eq!(parse_ip(&padded), parse_ip(&RST_ACK_FIXTURE));
     }
 
     #[test]
     fn malformed_input_is_reported_not_panicked_on() {
-        assert_eq!(parse_ipv4(&[]), Parsed::Malformed);
-        assert_eq!(parse_ipv4(&RST_ACK_FIXTURE[..19]), Parsed::Malformed);
+        assert_eq!(parse_ip(&[]), Parsed::Malformed);
+        assert_eq!(parse_ip(&RST_ACK_FIXTURE[..19]), Parsed::Malformed);
         // IHL pointing past the packet.
         let mut ihl = RST_ACK_FIXTURE;
         ihl[0] = 0x4f;
-        assert_eq!(parse_ipv4(&ihl), Parsed::Malformed);
+        assert_eq!(parse_ip(&ihl), Parsed::Malformed);
         // TCP data offset below 5.
         let mut off = RST_ACK_FIXTURE;
         off[32] = 0x40;
-        assert_eq!(parse_ipv4(&off), Parsed::Malformed);
+        assert_eq!(parse_ip(&off), Parsed::Malformed);
         // Total length past the buffer.
         let mut total = RST_ACK_FIXTURE;
         total[3] = 0x60;
-        assert_eq!(parse_ipv4(&total), Parsed::Malformed);
+        assert_eq!(parse_ip(&total), Parsed::Malformed);
         // Truncated TCP header.
         let mut trunc = RST_ACK_FIXTURE[..30].to_vec();
         trunc[3] = 30;
-        assert_eq!(parse_ipv4(&trunc), Parsed::Malformed);
+        assert_eq!(parse_ip(&trunc), Parsed::Malformed);
         // TCP options promised by the data offset but cut off.
         let mut opts = SYN_ACK_CONNECT_FIXTURE[..48].to_vec();
         opts[3] = 48;
-        assert_eq!(parse_ipv4(&opts), Parsed::Malformed);
+        assert_eq!(parse_ip(&opts), Parsed::Malformed);
         // Every prefix of every fixture and a pseudo-random byte soup: no panic.
         for bytes in fixtures::ALL {
             for n in 0..bytes.len() {
-                let _ = parse_ipv4(&bytes[..n]);
+                let _ = parse_ip(&bytes[..n]);
             }
         }
         let mut x: u32 = 0x1234_5678;
@@ -461,7 +570,7 @@ mod tests {
                     x as u8
                 })
                 .collect();
-            let _ = parse_ipv4(&bytes);
+            let _ = parse_ip(&bytes);
         }
     }
 
@@ -471,11 +580,11 @@ mod tests {
         let mut echo = ICMP_PORT_UNREACH_FIXTURE;
         echo[20] = 8;
         echo[21] = 0;
-        assert_eq!(parse_ipv4(&echo), Parsed::Ignored);
+        assert_eq!(parse_ip(&echo), Parsed::Ignored);
         // A port-unreachable about an ICMP message (quoted protocol 1).
         let mut quoting_icmp = ICMP_PORT_UNREACH_FIXTURE;
         quoting_icmp[28 + 9] = 1;
-        assert_eq!(parse_ipv4(&quoting_icmp), Parsed::Ignored);
+        assert_eq!(parse_ip(&quoting_icmp), Parsed::Ignored);
         // About a UDP datagram: parsed, with the quoted protocol and id (the
         // validator decides whose it is).
         let mut udp = ICMP_PORT_UNREACH_FIXTURE;
@@ -483,9 +592,9 @@ mod tests {
         let Parsed::Packet(Packet {
             body: Body::Unreachable { quoted, .. },
             ..
-        }) = parse_ipv4(&udp)
+        }) = parse_ip(&udp)
         else {
-            panic!("{:?}", parse_ipv4(&udp))
+            panic!("{:?}", parse_ip(&udp))
         };
         assert_eq!((quoted.proto, quoted.ip_id), (17, 0x12));
     }
@@ -515,7 +624,7 @@ mod tests {
         let tcp = TcpHeader::from_slice(&buf[20..]).unwrap().0;
         assert_eq!(tcp.calc_checksum_ipv4(&ip, &[]).unwrap(), tcp.checksum);
         // And the packet parses back to the same numbers.
-        let Parsed::Packet(p) = parse_ipv4(&buf) else {
+        let Parsed::Packet(p) = parse_ip(&buf) else {
             panic!()
         };
         assert_eq!(

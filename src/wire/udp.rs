@@ -1,7 +1,7 @@
-//! UDP probes (RFC 768): an IPv4 header, eight bytes of UDP and the
-//! payload of the port's protocol (or none).
+//! UDP probes (RFC 768): an IPv4 or IPv6 header, eight bytes of UDP and
+//! the payload of the port's protocol (or none).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::wire::checksum::{addr_sum, fold, sum_words};
 
@@ -12,7 +12,7 @@ const PROBE_TTL: u8 = 64;
 /// The UDP checksum of a datagram from `src:sport` to `dst:dport` carrying
 /// `payload` (RFC 768: over the pseudo-header, the header and the data;
 /// 0 is sent as 0xffff).
-pub fn checksum(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> u16 {
+pub fn checksum(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> u16 {
     let len = 8 + payload.len() as u32;
     let sum = addr_sum(src)
         + addr_sum(dst)
@@ -30,16 +30,18 @@ pub fn checksum(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &
 
 /// The UDP length and checksum as the first ICMP-quoted word after the
 /// ports carries them (what [`crate::wire::Quoted::seq`] holds for UDP).
-pub fn quoted_word(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> u32 {
+pub fn quoted_word(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[u8]) -> u32 {
     let len = 8 + payload.len() as u32;
     (len << 16) | u32::from(checksum(src, dst, sport, dport, payload))
 }
 
-/// Writes the IPv4 packet of a UDP probe into `buf` (cleared first).
+/// Writes the IP packet of a UDP probe into `buf` (cleared first); the
+/// family is the destination's (IPv6 has no identification: `ip_id` is
+/// unused).
 #[allow(clippy::too_many_arguments)]
 pub fn write(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: IpAddr,
+    dst: IpAddr,
     sport: u16,
     dport: u16,
     ip_id: u16,
@@ -47,16 +49,27 @@ pub fn write(
     buf: &mut Vec<u8>,
 ) {
     let udp_len = 8 + payload.len();
-    let total = (20 + udp_len) as u16;
     buf.clear();
-    buf.extend_from_slice(&[0x45, 0]);
-    buf.extend_from_slice(&total.to_be_bytes());
-    buf.extend_from_slice(&ip_id.to_be_bytes());
-    buf.extend_from_slice(&[0, 0, PROBE_TTL, PROTO_UDP, 0, 0]);
-    buf.extend_from_slice(&src.octets());
-    buf.extend_from_slice(&dst.octets());
-    let ip_sum = fold(sum_words(&buf[..20]));
-    buf[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+    match (src, dst) {
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            buf.extend_from_slice(&[0x60, 0, 0, 0]);
+            buf.extend_from_slice(&(udp_len as u16).to_be_bytes());
+            buf.extend_from_slice(&[PROTO_UDP, PROBE_TTL]);
+            buf.extend_from_slice(&s.octets());
+            buf.extend_from_slice(&d.octets());
+        }
+        _ => {
+            let total = (20 + udp_len) as u16;
+            buf.extend_from_slice(&[0x45, 0]);
+            buf.extend_from_slice(&total.to_be_bytes());
+            buf.extend_from_slice(&ip_id.to_be_bytes());
+            buf.extend_from_slice(&[0, 0, PROBE_TTL, PROTO_UDP, 0, 0]);
+            buf.extend_from_slice(&crate::wire::v4(src).octets());
+            buf.extend_from_slice(&crate::wire::v4(dst).octets());
+            let ip_sum = fold(sum_words(&buf[..20]));
+            buf[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+        }
+    }
     buf.extend_from_slice(&sport.to_be_bytes());
     buf.extend_from_slice(&dport.to_be_bytes());
     buf.extend_from_slice(&(udp_len as u16).to_be_bytes());
@@ -67,10 +80,14 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
     fn a_probe_is_what_etherparse_reads_and_its_checksums_verify() {
-        let (a, b) = (Ipv4Addr::new(10, 213, 1, 1), Ipv4Addr::new(10, 213, 1, 2));
+        let (a, b) = (
+            IpAddr::V4(Ipv4Addr::new(10, 213, 1, 1)),
+            IpAddr::V4(Ipv4Addr::new(10, 213, 1, 2)),
+        );
         let payload = [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
         let mut buf = Vec::new();
         write(a, b, 40000, 53, 0xbeef, &payload, &mut buf);
@@ -96,6 +113,37 @@ mod tests {
         assert_eq!(udp.checksum(), want);
         assert_eq!(
             quoted_word(a, b, 40000, 53, &payload),
+            (21 << 16) | u32::from(want)
+        );
+    }
+
+    #[test]
+    fn an_ipv6_probe_is_what_etherparse_reads_and_its_checksum_verifies() {
+        let a: Ipv6Addr = "fd00:213:1::1".parse().unwrap();
+        let b: Ipv6Addr = "fd00:213:1::2".parse().unwrap();
+        let payload = [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+        let mut buf = vec![0xa5; 7];
+        write(a.into(), b.into(), 40000, 53, 0xbeef, &payload, &mut buf);
+        assert_eq!(buf.len(), 40 + 8 + payload.len());
+        let p = etherparse::SlicedPacket::from_ip(&buf).unwrap();
+        let Some(etherparse::NetSlice::Ipv6(ip)) = &p.net else {
+            panic!()
+        };
+        assert_eq!(ip.header().hop_limit(), 64);
+        assert_eq!(
+            (ip.header().source_addr(), ip.header().destination_addr()),
+            (a, b)
+        );
+        let Some(etherparse::TransportSlice::Udp(udp)) = &p.transport else {
+            panic!()
+        };
+        let want = udp
+            .to_header()
+            .calc_checksum_ipv6(&ip.header().to_header(), udp.payload())
+            .unwrap();
+        assert_eq!(udp.checksum(), want);
+        assert_eq!(
+            quoted_word(a.into(), b.into(), 40000, 53, &payload),
             (21 << 16) | u32::from(want)
         );
     }
