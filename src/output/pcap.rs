@@ -1,7 +1,7 @@
 //! `--pcap FILE`: every probe sent and every reply captured, in one pcap file
 //! that Wireshark and tshark open.
 //!
-//! Packets go in as the IPv4 packets they are (link type RAW, 101: no
+//! Packets go in as the IPv4 or IPv6 packets they are (link type RAW, 101: no
 //! Ethernet header), stamped with the real clock, through one [`PcapTap`]
 //! that the sender and the receiver thread share.
 

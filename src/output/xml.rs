@@ -320,7 +320,13 @@ fn write_host(
     empty(
         w,
         "address",
-        &[("addr", &host.host.to_string()), ("addrtype", "ipv4")],
+        &[
+            ("addr", &host.host.to_string()),
+            (
+                "addrtype",
+                if host.host.is_ipv6() { "ipv6" } else { "ipv4" },
+            ),
+        ],
     )?;
     nl(w)?;
     if let Some(mac) = host.status.mac {

@@ -107,6 +107,17 @@ pub fn parse_jsonl(text: &str) -> States {
 /// Runs nmap with `flag` (-sS, -sF, ...) from inside `netns` (None: here)
 /// and returns every port's state, unfolding nmap's "extraports".
 pub fn nmap(netns: Option<&str>, flag: &str, scan: &str, ports: &str, targets: &[&str]) -> States {
+    nmap_with(netns, &[flag], scan, ports, targets)
+}
+
+/// As [`nmap`] with several flags (`-6 -sS`).
+pub fn nmap_with(
+    netns: Option<&str>,
+    flags: &[&str],
+    scan: &str,
+    ports: &str,
+    targets: &[&str],
+) -> States {
     let mut cmd = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -115,9 +126,8 @@ pub fn nmap(netns: Option<&str>, flag: &str, scan: &str, ports: &str, targets: &
         }
         None => Command::new("nmap"),
     };
-    cmd.args([
-        flag, "-p", ports, "-n", "-Pn", "--reason", "-T4", "-oX", "-",
-    ]);
+    cmd.args(flags);
+    cmd.args(["-p", ports, "-n", "-Pn", "--reason", "-T4", "-oX", "-"]);
     cmd.args(targets);
     let out = cmd
         .output()
@@ -188,7 +198,7 @@ pub fn parse_nmap_xml(xml: &str, scan: &str) -> States {
     let mut states = States::new();
     let (mut host, mut port, mut extra_state) = (String::new(), 0u16, String::new());
     for_each_xml_element(xml, |name, attr| match name {
-        b"address" if attr("addrtype") == "ipv4" => host = attr("addr"),
+        b"address" if attr("addrtype") != "mac" => host = attr("addr"),
         b"port" => port = attr("portid").parse().unwrap(),
         b"state" => {
             states.insert(

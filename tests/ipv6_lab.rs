@@ -1,0 +1,132 @@
+//! Real scans over IPv6 (root): flagscan against `nmap -6` on the lab's
+//! hosts, whose ip6tables rules mirror their iptables rules but for web's
+//! (it has no rule for 137-139 over IPv6, the firewall written for IPv4
+//! only that a scan should reveal).
+
+mod common;
+
+use common::*;
+
+const WEB6: &str = "fd00:213:1::2";
+const RST6: &str = "fd00:213:1::3";
+const FAR6: &str = "fd00:213:2::2";
+const WEB4: &str = "10.213.1.2";
+const TECHNIQUES: [(&str, &str); 7] = [
+    ("-sS", "syn"),
+    ("-sF", "fin"),
+    ("-sN", "null"),
+    ("-sX", "xmas"),
+    ("-sA", "ack"),
+    ("-sW", "window"),
+    ("-sM", "maimon"),
+];
+
+#[test]
+fn every_technique_over_ipv6_matches_nmap_6_on_every_port() {
+    if !have_root("every_technique_over_ipv6_matches_nmap_6_on_every_port") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-v6");
+    let ns = lab.scan_ns();
+    let mut args = vec!["--netns", ns.as_str(), "-Pn", "-p-"];
+    args.extend(TECHNIQUES.iter().map(|(flag, _)| *flag));
+    args.extend([WEB6, RST6, FAR6]);
+    let text = run_json("ipv6-vs-nmap", &args);
+    let ours = parse_jsonl(&text);
+    assert_eq!(ours.len(), 3 * 65535 * TECHNIQUES.len());
+    let mut theirs = States::new();
+    for (flag, scan) in TECHNIQUES {
+        theirs.extend(nmap_with(
+            Some(&ns),
+            &["-6", flag],
+            scan,
+            "1-65535",
+            &[WEB6, RST6, FAR6],
+        ));
+    }
+    assert_same_states(&ours, &theirs, "flagscan -6 against nmap -6");
+
+    // The lab shows what the comparison is meant to cover: ICMPv6 errors
+    // with their own reasons, silence, resets, a host behind a router.
+    let at = |h: &str, p: u16, s: &str| ours[&(h.to_string(), p, s.to_string())].clone();
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(at(WEB6, 22, "syn"), pair("open", "syn-ack"));
+    assert_eq!(at(WEB6, 111, "syn"), pair("filtered", "port-unreach"));
+    assert_eq!(at(WEB6, 445, "fin"), pair("filtered", "admin-prohibited"));
+    assert_eq!(at(WEB6, 135, "syn"), pair("filtered", "no-response"));
+    assert_eq!(at(WEB6, 137, "syn"), pair("closed", "reset"));
+    assert_eq!(at(RST6, 22, "fin"), pair("closed", "reset"));
+    assert_eq!(at(FAR6, 25, "syn"), pair("filtered", "no-response"));
+    let far = text
+        .lines()
+        .find(|l| l.contains(FAR6) && l.contains("\"port\":22,") && l.contains("\"syn\""))
+        .unwrap();
+    assert!(far.contains("\"ttl\":63"), "one router on the way: {far}");
+    let stats: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(stats["type"], "stats");
+    assert_eq!(
+        stats["invalid"], 0,
+        "the lab's neighbour discovery is not ours"
+    );
+}
+
+/// Both families of one host in one scan: each answers for itself, and the
+/// port the IPv4 firewall drops is closed over IPv6. The XML names each
+/// address's family.
+#[test]
+fn one_scan_of_both_families_shows_the_ipv4_only_firewall() {
+    if !have_root("one_scan_of_both_families_shows_the_ipv4_only_firewall") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-v46");
+    let ns = lab.scan_ns();
+    let dir = std::env::temp_dir().join(format!("flagscan-v46-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let xml = dir.join("both.xml");
+    let text = run_json(
+        "ipv6-and-ipv4",
+        &[
+            "--netns",
+            &ns,
+            "-Pn",
+            "-sS",
+            "-p",
+            "22,111,135-139,445",
+            "-oX",
+            xml.to_str().unwrap(),
+            WEB4,
+            WEB6,
+        ],
+    );
+    let ours = parse_jsonl(&text);
+    let mut theirs = nmap(Some(&ns), "-sS", "syn", "22,111,135-139,445", &[WEB4]);
+    theirs.extend(nmap_with(
+        Some(&ns),
+        &["-6", "-sS"],
+        "syn",
+        "22,111,135-139,445",
+        &[WEB6],
+    ));
+    assert_same_states(&ours, &theirs, "both families against nmap and nmap -6");
+    for p in 137..=139 {
+        let four = &ours[&(WEB4.to_string(), p, "syn".to_string())];
+        let six = &ours[&(WEB6.to_string(), p, "syn".to_string())];
+        assert_eq!(
+            (four.0.as_str(), six.0.as_str()),
+            ("filtered", "closed"),
+            "{p}"
+        );
+    }
+    let xml = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        xml.contains(&format!("addr=\"{WEB6}\" addrtype=\"ipv6\"")),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(&format!("addr=\"{WEB4}\" addrtype=\"ipv4\"")),
+        "{xml}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
