@@ -61,7 +61,6 @@ const MISC: u16 = 0x07;
 const W: u16 = 0x00;
 const H: u16 = 0x08;
 const B: u16 = 0x10;
-#[cfg(test)]
 const IMM: u16 = 0x00;
 const ABS: u16 = 0x20;
 const IND: u16 = 0x40;
@@ -225,8 +224,37 @@ pub fn reply_filter(lo: u16, hi: u16, any_flags: bool, udp: Option<(u16, u16)>) 
     use Target::{Accept, Drop, Label, Next};
     let mut a = Asm::default();
     a.op(LD | H | ABS, AD_PROTOCOL)
-        .jump(JMP | JEQ | K, ETH_P_IPV6, Label("ipv6"), Next)
-        .jump(JMP | JEQ | K, ETH_P_IP, Next, Drop);
+        .jump(JMP | JEQ | K, ETH_P_IP, Label("ipv4"), Next)
+        .jump(JMP | JEQ | K, ETH_P_IPV6, Next, Drop);
+    // IPv6 comes first, as cBPF jumps only forward: a 40-byte header of
+    // version 6 whose payload fits the packet. TCP and UDP then take
+    // IPv4's branches, with the transport header at 40 (M_IHL) and the
+    // payload length in M_PAYLOAD.
+    a.op(LD | W | LEN, 0)
+        .jump(JMP | JEQ | K, 0, Drop, Next)
+        .jump(JMP | JGE | K, 40, Next, Accept)
+        .op(LD | B | ABS, 0)
+        .op(ALU | RSH | K, 4)
+        .jump(JMP | JEQ | K, 6, Next, Accept)
+        .op(LD | H | ABS, 4)
+        .op(ST, M_PAYLOAD)
+        .op(ALU | ADD | K, 40)
+        .op(MISC | TAX, 0)
+        .op(LD | W | LEN, 0)
+        .jump(JMP | JGE | X, 0, Next, Accept)
+        .op(LD | IMM, 40)
+        .op(ST, M_IHL)
+        .op(MISC | TAX, 0)
+        .op(LD | B | ABS, 6)
+        .jump(JMP | JEQ | K, PROTO_TCP, Label("tcp"), Next)
+        .jump(JMP | JEQ | K, PROTO_UDP, Label("udp"), Next)
+        .jump(JMP | JEQ | K, PROTO_ICMPV6, Label("icmp6"), Next);
+    for ext in IPV6_EXTENSIONS {
+        a.jump(JMP | JEQ | K, ext, Accept, Next);
+    }
+    a.op(RET | K, 0);
+
+    a.label("ipv4");
     // Nothing at all: a packet socket without a filter never delivers a
     // zero-length packet (its snap length would be 0), so neither do we.
     // The IPv4 header: at least 20 bytes, version 4, IHL >= 5, and
@@ -334,72 +362,6 @@ pub fn reply_filter(lo: u16, hi: u16, any_flags: bool, udp: Option<(u16, u16)>) 
     a.label("short8")
         .op(LD | W | MEM, M_PAYLOAD)
         .jump(JMP | JGE | K, 8, Drop, Accept);
-
-    // IPv6: a 40-byte header of version 6 whose payload fits the packet.
-    a.label("ipv6")
-        .op(LD | W | LEN, 0)
-        .jump(JMP | JEQ | K, 0, Drop, Next)
-        .jump(JMP | JGE | K, 40, Next, Accept)
-        .op(LD | B | ABS, 0)
-        .op(ALU | RSH | K, 4)
-        .jump(JMP | JEQ | K, 6, Next, Accept)
-        .op(LD | H | ABS, 4)
-        .op(ST, M_PAYLOAD)
-        .op(ALU | ADD | K, 40)
-        .op(MISC | TAX, 0)
-        .op(LD | W | LEN, 0)
-        .jump(JMP | JGE | X, 0, Next, Accept)
-        .op(LD | B | ABS, 6)
-        .jump(JMP | JEQ | K, PROTO_TCP, Label("tcp6"), Next)
-        .jump(JMP | JEQ | K, PROTO_UDP, Label("udp6"), Next)
-        .jump(JMP | JEQ | K, PROTO_ICMPV6, Label("icmp6"), Next);
-    for ext in IPV6_EXTENSIONS {
-        a.jump(JMP | JEQ | K, ext, Accept, Next);
-    }
-    a.op(RET | K, 0);
-
-    // TCP over IPv6: as over IPv4, with the header at 40.
-    a.label("tcp6")
-        .op(LD | W | MEM, M_PAYLOAD)
-        .jump(JMP | JGE | K, 20, Next, Accept)
-        .op(LD | B | ABS, 40 + 12)
-        .op(ALU | RSH | K, 4)
-        .op(ALU | LSH | K, 2)
-        .jump(JMP | JGE | K, 20, Next, Accept)
-        .op(LDX | W | MEM, M_PAYLOAD)
-        .jump(JMP | JGT | X, 0, Accept, Next)
-        .op(LD | H | ABS, 40 + 2)
-        .jump(JMP | JGE | K, u32::from(lo), Next, Drop)
-        .jump(JMP | JGT | K, u32::from(hi), Drop, Next);
-    if any_flags {
-        a.op(RET | K, ACCEPT);
-    } else {
-        a.op(LD | B | ABS, 40 + 13)
-            .jump(JMP | JSET | K, 0x04, Accept, Next)
-            .op(ALU | AND | K, 0x12)
-            .jump(JMP | JEQ | K, 0x12, Accept, Drop);
-    }
-
-    // UDP over IPv6: 8 bytes and a length field between 8 and the payload
-    // (etherparse's rule), to our UDP ports.
-    a.label("udp6")
-        .op(LD | W | MEM, M_PAYLOAD)
-        .jump(JMP | JGE | K, 8, Next, Accept)
-        .op(LD | H | ABS, 40 + 4)
-        .jump(JMP | JEQ | K, 0, Drop, Next)
-        .jump(JMP | JGE | K, 8, Next, Accept)
-        .op(LDX | W | MEM, M_PAYLOAD);
-    match udp {
-        Some((ulo, uhi)) => {
-            a.jump(JMP | JGT | X, 0, Accept, Next)
-                .op(LD | H | ABS, 40 + 2)
-                .jump(JMP | JGE | K, u32::from(ulo), Next, Drop)
-                .jump(JMP | JGT | K, u32::from(uhi), Drop, Accept);
-        }
-        None => {
-            a.jump(JMP | JGT | X, 0, Accept, Drop);
-        }
-    }
 
     // ICMPv6: 8 bytes or malformed; destination unreachable (type 1) passes.
     a.label("icmp6")
