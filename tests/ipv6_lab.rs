@@ -130,3 +130,60 @@ fn one_scan_of_both_families_shows_the_ipv4_only_firewall() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Host discovery over IPv6 (ICMPv6 echo, SYN to 443, ACK to 80) finds
+/// the hosts `nmap -6 -sn` finds, beside IPv4 in the same scan; a scan
+/// without -Pn then scans only those.
+#[test]
+fn ipv6_host_discovery_finds_what_nmap_6_finds() {
+    if !have_root("ipv6_host_discovery_finds_what_nmap_6_finds") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-v6sn");
+    let ns = lab.scan_ns();
+    let mut targets: Vec<String> = (2..=9).map(|i| format!("fd00:213:1::{i}")).collect();
+    targets.extend(["fd00:213:2::2".into(), "fd00:213:2::9".into(), WEB4.into()]);
+    let mut args = vec!["--netns", ns.as_str(), "-sn"];
+    args.extend(targets.iter().map(String::as_str));
+    let text = run_json("ipv6-sn", &args);
+    let mut ours: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "host" && v["status"] == "up")
+        .map(|v| v["host"].as_str().unwrap().to_string())
+        .collect();
+    ours.sort();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "nmap", "-sn", "-n", "-oG", "-"])
+        .args(["-6"])
+        .args(&targets[..targets.len() - 1])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("Status: Up"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+        .collect();
+    theirs.push(WEB4.to_string());
+    theirs.sort();
+    assert_eq!(ours, theirs, "{text}");
+    assert_eq!(
+        ours.len(),
+        7,
+        "six IPv6 hosts and web's IPv4 address: {ours:?}"
+    );
+
+    // Without -Pn: the absent address is not scanned, the present one is.
+    let text = run_json(
+        "ipv6-discovered",
+        &["--netns", &ns, "-p", "22", WEB6, "fd00:213:1::9"],
+    );
+    let ports = parse_jsonl(&text);
+    assert_eq!(ports.len(), 1, "{text}");
+    assert_eq!(
+        ports[&(WEB6.to_string(), 22, "syn".to_string())],
+        ("open".to_string(), "syn-ack".to_string())
+    );
+}

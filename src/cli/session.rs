@@ -84,20 +84,6 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
         );
         resolved.scan.discovery = None;
     }
-    let ipv6 = resolved.scan.targets.iter().any(|t| t.is_ipv6());
-    if ipv6 && args.ping_only {
-        return Err(crate::error::usage(
-            "-sn (host discovery only) does not ask IPv6 hosts yet: give IPv4 targets, or \
-             scan the IPv6 ones' ports with -Pn",
-        ));
-    }
-    if ipv6 && resolved.scan.discovery.is_some() {
-        crate::error::say(
-            "flagscan: notice: host discovery does not ask IPv6 hosts yet: every target is \
-             taken as up, as with -Pn",
-        );
-        resolved.scan.discovery = None;
-    }
     // Before the resume check: the probe space is the targets left.
     route::skip_subnet_edges(&mut resolved.scan.targets, resolved.scan.notify.as_ref())?;
     if let Some(rf) = &resumed {

@@ -476,6 +476,8 @@ impl Pinger<'_> {
         self.plan
             .ip
             .iter()
+            // ICMPv6 has no timestamp request (RFC 4443).
+            .filter(|p| !(dst.is_ipv6() && **p == Ping::Timestamp))
             .map(|p| match *p {
                 Ping::Echo | Ping::Timestamp => Query {
                     kind: if *p == Ping::Echo {
@@ -487,7 +489,7 @@ impl Pinger<'_> {
                     seq: u16::from(o.attempt),
                     data,
                 }
-                .packet(v4(src), v4(dst), ip_id),
+                .packet(src, dst, ip_id),
                 Ping::Syn(port) | Ping::Ack(port) => {
                     let syn = matches!(p, Ping::Syn(_));
                     let sport = ping_sport(self.keys, syn, o.attempt);
@@ -592,8 +594,8 @@ impl Pinger<'_> {
                 seq,
                 data,
             } => {
-                let host = *self.index.get(&IpAddr::V4(from))?;
-                let (want_id, want_data) = icmp_cookie(self.keys, self.sources[host], from.into());
+                let host = *self.index.get(&from)?;
+                let (want_id, want_data) = icmp_cookie(self.keys, self.sources[host], from);
                 let n = if kind == icmp::ECHO_REPLY {
                     icmp::ECHO_DATA
                 } else {
@@ -628,8 +630,8 @@ impl Pinger<'_> {
                 id,
                 seq,
             } => {
-                let host = *self.index.get(&IpAddr::V4(target))?;
-                let (want_id, data) = icmp_cookie(self.keys, self.sources[host], target.into());
+                let host = *self.index.get(&target)?;
+                let (want_id, data) = icmp_cookie(self.keys, self.sources[host], target);
                 let attempt = u8::try_from(seq).ok()?;
                 // The quoted checksum covers the secret data: with the
                 // identifier, 32 bits a forger must guess.
@@ -639,14 +641,13 @@ impl Pinger<'_> {
                     seq,
                     data,
                 };
-                if source != self.sources[host] || id != want_id || checksum != sent.checksum() {
+                if source != self.sources[host]
+                    || id != want_id
+                    || checksum != sent.checksum(source, target)
+                {
                     return None;
                 }
-                Some((
-                    host,
-                    Some(attempt),
-                    unreachable(from.into(), target.into(), code, ttl),
-                ))
+                Some((host, Some(attempt), unreachable(from, target, code, ttl)))
             }
         }
     }
@@ -694,7 +695,6 @@ const SEND_BATCH: usize = 32;
 /// What [`run`] asks, and with what it shares the scan beside it.
 pub struct Job<'a> {
     pub keys: &'a ScanKeys,
-    /// IPv4 only: a scan with IPv6 targets skips discovery.
     pub targets: &'a [IpAddr],
     /// Our address towards each target.
     pub sources: &'a [IpAddr],
@@ -811,7 +811,7 @@ pub fn run(
                     for p in pinger.packets(&o) {
                         // A refused send (no route, a full buffer) is a
                         // probe that got no answer: the next try may go.
-                        if sockets.send_ip(&p, v4(targets[o.host])).is_ok() {
+                        if sockets.send_ip(&p, targets[o.host]).is_ok() {
                             for tap in taps {
                                 tap.ping_packet(true, &p);
                             }

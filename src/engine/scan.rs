@@ -339,7 +339,11 @@ fn discovery_sockets(
 ) -> anyhow::Result<(PingSockets, Vec<Via>)> {
     let (via, arp) = discovery_routes(route, plan);
     let ip = via.contains(&Via::Ip);
-    Ok((PingSockets::open(ip, &arp, cfg.device.as_deref())?, via))
+    let ipv6 = cfg.targets.iter().any(|t| t.is_ipv6());
+    Ok((
+        PingSockets::open(ip, ipv6, &arp, cfg.device.as_deref())?,
+        via,
+    ))
 }
 
 /// What host discovery beside the scan needs.

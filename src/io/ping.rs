@@ -1,13 +1,15 @@
-//! Host discovery's sockets: whole IPv4 packets out through the raw send
-//! socket, ICMP and TCP answers in through two raw receive sockets, and
-//! ARP through one packet socket per interface on the local link.
+//! Host discovery's sockets: whole IP packets out through the raw send
+//! socket, ICMP and TCP answers in through two raw receive sockets (IPv6
+//! answers through a packet socket, which keeps their IPv6 header where a
+//! raw IPv6 socket strips it), and ARP through one packet socket per
+//! interface on the local link.
 //!
 //! They are few packets (a handful per host), so plain sockets and `poll`
 //! do; the port scan's ring and filter are for the millions that follow.
 
 use std::io;
 use std::mem;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ const READ_BATCH: usize = 1024;
 /// A packet heard while discovering.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Heard {
-    /// An IPv4 packet (from its IP header on): ICMP or TCP.
+    /// An IP packet (from its IP header on): ICMP, ICMPv6 or TCP.
     Ip(Vec<u8>),
     /// An ARP packet (after the Ethernet header), on this interface.
     Arp { ifindex: u32, bytes: Vec<u8> },
@@ -40,6 +42,8 @@ pub struct PingSockets {
     send: Option<RawSender>,
     icmp: Option<OwnedFd>,
     tcp: Option<OwnedFd>,
+    /// Every IPv6 packet this host receives (the checks pick ours).
+    ipv6: Option<OwnedFd>,
     arp: Vec<ArpSocket>,
 }
 
@@ -70,16 +74,35 @@ fn nonblocking(fd: &OwnedFd) -> io::Result<()> {
 }
 
 impl PingSockets {
-    /// `ip`: IP probes will be sent (and answers read); `arp`: the
-    /// interfaces (index, our MAC) to ask ARP on. `device` pins the IP
-    /// send socket (`-e`).
-    pub fn open(ip: bool, arp: &[(u32, Mac)], device: Option<&str>) -> anyhow::Result<PingSockets> {
+    /// `ip`: IP probes will be sent (and answers read), `ipv6`: some to
+    /// IPv6 hosts; `arp`: the interfaces (index, our MAC) to ask ARP on.
+    /// `device` pins the IP send socket (`-e`).
+    pub fn open(
+        ip: bool,
+        ipv6: bool,
+        arp: &[(u32, Mac)],
+        device: Option<&str>,
+    ) -> anyhow::Result<PingSockets> {
         let mut s = PingSockets {
             send: None,
             icmp: None,
             tcp: None,
+            ipv6: None,
             arp: Vec::new(),
         };
+        if ipv6 {
+            let fd = socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM,
+                i32::from((libc::ETH_P_IPV6 as u16).to_be()),
+            )
+            .map_err(|e| open_error("discovery receive (IPv6)", e))?;
+            // Our own requests on loopback are not answers.
+            let _ = crate::io::ring::ignore_outgoing(&fd);
+            nonblocking(&fd)?;
+            let _ = sockopt::grow_receive_buffer(&fd, 4 << 20);
+            s.ipv6 = Some(fd);
+        }
         if ip {
             s.send = Some(RawSender::open(device)?);
             for (slot, proto) in [
@@ -127,9 +150,9 @@ impl PingSockets {
             .map(|a| a.mac)
     }
 
-    pub fn send_ip(&self, packet: &[u8], dst: Ipv4Addr) -> io::Result<()> {
+    pub fn send_ip(&self, packet: &[u8], dst: IpAddr) -> io::Result<()> {
         match &self.send {
-            Some(s) => s.send(packet, dst.into()),
+            Some(s) => s.send(packet, dst),
             None => Err(io::Error::other("no IP discovery socket")),
         }
     }
@@ -165,6 +188,7 @@ impl PingSockets {
             .icmp
             .iter()
             .chain(self.tcp.iter())
+            .chain(self.ipv6.iter())
             .chain(self.arp.iter().map(|a| &a.fd))
             .map(|fd| libc::pollfd {
                 fd: fd.as_raw_fd(),
@@ -185,7 +209,12 @@ impl PingSockets {
         // At most so many per socket and call: the raw TCP socket sees all
         // of this host's inbound TCP, and the loop must get back to sending.
         let mut buf = [0u8; 2048];
-        for fd in self.icmp.iter().chain(self.tcp.iter()) {
+        for fd in self
+            .icmp
+            .iter()
+            .chain(self.tcp.iter())
+            .chain(self.ipv6.iter())
+        {
             for _ in 0..READ_BATCH {
                 let Some(n) = recv(fd, &mut buf) else { break };
                 out.push(Heard::Ip(buf[..n].to_vec()));
