@@ -187,3 +187,60 @@ fn ipv6_host_discovery_finds_what_nmap_6_finds() {
         ("open".to_string(), "syn-ack".to_string())
     );
 }
+
+/// The lab names its hosts for `ip netns exec` in the scanner's namespace
+/// (both families per name): `--resolve-all web` scans both of web's
+/// addresses, and each one's host record says where they differ.
+#[test]
+fn both_families_of_one_name_get_the_families_differ_finding() {
+    if !have_root("both_families_of_one_name_get_the_families_differ_finding") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-v6name");
+    let ns = lab.scan_ns();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns])
+        .arg(flagscan_bin())
+        .args([
+            "--resolve-all",
+            "-Pn",
+            "-sS",
+            "-p",
+            "22,80,135-139",
+            "-oJ",
+            "-",
+            "web",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hosts: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "host")
+        .collect();
+    let mut addrs: Vec<&str> = hosts.iter().map(|h| h["host"].as_str().unwrap()).collect();
+    addrs.sort();
+    assert_eq!(addrs, [WEB4, WEB6], "{text}");
+    for h in &hosts {
+        assert_eq!(h["name"], "web");
+        let f = h["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == "families-differ")
+            .unwrap_or_else(|| panic!("no families-differ finding: {h}"));
+        assert_eq!(f["ports"], serde_json::json!([137, 138, 139]), "{f}");
+        let words = f["text"].as_str().unwrap();
+        assert!(
+            words.contains("filtered over IPv4 and closed over IPv6"),
+            "{words}"
+        );
+    }
+}

@@ -558,6 +558,7 @@ fn build(lab: &Lab, listener: Option<&ListenerCommand>) -> Result<()> {
     for step in plan(lab) {
         step.run()?;
     }
+    write_hosts_file(lab)?;
     if let Some(listener) = listener {
         for host in hosts() {
             let ns = lab.netns(host);
@@ -598,7 +599,35 @@ pub fn down(prefix: &str) -> Result<()> {
     for ns in &present {
         run(&strings(&["ip", "netns", "del", ns]))?;
     }
+    let _ = std::fs::remove_dir_all(hosts_dir(&lab));
     Ok(())
+}
+
+/// Where `ip netns exec` finds the scanner namespace's own /etc files.
+fn hosts_dir(lab: &Lab) -> PathBuf {
+    Path::new("/etc/netns").join(lab.scanner_netns())
+}
+
+/// The lab's host names for programs run with `ip netns exec` in the
+/// scanner's namespace (which mounts /etc/netns/NS/hosts over /etc/hosts):
+/// each name has its IPv4 and its IPv6 address, so `--resolve-all web`
+/// scans both families of one host.
+fn write_hosts_file(lab: &Lab) -> Result<()> {
+    let dir = hosts_dir(lab);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let text = hosts_file_text();
+    let path = dir.join("hosts");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn hosts_file_text() -> String {
+    let mut text = String::from(
+        "# flagscan lab: removed by `flagscan lab down`\n127.0.0.1 localhost\n::1 localhost\n",
+    );
+    for h in hosts() {
+        text.push_str(&format!("{} {}\n{} {}\n", h.addr, h.name, h.addr6, h.name));
+    }
+    text
 }
 
 /// True if any namespace of the lab exists, so a half-built lab counts too.
@@ -1803,5 +1832,17 @@ mod tests {
         assert!(!exists(&prefix));
         let left = run(&strings(&["ip", "netns", "list"])).unwrap();
         assert!(!left.contains(&prefix), "{left}");
+    }
+
+    #[test]
+    fn the_hosts_file_names_both_families_of_every_host() {
+        let text = hosts_file_text();
+        for h in hosts() {
+            assert!(text.contains(&format!("{} {}\n", h.addr, h.name)), "{text}");
+            assert!(
+                text.contains(&format!("{} {}\n", h.addr6, h.name)),
+                "{text}"
+            );
+        }
     }
 }

@@ -222,6 +222,11 @@ impl ProbeSpace {
             .then(|| (h * self.ports.len() as u64 + p) * self.techniques as u64 + technique as u64)
     }
 
+    /// The host's position in `hosts`.
+    pub fn host_position(&self, host: IpAddr) -> Option<usize> {
+        self.host_index.get(host).map(|h| h as usize)
+    }
+
     pub(crate) fn prefetch_port(&self, port: u16) {
         prefetch(&self.port_index[usize::from(port)]);
     }

@@ -140,7 +140,27 @@ impl<'a> HostRows<'a> {
             ports.dedup();
             out.push(findings::rate_limit_finding(limit, ports, lang));
         }
+        out.extend(self.families_finding(result, lang));
         out
+    }
+
+    /// `families-differ`, when this address was given by a name whose
+    /// address of the other family is scanned too.
+    fn families_finding(&self, result: &ScanResult, lang: Lang) -> Option<HostFinding> {
+        let name = result.name_of(self.host)?;
+        let (other, _) = result
+            .names
+            .iter()
+            .find(|(a, n)| n == name && a.is_ipv6() != self.host.is_ipv6())?;
+        let other_rows = host_rows(result, result.space.host_position(*other)?);
+        findings::families_finding(
+            name,
+            (self.host, *other),
+            &self.port_rows(),
+            &other_rows.port_rows(),
+            &result.techniques,
+            lang,
+        )
     }
 }
 

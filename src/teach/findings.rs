@@ -46,7 +46,7 @@ pub struct HostFinding {
 
 /// Every finding id, in the order [`host_findings`] reports them.
 #[cfg(test)]
-pub const IDS: [&str; 11] = [
+pub const IDS: [&str; 12] = [
     "rfc793",
     "resets-non-syn",
     "drops-non-syn",
@@ -58,6 +58,7 @@ pub const IDS: [&str; 11] = [
     "syn-proxy",
     "rst-rate-limit",
     "icmp-rate-limit",
+    "families-differ",
 ];
 
 /// `drops-udp` needs this many silent UDP ports: a scan of two ports that
@@ -791,6 +792,8 @@ pub fn narrate_id(id: &str, lang: Lang) -> &'static str {
         ("rst-rate-limit", Lang::Ja) => "ホストがRSTの送信数を制限",
         ("icmp-rate-limit", Lang::En) => "The host rate-limits its ICMP errors",
         ("icmp-rate-limit", Lang::Ja) => "ホストがICMPエラーの送信数を制限",
+        ("families-differ", Lang::En) => "IPv4 and IPv6 of one name answer differently",
+        ("families-differ", Lang::Ja) => "同じ名前のIPv4とIPv6で応答が異なる",
         ("syn-proxy", Lang::En) => "Every port answers SYN/ACK: SYN proxy or tarpit likely",
         ("syn-proxy", Lang::Ja) => "全ポートがSYN/ACK: SYNプロキシかターピットの疑い",
         (_, Lang::En) => "Finding",
@@ -892,6 +895,66 @@ fn n_ports(n: usize) -> String {
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `families-differ`: one name's IPv4 and IPv6 addresses, scanned
+/// together, answer some port differently (a technique concludes two
+/// states). `rows` are this address's, `other_rows` the other family's,
+/// both over the same ports; ports a rate limiter left unconfirmed on
+/// either side are not compared. `None` where every port agrees.
+pub fn families_finding(
+    name: &str,
+    (this, other): (std::net::IpAddr, std::net::IpAddr),
+    rows: &[PortRow],
+    other_rows: &[PortRow],
+    techniques: &[Technique],
+    lang: Lang,
+) -> Option<HostFinding> {
+    let mut ports = Vec::new();
+    let mut example: Option<(u16, usize, PortState, PortState)> = None;
+    for (a, b) in rows.iter().zip(other_rows) {
+        if a.port != b.port || a.limited || b.limited {
+            continue;
+        }
+        let differs = a
+            .findings
+            .iter()
+            .zip(b.findings)
+            .enumerate()
+            .find_map(|(t, (x, y))| {
+                let (x, y) = (x.as_ref()?, y.as_ref()?);
+                (x.state != y.state).then_some((t, x.state, y.state))
+            });
+        if let Some((t, x, y)) = differs {
+            ports.push(a.port);
+            example.get_or_insert((a.port, t, x, y));
+        }
+    }
+    let (port, t, mine, theirs) = example?;
+    let (v4, v6, s4, s6) = if this.is_ipv4() {
+        (this, other, mine, theirs)
+    } else {
+        (other, this, theirs, mine)
+    };
+    let technique = techniques.get(t).map_or("?", |t| t.name.as_str());
+    let list = port_list(&ports, lang);
+    let text = match lang {
+        Lang::En => format!(
+            "{name} is {v4} and {v6}, and they answer differently on {list}: port {port} \
+             ({technique}) is {s4} over IPv4 and {s6} over IPv6. A firewall written for one \
+             family only leaves the other as it was."
+        ),
+        Lang::Ja => format!(
+            "{name} は {v4} と {v6} で、{list} の応答が異なる: ポート{port}({technique})は \
+             IPv4で{s4}、IPv6で{s6}。片方のアドレスファミリだけに書かれたファイアウォールは、\
+             もう片方を素通しにする。"
+        ),
+    };
+    Some(HostFinding {
+        id: "families-differ",
+        ports,
+        text,
+    })
 }
 
 /// Sorted, deduplicated ports as text; runs of three or more fold into a
@@ -1584,6 +1647,59 @@ mod tests {
         assert_ne!(
             narrate_id("rfc793", Lang::En),
             narrate_id("rfc793", Lang::Ja)
+        );
+    }
+
+    #[test]
+    fn families_differ_names_the_ports_and_skips_the_limited_ones() {
+        let syn = crate::model::technique::builtin_by_name("syn").unwrap();
+        let f = |state, reason| {
+            Some(Finding {
+                state,
+                reason,
+                ttl: Some(64),
+            })
+        };
+        let closed = [f(PortState::Closed, Reason::Reset)];
+        let filtered = [f(PortState::Filtered, Reason::NoResponse)];
+        let open = [f(PortState::Open, Reason::SynAck)];
+        let row = |port, findings, limited| PortRow {
+            port,
+            findings,
+            limited,
+        };
+        let v4 = [
+            row(22, &open[..], false),
+            row(137, &filtered[..], false),
+            row(138, &filtered[..], false),
+            row(139, &filtered[..], true),
+        ];
+        let v6 = [
+            row(22, &open[..], false),
+            row(137, &closed[..], false),
+            row(138, &closed[..], false),
+            row(139, &closed[..], false),
+        ];
+        let a4: std::net::IpAddr = "10.213.1.2".parse().unwrap();
+        let a6: std::net::IpAddr = "fd00:213:1::2".parse().unwrap();
+        let techniques = [syn];
+        let got = families_finding("web", (a6, a4), &v6, &v4, &techniques, Lang::En).unwrap();
+        assert_eq!(got.id, "families-differ");
+        assert_eq!(got.ports, [137, 138]);
+        assert!(
+            got.text
+                .contains("port 137 (syn) is filtered over IPv4 and closed over IPv6"),
+            "{}",
+            got.text
+        );
+        assert!(
+            families_finding("web", (a4, a6), &v4[..1], &v6[..1], &techniques, Lang::Ja).is_none()
+        );
+        assert!(
+            !families_finding("web", (a4, a6), &v4, &v6, &techniques, Lang::Ja)
+                .unwrap()
+                .text
+                .is_empty()
         );
     }
 }
