@@ -174,6 +174,18 @@ fn ipv6_host_discovery_finds_what_nmap_6_finds() {
         7,
         "six IPv6 hosts and web's IPv4 address: {ours:?}"
     );
+    // On the link a neighbour solicitation asks (as nmap's); behind the
+    // gateway, the IP probes.
+    let reason = |host: &str| {
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["type"] == "host" && v["host"] == host)
+            .map(|v| v["reason"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(reason(WEB6), "nd-response");
+    assert_eq!(reason(FAR6), "echo-reply");
+    assert_eq!(reason(WEB4), "arp-response");
 
     // Without -Pn: the absent address is not scanned, the present one is.
     let text = run_json(

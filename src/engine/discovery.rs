@@ -26,9 +26,9 @@ use crate::model::host::{HostReason, HostStatus};
 use crate::model::probe::Time;
 use crate::model::tap::Taps;
 use crate::model::technique::{builtin_by_name, ProbeShape, Reason};
-use crate::wire::arp;
 use crate::wire::icmp::{self, PingReply, Query};
-use crate::wire::{parse_ip, v4, Body, Packet, Parsed, ProbeFields, ProbeTemplate};
+use crate::wire::{arp, ndp};
+use crate::wire::{parse_ip, v4, v6, Body, Packet, Parsed, ProbeFields, ProbeTemplate};
 
 /// One discovery probe beyond the local link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +65,9 @@ impl Default for PingPlan {
 pub enum Via {
     /// One of our own addresses: up without a probe.
     Local,
-    /// ARP on the interface with this index.
-    Arp { ifindex: u32 },
+    /// On the link of the interface with this index: ARP for an IPv4
+    /// target, a neighbour solicitation for an IPv6 one.
+    Link { ifindex: u32 },
     /// The IP probes of the plan.
     Ip,
 }
@@ -204,7 +205,7 @@ impl Discovery {
 
     fn rtt(&self, host: usize) -> &RttEstimator {
         match self.via[host] {
-            Via::Arp { .. } => &self.rtt_arp,
+            Via::Link { .. } => &self.rtt_arp,
             _ => &self.rtt_ip,
         }
     }
@@ -263,7 +264,7 @@ impl Discovery {
 
     fn tries(&self, host: usize) -> u8 {
         match self.via[host] {
-            Via::Arp { .. } => self.arp_tries,
+            Via::Link { .. } => self.arp_tries,
             _ => self.ip_tries,
         }
     }
@@ -293,7 +294,7 @@ impl Discovery {
                 let reason = self.unreachable[host].unwrap_or(Reason::NoResponse);
                 self.conclude(host, HostStatus::down(reason));
                 match self.via[host] {
-                    Via::Arp { .. } => self.last_down_arp = Some(now),
+                    Via::Link { .. } => self.last_down_arp = Some(now),
                     _ => self.last_down_ip = Some(now),
                 }
             }
@@ -369,7 +370,7 @@ impl Discovery {
                 && (attempt.is_some() || sent_try == 0)
             {
                 latency = Some(at - sent);
-                let arp = matches!(self.via[host], Via::Arp { .. });
+                let arp = matches!(self.via[host], Via::Link { .. });
                 let rtt = if arp {
                     &mut self.rtt_arp
                 } else {
@@ -775,7 +776,10 @@ pub fn run(
             for tap in taps {
                 let how = match o.via {
                     Via::Local => "one of our addresses".to_string(),
-                    Via::Arp { .. } => "ARP request".to_string(),
+                    Via::Link { .. } if targets[o.host].is_ipv6() => {
+                        "neighbour solicitation".to_string()
+                    }
+                    Via::Link { .. } => "ARP request".to_string(),
                     Via::Ip => plan
                         .ip
                         .iter()
@@ -795,7 +799,19 @@ pub fn run(
             }
             match o.via {
                 Via::Local => {}
-                Via::Arp { ifindex } => {
+                Via::Link { ifindex } if targets[o.host].is_ipv6() => {
+                    let (packet, mac) = ndp::solicitation(
+                        sockets.ndp_mac(ifindex).unwrap_or_default(),
+                        v6(sources[o.host]),
+                        v6(targets[o.host]),
+                    );
+                    sockets.send_ndp(ifindex, &packet, mac)?;
+                    sent += 1;
+                    if let Some(r) = rate {
+                        r.take(1);
+                    }
+                }
+                Via::Link { ifindex } => {
                     let req = arp::request(
                         sockets.arp_mac(ifindex).unwrap_or_default(),
                         v4(sources[o.host]),
@@ -845,6 +861,29 @@ pub fn run(
         for h in &heard {
             match h {
                 Heard::Ip(bytes) => {
+                    // Neighbour discovery answers what we asked on the link
+                    // (as ARP, no cookie: only a neighbour sees the request).
+                    if let Some(na) = ndp::parse_advert(bytes) {
+                        let Some(&host) = pinger.index.get(&IpAddr::V6(na.target)) else {
+                            continue;
+                        };
+                        if !matches!(d.via[host], Via::Link { .. })
+                            || !na.solicited
+                            || na.to != sources[host]
+                        {
+                            continue;
+                        }
+                        let up = Answer::Up {
+                            reason: HostReason::NdResponse,
+                            ttl: None,
+                        };
+                        let decided = d.on_answer(host, None, up, at);
+                        trace_answer(taps, at, targets[host], up, decided);
+                        if let (true, Some(mac)) = (decided, na.mac) {
+                            d.set_mac(host, mac);
+                        }
+                        continue;
+                    }
                     if let Some((host, attempt, answer)) = pinger.check_ip(bytes) {
                         for tap in taps {
                             tap.ping_packet(false, bytes);
@@ -860,7 +899,7 @@ pub fn run(
                     let Some(&host) = pinger.index.get(&IpAddr::V4(r.ip)) else {
                         continue;
                     };
-                    if d.via[host] != (Via::Arp { ifindex: *ifindex }) || r.to != sources[host] {
+                    if d.via[host] != (Via::Link { ifindex: *ifindex }) || r.to != sources[host] {
                         continue;
                     }
                     let up = Answer::Up {
@@ -1000,7 +1039,7 @@ mod tests {
     fn an_answer_after_the_last_timeout_still_shows_the_host_up() {
         // 400 ms away, where the LAN's answers set a 100 ms timeout: both
         // tries time out before the first answer comes.
-        let via = vec![Via::Arp { ifindex: 2 }, Via::Ip, Via::Ip];
+        let via = vec![Via::Link { ifindex: 2 }, Via::Ip, Via::Ip];
         let (st, _, _) = simulate(via, |o| match o.host {
             0 => vec![(ms(1), None, up(HostReason::ArpResponse))],
             1 => vec![(ms(1), Some(o.attempt), up(HostReason::EchoReply))],
@@ -1038,7 +1077,11 @@ mod tests {
 
     #[test]
     fn own_addresses_are_up_without_a_probe_and_arp_gets_three_tries() {
-        let via = vec![Via::Local, Via::Arp { ifindex: 2 }, Via::Arp { ifindex: 2 }];
+        let via = vec![
+            Via::Local,
+            Via::Link { ifindex: 2 },
+            Via::Link { ifindex: 2 },
+        ];
         let (st, sent, _) = simulate(via, |o| match o.host {
             1 => vec![(ms(1), None, up(HostReason::ArpResponse))],
             _ => vec![],

@@ -299,20 +299,65 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     Ok(result)
 }
 
+/// The interfaces (index, MAC) to ask on: ARP's, then neighbour
+/// discovery's.
+type LinkSockets = (Vec<(u32, Mac)>, Vec<(u32, Mac)>);
+
 /// How each target is asked whether it is up: our own addresses are; on
-/// an Ethernet link, ARP (with `-PR`); else the IP probes of the plan.
-fn discovery_routes(route: &RoutePlan, plan: &PingPlan) -> (Vec<Via>, Vec<(u32, Mac)>) {
-    let links: Vec<(u32, Mac)> = pnet::datalink::interfaces()
+/// an Ethernet link, ARP or (IPv6) a neighbour solicitation (with `-PR`);
+/// else the IP probes of the plan. An IPv6 target is on the link when an
+/// Ethernet interface's prefix holds it and our source for it is that
+/// interface's (no kernel route is asked for IPv6).
+fn discovery_routes(
+    targets: &[IpAddr],
+    route: &RoutePlan,
+    plan: &PingPlan,
+) -> (Vec<Via>, LinkSockets) {
+    let interfaces = pnet::datalink::interfaces();
+    let links: Vec<(u32, Mac)> = interfaces
         .iter()
         .filter(|i| !i.is_loopback())
         .filter_map(|i| Some((i.index, i.mac?.octets())))
         .filter(|(_, mac)| *mac != [0; 6])
         .collect();
     let mut arp: Vec<(u32, Mac)> = Vec::new();
+    let mut ndp: Vec<(u32, Mac)> = Vec::new();
+    let on_link6 = |target: IpAddr, src: IpAddr| -> Option<u32> {
+        interfaces
+            .iter()
+            .filter(|i| links.iter().any(|(x, _)| *x == i.index))
+            .find(|i| {
+                let ours = |ip: &pnet::ipnetwork::IpNetwork| ip.ip() == src;
+                i.ips.iter().any(ours)
+                    && i.ips.iter().any(|n| {
+                        matches!(n, pnet::ipnetwork::IpNetwork::V6(n)
+                            if n.prefix() < 128 && n.contains(crate::wire::v6(target)))
+                    })
+            })
+            .map(|i| i.index)
+    };
+    let own = |target: IpAddr| {
+        interfaces
+            .iter()
+            .any(|i| i.ips.iter().any(|n| n.ip() == target))
+    };
     let via = route
         .kernel
         .iter()
-        .map(|r| match r {
+        .zip(targets.iter().zip(&route.sources))
+        .map(|(r, (&target, &src))| match r {
+            None if target.is_ipv6() && own(target) => Via::Local,
+            None if target.is_ipv6() && plan.arp => match on_link6(target, src) {
+                Some(ifindex) => {
+                    if let Some(&link) = links.iter().find(|(i, _)| *i == ifindex) {
+                        if !ndp.contains(&link) {
+                            ndp.push(link);
+                        }
+                    }
+                    Via::Link { ifindex }
+                }
+                None => Via::Ip,
+            },
             Some(r) if r.kind == RouteKind::Local => Via::Local,
             Some(r) if plan.arp && r.kind == RouteKind::Unicast && r.gateway.is_none() => {
                 match links.iter().find(|(i, _)| *i == r.oif) {
@@ -320,7 +365,7 @@ fn discovery_routes(route: &RoutePlan, plan: &PingPlan) -> (Vec<Via>, Vec<(u32, 
                         if !arp.contains(&link) {
                             arp.push(link);
                         }
-                        Via::Arp { ifindex: r.oif }
+                        Via::Link { ifindex: r.oif }
                     }
                     None => Via::Ip,
                 }
@@ -328,7 +373,7 @@ fn discovery_routes(route: &RoutePlan, plan: &PingPlan) -> (Vec<Via>, Vec<(u32, 
             _ => Via::Ip,
         })
         .collect();
-    (via, arp)
+    (via, (arp, ndp))
 }
 
 /// Opens discovery's sockets (while root may), for the targets that need them.
@@ -337,11 +382,11 @@ fn discovery_sockets(
     route: &RoutePlan,
     plan: &PingPlan,
 ) -> anyhow::Result<(PingSockets, Vec<Via>)> {
-    let (via, arp) = discovery_routes(route, plan);
+    let (via, (arp, ndp)) = discovery_routes(&cfg.targets, route, plan);
     let ip = via.contains(&Via::Ip);
     let ipv6 = cfg.targets.iter().any(|t| t.is_ipv6());
     Ok((
-        PingSockets::open(ip, ipv6, &arp, cfg.device.as_deref())?,
+        PingSockets::open(ip, ipv6, &arp, &ndp, cfg.device.as_deref())?,
         via,
     ))
 }

@@ -45,6 +45,9 @@ pub struct PingSockets {
     /// Every IPv6 packet this host receives (the checks pick ours).
     ipv6: Option<OwnedFd>,
     arp: Vec<ArpSocket>,
+    /// Neighbour solicitations out, one per interface (the answers come
+    /// in through `ipv6`).
+    ndp: Vec<ArpSocket>,
 }
 
 fn link_addr(ifindex: u32, mac: Mac) -> libc::sockaddr_ll {
@@ -75,12 +78,14 @@ fn nonblocking(fd: &OwnedFd) -> io::Result<()> {
 
 impl PingSockets {
     /// `ip`: IP probes will be sent (and answers read), `ipv6`: some to
-    /// IPv6 hosts; `arp`: the interfaces (index, our MAC) to ask ARP on.
-    /// `device` pins the IP send socket (`-e`).
+    /// IPv6 hosts; `arp` and `ndp`: the interfaces (index, our MAC) to ask
+    /// ARP and neighbour solicitations on. `device` pins the IP send
+    /// socket (`-e`).
     pub fn open(
         ip: bool,
         ipv6: bool,
         arp: &[(u32, Mac)],
+        ndp: &[(u32, Mac)],
         device: Option<&str>,
     ) -> anyhow::Result<PingSockets> {
         let mut s = PingSockets {
@@ -89,7 +94,14 @@ impl PingSockets {
             tcp: None,
             ipv6: None,
             arp: Vec::new(),
+            ndp: Vec::new(),
         };
+        for &(ifindex, mac) in ndp {
+            // Protocol 0: it sends and never receives.
+            let fd = socket(libc::AF_PACKET, libc::SOCK_DGRAM, 0)
+                .map_err(|e| open_error("neighbour discovery", e))?;
+            s.ndp.push(ArpSocket { fd, ifindex, mac });
+        }
         if ipv6 {
             let fd = socket(
                 libc::AF_PACKET,
@@ -157,29 +169,24 @@ impl PingSockets {
         }
     }
 
+    /// Our MAC on an interface we send neighbour solicitations on.
+    pub fn ndp_mac(&self, ifindex: u32) -> Option<Mac> {
+        self.ndp
+            .iter()
+            .find(|a| a.ifindex == ifindex)
+            .map(|a| a.mac)
+    }
+
+    /// Sends an IPv6 packet (a neighbour solicitation) to `mac` on `ifindex`.
+    pub fn send_ndp(&self, ifindex: u32, packet: &[u8], mac: Mac) -> anyhow::Result<()> {
+        send_link(&self.ndp, ifindex, libc::ETH_P_IPV6 as u16, mac, packet)
+            .map_err(|e| anyhow::anyhow!("cannot send a neighbour solicitation: {e}"))
+    }
+
     /// Broadcasts an ARP packet on `ifindex`.
     pub fn send_arp(&self, ifindex: u32, packet: &[u8]) -> anyhow::Result<()> {
-        let Some(a) = self.arp.iter().find(|a| a.ifindex == ifindex) else {
-            anyhow::bail!("no ARP socket on interface {ifindex}");
-        };
-        let addr = link_addr(ifindex, BROADCAST);
-        // SAFETY: buffer and address are valid for the given lengths.
-        let rc = unsafe {
-            libc::sendto(
-                a.fd.as_raw_fd(),
-                packet.as_ptr() as *const libc::c_void,
-                packet.len(),
-                0,
-                &addr as *const libc::sockaddr_ll as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        let err = io::Error::last_os_error();
-        // A full queue is a lost request: its host gets its next try.
-        if rc < 0 && !matches!(err.raw_os_error(), Some(libc::ENOBUFS | libc::EAGAIN)) {
-            anyhow::bail!("cannot send an ARP request on interface {ifindex}: {err}");
-        }
-        Ok(())
+        send_link(&self.arp, ifindex, ETH_P_ARP, BROADCAST, packet)
+            .map_err(|e| anyhow::anyhow!("cannot send an ARP request: {e}"))
     }
 
     /// Waits up to `timeout` for packets, then reads all that are queued.
@@ -233,6 +240,44 @@ impl PingSockets {
         }
         Ok(())
     }
+}
+
+/// Sends `packet` (after the Ethernet header) as `proto` to `mac` through
+/// `sockets`' one on `ifindex`. A full queue is a lost request: its host
+/// gets its next try.
+fn send_link(
+    sockets: &[ArpSocket],
+    ifindex: u32,
+    proto: u16,
+    mac: Mac,
+    packet: &[u8],
+) -> io::Result<()> {
+    let Some(a) = sockets.iter().find(|a| a.ifindex == ifindex) else {
+        return Err(io::Error::other(format!(
+            "no socket on interface {ifindex}"
+        )));
+    };
+    let mut addr = link_addr(ifindex, mac);
+    addr.sll_protocol = proto.to_be();
+    // SAFETY: buffer and address are valid for the given lengths.
+    let rc = unsafe {
+        libc::sendto(
+            a.fd.as_raw_fd(),
+            packet.as_ptr() as *const libc::c_void,
+            packet.len(),
+            0,
+            &addr as *const libc::sockaddr_ll as *const libc::sockaddr,
+            mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    let err = io::Error::last_os_error();
+    if rc < 0 && !matches!(err.raw_os_error(), Some(libc::ENOBUFS | libc::EAGAIN)) {
+        return Err(io::Error::new(
+            err.kind(),
+            format!("interface {ifindex}: {err}"),
+        ));
+    }
+    Ok(())
 }
 
 /// One datagram, or `None` when none is queued (or the read failed: a raw

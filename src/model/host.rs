@@ -12,6 +12,8 @@ pub enum HostReason {
     /// One of the scanner's own addresses.
     LocalhostResponse,
     ArpResponse,
+    /// A neighbour advertisement answered our solicitation (IPv6).
+    NdResponse,
     EchoReply,
     TimestampReply,
     /// A TCP ping's answer, or an ICMP error from the target itself, or
@@ -28,6 +30,7 @@ impl HostReason {
             HostReason::UserSet => "user-set",
             HostReason::LocalhostResponse => "localhost-response",
             HostReason::ArpResponse => "arp-response",
+            HostReason::NdResponse => "nd-response",
             HostReason::EchoReply => "echo-reply",
             HostReason::TimestampReply => "timestamp-reply",
             HostReason::Reply(r) => r.as_str(),

@@ -9,6 +9,7 @@ pub(crate) mod checksum;
 pub mod flag;
 pub(crate) mod frame;
 pub(crate) mod icmp;
+pub(crate) mod ndp;
 pub(crate) mod udp;
 
 #[cfg(test)]
