@@ -256,3 +256,113 @@ fn both_families_of_one_name_get_the_families_differ_finding() {
         );
     }
 }
+
+/// The JSON Lines records of ports marked `rate_limited`.
+fn marked(text: &str) -> Vec<(String, u16, String)> {
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["rate_limited"] == true)
+        .map(|v| {
+            (
+                v["host"].as_str().unwrap().to_string(),
+                v["port"].as_u64().unwrap() as u16,
+                v["scan"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn finding_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "host")
+        .flat_map(|v| {
+            v["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Rate limiters over IPv6: rstlim's RST limit (ip6tables) and fwd's
+/// ICMPv6 error limit (`net.ipv6.icmp.ratelimit`) are found and paced as
+/// over IPv4; the ground truth is the same host with its limiter off.
+#[test]
+fn ipv6_rate_limiters_are_measured_and_paced() {
+    if !have_root("ipv6_rate_limiters_are_measured_and_paced") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-v6lim");
+    let ns = lab.scan_ns();
+    const RSTLIM6: &str = "fd00:213:1::4";
+    const FWD6: &str = "fd00:213:1::5";
+
+    let text = run_json(
+        "rstlim6",
+        &["--netns", &ns, "-Pn", "-sS", "-p", "1-3000", RSTLIM6],
+    );
+    let ours = parse_jsonl(&text);
+    assert!(
+        finding_ids(&text).contains(&"rst-rate-limit".to_string()),
+        "{text}"
+    );
+    assert!(marked(&text).is_empty(), "every RST waited for");
+    in_ns(
+        &format!("{}-rstlim", lab.prefix),
+        &["ip6tables", "-F", "OUTPUT"],
+    );
+    let truth = nmap_with(Some(&ns), &["-6", "-sS"], "syn", "1-3000", &[RSTLIM6]);
+    assert_same_states(&ours, &truth, "rstlim over IPv6, limiter off");
+
+    let text = run_json(
+        "fwd6",
+        &[
+            "--netns",
+            &ns,
+            "-Pn",
+            "-sF",
+            "-p",
+            "1-100",
+            "--limit-budget",
+            "8",
+            FWD6,
+        ],
+    );
+    let ours = parse_jsonl(&text);
+    let marks = marked(&text);
+    let ids = finding_ids(&text);
+    assert!(ids.contains(&"icmp-rate-limit".to_string()), "{ids:?}");
+    assert!(!ids.contains(&"silent-filter".to_string()), "{ids:?}");
+    let fwd = format!("{}-fwd", lab.prefix);
+    // ICMPv6 errors take the per-destination bucket of their own and the
+    // namespace's one shared with ICMP (icmp_msgs_per_sec).
+    in_ns(&fwd, &["sysctl", "-w", "net.ipv6.icmp.ratelimit=0"]);
+    in_ns(&fwd, &["sysctl", "-w", "net.ipv4.icmp_msgs_per_sec=100000"]);
+    in_ns(&fwd, &["sysctl", "-w", "net.ipv4.icmp_msgs_burst=10000"]);
+    let truth = parse_jsonl(&run_json(
+        "fwd6-truth",
+        &["--netns", &ns, "-Pn", "-sF", "-p", "1-100", FWD6],
+    ));
+    assert_eq!(ours.len(), truth.len());
+    let mut right = 0;
+    for (k, v) in &truth {
+        if ours[k] == *v {
+            right += 1;
+        } else {
+            assert!(
+                marks.contains(k),
+                "{k:?} is wrong ({:?}, truly {v:?}) and not marked",
+                ours[k]
+            );
+        }
+    }
+    assert!(right >= 50, "only {right} of 100 right");
+    let filtered = truth
+        .values()
+        .filter(|(s, r)| s == "filtered" && r == "admin-prohibited");
+    assert!(filtered.count() >= 90, "the truth is REJECTs: {truth:?}");
+}

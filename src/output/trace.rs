@@ -134,8 +134,17 @@ fn num(n: u32) -> String {
     }
 }
 
+/// `10.0.0.1:80`, `[fd00::1]:80` (an IPv6 address's colons need brackets).
 fn endpoint(addr: IpAddr, port: u16) -> String {
-    format!("{addr}:{port}")
+    std::net::SocketAddr::new(addr, port).to_string()
+}
+
+/// `ICMP 3/13`, or for ICMPv6 (its code marked `ICMPV6_CODE`) `ICMPv6 1/4`.
+fn unreachable_label(code: u8) -> String {
+    match code & crate::wire::ICMPV6_CODE {
+        0 => format!("ICMP 3/{code}"),
+        _ => format!("ICMPv6 1/{}", code & !crate::wire::ICMPV6_CODE),
+    }
 }
 
 fn probe_text(p: &ProbeFields, flags: u8, technique: &str, attempt: u8) -> String {
@@ -210,7 +219,8 @@ pub fn packet_text(p: &Packet) -> String {
             p.ttl
         ),
         Body::Unreachable { code, quoted } if quoted.proto == 17 => format!(
-            "ICMP 3/{code} {} from {} ttl={} quoting UDP {} > {} id={:#06x}",
+            "{} {} from {} ttl={} quoting UDP {} > {} id={:#06x}",
+            unreachable_label(code),
             Reason::Unreachable(code).as_str(),
             p.src,
             p.ttl,
@@ -219,7 +229,8 @@ pub fn packet_text(p: &Packet) -> String {
             quoted.ip_id
         ),
         Body::Unreachable { code, quoted } => format!(
-            "ICMP 3/{code} {} from {} ttl={} quoting {} > {} seq={}",
+            "{} {} from {} ttl={} quoting {} > {} seq={}",
+            unreachable_label(code),
             Reason::Unreachable(code).as_str(),
             p.src,
             p.ttl,

@@ -559,14 +559,24 @@ impl HostEvidence {
                     .map(|(&code, (replies, p))| {
                         let word = Reason::Unreachable(code).as_str();
                         let list = port_list(p, lang);
+                        // ICMPv6's codes are its own (RFC 4443 3.1).
+                        let (icmp, code) = match code & crate::wire::ICMPV6_CODE {
+                            0 => ("code", code),
+                            _ => ("ICMPv6 code", code & !crate::wire::ICMPV6_CODE),
+                        };
                         match lang {
                             Lang::En => format!(
-                                "{word} (code {code}): {} from {} {list}",
+                                "{word} ({icmp} {code}): {} from {} {list}",
                                 plural(*replies, "reply", "replies"),
                                 if p.len() == 1 { "port" } else { "ports" },
                             ),
                             Lang::Ja => {
-                                format!("ポート{list}から{word}(コード{code})が{replies}件")
+                                let icmp = if icmp == "code" {
+                                    "コード"
+                                } else {
+                                    "ICMPv6コード"
+                                };
+                                format!("ポート{list}から{word}({icmp}{code})が{replies}件")
                             }
                         }
                     })
