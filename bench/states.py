@@ -4,7 +4,8 @@
 
 Readers:
   nmap      -oX file; folded ports (<extraports>) are expanded from the
-            `ports` attribute of <extrareasons> (nmap >= 7.80).
+            `ports` attribute of <extrareasons> (nmap >= 7.80). A host is
+            its IPv4 or IPv6 address (addrtype ipv4 or ipv6; nmap -6).
   flagscan  -oJ file (JSON Lines); FILE:scan picks one technique.
   masscan   -oL file ("open tcp PORT HOST TS"); only open ports are listed.
   zmap      CSV with one responding address per line (-f saddr); the port
@@ -12,6 +13,8 @@ Readers:
 
 masscan and zmap only report ports that answered SYN-ACK, so against them
 the comparison is open / not open; against flagscan it is the full state.
+Addresses are compared in one spelling (IPv6 compressed, as Python's
+ipaddress writes it), so fd00:213:1:0:0:0:0:2 and fd00:213:1::2 are one host.
 
 Usage (all output on stdout, one line):
   states.py diff REF TOOL          -> "<differing> <compared> <open-in-tool>"
@@ -20,6 +23,7 @@ Usage (all output on stdout, one line):
   states.py table RESULTS.tsv      -> the report tables
 where REF/TOOL are kind:file[:scan-or-port].
 """
+import ipaddress
 import json
 import re
 import sys
@@ -40,15 +44,26 @@ def expand_ports(spec):
     return out
 
 
+def norm(addr):
+    """One spelling per address (IPv6 compressed); anything else as it is."""
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return addr
+
+
+def nmap_addr(host):
+    """A <host>'s IP address (ipv4, or ipv6 with nmap -6), not its MAC."""
+    return next((norm(a.get("addr")) for a in host.findall("address")
+                 if a.get("addrtype") in ("ipv4", "ipv6")), None)
+
+
 def read_nmap(path):
     states = {}
     for _, elem in ET.iterparse(path, events=("end",)):
         if elem.tag != "host":
             continue
-        addr = None
-        for a in elem.findall("address"):
-            if a.get("addrtype") == "ipv4":
-                addr = a.get("addr")
+        addr = nmap_addr(elem)
         ports = elem.find("ports")
         if addr is None or ports is None:
             elem.clear()
@@ -87,7 +102,7 @@ def read_flagscan(path, scan=None):
                 continue
             if scan and rec.get("scan") != scan:
                 continue
-            states[(rec["host"], int(rec["port"]))] = rec["state"]
+            states[(norm(rec["host"]), int(rec["port"]))] = rec["state"]
     return states
 
 
@@ -100,8 +115,7 @@ def read_reasons(spec):
         for _, elem in ET.iterparse(path, events=("end",)):
             if elem.tag != "host":
                 continue
-            addr = next((a.get("addr") for a in elem.findall("address")
-                         if a.get("addrtype") == "ipv4"), None)
+            addr = nmap_addr(elem)
             ports = elem.find("ports")
             if addr and ports is not None:
                 for p in ports.findall("port"):
@@ -117,7 +131,7 @@ def read_reasons(spec):
         for line in f:
             rec = json.loads(line) if line.strip() else {}
             if "port" in rec and "type" not in rec and (not scan or rec.get("scan") == scan):
-                out[(rec["host"], int(rec["port"]), rec["scan"])] = (
+                out[(norm(rec["host"]), int(rec["port"]), rec["scan"])] = (
                     (rec["state"], rec["reason"]), rec.get("rate_limited", False))
     return out
 
@@ -158,8 +172,7 @@ def hosts_up(spec):
         for _, elem in ET.iterparse(path, events=("end",)):
             if elem.tag == "host":
                 st = elem.find("status")
-                addr = next((a.get("addr") for a in elem.findall("address")
-                             if a.get("addrtype") == "ipv4"), None)
+                addr = nmap_addr(elem)
                 if st is not None and st.get("state") == "up" and addr:
                     up.add(addr)
                 elem.clear()
@@ -168,7 +181,7 @@ def hosts_up(spec):
         for line in f:
             rec = json.loads(line) if line.strip() else {}
             if rec.get("type") == "host" and rec.get("status", "up") == "up":
-                up.add(rec["host"])
+                up.add(norm(rec["host"]))
     return up
 
 
@@ -178,7 +191,7 @@ def read_masscan(path):
         for line in f:
             parts = line.split()
             if len(parts) >= 4 and parts[0] in ("open", "closed") and parts[1] == "tcp":
-                states[(parts[3], int(parts[2]))] = parts[0]
+                states[(norm(parts[3]), int(parts[2]))] = parts[0]
     return states
 
 
