@@ -12,7 +12,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -710,8 +710,9 @@ pub struct Job<'a> {
     pub stop: &'a (dyn Fn() -> bool + Sync),
 }
 
-/// MACs that ARP taught us, as (interface, address, MAC).
-pub type Macs = [(u32, Ipv4Addr, [u8; 6])];
+/// MACs that ARP and neighbour discovery taught us, as (interface,
+/// address, MAC).
+pub type Macs = [(u32, IpAddr, [u8; 6])];
 /// Hosts concluded, with their status.
 pub type News = [(usize, HostStatus)];
 
@@ -879,7 +880,10 @@ pub fn run(
                         };
                         let decided = d.on_answer(host, None, up, at);
                         trace_answer(taps, at, targets[host], up, decided);
-                        if let (true, Some(mac)) = (decided, na.mac) {
+                        if let (true, Some(mac), Via::Link { ifindex }) =
+                            (decided, na.mac, d.via[host])
+                        {
+                            macs.push((ifindex, targets[host], mac));
                             d.set_mac(host, mac);
                         }
                         continue;
@@ -909,7 +913,7 @@ pub fn run(
                     let decided = d.on_answer(host, None, up, at);
                     trace_answer(taps, at, r.ip.into(), up, decided);
                     if decided {
-                        macs.push((*ifindex, r.ip, r.mac));
+                        macs.push((*ifindex, r.ip.into(), r.mac));
                         d.set_mac(host, r.mac);
                     }
                 }

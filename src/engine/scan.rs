@@ -305,65 +305,31 @@ type LinkSockets = (Vec<(u32, Mac)>, Vec<(u32, Mac)>);
 
 /// How each target is asked whether it is up: our own addresses are; on
 /// an Ethernet link, ARP or (IPv6) a neighbour solicitation (with `-PR`);
-/// else the IP probes of the plan. An IPv6 target is on the link when an
-/// Ethernet interface's prefix holds it and our source for it is that
-/// interface's (no kernel route is asked for IPv6).
+/// else the IP probes of the plan.
 fn discovery_routes(
     targets: &[IpAddr],
     route: &RoutePlan,
     plan: &PingPlan,
 ) -> (Vec<Via>, LinkSockets) {
-    let interfaces = pnet::datalink::interfaces();
-    let links: Vec<(u32, Mac)> = interfaces
+    let links: Vec<(u32, Mac)> = pnet::datalink::interfaces()
         .iter()
         .filter(|i| !i.is_loopback())
         .filter_map(|i| Some((i.index, i.mac?.octets())))
         .filter(|(_, mac)| *mac != [0; 6])
         .collect();
-    let mut arp: Vec<(u32, Mac)> = Vec::new();
-    let mut ndp: Vec<(u32, Mac)> = Vec::new();
-    let on_link6 = |target: IpAddr, src: IpAddr| -> Option<u32> {
-        interfaces
-            .iter()
-            .filter(|i| links.iter().any(|(x, _)| *x == i.index))
-            .find(|i| {
-                let ours = |ip: &pnet::ipnetwork::IpNetwork| ip.ip() == src;
-                i.ips.iter().any(ours)
-                    && i.ips.iter().any(|n| {
-                        matches!(n, pnet::ipnetwork::IpNetwork::V6(n)
-                            if n.prefix() < 128 && n.contains(crate::wire::v6(target)))
-                    })
-            })
-            .map(|i| i.index)
-    };
-    let own = |target: IpAddr| {
-        interfaces
-            .iter()
-            .any(|i| i.ips.iter().any(|n| n.ip() == target))
-    };
+    let (mut arp, mut ndp): LinkSockets = Default::default();
     let via = route
         .kernel
         .iter()
-        .zip(targets.iter().zip(&route.sources))
-        .map(|(r, (&target, &src))| match r {
-            None if target.is_ipv6() && own(target) => Via::Local,
-            None if target.is_ipv6() && plan.arp => match on_link6(target, src) {
-                Some(ifindex) => {
-                    if let Some(&link) = links.iter().find(|(i, _)| *i == ifindex) {
-                        if !ndp.contains(&link) {
-                            ndp.push(link);
-                        }
-                    }
-                    Via::Link { ifindex }
-                }
-                None => Via::Ip,
-            },
+        .zip(targets)
+        .map(|(r, target)| match r {
             Some(r) if r.kind == RouteKind::Local => Via::Local,
             Some(r) if plan.arp && r.kind == RouteKind::Unicast && r.gateway.is_none() => {
                 match links.iter().find(|(i, _)| *i == r.oif) {
                     Some(&link) => {
-                        if !arp.contains(&link) {
-                            arp.push(link);
+                        let list = if target.is_ipv6() { &mut ndp } else { &mut arp };
+                        if !list.contains(&link) {
+                            list.push(link);
                         }
                         Via::Link { ifindex: r.oif }
                     }

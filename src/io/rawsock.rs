@@ -243,7 +243,11 @@ impl LinkSender {
             // SAFETY: sockaddr_ll is a plain C struct; zero is valid.
             let mut a: libc::sockaddr_ll = unsafe { mem::zeroed() };
             a.sll_family = libc::AF_PACKET as libc::c_ushort;
-            a.sll_protocol = ETH_P_IP.to_be();
+            a.sll_protocol = if f.dst.is_ipv6() {
+                (libc::ETH_P_IPV6 as u16).to_be()
+            } else {
+                ETH_P_IP.to_be()
+            };
             a.sll_ifindex = f.link as libc::c_int;
             (a, f.ethernet())
         });

@@ -64,9 +64,9 @@ pub struct KernelRoute {
     /// The output interface's index.
     pub oif: u32,
     /// The gateway, for a routed target; `None` on the link.
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
     /// The source address the kernel would use.
-    pub source: Option<Ipv4Addr>,
+    pub source: Option<IpAddr>,
 }
 
 impl KernelRoute {
@@ -84,10 +84,12 @@ impl KernelRoute {
         for a in &m.attributes {
             match a {
                 RouteAttribute::Oif(i) => r.oif = *i,
-                RouteAttribute::Gateway(RouteAddress::Inet(g)) => r.gateway = Some(*g),
-                RouteAttribute::PrefSource(RouteAddress::Inet(s)) => r.source = Some(*s),
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => r.gateway = Some((*g).into()),
+                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => r.gateway = Some((*g).into()),
+                RouteAttribute::PrefSource(RouteAddress::Inet(s)) => r.source = Some((*s).into()),
+                RouteAttribute::PrefSource(RouteAddress::Inet6(s)) => r.source = Some((*s).into()),
                 // A gateway of another family (RFC 5549, `via inet6`):
-                // not one we can name with an IPv4 neighbour entry.
+                // not one we can name with a neighbour entry of ours.
                 RouteAttribute::Via(_) => r.kind = RouteKind::Other,
                 _ => {}
             }
@@ -96,7 +98,7 @@ impl KernelRoute {
     }
 
     /// The neighbour whose MAC a frame to `target` carries.
-    fn next_hop(&self, target: Ipv4Addr) -> Ipv4Addr {
+    fn next_hop(&self, target: IpAddr) -> IpAddr {
         self.gateway.unwrap_or(target)
     }
 }
@@ -104,20 +106,28 @@ impl KernelRoute {
 /// A neighbour entry the kernel itself would send to: it has a MAC, and
 /// the state says the MAC is there (STALE, DELAY and PROBE too: the kernel
 /// sends to them while it re-confirms them).
-fn usable_neighbour(m: &NeighbourMessage) -> Option<(u32, Ipv4Addr, Mac)> {
+fn usable_neighbour(m: &NeighbourMessage) -> Option<(u32, IpAddr, Mac)> {
     const USABLE: u16 = libc::NUD_REACHABLE
         | libc::NUD_STALE
         | libc::NUD_DELAY
         | libc::NUD_PROBE
         | libc::NUD_PERMANENT;
-    if m.header.family != AddressFamily::Inet || u16::from(m.header.state) & USABLE == 0 {
+    let family = m.header.family;
+    if (family != AddressFamily::Inet && family != AddressFamily::Inet6)
+        || u16::from(m.header.state) & USABLE == 0
+    {
         return None;
     }
     let mut addr = None;
     let mut mac = None;
     for a in &m.attributes {
         match a {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => addr = Some(*ip),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
+                addr = Some(IpAddr::V4(*ip))
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => {
+                addr = Some(IpAddr::V6(*ip))
+            }
             NeighbourAttribute::LinkLayerAddress(l) => mac = unicast_mac(l),
             _ => {}
         }
@@ -265,12 +275,22 @@ fn messages(buf: &[u8]) -> Vec<(u32, NetlinkPayload<RouteNetlinkMessage>)> {
     out
 }
 
-fn route_query(dst: Ipv4Addr, oif: Option<u32>) -> RouteNetlinkMessage {
+fn route_query(dst: IpAddr, oif: Option<u32>) -> RouteNetlinkMessage {
     let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet;
-    m.header.destination_prefix_length = 32;
-    m.attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+    match dst {
+        IpAddr::V4(d) => {
+            m.header.address_family = AddressFamily::Inet;
+            m.header.destination_prefix_length = 32;
+            m.attributes
+                .push(RouteAttribute::Destination(RouteAddress::Inet(d)));
+        }
+        IpAddr::V6(d) => {
+            m.header.address_family = AddressFamily::Inet6;
+            m.header.destination_prefix_length = 128;
+            m.attributes
+                .push(RouteAttribute::Destination(RouteAddress::Inet6(d)));
+        }
+    }
     if let Some(oif) = oif {
         m.attributes.push(RouteAttribute::Oif(oif));
     }
@@ -404,14 +424,44 @@ fn cells(targets: &[Ipv4Addr], b: &Boundaries) -> (Vec<u32>, Vec<Ipv4Addr>) {
 /// answer was lost), `oif` as `-e` gives it. Asked once per cell of
 /// addresses the routing tables cannot tell apart ([`Boundaries`]): a /8
 /// behind one gateway is one question, not 16 million.
-pub fn kernel_routes(
+///
+/// IPv6 targets are asked one by one (their sets are lists, not blocks).
+pub fn kernel_routes(targets: &[IpAddr], oif: Option<u32>) -> io::Result<Vec<Option<KernelRoute>>> {
+    let v4: Vec<Ipv4Addr> = targets
+        .iter()
+        .filter_map(|t| match t {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    if v4.len() == targets.len() {
+        return kernel_routes_v4(&v4, oif);
+    }
+    let v6: Vec<IpAddr> = targets.iter().copied().filter(IpAddr::is_ipv6).collect();
+    let mut v4_routes = kernel_routes_v4(&v4, oif)?.into_iter();
+    drop(v4);
+    let mut v6_routes = routes_of_each(&v6, oif)?.into_iter();
+    Ok(targets
+        .iter()
+        .map(|t| match t {
+            IpAddr::V4(_) => v4_routes.next().flatten(),
+            IpAddr::V6(_) => v6_routes.next().flatten(),
+        })
+        .collect())
+}
+
+fn kernel_routes_v4(
     targets: &[Ipv4Addr],
     oif: Option<u32>,
 ) -> io::Result<Vec<Option<KernelRoute>>> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
     let bounds = Rtnl::open().and_then(|mut nl| Boundaries::read(&mut nl));
     match bounds {
         Ok(b) if b.prefixes.len() <= MAX_BOUNDARIES => {
             let (of, asked) = cells(targets, &b);
+            let asked: Vec<IpAddr> = asked.into_iter().map(IpAddr::V4).collect();
             let answers = routes_of_each(&asked, oif)?;
             Ok(of
                 .iter()
@@ -423,13 +473,16 @@ pub fn kernel_routes(
                     if let Some(r) = r.as_mut().filter(|r| {
                         r.kind == RouteKind::Local && r.source == Some(asked[i as usize])
                     }) {
-                        r.source = Some(t);
+                        r.source = Some(t.into());
                     }
                     r
                 })
                 .collect())
         }
-        _ => routes_of_each(targets, oif),
+        _ => {
+            let targets: Vec<IpAddr> = targets.iter().map(|&t| t.into()).collect();
+            routes_of_each(&targets, oif)
+        }
     }
 }
 
@@ -437,7 +490,7 @@ pub fn kernel_routes(
 /// answer was lost), `oif` as `-e` gives it. Asks [`ROUTE_BATCH`] at a time:
 /// the kernel answers a request while it is being sent, so after `send`
 /// every answer is queued, or was dropped for want of buffer.
-fn routes_of_each(targets: &[Ipv4Addr], oif: Option<u32>) -> io::Result<Vec<Option<KernelRoute>>> {
+fn routes_of_each(targets: &[IpAddr], oif: Option<u32>) -> io::Result<Vec<Option<KernelRoute>>> {
     let mut nl = Rtnl::open()?;
     let mut routes = vec![None; targets.len()];
     let mut req = Vec::new();
@@ -473,10 +526,10 @@ fn routes_of_each(targets: &[Ipv4Addr], oif: Option<u32>) -> io::Result<Vec<Opti
     Ok(routes)
 }
 
-/// Usable neighbour entries: (interface, address) -> MAC.
-fn neighbours(nl: &mut Rtnl) -> io::Result<HashMap<(u32, Ipv4Addr), Mac>> {
+/// Usable neighbour entries of both families: (interface, address) -> MAC.
+fn neighbours(nl: &mut Rtnl) -> io::Result<HashMap<(u32, IpAddr), Mac>> {
     let mut q = NeighbourMessage::default();
-    q.header.family = AddressFamily::Inet;
+    q.header.family = AddressFamily::Unspec;
     Ok(nl
         .dump(RouteNetlinkMessage::GetNeighbour(q))?
         .iter()
@@ -522,7 +575,7 @@ fn unpack(v: u64) -> Option<Mac> {
 pub struct Hop {
     pub ifindex: u32,
     /// The neighbour's address (the gateway's, or the target's).
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Our MAC on `ifindex`.
     pub src: Mac,
     /// The neighbour's MAC (packed), filled in when it becomes known.
@@ -536,7 +589,8 @@ impl Hop {
 
     /// The Ethernet header of a frame to this hop, once its MAC is known.
     pub fn ethernet_header(&self) -> Option<[u8; ETH_HLEN]> {
-        Some(ethernet_header(self.dst_mac()?, self.src))
+        let ethertype = if self.addr.is_ipv6() { 0x86dd } else { 0x0800 };
+        Some(ethernet_header(self.dst_mac()?, self.src, ethertype))
     }
 }
 
@@ -568,6 +622,8 @@ pub struct NextHops {
     /// FxHash: the lookup is per probe, on the send path. On-link targets
     /// only: those behind a gateway are in `routed`.
     by_target: FxHashMap<u32, u32>,
+    /// IPv6 target -> index in `hops`, on the link or not.
+    by_target6: FxHashMap<u128, u32>,
     /// Ranges of targets behind a gateway, (first, last, index in `hops`),
     /// sorted and disjoint (targets are deduplicated).
     routed: Vec<(u32, u32, u32)>,
@@ -613,17 +669,17 @@ impl NextHops {
         targets: &[IpAddr],
         routes: &[Option<KernelRoute>],
         links: &HashMap<u32, Mac>,
-        neigh: &HashMap<(u32, Ipv4Addr), Mac>,
+        neigh: &HashMap<(u32, IpAddr), Mac>,
     ) -> NextHops {
         let mut hops: Vec<Hop> = Vec::new();
-        let mut index: HashMap<(u32, Ipv4Addr), u32> = HashMap::new();
+        let mut index: HashMap<(u32, IpAddr), u32> = HashMap::new();
         let mut by_target = FxHashMap::default();
         let mut routed: Vec<(u32, u32, u32)> = Vec::new();
-        let mut last: Option<((u32, Ipv4Addr), u32)> = None;
+        let mut last: Option<((u32, IpAddr), u32)> = None;
         let mut targets_with_hop = 0;
+        let mut by_target6 = FxHashMap::default();
         for (&t, r) in targets.iter().zip(routes) {
-            // IPv6 probes go through the kernel's IP layer (no routes).
-            let (IpAddr::V4(t), Some(r)) = (t, r.filter(|r| r.kind == RouteKind::Unicast)) else {
+            let Some(r) = r.filter(|r| r.kind == RouteKind::Unicast) else {
                 continue;
             };
             let Some(&src) = links.get(&r.oif) else {
@@ -644,7 +700,14 @@ impl NextHops {
             };
             last = Some((key, i));
             targets_with_hop += 1;
-            let a = u32::from(t);
+            let a = match t {
+                IpAddr::V4(a) => u32::from(a),
+                // IPv6 targets are lists, each its own entry.
+                IpAddr::V6(a) => {
+                    by_target6.insert(u128::from(a), i);
+                    continue;
+                }
+            };
             if r.gateway.is_none() {
                 // On the link every target is its own next hop.
                 by_target.insert(a, i);
@@ -662,6 +725,7 @@ impl NextHops {
         NextHops {
             hops,
             by_target,
+            by_target6,
             routed,
             targets: targets_with_hop,
             unresolved: AtomicUsize::new(unresolved),
@@ -681,12 +745,16 @@ impl NextHops {
     /// The hop a probe to `dst` goes through at layer 2, if it has one
     /// (its MAC may still be unknown).
     pub fn hop(&self, dst: IpAddr) -> Option<&Hop> {
-        let IpAddr::V4(dst) = dst else {
-            return None;
-        };
         if self.hops.is_empty() {
             return None;
         }
+        let dst = match dst {
+            IpAddr::V4(dst) => dst,
+            IpAddr::V6(dst) => {
+                let i = self.by_target6.get(&u128::from(dst))?;
+                return self.hops.get(*i as usize);
+            }
+        };
         let a = u32::from(dst);
         let i = match self.by_target.get(&a) {
             Some(&i) => i,
@@ -743,8 +811,8 @@ impl NextHops {
     }
 
     /// Fills in the MACs host discovery's ARP learned (interface, address, MAC).
-    pub fn learn_macs(&self, macs: &[(u32, Ipv4Addr, Mac)]) {
-        let neigh: HashMap<(u32, Ipv4Addr), Mac> =
+    pub fn learn_macs(&self, macs: &[(u32, IpAddr, Mac)]) {
+        let neigh: HashMap<(u32, IpAddr), Mac> =
             macs.iter().map(|&(i, a, m)| ((i, a), m)).collect();
         if !neigh.is_empty() {
             self.learn(&neigh);
@@ -752,7 +820,7 @@ impl NextHops {
     }
 
     /// Fills in the MACs `neigh` knows.
-    fn learn(&self, neigh: &HashMap<(u32, Ipv4Addr), Mac>) {
+    fn learn(&self, neigh: &HashMap<(u32, IpAddr), Mac>) {
         for h in &self.hops {
             if h.dst_mac().is_some() {
                 continue;
@@ -989,7 +1057,7 @@ mod tests {
         }
     }
 
-    fn ip(s: &str) -> Ipv4Addr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
@@ -1154,7 +1222,7 @@ mod tests {
             ("10.9.0.1", route(7, None)),
             ("10.8.0.1", None),
         ] {
-            targets.push(ip(t).into());
+            targets.push(ip(t));
             routes.push(r);
         }
         let started = Instant::now();
@@ -1168,25 +1236,19 @@ mod tests {
                 unresolved: 1
             }
         );
-        let far = hops.hop(ip("10.100.7.9").into()).unwrap();
+        let far = hops.hop(ip("10.100.7.9")).unwrap();
         assert_eq!((far.ifindex, far.addr), (2, ip("10.0.1.254")));
         let mut header = [0u8; 14];
         header[..6].copy_from_slice(&gw_mac);
         header[6..12].copy_from_slice(&ours);
         header[12..].copy_from_slice(&[0x08, 0x00]);
         assert_eq!(far.ethernet_header(), Some(header));
-        assert!(std::ptr::eq(
-            far,
-            hops.hop(ip("10.100.255.255").into()).unwrap()
-        ));
-        assert_eq!(
-            hops.hop(ip("10.0.1.2").into()).unwrap().dst_mac(),
-            Some(web_mac)
-        );
-        let waiting = hops.hop(ip("10.0.1.3").into()).unwrap();
+        assert!(std::ptr::eq(far, hops.hop(ip("10.100.255.255")).unwrap()));
+        assert_eq!(hops.hop(ip("10.0.1.2")).unwrap().dst_mac(), Some(web_mac));
+        let waiting = hops.hop(ip("10.0.1.3")).unwrap();
         assert_eq!(waiting.ethernet_header(), None);
         for t in ["10.0.1.1", "10.9.0.1", "10.8.0.1", "10.7.7.7"] {
-            assert!(hops.hop(ip(t).into()).is_none(), "{t}");
+            assert!(hops.hop(ip(t)).is_none(), "{t}");
         }
         // The neighbour answered ARP meanwhile.
         let later = HashMap::from([((2, ip("10.0.1.3")), [2, 0, 0, 0, 0, 3])]);
@@ -1200,7 +1262,7 @@ mod tests {
     #[test]
     fn rechecks_only_after_a_fallback_and_on_schedule() {
         let hops = NextHops::build(
-            &[ip("10.0.1.3").into()],
+            &[ip("10.0.1.3")],
             &[route(2, None)],
             &HashMap::from([(2, [2, 0, 0, 0, 0, 1])]),
             &HashMap::new(),
@@ -1214,5 +1276,39 @@ mod tests {
             Instant::now().checked_sub(Duration::from_secs(10));
         hops.maybe_recheck();
         assert_eq!(hops.recheck.lock().unwrap().done, RECHECKS.len());
+    }
+
+    #[test]
+    fn ipv6_targets_get_hops_with_the_ipv6_ethertype() {
+        let ours = [2, 0, 0, 0, 0, 1];
+        let (web, gw) = ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 0xfe]);
+        let mut gateway = route(2, None).unwrap();
+        gateway.gateway = Some(ip("fd00:213:1::fe"));
+        let hops = NextHops::build(
+            &[
+                ip("fd00:213:1::2"),
+                ip("fd00:213:2::2"),
+                ip("fd00:213:1::9"),
+            ],
+            &[route(2, None), Some(gateway), route(2, None)],
+            &HashMap::from([(2, ours)]),
+            &HashMap::from([
+                ((2, ip("fd00:213:1::2")), web),
+                ((2, ip("fd00:213:1::fe")), gw),
+            ]),
+        );
+        let header = |t: &str| hops.hop(ip(t)).and_then(Hop::ethernet_header);
+        let mut want = [0u8; 14];
+        want[..6].copy_from_slice(&web);
+        want[6..12].copy_from_slice(&ours);
+        want[12..].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(header("fd00:213:1::2"), Some(want));
+        want[..6].copy_from_slice(&gw);
+        assert_eq!(header("fd00:213:2::2"), Some(want));
+        // Not in the neighbour table yet: the kernel's IP layer asks.
+        assert!(hops.hop(ip("fd00:213:1::9")).is_some());
+        assert_eq!(header("fd00:213:1::9"), None);
+        assert_eq!(hops.counts().unresolved, 1);
+        assert!(hops.hop(ip("fd00:213:1::7")).is_none());
     }
 }

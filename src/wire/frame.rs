@@ -65,13 +65,13 @@ impl Frame {
     }
 }
 
-/// The Ethernet header of a frame from `src` to `dst` that carries IPv4
-/// (IPv6 probes leave through the kernel's IP layer).
-pub fn ethernet_header(dst: Mac, src: Mac) -> [u8; ETH_HLEN] {
+/// The Ethernet header of a frame from `src` to `dst` carrying `ethertype`
+/// (0x0800 IPv4, 0x86dd IPv6).
+pub fn ethernet_header(dst: Mac, src: Mac, ethertype: u16) -> [u8; ETH_HLEN] {
     let mut h = [0u8; ETH_HLEN];
     h[..6].copy_from_slice(&dst);
     h[6..12].copy_from_slice(&src);
-    h[12..].copy_from_slice(&0x0800u16.to_be_bytes());
+    h[12..].copy_from_slice(&ethertype.to_be_bytes());
     h
 }
 
@@ -223,7 +223,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(12);
         let ours = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
         let theirs = [0x96, 0x9f, 0x8f, 0x68, 0x58, 0xef];
-        let header = ethernet_header(theirs, ours);
+        let header = ethernet_header(theirs, ours, 0x0800);
         let mut frame = Frame::EMPTY;
         for flags in 0..=u8::MAX {
             let fast = FastTemplate::new(&ProbeTemplate::new(flags));
