@@ -9,6 +9,13 @@
 //! found, `crash-*` regressions) must only not panic. The real captured
 //! replies, the `*_FIXTURE` arrays of src/wire/fixtures.rs, must all be in the corpus
 //! byte for byte: the test reads them out of the source file.
+//!
+//! The `*-ipv6-*` files are IPv6 packets: replies captured from the lab over
+//! IPv6 with the same scan (`reply-ipv6-*` without a `-behind-` or
+//! `-trailing-` part, and our own probes as `notours-ipv6-*-probe`), and
+//! variants of them made by hand (docs/fuzzing.md lists both). Two tests
+//! below hold them to more than their names: every path has IPv6 inputs,
+//! and the captured replies decide the states `nmap -6` gives.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,7 +102,7 @@ fn every_real_fixture_is_in_the_corpus() {
 fn the_corpus_replays_through_the_reply_path() {
     let files = corpus();
     // Real fixtures and their malformed variants: never vacuous.
-    assert!(files.len() >= 40, "only {} corpus files", files.len());
+    assert!(files.len() >= 100, "only {} corpus files", files.len());
     let validator = reply_path::validator();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut decided = 0;
@@ -125,7 +132,7 @@ fn the_corpus_replays_through_the_reply_path() {
         *counts.entry(key).or_default() += 1;
     }
     eprintln!("{} corpus files: {counts:?}", files.len());
-    assert!(decided >= 14, "only {decided} inputs decided a port");
+    assert!(decided >= 35, "only {decided} inputs decided a port");
     for kind in ["Malformed", "Invalid", "Ignored", "NotOurs"] {
         assert!(counts.contains_key(kind), "no {kind} input in {counts:?}");
     }
@@ -166,4 +173,177 @@ fn all_captured_replies_decide_the_lab_scan_they_came_from() {
     assert_eq!(state("udp-dns-reply"), "open");
     assert_eq!(state("udp-ntp-reply"), "open");
     assert_eq!(state("icmp-port-unreach-udp"), "closed");
+}
+
+/// The replies captured from the lab over IPv6 (`reply-ipv6-NAME.bin`),
+/// with the state and reason each decides: `nmap -6`'s on the same lab
+/// (tests/ipv6_lab.rs compares the two on every port).
+const CAPTURED_IPV6: [(&str, &str, &str); 15] = [
+    ("syn-ack", "open", "syn-ack"),
+    ("rst-ack-syn", "closed", "reset"),
+    ("rst-ack-fin", "closed", "reset"),
+    ("rst-ack-null", "closed", "reset"),
+    ("rst-ack-xmas", "closed", "reset"),
+    ("reject-tcp-reset", "closed", "reset"),
+    ("reject-tcp-reset-xmas", "closed", "reset"),
+    ("icmpv6-port-unreach", "filtered", "port-unreach"),
+    ("icmpv6-admin-prohibited", "filtered", "admin-prohibited"),
+    ("gateway-syn-ack", "open", "syn-ack"),
+    ("gateway-rst-ack", "closed", "reset"),
+    ("udp-dns-reply", "open", "udp-response"),
+    ("udp-ntp-reply", "open", "udp-response"),
+    ("icmpv6-port-unreach-udp", "closed", "port-unreach"),
+    ("gateway-icmpv6-port-unreach-udp", "closed", "port-unreach"),
+];
+
+fn corpus_file(name: &str) -> Vec<u8> {
+    std::fs::read(corpus_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn the_ipv6_seeds_take_every_path() {
+    use flagscan::wire::{parse_ip, Parsed};
+    let validator = reply_path::validator();
+    let files: Vec<_> = corpus()
+        .into_iter()
+        .filter(|(n, _)| n.contains("-ipv6-"))
+        .collect();
+    assert!(files.len() >= 50, "only {} IPv6 seeds", files.len());
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (name, bytes) in &files {
+        // Version 6, even in the byte soup and the truncated header.
+        assert_eq!(bytes.first().map(|b| b >> 4), Some(6), "{name}");
+        let kind = name.split('-').next().unwrap();
+        // What may be a reply parses as an IPv6 packet to the scanner.
+        if matches!(kind, "reply" | "forged" | "notours") {
+            let Parsed::Packet(p) = parse_ip(bytes) else {
+                panic!("{name}: {:?}", parse_ip(bytes))
+            };
+            assert!(p.src.is_ipv6(), "{name}");
+            if !name.ends_with("-probe.bin") {
+                assert_eq!(p.dst, reply_path::SCANNER[1], "{name}");
+            }
+        }
+        let outcome = reply_path::run(validator, &mut None, bytes);
+        let path = match outcome {
+            Outcome::Reply(ReplyEffect::Decided { .. }) => "Decided",
+            Outcome::Reply(_) => "Reply",
+            Outcome::Malformed => "Malformed",
+            Outcome::Invalid => "Invalid",
+            Outcome::Ignored => "Ignored",
+            Outcome::NotOurs => "NotOurs",
+        };
+        *counts.entry(path).or_default() += 1;
+    }
+    eprintln!("{} IPv6 seeds: {counts:?}", files.len());
+    for path in ["Decided", "Invalid", "Malformed", "Ignored", "NotOurs"] {
+        assert!(counts.contains_key(path), "no IPv6 seed {path}: {counts:?}");
+    }
+    // The captured replies and the four well-formed variants.
+    assert!(counts["Decided"] >= 19, "{counts:?}");
+    // The regression seed of the jumbogram misreading: a whole RST with
+    // the right numbers behind a payload length of 0 is no reply.
+    let zero = corpus_file("malformed-ipv6-payload-length-zero.bin");
+    assert_eq!(&zero[4..6], &[0, 0]);
+    assert_eq!(parse_ip(&zero), Parsed::Malformed);
+    let mut fixed = zero.clone();
+    fixed[4..6].copy_from_slice(&((zero.len() - 40) as u16).to_be_bytes());
+    assert_eq!(fixed, corpus_file("reply-ipv6-rst-ack-syn.bin"));
+}
+
+#[test]
+fn all_captured_ipv6_replies_decide_the_lab_scan_they_came_from() {
+    use flagscan::wire::{parse_ip, Parsed};
+    // One tracker fed every real IPv6 reply: each decides its own port
+    // once, with nmap's words.
+    let validator = reply_path::validator();
+    let mut tracker = Some(reply_path::tracker());
+    for (name, state, reason) in CAPTURED_IPV6 {
+        let file = format!("reply-ipv6-{name}.bin");
+        let bytes = corpus_file(&file);
+        let Parsed::Packet(p) = parse_ip(&bytes) else {
+            panic!("{file}: {:?}", parse_ip(&bytes))
+        };
+        assert!(reply_path::HOSTS[3..].contains(&p.src), "{file}: {p:?}");
+        // far is one routed hop away: hop limit 63.
+        let hops = if name.starts_with("gateway-") { 63 } else { 64 };
+        assert_eq!(p.ttl, hops, "{file}");
+        match reply_path::run(validator, &mut tracker, &bytes) {
+            Outcome::Reply(ReplyEffect::Decided { outcome, .. }) => assert_eq!(
+                (outcome.state.as_str(), outcome.reason.as_str()),
+                (state, reason),
+                "{file}"
+            ),
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+    // The same RST behind well-formed extension headers, or with bytes
+    // after its payload, is the same reply again.
+    for variant in [
+        "behind-destination-options",
+        "behind-hop-by-hop",
+        "behind-atomic-fragment",
+        "trailing-bytes",
+    ] {
+        let file = format!("reply-ipv6-rst-ack-{variant}.bin");
+        assert_eq!(
+            reply_path::run(validator, &mut tracker, &corpus_file(&file)),
+            Outcome::Reply(ReplyEffect::Duplicate),
+            "{file}"
+        );
+    }
+    // Duplicates are not counted as replies.
+    assert_eq!(tracker.unwrap().stats().replies, CAPTURED_IPV6.len() as u64);
+}
+
+/// A small, deterministic stand-in for the fuzzer in every `cargo test`:
+/// each IPv6 seed cut at every length, and with a few random bytes
+/// changed (the payload length and next-header bytes most often, so that
+/// the parser's length checks and extension-header walk are the ones
+/// hit), goes through the whole path; `reply_path::run` panics on any
+/// broken invariant, and nothing may panic below it.
+#[test]
+fn ipv6_seeds_cut_and_mutated_never_break_the_path() {
+    let validator = reply_path::validator();
+    let mut x: u64 = 0x6eed_0015;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut runs = 0;
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, bytes) in corpus().into_iter().filter(|(n, _)| n.contains("-ipv6-")) {
+        for n in 0..bytes.len() {
+            reply_path::run(validator, &mut None, &bytes[..n]);
+            runs += 1;
+        }
+        for _ in 0..300 {
+            let mut m = bytes.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = match next() % 4 {
+                    0 => 4 + (next() % 2) as usize,
+                    1 => 6,
+                    _ => (next() % m.len() as u64) as usize,
+                };
+                if at < m.len() {
+                    m[at] = next() as u8;
+                }
+            }
+            let outcome = reply_path::run(validator, &mut None, &m);
+            let key = format!("{outcome:?}");
+            *outcomes
+                .entry(key.split([' ', '(']).next().unwrap().to_string())
+                .or_default() += 1;
+            runs += 1;
+        }
+    }
+    eprintln!("{runs} cut and mutated IPv6 inputs: {outcomes:?}");
+    assert!(runs > 15_000, "{runs}");
+    // The mutations reach past the parser: some still validate, some are
+    // caught by the cookie check.
+    for path in ["Malformed", "Invalid", "Reply"] {
+        assert!(outcomes.contains_key(path), "{path}: {outcomes:?}");
+    }
 }

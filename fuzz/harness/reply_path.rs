@@ -6,15 +6,18 @@
 //
 // The scan is the lab scans the real fixtures in the corpus were captured
 // from (src/wire/fixtures.rs), as one pass: `--seed 7`, techniques syn
-// fin null xmas udp, hosts web/rst/far, TCP ports 22,23,81,111,445 and
-// UDP ports 53,111,123 (the cookies and source ports depend on the seed
-// alone). So the captured replies reach the tracker and decide ports, and
-// mutations of them exercise every branch of validation and
-// classification, UDP's echoed fields and quoted checksums included.
+// fin null xmas udp, hosts web/rst/far over IPv4 (10.213.1.2, 10.213.1.3,
+// 10.213.2.2) and over IPv6 (fd00:213:1::2, fd00:213:1::3, fd00:213:2::2,
+// the scanner being fd00:213:1::1), TCP ports 22,23,81,111,445 and UDP
+// ports 53,111,123 (the cookies and source ports depend on the seed and
+// the addresses alone). So the captured replies of either family reach
+// the tracker and decide ports, and mutations of them exercise every
+// branch of validation and classification, UDP's echoed fields, quoted
+// checksums and ICMPv6 included.
 
 #[allow(dead_code)]
 mod reply_path {
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::sync::{Arc, OnceLock};
     use std::time::Duration;
 
@@ -45,10 +48,20 @@ mod reply_path {
     pub const TECHNIQUES: [&str; 5] = ["syn", "fin", "null", "xmas", "udp"];
     /// The TCP techniques ask [`PORTS`], UDP [`UDP_PORTS`].
     const PROTOCOL_OF: [usize; 5] = [0, 0, 0, 0, 1];
-    pub const HOSTS: [IpAddr; 3] = [
+    /// web, rst and far over IPv4, then over IPv6 (the lab's mirror of
+    /// each address).
+    pub const HOSTS: [IpAddr; 6] = [
         IpAddr::V4(Ipv4Addr::new(10, 213, 1, 2)),
         IpAddr::V4(Ipv4Addr::new(10, 213, 1, 3)),
         IpAddr::V4(Ipv4Addr::new(10, 213, 2, 2)),
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x213, 1, 0, 0, 0, 0, 2)),
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x213, 1, 0, 0, 0, 0, 3)),
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x213, 2, 0, 0, 0, 0, 2)),
+    ];
+    /// The scanner's own addresses, to which every reply is sent.
+    pub const SCANNER: [IpAddr; 2] = [
+        IpAddr::V4(Ipv4Addr::new(10, 213, 1, 1)),
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0x213, 1, 0, 0, 0, 0, 1)),
     ];
     pub const PORTS: [u16; 5] = [22, 23, 81, 111, 445];
     pub const UDP_PORTS: [u16; 3] = [53, 111, 123];
@@ -90,8 +103,9 @@ mod reply_path {
             &[PORTS.to_vec(), UDP_PORTS.to_vec()],
             &PROTOCOL_OF,
         );
+        // A window wide enough for every probe (6 hosts x 23) at once.
         let params = TimingParams {
-            initial_cwnd: 128.0,
+            initial_cwnd: 256.0,
             ..TimingParams::default()
         };
         let mut tracker = Tracker::new(space, techniques(), params, SEED);

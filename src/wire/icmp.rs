@@ -14,7 +14,7 @@ use etherparse::{
 };
 
 use crate::wire::checksum::{addr_sum, fold, sum_words};
-use crate::wire::{v4, v6, ICMPV6_CODE};
+use crate::wire::{v4, v6, zero_payload_trimmed, ICMPV6_CODE};
 
 pub const ECHO_REQUEST: u8 = 8;
 pub const ECHO_REPLY: u8 = 0;
@@ -143,7 +143,7 @@ pub enum PingReply {
 /// Parses an IP packet that may answer an ICMP or ICMPv6 query; `None`
 /// for anything else, malformed or not.
 pub fn parse_ping_reply(bytes: &[u8]) -> Option<PingReply> {
-    let sliced = SlicedPacket::from_ip(bytes).ok()?;
+    let sliced = SlicedPacket::from_ip(zero_payload_trimmed(bytes)).ok()?;
     let (from, to, ttl) = match &sliced.net {
         Some(NetSlice::Ipv4(ip)) if !ip.header().is_fragmenting_payload() => {
             let h = ip.header();
@@ -438,6 +438,12 @@ mod tests {
                 data: *b"flagscan",
             })
         );
+
+        // With a payload length of 0, the reply is nothing (its bytes
+        // would be a jumbogram's, which Linux trims away).
+        let mut zero = r.clone();
+        zero[4..6].copy_from_slice(&[0, 0]);
+        assert_eq!(parse_ping_reply(&zero), None);
 
         // Address unreachable (code 3) from a router, quoting the request.
         let router: Ipv6Addr = "fd00:213:1::fe".parse().unwrap();

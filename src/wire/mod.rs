@@ -209,9 +209,28 @@ pub enum Parsed {
     Malformed,
 }
 
+/// An IP packet as the receiving stack reads it: an IPv6 packet whose
+/// payload length is 0 ends with its fixed header.
+///
+/// etherparse reads a payload length of 0 as a jumbogram's (RFC 2675) and
+/// takes whatever follows the header, Ethernet padding or a whole forged
+/// segment, as the payload. Linux (`ip6_rcv_core`) trims such a packet to
+/// its 40 bytes unless a hop-by-hop header follows, and a real jumbogram
+/// carries more than 65,535 bytes, which no Ethernet frame and no reply to
+/// a 40-byte probe does. So the payload is empty: a transport or
+/// extension header promised by the fixed header is then truncated, and
+/// the packet is malformed (counted invalid), never a reply.
+pub(crate) fn zero_payload_trimmed(bytes: &[u8]) -> &[u8] {
+    match bytes {
+        [v, _, _, _, 0, 0, ..] if v >> 4 == 6 && bytes.len() > 40 => &bytes[..40],
+        _ => bytes,
+    }
+}
+
 /// Parses an IP packet (starting at the IP header): IPv4, or IPv6 with
 /// any extension headers (etherparse walks them with bounds checks).
 pub fn parse_ip(bytes: &[u8]) -> Parsed {
+    let bytes = zero_payload_trimmed(bytes);
     let Ok(sliced) = SlicedPacket::from_ip(bytes) else {
         return Parsed::Malformed;
     };
@@ -572,6 +591,154 @@ mod tests {
                 })
                 .collect();
             let _ = parse_ip(&bytes);
+        }
+    }
+
+    /// A RST/ACK from web to the scanner over IPv6 (fd00:213:1::2 ->
+    /// fd00:213:1::1), as the kernel sends it: 40 + 20 bytes.
+    fn rst6() -> Vec<u8> {
+        let t = ProbeTemplate::new(flag::RST | flag::ACK);
+        let fields = ProbeFields {
+            src: "fd00:213:1::2".parse().unwrap(),
+            dst: "fd00:213:1::1".parse().unwrap(),
+            sport: 81,
+            dport: 60904,
+            seq: 0,
+            ack: 0x4e43_4ded,
+        };
+        let mut buf = Vec::new();
+        t.write(&fields, 0, &mut buf);
+        assert!(matches!(parse_ip(&buf), Parsed::Packet(_)));
+        buf
+    }
+
+    /// `rst6` with `ext` (whose first byte is patched to the next header
+    /// after it) between the fixed header and TCP, `first` naming it.
+    fn with_ext(first: u8, ext: &[u8]) -> Vec<u8> {
+        let r = rst6();
+        let mut p = r[..40].to_vec();
+        p[6] = first;
+        p.extend_from_slice(ext);
+        p.extend_from_slice(&r[40..]);
+        let len = (p.len() - 40) as u16;
+        p[4..6].copy_from_slice(&len.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn an_ipv6_payload_length_of_zero_carries_nothing() {
+        // Found by tests/forged_traffic.rs: etherparse took the bytes after
+        // the header for a jumbogram's payload, so a RST with a payload
+        // length of 0 was a reply, one Linux trims to its header.
+        let mut zero = rst6();
+        zero[4..6].copy_from_slice(&[0, 0]);
+        assert_eq!(parse_ip(&zero), Parsed::Malformed);
+        // Ethernet padding behind a bare header is no TCP either.
+        let mut padded = zero[..40].to_vec();
+        padded.extend_from_slice(&[0; 6]);
+        assert_eq!(parse_ip(&padded), Parsed::Malformed);
+        // ... and behind "no next header" it is nothing at all.
+        padded[6] = 59;
+        assert_eq!(parse_ip(&padded), Parsed::Ignored);
+        // A hop-by-hop header with a jumbo payload option (RFC 2675): no
+        // reply we wait for is one.
+        let mut jumbo = with_ext(0, &[6, 0, 0xc2, 4, 0, 1, 0, 0]);
+        jumbo[4..6].copy_from_slice(&[0, 0]);
+        assert_eq!(parse_ip(&jumbo), Parsed::Malformed);
+        assert_eq!(zero_payload_trimmed(&jumbo), &jumbo[..40]);
+        // IPv4 and short input pass through untouched.
+        assert_eq!(zero_payload_trimmed(&RST_ACK_FIXTURE), &RST_ACK_FIXTURE[..]);
+        assert_eq!(zero_payload_trimmed(&zero[..40]), &zero[..40]);
+        assert_eq!(zero_payload_trimmed(&[0x60, 0, 0, 0]), &[0x60, 0, 0, 0]);
+    }
+
+    #[test]
+    fn malformed_ipv6_is_reported_not_panicked_on() {
+        let r = rst6();
+        // Well-formed extension headers are walked: destination options,
+        // hop-by-hop first, an atomic fragment (RFC 6946).
+        let pad_n = [6, 0, 1, 4, 0, 0, 0, 0];
+        for (first, ext) in [(60, pad_n), (0, pad_n), (44, [6, 0, 0, 0, 0, 0, 0, 1])] {
+            let p = with_ext(first, &ext);
+            assert_eq!(parse_ip(&p), parse_ip(&r), "{p:02x?}");
+        }
+        // Truncated fixed header.
+        for n in 1..40 {
+            assert_eq!(parse_ip(&r[..n]), Parsed::Malformed, "{n}");
+        }
+        // Payload length past the packet.
+        let mut past = r.clone();
+        past[5] = 21;
+        assert_eq!(parse_ip(&past), Parsed::Malformed);
+        // TCP data offset below 5.
+        let mut off = r.clone();
+        off[40 + 12] = 0x40;
+        assert_eq!(parse_ip(&off), Parsed::Malformed);
+        // A bare header promising TCP, ICMPv6 or an extension header.
+        for next in [6, 58, 0, 60] {
+            let mut bare = r[..40].to_vec();
+            bare[6] = next;
+            bare[4..6].copy_from_slice(&[0, 0]);
+            assert_eq!(parse_ip(&bare), Parsed::Malformed, "{next}");
+        }
+        // Hop-by-hop after another extension header.
+        let mut chain = with_ext(60, &[0, 0, 1, 4, 0, 0, 0, 0, 6, 0, 1, 4, 0, 0, 0, 0]);
+        assert_eq!(parse_ip(&chain), Parsed::Malformed);
+        // An extension header's length running past the packet.
+        for (first, len) in [(0, 4), (0, 255), (60, 3), (43, 200)] {
+            chain = with_ext(first, &[6, len, 1, 4, 0, 0, 0, 0]);
+            assert_eq!(parse_ip(&chain), Parsed::Malformed, "{first} {len}");
+        }
+        // An authentication header with a payload length of 0.
+        let ah = with_ext(51, &[6, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(parse_ip(&ah), Parsed::Malformed);
+        // ICMPv6 destination unreachable quoting less than our IPv6
+        // header and 8 bytes of TCP.
+        let probe = {
+            let mut p = Vec::new();
+            ProbeTemplate::new(flag::SYN).write(
+                &ProbeFields {
+                    src: "fd00:213:1::1".parse().unwrap(),
+                    dst: "fd00:213:1::2".parse().unwrap(),
+                    sport: 60904,
+                    dport: 111,
+                    seq: 7,
+                    ack: 0,
+                },
+                0,
+                &mut p,
+            );
+            p
+        };
+        for n in 0..=48 {
+            let mut icmp = vec![1, 4, 0, 0, 0, 0, 0, 0];
+            icmp.extend_from_slice(&probe[..n]);
+            let mut p = r[..40].to_vec();
+            p[6] = 58;
+            p[4..6].copy_from_slice(&(icmp.len() as u16).to_be_bytes());
+            p.extend_from_slice(&icmp);
+            if n < 48 {
+                assert_eq!(parse_ip(&p), Parsed::Malformed, "{n}");
+            } else {
+                let Parsed::Packet(Packet {
+                    body: Body::Unreachable { code, quoted },
+                    ..
+                }) = parse_ip(&p)
+                else {
+                    panic!("{:?}", parse_ip(&p))
+                };
+                assert_eq!((code, quoted.dport, quoted.seq), (ICMPV6_CODE | 4, 111, 7));
+            }
+        }
+        // Every prefix, with every payload length: no panic.
+        for n in 0..=r.len() {
+            for len in 0..=64u16 {
+                let mut p = r[..n].to_vec();
+                if n >= 6 {
+                    p[4..6].copy_from_slice(&len.to_be_bytes());
+                }
+                let _ = parse_ip(&p);
+            }
         }
     }
 
