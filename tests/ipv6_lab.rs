@@ -366,3 +366,47 @@ fn ipv6_rate_limiters_are_measured_and_paced() {
         .filter(|(s, r)| s == "filtered" && r == "admin-prohibited");
     assert!(filtered.count() >= 90, "the truth is REJECTs: {truth:?}");
 }
+
+/// A link-local target with its scope (`fe80::...%eth0`) is scanned
+/// through that interface from our link-local address, as nmap -6 does.
+#[test]
+fn a_link_local_target_with_its_scope_matches_nmap_6() {
+    if !have_root("a_link_local_target_with_its_scope_matches_nmap_6") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-v6ll");
+    let ns = lab.scan_ns();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &format!("{}-web", lab.prefix)])
+        .args([
+            "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let web_ll = text
+        .split_whitespace()
+        .find(|w| w.starts_with("fe80:"))
+        .and_then(|w| w.split('/').next())
+        .unwrap_or_else(|| panic!("web has no link-local address: {text}"))
+        .to_string();
+    let target = format!("{web_ll}%eth0");
+    let ours = parse_jsonl(&run_json(
+        "ipv6-link-local",
+        &["--netns", &ns, "-sS", "-p", "1-1024", &target],
+    ));
+    let theirs = nmap_with(Some(&ns), &["-6", "-sS"], "syn", "1-1024", &[&target]);
+    // nmap names the host with its scope; flagscan by the address.
+    let theirs: States = theirs
+        .into_iter()
+        .map(|((_, p, s), v)| ((web_ll.clone(), p, s), v))
+        .collect();
+    assert_eq!(ours.len(), 1024);
+    assert_same_states(&ours, &theirs, "link-local over eth0");
+    assert_eq!(
+        ours[&(web_ll.clone(), 137, "syn".to_string())].0,
+        "closed",
+        "web's IPv6 firewall"
+    );
+}

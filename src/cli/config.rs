@@ -110,6 +110,18 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
         ipv6: args.ipv6,
         all: args.resolve_all,
     };
+    // fe80::1%eth0: the scope is the interface the scan goes out of.
+    let (tokens, scope) = targets::strip_scopes(&tokens)?;
+    let device = match (scope, &args.interface) {
+        (Some(s), Some(e)) if &s != e => {
+            return Err(usage(format!(
+                "the targets' scope is interface '{s}' but -e names '{e}': a scan goes out of \
+                 one interface"
+            )))
+        }
+        (Some(s), _) => Some(s),
+        (None, e) => e.clone(),
+    };
     let (targets, names) = targets::expand_targets_named(&tokens, &excludes, args.yes, names_mode)?;
     // Each protocol of the pass gets its own ports (`-p U:53,T:22`); a
     // list without prefixes is every protocol's, as nmap reads it.
@@ -223,7 +235,7 @@ pub fn resolve(args: &Args) -> anyhow::Result<Resolved> {
             techniques,
             timing,
             seed: args.seed,
-            device: args.interface.clone(),
+            device,
             sources: match &args.source {
                 Some(text) => crate::cli::targets::parse_sources(text)?,
                 None => Vec::new(),

@@ -440,6 +440,43 @@ fn parse_spec_inner(token: &str, names: Names) -> Result<Spec, String> {
     }
 }
 
+/// Takes the scope off link-local targets (`fe80::1%eth0`, `[fe80::1%eth0]`):
+/// the tokens without it, and the one interface they name. A scope on an
+/// address that needs none, or two different scopes, is a usage error.
+pub fn strip_scopes(tokens: &[String]) -> anyhow::Result<(Vec<String>, Option<String>)> {
+    let mut scope: Option<String> = None;
+    let mut out = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        let bare = token.trim_start_matches('[').trim_end_matches(']');
+        let Some((addr, iface)) = bare.split_once('%') else {
+            out.push(token.clone());
+            continue;
+        };
+        let bad = |why: String| usage(format!("invalid target '{token}': {why}"));
+        let a: Ipv6Addr = addr
+            .parse()
+            .map_err(|_| bad(format!("'{addr}' is not an IPv6 address")))?;
+        if a.segments()[0] & 0xffc0 != 0xfe80 {
+            return Err(bad(
+                "only a link-local address (fe80::/10) takes a scope".to_string()
+            ));
+        }
+        if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ']) {
+            return Err(bad(format!("'{iface}' is not an interface name")));
+        }
+        match &scope {
+            Some(s) if s != iface => {
+                return Err(bad(format!(
+                    "another target's scope is '{s}': a scan goes out of one interface"
+                )))
+            }
+            _ => scope = Some(iface.to_string()),
+        }
+        out.push(addr.to_string());
+    }
+    Ok((out, scope))
+}
+
 /// An IPv6 address, `[address]`, block (`fd00::/120`) or range of whole
 /// addresses (`fd00::1-fd00::ff`). An IPv4-mapped address (`::ffff:a.b.c.d`)
 /// is refused: it would be the IPv4 host under another name.
@@ -451,8 +488,7 @@ fn parse_spec6(token: &str) -> Result<Spec, String> {
             .unwrap_or(t);
         if t.contains('%') {
             return Err(
-                "a scope (%interface) is not supported; give a global or unique local address"
-                    .to_string(),
+                "a scope (%interface) belongs on a target, one link-local address".to_string(),
             );
         }
         let a: Ipv6Addr = t.parse().map_err(|_| {
@@ -1139,5 +1175,25 @@ mod tests {
             }
             Err(e) => assert!(e.to_string().contains("no IPv6 address"), "{e}"),
         }
+    }
+
+    #[test]
+    fn link_local_scopes_name_one_interface() {
+        let (tokens, scope) =
+            strip_scopes(&strings(&["fe80::1%eth0", "[fe80::2%eth0]", "10.0.0.1"])).unwrap();
+        assert_eq!(tokens, ["fe80::1", "fe80::2", "10.0.0.1"]);
+        assert_eq!(scope.as_deref(), Some("eth0"));
+        assert_eq!(strip_scopes(&strings(&["fd00::1"])).unwrap().1, None);
+        for (bad, why) in [
+            ("fd00::1%eth0", "only a link-local address"),
+            ("fe80::1%", "not an interface name"),
+            ("fe80::zz%eth0", "not an IPv6 address"),
+        ] {
+            let e = strip_scopes(&strings(&[bad])).unwrap_err();
+            assert_eq!(exit_code(&e), EXIT_USAGE);
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+        let e = strip_scopes(&strings(&["fe80::1%eth0", "fe80::2%eth1"])).unwrap_err();
+        assert!(e.to_string().contains("one interface"), "{e}");
     }
 }

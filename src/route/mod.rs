@@ -54,6 +54,12 @@ pub fn plan(
         None => None,
     };
     let sources_on = check_sources(&all, sources, device)?;
+    let link_local = |t: &&IpAddr| matches!(t, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
+    if let (Some(t), None) = (targets.iter().find(link_local), forced) {
+        return Err(usage(format!(
+            "{t} is a link-local address: give the interface it is on ({t}%eth0, or -e eth0)"
+        )));
+    }
     let other_family = |s: &IpAddr| targets.iter().find(|t| t.is_ipv6() != s.is_ipv6());
     if let Some((s, t)) = sources.first().and_then(|s| Some((s, other_family(s)?))) {
         return Err(usage(format!(
@@ -63,7 +69,8 @@ pub fn plan(
     // Per family: -S's address, or -e's interface's first one.
     let mut forced_source = [None, None];
     for (slot, v6) in [(0, false), (1, true)] {
-        if !targets.iter().any(|t| t.is_ipv6() == v6) {
+        // Link-local targets answer our link-local address (below).
+        if !targets.iter().any(|t| t.is_ipv6() == v6 && !link_local(&t)) {
             continue;
         }
         forced_source[slot] = match (sources.first().copied(), forced) {
@@ -88,6 +95,13 @@ pub fn plan(
     let mut interfaces: Vec<String> = Vec::new();
     for (&target, route) in targets.iter().zip(&kernel) {
         let src = match (forced_source[usize::from(target.is_ipv6())], route) {
+            // A link-local target answers our link-local address.
+            (
+                _,
+                Some(KernelRoute {
+                    source: Some(s), ..
+                }),
+            ) if link_local(&&target) && sources.is_empty() => *s,
             (Some(s), _) => s,
             (
                 None,
@@ -410,5 +424,13 @@ mod tests {
         let err = plan(&[Ipv4Addr::LOCALHOST.into()], Some("nosuch0"), &[]).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
         assert!(err.to_string().contains("nosuch0"), "{err}");
+    }
+
+    #[test]
+    fn a_link_local_target_needs_its_interface() {
+        let t: IpAddr = "fe80::1".parse().unwrap();
+        let err = plan(&[t], None, &[]).unwrap_err();
+        assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
+        assert!(err.to_string().contains("fe80::1%eth0"), "{err}");
     }
 }
