@@ -596,9 +596,10 @@ fn four_shards_union_equals_the_unsharded_scan() {
         "U:7,53,123,161,T:1-300,445,8080",
         "10.213.1.2",
         "10.213.1.3",
+        "fd00:213:1::2",
     ];
     let whole = parse_jsonl(&run_json("shard-whole", &base));
-    assert_eq!(whole.len(), 2 * (302 * 2 + 4));
+    assert_eq!(whole.len(), 3 * (302 * 2 + 4));
     let mut union = std::collections::BTreeMap::new();
     for (i, shard) in [
         ["--shard", "1/4"],

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 const WEB: &str = "10.213.1.2";
-const RST: &str = "10.213.1.3";
-/// 2 hosts x 20000 ports x 2 techniques.
+/// rst over IPv6: a resumed scan keeps both families.
+const RST: &str = "fd00:213:1::3";
+/// 2 hosts (web over IPv4, rst over IPv6) x 20000 ports x 2 techniques.
 const PROBES: usize = 80_000;
 /// Exit codes (README): interrupted with a resume file; quit at once.
 const EXIT_INTERRUPTED: i32 = 3;
