@@ -43,7 +43,7 @@ fn demo_scans_the_lab_and_leaves_nothing_behind() {
         "demo failed: {}\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for host in ["10.213.1.2", "10.213.1.3", "10.213.2.2"] {
+    for host in ["web (10.213.1.2)", "10.213.1.3", "10.213.2.2"] {
         assert!(
             text.contains(&format!("flagscan report for {host}")),
             "{text}"
@@ -80,6 +80,16 @@ fn demo_scans_the_lab_and_leaves_nothing_behind() {
     ] {
         assert!(row(port, state, reason), "{port} {state} {reason}\n{text}");
     }
+    // web over IPv6 too, and the finding that its firewalls differ.
+    assert!(
+        text.contains("flagscan report for web (fd00:213:1::2)"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("[families-differ]").count(),
+        2,
+        "on both of web's addresses: {text}"
+    );
     assert!(text.contains("flagscan done:"));
     assert!(
         namespaces(&format!("{prefix}-")).is_empty(),

@@ -34,13 +34,14 @@ struct Narration {
 const EN: Narration = Narration {
     building: "Step 1. Building the lab: real Linux hosts in network namespaces on this machine (nothing outside them is touched).",
     hosts: "The hosts and what each one demonstrates:",
-    scanning: "Step 2. Scanning all three with SYN, FIN, NULL and Xmas probes, and UDP probes on a few ports, in one interleaved pass.\n\
+    scanning: "Step 2. Scanning all three (web over IPv4 and IPv6) with SYN, FIN, NULL and Xmas probes, and UDP probes on a few ports, in one interleaved pass.\n\
 A SYN is the first step of a handshake: an open port answers SYN/ACK, a closed one RST.\n\
 FIN, NULL and Xmas probes open nothing: by RFC 9293 a closed port answers RST and an open port stays silent.\n\
 A UDP probe carries the port's own protocol where there is one (a DNS query to 53): a service answers, a closed port sends ICMP port unreachable, and silence could be either.",
     reading: "Step 3. Reading it: compare each port's columns. Where SYN says open and the others stay silent, the host follows RFC 793;\n\
 where they answer RST anyway, their 'closed' cannot be trusted; where SYN gets a RST and the others silence, a filter drops what opens no connection.\n\
-The UDP table below each host's TCP one: open where a service answered, closed where the kernel said port unreachable, open|filtered where nothing came back (dropped, or a service that ignored us).",
+The UDP table below each host's TCP one: open where a service answered, closed where the kernel said port unreachable, open|filtered where nothing came back (dropped, or a service that ignored us).\n\
+web's two addresses answer differently on 137-139 (families-differ): its IPv6 firewall was never given the rule its IPv4 one has.",
     removed: "Lab removed: no namespace, interface or process is left.",
     try_it: "To explore by hand: sudo flagscan lab up, then sudo flagscan --netns flagscan-scan -sS -sF --reason 10.213.1.2 (exercises: docs/lab.md).",
 };
@@ -48,13 +49,14 @@ The UDP table below each host's TCP one: open where a service answered, closed w
 const JA: Narration = Narration {
     building: "ステップ1. ラボを構築します: このマシン上のネットワーク名前空間に本物のLinuxホストを作ります(外部には一切触れません)。",
     hosts: "ホストとそれぞれが示すもの:",
-    scanning: "ステップ2. 3台すべてを、TCP SYNスキャン、FINスキャン、NULLスキャン、Xmas Treeスキャンの1回のパスでポートスキャンします。\n\
+    scanning: "ステップ2. 3台すべて(webはIPv4とIPv6の両方)を、TCP SYNスキャン、FINスキャン、NULLスキャン、Xmas Treeスキャンの1回のパスでポートスキャンします。\n\
 SYNは3ウェイハンドシェイクの最初の一歩: オープンポートはSYN/ACK、閉じたポートはRSTで応答します。\n\
 FIN・NULL・Xmasのプローブは接続を開きません: RFC 9293により、閉じたポートはRSTを返し、オープンポートは応答しません。\n\
 いくつかのポートにはUDPプローブも送ります。プロトコルがあるポートにはその要求(53にはDNS問い合わせ)を載せます: サービスは応答し、閉じたポートはICMPポート到達不能を返し、無応答はどちらとも言えません。",
     reading: "ステップ3. 読み方: ポートごとに列を比べます。SYNがopenで他が無応答なら、そのホストはRFC 793どおりです。\n\
 それでもRSTが返るなら、それらのclosedは信用できません。SYNにRST、他に無応答なら、接続を開かないパケットを破棄するファイアウォールがあります。\n\
-各ホストのTCPの表の下にUDPの表があります: サービスが応答すればopen、カーネルがポート到達不能を返せばclosed、何も返らなければopen|filtered(破棄されたか、サービスが無視したか)です。",
+各ホストのTCPの表の下にUDPの表があります: サービスが応答すればopen、カーネルがポート到達不能を返せばclosed、何も返らなければopen|filtered(破棄されたか、サービスが無視したか)です。\n\
+webの2つのアドレスは137-139で応答が異なります(families-differ): IPv6のファイアウォールにはIPv4と同じ規則が書かれていません。",
     removed: "ラボを削除しました: 名前空間・インターフェース・プロセスは残っていません。",
     try_it: "自分で試すには: sudo flagscan lab up のあと sudo flagscan --netns flagscan-scan -sS -sF --reason 10.213.1.2 (演習: docs/lab.md)。",
 };
@@ -96,19 +98,29 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
             Lang::Ja => host_role_ja(host.name).unwrap_or(host.role),
             Lang::En => host.role,
         };
-        println!("  {:<12} {:<4} {}", host.addr, host.name, role);
+        println!("  {:<14} {:<4} {}", host.addr, host.name, role);
     }
+    let web = lab::demo_hosts()
+        .iter()
+        .find(|h| h.name == "web")
+        .ok_or_else(|| anyhow::anyhow!("the lab has no host named web"))?;
+    let web6_role = match lang {
+        Lang::En => "web again, over IPv6: its IPv6 firewall lacks the rule that drops 137-139.",
+        Lang::Ja => "IPv6で見たweb: IPv6のファイアウォールには137-139を破棄する規則がありません。",
+    };
+    println!("  {:<14} {:<4} {}", web.addr6, web.name, web6_role);
     println!("\n{}\n", say.scanning);
     let techniques = ["syn", "fin", "null", "xmas", "udp"]
         .iter()
         .map(|n| technique::builtin_by_name(n).expect("built in"))
         .collect();
-    let targets: Vec<_> = lab::demo_hosts()
+    let mut targets: Vec<_> = lab::demo_hosts()
         .iter()
         .map(|h| std::net::IpAddr::V4(h.addr))
         .collect();
+    targets.push(web.addr6.into());
     let route = crate::route::plan(&targets, None, &[])?;
-    let result = scan::run(
+    let mut result = scan::run(
         ScanConfig {
             discovery: Some(crate::engine::discovery::PingPlan::default()),
             limit_budget: crate::engine::tracker::DEFAULT_LIMIT_BUDGET,
@@ -148,6 +160,11 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         },
         route,
     )?;
+    // Both of web's addresses by its name: the finding compares them.
+    result.names = vec![
+        (web.addr.into(), web.name.to_string()),
+        (web.addr6.into(), web.name.to_string()),
+    ];
     let services = Services::load();
     report(
         &result,
