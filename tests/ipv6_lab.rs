@@ -410,3 +410,38 @@ fn a_link_local_target_with_its_scope_matches_nmap_6() {
         "web's IPv6 firewall"
     );
 }
+
+/// UDP and the connect scan over IPv6 equal `nmap -6 -sU` and `nmap -6
+/// -sT`: UDP's answers (services, ICMPv6 port unreachable, an ICMPv6
+/// admin-prohibited, silence), the kernel's connects over IPv6.
+#[test]
+fn udp_and_connect_over_ipv6_match_nmap_6() {
+    if !have_root("udp_and_connect_over_ipv6_match_nmap_6") {
+        return;
+    }
+    let _serial = serial();
+    let lab = Lab::up("fst-v6u");
+    let ns = lab.scan_ns();
+    let udp_ports = "7,53,111,123,161,514,9999";
+    let ours = parse_jsonl(&run_json(
+        "ipv6-udp",
+        &["--netns", &ns, "-Pn", "-sU", "-p", udp_ports, WEB6, RST6],
+    ));
+    let theirs = nmap_with(Some(&ns), &["-6", "-sU"], "udp", udp_ports, &[WEB6, RST6]);
+    assert_same_states(&ours, &theirs, "-sU over IPv6");
+    let at = |h: &str, p: u16| ours[&(h.to_string(), p, "udp".to_string())].clone();
+    assert_eq!(at(WEB6, 53).0, "open");
+    assert_eq!(
+        at(WEB6, 514),
+        ("filtered".into(), "admin-prohibited".into())
+    );
+    assert_eq!(at(RST6, 53), ("closed".into(), "port-unreach".into()));
+
+    let ours = parse_jsonl(&run_json(
+        "ipv6-connect",
+        &["--netns", &ns, "-Pn", "-sT", "-p", "1-1024", WEB6],
+    ));
+    let theirs = nmap_with(Some(&ns), &["-6", "-sT"], "connect", "1-1024", &[WEB6]);
+    assert_eq!(ours.len(), 1024);
+    assert_same_states(&ours, &theirs, "-sT over IPv6");
+}

@@ -79,7 +79,8 @@ pub fn expand_targets_named(
                 )));
             }
         }
-        total += spec.count();
+        // An IPv6 block's count saturates; so does the sum.
+        total = total.saturating_add(spec.count());
         // Checked before expanding so that a 0.0.0.0/0 never allocates.
         if total > HARD_MAX_TARGETS {
             return Err(usage(format!(
@@ -487,9 +488,7 @@ fn parse_spec6(token: &str) -> Result<Spec, String> {
             .and_then(|t| t.strip_suffix(']'))
             .unwrap_or(t);
         if t.contains('%') {
-            return Err(
-                "a scope (%interface) belongs on a target, one link-local address".to_string(),
-            );
+            return Err("a scope (%interface) goes on a link-local target only".to_string());
         }
         let a: Ipv6Addr = t.parse().map_err(|_| {
             format!("'{t}' is not an IPv6 address (ports go in -p, not after the address)")
@@ -954,8 +953,8 @@ mod tests {
             ),
             (
                 "fe80::1%eth0",
-                "invalid target 'fe80::1%eth0': a scope (%interface) is not supported; give a \
-                 global or unique local address",
+                "invalid target 'fe80::1%eth0': a scope (%interface) goes on a link-local target \
+                 only",
             ),
             (
                 "fd00::9-fd00::1",
@@ -1152,6 +1151,9 @@ mod tests {
             ips(&["10.0.0.1", "fd00::1"])
         );
         assert_eq!(expand(&["fd00::/120"], &["fd00::/121"]).len(), 128);
+        // A sum past u64 is refused, not wrapped to a small total.
+        assert!(err(&["10.0.0.1", "fd00::/64"], &[]).contains("above flagscan's limit"));
+        assert!(err(&["fd00::/65", "fd01::/65"], &[]).contains("above flagscan's limit"));
         // Past a /104 (as many addresses as a /8): the same question.
         assert!(err(&["fd00::/103"], &[]).contains("--yes"));
         assert!(err(&["fd00::/64"], &[]).contains("above flagscan's limit"));

@@ -129,7 +129,9 @@ pub fn run(mut conns: Connects, plan: Plan, clock: Instant, links: Links) {
             let f = order.fields;
             let key = (f.dst, f.dport, order.technique);
             if let Some(old) = by_probe.remove(&key).and_then(|t| flights.remove(&t)) {
-                conns.close(old.slot);
+                if let Some(late) = conns.close_reading(old.slot) {
+                    hand(&old, late, clock.elapsed());
+                }
             }
             let token = next_token;
             next_token += 1;
@@ -203,7 +205,9 @@ pub fn run(mut conns: Connects, plan: Plan, clock: Instant, links: Links) {
             }
             ages.pop_front();
             if let Some(flight) = flights.remove(&token) {
-                conns.close(flight.slot);
+                if let Some(late) = conns.close_reading(flight.slot) {
+                    hand(&flight, late, at);
+                }
                 let key = (flight.host, flight.port, flight.technique);
                 if by_probe.get(&key) == Some(&token) {
                     by_probe.remove(&key);

@@ -191,6 +191,23 @@ pub fn udp_ip_id(cookie: Cookie) -> u16 {
     (cookie.ack >> 16) as u16
 }
 
+/// IPv6 has no identification: a UDP probe's flow label (20 bits, which
+/// an ICMPv6 error quotes with the whole header) carries the secret
+/// instead. Without it an empty datagram's quote would be guessable from
+/// its port alone.
+pub fn udp_flow_label(cookie: Cookie) -> u32 {
+    cookie.ack >> 12
+}
+
+/// What a UDP probe to `dst` carries in its IP header from its cookie: the
+/// identification (IPv4) or the flow label (IPv6).
+pub fn udp_ip_tag(cookie: Cookie, dst: std::net::IpAddr) -> u32 {
+    match dst {
+        std::net::IpAddr::V4(_) => u32::from(udp_ip_id(cookie)),
+        std::net::IpAddr::V6(_) => udp_flow_label(cookie),
+    }
+}
+
 pub fn udp_payload_cookie(cookie: Cookie) -> [u8; 8] {
     let mut b = [0u8; 8];
     b[..4].copy_from_slice(&cookie.ack.to_be_bytes());

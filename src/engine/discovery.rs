@@ -861,14 +861,19 @@ pub fn run(
         let at = clock.elapsed();
         for h in &heard {
             match h {
-                Heard::Ip(bytes) => {
+                Heard::Ip(bytes) | Heard::Ip6 { bytes, .. } => {
                     // Neighbour discovery answers what we asked on the link
-                    // (as ARP, no cookie: only a neighbour sees the request).
+                    // (as ARP, no cookie: only a neighbour sees the request,
+                    // on the interface it was asked on).
                     if let Some(na) = ndp::parse_advert(bytes) {
                         let Some(&host) = pinger.index.get(&IpAddr::V6(na.target)) else {
                             continue;
                         };
-                        if !matches!(d.via[host], Via::Link { .. })
+                        let on = match h {
+                            Heard::Ip6 { ifindex, .. } => Some(*ifindex),
+                            _ => None,
+                        };
+                        if !matches!(d.via[host], Via::Link { ifindex } if Some(ifindex) == on)
                             || !na.solicited
                             || na.to != sources[host]
                         {

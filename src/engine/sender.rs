@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::engine::cookie::{udp_ip_id, udp_payload_cookie, Cookie};
+use crate::engine::cookie::{udp_ip_tag, udp_payload_cookie, Cookie};
 use crate::io::rawsock::{PacketSender, BATCH};
 use crate::model::payloads::Payloads;
 use crate::model::tap::{Order, Tap, Taps};
@@ -82,7 +82,8 @@ impl Writer {
                     ack: order.fields.ack,
                 };
                 let payload = payloads.probe(order.fields.dport, udp_payload_cookie(cookie));
-                write_udp(&order.fields, udp_ip_id(cookie), &payload, frame);
+                let tag = udp_ip_tag(cookie, order.fields.dst);
+                write_udp(&order.fields, tag, &payload, frame);
             }
         }
     }

@@ -1279,11 +1279,11 @@ impl Tracker {
 /// own stack when the neighbour never answered), not about the port: it
 /// times no round trip and shows no loss.
 fn says_host_unreachable(reply: &Reply) -> bool {
+    // ICMPv6's no route and address unreachable count as their ICMP kin.
     matches!(
         reply.kind,
-        ReplyKind::Unreachable {
-            code: 0 | 1 | 6 | 7
-        }
+        ReplyKind::Unreachable { code }
+            if matches!(crate::model::technique::icmp_equivalent(code), Some(0 | 1 | 6 | 7))
     )
 }
 

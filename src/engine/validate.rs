@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::engine::cookie::{
-    quoted_fits, tcp_reply_fits, udp_ip_id, udp_payload_cookie, CookieKey, PortPlan, TcpEcho,
+    quoted_fits, tcp_reply_fits, udp_ip_tag, udp_payload_cookie, CookieKey, PortPlan, TcpEcho,
     TRY_SLOTS,
 };
 use crate::model::payloads::Payloads;
@@ -195,9 +195,7 @@ impl Validator {
                     quoted.dport,
                     &payload,
                 );
-                // (IPv6 has no IP id: its quote is checked by the rest.)
-                let id_fits = quoted.dst.is_ipv6() || quoted.ip_id == udp_ip_id(cookie);
-                if !id_fits || quoted.seq != word {
+                if quoted.ip_id != udp_ip_tag(cookie, quoted.dst) || quoted.seq != word {
                     return Verdict::Invalid;
                 }
                 Verdict::Reply(Reply {
@@ -670,7 +668,15 @@ mod tests {
             let sport = v.ports.udp_sport(cookie, 0);
             let payload = payloads.probe(port, udp_payload_cookie(cookie));
             let mut built = Vec::new();
-            crate::wire::udp::write(A, B, sport, port, udp_ip_id(cookie), &payload, &mut built);
+            crate::wire::udp::write(
+                A,
+                B,
+                sport,
+                port,
+                udp_ip_tag(cookie, A),
+                &payload,
+                &mut built,
+            );
             assert_eq!(built, fixture, "port {port}");
         }
     }
@@ -729,6 +735,72 @@ mod tests {
             &ICMP_PORT_UNREACH_UDP_FIXTURE[..],
         ] {
             assert_eq!(verdict(&tcp, f), Verdict::NotOurs);
+        }
+    }
+
+    /// An ICMPv6 port unreachable quoting our UDP probe over IPv6 is
+    /// believed only with the probe's flow label, which carries 20 bits of
+    /// its cookie (IPv6 has no identification); another port's empty
+    /// datagram, guessable from public values, is not enough.
+    #[test]
+    fn an_icmpv6_error_quoting_a_udp_probe_needs_its_flow_label() {
+        let v = udp_scan();
+        let a: IpAddr = "fd00:213:1::1".parse().unwrap();
+        let b: IpAddr = "fd00:213:1::2".parse().unwrap();
+        let port = 9999;
+        let cookie = v.key.cookie(a, b, 0, port);
+        let sport = v.ports.udp_sport(cookie, 0);
+        let payload = Payloads::builtin().probe(port, udp_payload_cookie(cookie));
+        let mut probe = Vec::new();
+        crate::wire::udp::write(
+            a,
+            b,
+            sport,
+            port,
+            udp_ip_tag(cookie, b),
+            &payload,
+            &mut probe,
+        );
+        let label = u32::from_be_bytes([0, probe[1] & 0x0f, probe[2], probe[3]]);
+        assert_eq!(
+            label,
+            crate::engine::cookie::udp_flow_label(cookie) & 0xf_ffff
+        );
+        let error = |quote: &[u8]| {
+            let mut out = Vec::new();
+            etherparse::PacketBuilder::ipv6(
+                crate::wire::v6(b).octets(),
+                crate::wire::v6(a).octets(),
+                64,
+            )
+            .icmpv6(etherparse::Icmpv6Type::DestinationUnreachable(
+                etherparse::icmpv6::DestUnreachableCode::Port,
+            ))
+            .write(&mut out, quote)
+            .unwrap();
+            out
+        };
+        assert_eq!(
+            verdict(&v, &error(&probe)),
+            Verdict::Reply(Reply {
+                host: b,
+                port,
+                technique: 0,
+                attempt_slot: 0,
+                kind: ReplyKind::Unreachable {
+                    code: crate::wire::ICMPV6_CODE | 4
+                },
+                ttl: 64,
+                at: Duration::ZERO,
+            })
+        );
+        // The same quote with any other flow label: forged.
+        for bit in 0..20 {
+            let mut forged = probe.clone();
+            let l = (label ^ (1 << bit)).to_be_bytes();
+            forged[1] = (forged[1] & 0xf0) | l[1];
+            forged[2..4].copy_from_slice(&l[2..4]);
+            assert_eq!(verdict(&v, &error(&forged)), Verdict::Invalid, "bit {bit}");
         }
     }
 }

@@ -141,6 +141,14 @@ impl Connects {
                 .map(|c| not_to_itself(c, fd, dst))
                 .map(|c| (usize::MAX, Started::Done(c)));
         }
+        // An ICMP error the kernel took while connect() held the socket
+        // (a target on a veth answers within the call) is kept as a soft
+        // error, which only SO_ERROR tells: the kernel's own SYN retry
+        // would surface it a second later, long after our try timed out.
+        match socket_error(fd) {
+            Ok(0) | Err(_) => {}
+            Ok(e) => return read_errno(e).map(|c| (usize::MAX, Started::Done(c))),
+        }
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -167,12 +175,23 @@ impl Connects {
     /// Closes the connection in `slot` (a RST if it was established); a
     /// slot already closed is left alone.
     pub fn close(&mut self, slot: usize) {
-        if let Some((sock, _)) = self.slots.get_mut(slot).and_then(Option::take) {
-            // Closing the descriptor also removes it from the epoll set.
-            drop(sock);
-            self.free.push(slot);
-            self.open -= 1;
-        }
+        let _ = self.close_reading(slot);
+    }
+
+    /// Closes a socket whose try is over, with the error the kernel kept
+    /// for it if any (an ICMP error it took while the socket was busy:
+    /// see [`Connects::start`]), which answers that try late.
+    pub fn close_reading(&mut self, slot: usize) -> Option<Connected> {
+        let (sock, _) = self.slots.get_mut(slot).and_then(Option::take)?;
+        let soft = match socket_error(sock.as_raw_fd()) {
+            Ok(0) | Err(_) => None,
+            Ok(e) => read_errno(e).ok(),
+        };
+        // Closing the descriptor also removes it from the epoll set.
+        drop(sock);
+        self.free.push(slot);
+        self.open -= 1;
+        soft
     }
 
     /// Waits up to `timeout` for connections to finish, and appends each

@@ -26,8 +26,10 @@ const READ_BATCH: usize = 1024;
 /// A packet heard while discovering.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Heard {
-    /// An IP packet (from its IP header on): ICMP, ICMPv6 or TCP.
+    /// An IPv4 packet (from its IP header on): ICMP or TCP.
     Ip(Vec<u8>),
+    /// An IPv6 packet (from its IP header on), on this interface.
+    Ip6 { ifindex: u32, bytes: Vec<u8> },
     /// An ARP packet (after the Ethernet header), on this interface.
     Arp { ifindex: u32, bytes: Vec<u8> },
 }
@@ -216,15 +218,21 @@ impl PingSockets {
         // At most so many per socket and call: the raw TCP socket sees all
         // of this host's inbound TCP, and the loop must get back to sending.
         let mut buf = [0u8; 2048];
-        for fd in self
-            .icmp
-            .iter()
-            .chain(self.tcp.iter())
-            .chain(self.ipv6.iter())
-        {
+        for fd in self.icmp.iter().chain(self.tcp.iter()) {
             for _ in 0..READ_BATCH {
                 let Some(n) = recv(fd, &mut buf) else { break };
                 out.push(Heard::Ip(buf[..n].to_vec()));
+            }
+        }
+        for fd in self.ipv6.iter() {
+            for _ in 0..READ_BATCH {
+                let Some((n, ifindex)) = recv_link(fd, &mut buf) else {
+                    break;
+                };
+                out.push(Heard::Ip6 {
+                    ifindex,
+                    bytes: buf[..n].to_vec(),
+                });
             }
         }
         for a in &self.arp {
@@ -278,6 +286,25 @@ fn send_link(
         ));
     }
     Ok(())
+}
+
+/// One datagram from a packet socket and the interface it came in on.
+fn recv_link(fd: &OwnedFd, buf: &mut [u8]) -> Option<(usize, u32)> {
+    // SAFETY: zero is a valid sockaddr_ll.
+    let mut from: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `buf` and `from` are valid for the lengths given.
+    let n = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            0,
+            &mut from as *mut libc::sockaddr_ll as *mut libc::sockaddr,
+            &mut len,
+        )
+    };
+    (n >= 0).then_some((n as usize, from.sll_ifindex as u32))
 }
 
 /// One datagram, or `None` when none is queued (or the read failed: a raw

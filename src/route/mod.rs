@@ -63,7 +63,8 @@ pub fn plan(
     let other_family = |s: &IpAddr| targets.iter().find(|t| t.is_ipv6() != s.is_ipv6());
     if let Some((s, t)) = sources.first().and_then(|s| Some((s, other_family(s)?))) {
         return Err(usage(format!(
-            "source address {s} (-S) cannot reach target {t}, which is of the other IP              version: scan each version apart, with a source address of its own"
+            "source address {s} (-S) cannot reach target {t}, which is of the other IP \
+             version: scan each version apart, with a source address of its own"
         )));
     }
     // Per family: -S's address, or -e's interface's first one.
@@ -89,6 +90,7 @@ pub fn plan(
     // sweep starts in a quarter of the time (0.2 s instead of 0.65 s).
     let kernel = nexthop::kernel_routes(targets, forced.map(|i| i.index))
         .unwrap_or_else(|_| vec![None; targets.len()]);
+    let given = !sources.is_empty();
     // Where the kernel's answer is missing or unusual: one UDP socket.
     let mut lookup: Option<SourceLookup> = None;
     let mut sources = Vec::with_capacity(targets.len());
@@ -101,7 +103,7 @@ pub fn plan(
                 Some(KernelRoute {
                     source: Some(s), ..
                 }),
-            ) if link_local(&&target) && sources.is_empty() => *s,
+            ) if link_local(&&target) && !given => *s,
             (Some(s), _) => s,
             (
                 None,

@@ -78,9 +78,10 @@ pub fn ethernet_header(dst: Mac, src: Mac, ethertype: u16) -> [u8; ETH_HLEN] {
 /// Writes a UDP probe (IPv4 header, UDP header, `payload`) into `out`;
 /// a payload longer than a frame holds is cut (the payload files are
 /// checked against [`PACKET_MAX`]).
-pub fn write_udp(p: &ProbeFields, ip_id: u16, payload: &[u8], out: &mut Frame) {
+/// `tag`: the IPv4 identification (16 bits) or the IPv6 flow label (20).
+pub fn write_udp(p: &ProbeFields, tag: u32, payload: &[u8], out: &mut Frame) {
     let mut v = Vec::with_capacity(28 + payload.len());
-    crate::wire::udp::write(p.src, p.dst, p.sport, p.dport, ip_id, payload, &mut v);
+    crate::wire::udp::write(p.src, p.dst, p.sport, p.dport, tag, payload, &mut v);
     let n = v.len().min(PACKET_MAX);
     out.packet_mut()[..n].copy_from_slice(&v[..n]);
     out.len = n;

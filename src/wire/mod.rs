@@ -146,7 +146,8 @@ pub struct Quoted {
     pub seq: u32,
     /// 6 (TCP) or 17 (UDP).
     pub proto: u8,
-    pub ip_id: u16,
+    /// IPv4: the identification; IPv6: the flow label.
+    pub ip_id: u32,
 }
 
 /// How much of a UDP reply's payload is kept: the fields that echo a
@@ -349,7 +350,7 @@ fn parse_quote(payload: &[u8]) -> Quote {
     }
     let quoted = payload
         .get(ip.slice().len()..)
-        .and_then(|l4| quoted_ports(l4, ip.protocol().0, ip.identification()));
+        .and_then(|l4| quoted_ports(l4, ip.protocol().0, u32::from(ip.identification())));
     match quoted {
         Some(mut q) => {
             q.src = IpAddr::V4(ip.source_addr());
@@ -371,7 +372,7 @@ fn parse_quote6(payload: &[u8]) -> Quote {
     }
     let quoted = payload
         .get(ip.slice().len()..)
-        .and_then(|l4| quoted_ports(l4, ip.next_header().0, 0));
+        .and_then(|l4| quoted_ports(l4, ip.next_header().0, ip.flow_label().value()));
     match quoted {
         Some(mut q) => {
             q.src = IpAddr::V6(ip.source_addr());
@@ -384,7 +385,7 @@ fn parse_quote6(payload: &[u8]) -> Quote {
 
 /// The first 8 bytes of a quoted TCP or UDP header (addresses left for the
 /// caller to fill).
-fn quoted_ports(l4: &[u8], proto: u8, ip_id: u16) -> Option<Quoted> {
+fn quoted_ports(l4: &[u8], proto: u8, ip_id: u32) -> Option<Quoted> {
     let word = |at: usize| -> Option<[u8; 4]> { l4.get(at..at + 4)?.try_into().ok() };
     let ports = word(0)?;
     Some(Quoted {

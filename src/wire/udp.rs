@@ -36,15 +36,15 @@ pub fn quoted_word(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, payload: &[
 }
 
 /// Writes the IP packet of a UDP probe into `buf` (cleared first); the
-/// family is the destination's (IPv6 has no identification: `ip_id` is
-/// unused).
+/// family is the destination's. `tag` is the IPv4 identification (its low
+/// 16 bits) or the IPv6 flow label (its low 20 bits).
 #[allow(clippy::too_many_arguments)]
 pub fn write(
     src: IpAddr,
     dst: IpAddr,
     sport: u16,
     dport: u16,
-    ip_id: u16,
+    tag: u32,
     payload: &[u8],
     buf: &mut Vec<u8>,
 ) {
@@ -52,7 +52,8 @@ pub fn write(
     buf.clear();
     match (src, dst) {
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            buf.extend_from_slice(&[0x60, 0, 0, 0]);
+            let label = (tag & 0x000f_ffff).to_be_bytes();
+            buf.extend_from_slice(&[0x60, label[1], label[2], label[3]]);
             buf.extend_from_slice(&(udp_len as u16).to_be_bytes());
             buf.extend_from_slice(&[PROTO_UDP, PROBE_TTL]);
             buf.extend_from_slice(&s.octets());
@@ -62,7 +63,7 @@ pub fn write(
             let total = (20 + udp_len) as u16;
             buf.extend_from_slice(&[0x45, 0]);
             buf.extend_from_slice(&total.to_be_bytes());
-            buf.extend_from_slice(&ip_id.to_be_bytes());
+            buf.extend_from_slice(&(tag as u16).to_be_bytes());
             buf.extend_from_slice(&[0, 0, PROBE_TTL, PROTO_UDP, 0, 0]);
             buf.extend_from_slice(&crate::wire::v4(src).octets());
             buf.extend_from_slice(&crate::wire::v4(dst).octets());
