@@ -489,6 +489,7 @@ fn open_sockets(
                 .iter()
                 .any(|t| t.protocol == Protocol::Udp)
                 .then(|| keys.ports.udp_range()),
+            ipv6: cfg.targets.iter().any(|t| t.is_ipv6()),
             next_hops,
             notify: cfg.notify.clone(),
         },

@@ -27,9 +27,10 @@
 //! packet. Offsets are from the IP header: on a `SOCK_DGRAM` packet socket
 //! the kernel runs the filter with the data at the network header.
 //!
-//! The socket captures every protocol: the program first looks at the
-//! frame's EtherType (the kernel's `SKF_AD_PROTOCOL`), drops all but IPv4
-//! and IPv6, and gives IPv6 the same rule: malformed (shorter than its
+//! With an IPv6 target the socket captures every protocol (else IPv4
+//! only): the program first looks at the frame's EtherType (the kernel's
+//! `SKF_AD_PROTOCOL`), drops all but IPv4 and IPv6, and gives IPv6 the
+//! same rule: malformed (shorter than its
 //! header, another version, a payload length past the packet, TCP shorter
 //! than 20 bytes, UDP or ICMPv6 shorter than 8) passes; TCP to our ports
 //! with RST or SYN+ACK, UDP to our UDP ports, ICMPv6 destination

@@ -60,7 +60,7 @@ pub struct Interim {
 impl Interim {
     /// Opens the interim socket on `ifindex` with `filter`, in a new fanout
     /// group that sends it every packet.
-    pub fn open(ifindex: u32, filter: &[Insn]) -> io::Result<Interim> {
+    pub fn open(ifindex: u32, protocol: u16, filter: &[Insn]) -> io::Result<Interim> {
         // Protocol 0 until bind, as for the ring: nothing before the filter.
         let fd = sockopt::socket(libc::AF_PACKET, libc::SOCK_DGRAM, 0)?;
         // Not needed by a socket without a ring, but what the ring will ask
@@ -70,7 +70,7 @@ impl Interim {
         sockopt::grow_receive_buffer(&fd, INTERIM_BUFFER)?;
         ring::attach_filter(&fd, filter)?;
         let _ = ring::ignore_outgoing(&fd);
-        ring::bind_ip(&fd, ifindex)?;
+        ring::bind_ip(&fd, ifindex, protocol)?;
         // No program: the group sends everything to member 0, this socket.
         // Setting the first program later does not wait for a grace period
         // (replacing one would).
@@ -179,16 +179,19 @@ impl Handover {
         interim: Interim,
         early: EarlyRing,
         ifindex: u32,
+        protocol: u16,
         filter: Vec<Insn>,
         notify: Option<Notify>,
     ) -> Handover {
         let group = interim.group;
         let finish = move || -> Result<Ring, RingError> {
             crate::sys::privilege::shed_thread_capabilities();
-            let ring = early.wait()?.start_in_group(ifindex, &filter, |fd| {
-                let arg: u32 = (PACKET_FANOUT_CBPF << 16) | u32::from(group);
-                sockopt::set(fd, libc::SOL_PACKET, PACKET_FANOUT, &arg)
-            })?;
+            let ring = early
+                .wait()?
+                .start_in_group(ifindex, protocol, &filter, |fd| {
+                    let arg: u32 = (PACKET_FANOUT_CBPF << 16) | u32::from(group);
+                    sockopt::set(fd, libc::SOL_PACKET, PACKET_FANOUT, &arg)
+                })?;
             // Member 1 is the ring: from now on every packet goes to it.
             ring::attach_program(
                 ring.fd(),

@@ -484,6 +484,8 @@ pub struct IoPlan<'a> {
     pub any_flags: bool,
     /// A UDP scan's source ports, if it has UDP probes.
     pub udp_ports: Option<(u16, u16)>,
+    /// Some target is IPv6: capture every EtherType, not only IPv4.
+    pub ipv6: bool,
     /// Where layer-2 frames go ([`NextHops::resolve`]); `None`: every probe
     /// through the IP layer.
     pub next_hops: Option<Arc<NextHops>>,
@@ -503,27 +505,31 @@ pub fn open(
         let (lo, hi) = plan.ports;
         let filter = crate::io::bpf::reply_filter(lo, hi, plan.any_flags, plan.udp_ports);
         let ifindex = plan.capture_ifindex;
+        let protocol = crate::io::ring::protocol(plan.ipv6);
         let capture = match early {
             // Not ready yet: start on an interim socket, which the ring
             // takes over from when it is (see handover).
-            Some(early) if !early.is_ready() => match Interim::open(ifindex, &filter) {
+            Some(early) if !early.is_ready() => match Interim::open(ifindex, protocol, &filter) {
                 Ok(interim) => Ok(Capture::Handover(Handover::start(
                     interim,
                     early,
                     ifindex,
+                    protocol,
                     filter,
                     plan.notify.clone(),
                 ))),
                 Err(_) => early
                     .wait()
-                    .and_then(|r| r.start(ifindex, &filter))
+                    .and_then(|r| r.start(ifindex, protocol, &filter))
                     .map(Capture::Fast),
             },
             Some(early) => early
                 .wait()
-                .and_then(|r| r.start(ifindex, &filter))
+                .and_then(|r| r.start(ifindex, protocol, &filter))
                 .map(Capture::Fast),
-            None => Ring::open(ifindex, &filter, RingConfig::default()).map(Capture::Fast),
+            None => {
+                Ring::open(ifindex, protocol, &filter, RingConfig::default()).map(Capture::Fast)
+            }
         };
         match capture {
             Ok(capture) => {
@@ -647,10 +653,18 @@ mod tests {
             block_nr: 4,
             retire_ms: 2,
         };
-        let err = Ring::open(0, &filter, bad).err().expect("refused");
+        let err = Ring::open(0, crate::io::ring::protocol(false), &filter, bad)
+            .err()
+            .expect("refused");
         assert_eq!(err.step, "receive ring");
         assert!(matches!(fast_failure(&err, 0), FastFailure::FallBack));
         // The real geometry and filter are accepted.
-        assert!(Ring::open(0, &filter, RingConfig::default()).is_ok());
+        assert!(Ring::open(
+            0,
+            crate::io::ring::protocol(false),
+            &filter,
+            RingConfig::default()
+        )
+        .is_ok());
     }
 }

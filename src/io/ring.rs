@@ -170,13 +170,13 @@ impl Drop for Ring {
 pub struct UnboundRing(Ring);
 
 impl UnboundRing {
-    /// Attaches `filter` and starts capturing IPv4 on `ifindex` (0: every
-    /// interface).
-    pub fn start(self, ifindex: u32, filter: &[Insn]) -> Result<Ring, RingError> {
+    /// Attaches `filter` and starts capturing `protocol` ([`protocol`]) on
+    /// `ifindex` (0: every interface).
+    pub fn start(self, ifindex: u32, protocol: u16, filter: &[Insn]) -> Result<Ring, RingError> {
         let mut ring = self.0;
         step("capture filter", attach_filter(&ring.fd, filter))?;
         ring.skip_outgoing = ignore_outgoing(&ring.fd).is_err();
-        step("bind", bind_ip(&ring.fd, ifindex))?;
+        step("bind", bind_ip(&ring.fd, ifindex, protocol))?;
         Ok(ring)
     }
 
@@ -187,6 +187,7 @@ impl UnboundRing {
     pub fn start_in_group(
         self,
         ifindex: u32,
+        protocol: u16,
         filter: &[Insn],
         join: impl FnOnce(&OwnedFd) -> io::Result<()>,
     ) -> Result<Ring, RingError> {
@@ -196,7 +197,7 @@ impl UnboundRing {
             attach_filter(&ring.fd, &crate::io::bpf::constant(0)),
         )?;
         ring.skip_outgoing = ignore_outgoing(&ring.fd).is_err();
-        step("bind", bind_ip(&ring.fd, ifindex))?;
+        step("bind", bind_ip(&ring.fd, ifindex, protocol))?;
         step("fanout group", join(&ring.fd))?;
         step("capture filter", attach_filter(&ring.fd, filter))?;
         Ok(ring)
@@ -209,13 +210,24 @@ pub fn ignore_outgoing(fd: &OwnedFd) -> io::Result<()> {
     sockopt::set(fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &one)
 }
 
-/// Binds a packet socket to every protocol on `ifindex` (0: every
-/// interface), which starts its capture; the filter keeps IPv4 and IPv6.
-pub fn bind_ip(fd: &OwnedFd, ifindex: u32) -> io::Result<()> {
+/// What a scan captures: IPv4 only (one protocol's packets reach the
+/// socket), or every EtherType when some target is IPv6 (the filter keeps
+/// IPv4 and IPv6).
+pub fn protocol(ipv6: bool) -> u16 {
+    if ipv6 {
+        libc::ETH_P_ALL as u16
+    } else {
+        libc::ETH_P_IP as u16
+    }
+}
+
+/// Binds a packet socket to `protocol` ([`protocol`]) on `ifindex` (0:
+/// every interface), which starts its capture.
+pub fn bind_ip(fd: &OwnedFd, ifindex: u32, protocol: u16) -> io::Result<()> {
     // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
     let mut sll: libc::sockaddr_ll = unsafe { mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as libc::c_ushort;
-    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    sll.sll_protocol = protocol.to_be();
     sll.sll_ifindex = ifindex as libc::c_int;
     // SAFETY: sll is a valid sockaddr_ll and we pass its size.
     let rc = unsafe {
@@ -285,8 +297,13 @@ impl EarlyRing {
 impl Ring {
     /// Opens the ring capturing IPv4 on `ifindex` (0: every interface),
     /// passing only what `filter` accepts.
-    pub fn open(ifindex: u32, filter: &[Insn], cfg: RingConfig) -> Result<Ring, RingError> {
-        Ring::prepare(cfg)?.start(ifindex, filter)
+    pub fn open(
+        ifindex: u32,
+        protocol: u16,
+        filter: &[Insn],
+        cfg: RingConfig,
+    ) -> Result<Ring, RingError> {
+        Ring::prepare(cfg)?.start(ifindex, protocol, filter)
     }
 
     /// The socket and its mapped ring, capturing nothing yet. Setting up a

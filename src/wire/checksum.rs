@@ -22,7 +22,10 @@ pub fn fold(mut sum: u32) -> u16 {
 /// pseudo-header sums to the same as IPv4's for the rest: RFC 8200 8.1).
 pub fn addr_sum(a: std::net::IpAddr) -> u32 {
     match a {
-        std::net::IpAddr::V4(v4) => sum_words(&v4.octets()),
+        std::net::IpAddr::V4(v4) => {
+            let v = u32::from(v4);
+            (v >> 16) + (v & 0xffff)
+        }
         std::net::IpAddr::V6(v6) => sum_words(&v6.octets()),
     }
 }
