@@ -81,6 +81,20 @@ pub fn expand_targets_named(
         }
         // An IPv6 block's count saturates; so does the sum.
         total = total.saturating_add(spec.count());
+        // An IPv6 subnet (a /64 has 2^64 addresses) cannot be swept at all:
+        // say what it would take, and what to give instead.
+        if let Spec::Block6(net) = &spec {
+            if spec.count() > HARD_MAX_TARGETS {
+                let bits = 128 - u32::from(net.prefix_len());
+                let years = 2f64.powi(bits as i32) / 1e6 / 3.156e7;
+                return Err(usage(format!(
+                    "'{token}' is 2^{bits} addresses: at a million probes a second, one port \
+                     of each would take {years:.1e} years. flagscan takes at most \
+                     {HARD_MAX_TARGETS} addresses (an IPv6 /102): give the hosts' addresses \
+                     (-iL FILE, e.g. from the neighbour table or DNS) or a longer prefix"
+                )));
+            }
+        }
         // Checked before expanding so that a 0.0.0.0/0 never allocates.
         if total > HARD_MAX_TARGETS {
             return Err(usage(format!(
@@ -943,8 +957,10 @@ mod tests {
             ),
             (
                 "2001:db8::/32",
-                "too many targets: '2001:db8::/32' brings the total to 18446744073709551615 \
-                 addresses, above flagscan's limit of 67108864 (a /6)",
+                "'2001:db8::/32' is 2^96 addresses: at a million probes a second, one port of \
+                 each would take 2.5e15 years. flagscan takes at most 67108864 addresses (an \
+                 IPv6 /102): give the hosts' addresses (-iL FILE, e.g. from the neighbour table \
+                 or DNS) or a longer prefix",
             ),
             (
                 "::ffff:10.0.0.1",
@@ -1152,11 +1168,13 @@ mod tests {
         );
         assert_eq!(expand(&["fd00::/120"], &["fd00::/121"]).len(), 128);
         // A sum past u64 is refused, not wrapped to a small total.
-        assert!(err(&["10.0.0.1", "fd00::/64"], &[]).contains("above flagscan's limit"));
-        assert!(err(&["fd00::/65", "fd01::/65"], &[]).contains("above flagscan's limit"));
+        assert!(err(&["10.0.0.1", "fd00::/64"], &[]).contains("2^64 addresses"));
+        assert!(err(&["fd00::/65", "fd01::/65"], &[]).contains("2^63 addresses"));
+        // Ranges too large to count saturate, and so does their sum.
+        assert!(err(&["10.0.0.1", "fd00::-fe00::"], &[]).contains("above flagscan's limit"));
         // Past a /104 (as many addresses as a /8): the same question.
         assert!(err(&["fd00::/103"], &[]).contains("--yes"));
-        assert!(err(&["fd00::/64"], &[]).contains("above flagscan's limit"));
+        assert!(err(&["fd00::/64"], &[]).contains("5.8e5 years"));
     }
 
     #[test]
