@@ -257,36 +257,6 @@ fn both_families_of_one_name_get_the_families_differ_finding() {
     }
 }
 
-/// The JSON Lines records of ports marked `rate_limited`.
-fn marked(text: &str) -> Vec<(String, u16, String)> {
-    text.lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["rate_limited"] == true)
-        .map(|v| {
-            (
-                v["host"].as_str().unwrap().to_string(),
-                v["port"].as_u64().unwrap() as u16,
-                v["scan"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn finding_ids(text: &str) -> Vec<String> {
-    text.lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["type"] == "host")
-        .flat_map(|v| {
-            v["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| f["id"].as_str().unwrap().to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 /// Rate limiters over IPv6: rstlim's RST limit (ip6tables) and fwd's
 /// ICMPv6 error limit (`net.ipv6.icmp.ratelimit`) are found and paced as
 /// over IPv4; the ground truth is the same host with its limiter off.

@@ -208,36 +208,6 @@ const RSTLIM: &str = "10.213.1.4";
 const FWD: &str = "10.213.1.5";
 const REJ: &str = "10.213.1.6";
 
-/// The JSON Lines records of ports marked `rate_limited`.
-fn marked(text: &str) -> BTreeSet<(String, u16, String)> {
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["rate_limited"] == true)
-        .map(|v| {
-            (
-                v["host"].as_str().unwrap().to_string(),
-                v["port"].as_u64().unwrap() as u16,
-                v["scan"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn finding_ids(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "host")
-        .flat_map(|v| {
-            v["findings"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|f| f["id"].as_str().unwrap().to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn a_host_limiting_rsts_to_200_a_second_is_scanned_exactly() {
     if !have_root("a_host_limiting_rsts_to_200_a_second_is_scanned_exactly") {

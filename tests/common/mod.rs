@@ -261,3 +261,33 @@ pub fn in_ns(ns: &str, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The JSON Lines records of ports marked `rate_limited`.
+pub fn marked(text: &str) -> std::collections::BTreeSet<(String, u16, String)> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["rate_limited"] == true)
+        .map(|v| {
+            (
+                v["host"].as_str().unwrap().to_string(),
+                v["port"].as_u64().unwrap() as u16,
+                v["scan"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn finding_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "host")
+        .flat_map(|v| {
+            v["findings"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|f| f["id"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
