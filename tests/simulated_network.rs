@@ -748,7 +748,7 @@ impl Scanner {
             .map(|t| ProbeTemplate::new(t.flags))
             .collect();
         let space = ProbeSpace::new(
-            hosts.into_iter().map(IpAddr::V4).collect(),
+            hosts.into_iter().map(IpAddr::V4).collect::<Vec<_>>(),
             port_list,
             techniques.len(),
         );

@@ -143,11 +143,14 @@ pub fn scan_digest(
     h.write_u8(0);
     h.write_u64(seed);
     h.write_u64(space.hosts.len() as u64);
-    for host in &space.hosts {
-        match host {
+    // Runs are merged as far as they go, so one list of hosts has one
+    // set of runs: a /8 is hashed in one step, not 16 million.
+    for (first, count, _) in space.hosts.runs() {
+        match first {
             std::net::IpAddr::V4(v4) => h.write(&v4.octets()),
             std::net::IpAddr::V6(v6) => h.write(&v6.octets()),
         }
+        h.write_u64(count);
     }
     h.write_u64(space.ports.len() as u64);
     for port in &space.ports {

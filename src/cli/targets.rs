@@ -10,6 +10,8 @@ use std::path::Path;
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::usage;
+use crate::model::hosts::Hosts;
+use crate::model::probe::addr_key;
 
 /// A /8. Anything larger is almost always a typo (`/4` for `/24`), so it
 /// must be confirmed with `--yes`.
@@ -39,7 +41,8 @@ pub fn expand_targets_confirmed(
     excludes: &[String],
     confirmed: bool,
 ) -> anyhow::Result<Vec<IpAddr>> {
-    expand_targets_named(tokens, excludes, confirmed, Names::default()).map(|(addrs, _)| addrs)
+    expand_targets_named(tokens, excludes, confirmed, Names::default())
+        .map(|(addrs, _)| addrs.iter().collect())
 }
 
 /// Targets given by host name: (address, the name as given).
@@ -65,7 +68,7 @@ pub fn expand_targets_named(
     excludes: &[String],
     confirmed: bool,
     names_mode: Names,
-) -> anyhow::Result<(Vec<IpAddr>, HostNames)> {
+) -> anyhow::Result<(Hosts, HostNames)> {
     let mut names: HostNames = Vec::new();
     let mut specs = Vec::new();
     let mut total = 0u64;
@@ -119,13 +122,18 @@ pub fn expand_targets_named(
     }
     let excluded = Excluded::parse(excludes, names_mode)?;
 
-    // One spec never repeats an address, so the set is only needed when
-    // there are several; that spares a /8 scan well over 100 MB.
-    let dedup = specs.len() > 1;
+    // One spec never repeats an address, so the set is only needed where
+    // two specs overlap; that spares a /8 scan well over 100 MB.
+    let dedup = overlap(&specs);
     let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+    let mut out = Hosts::new();
     let mut dropped = 0u64;
     for spec in &specs {
+        // A block or a range is one run, taken whole.
+        if let (false, true, Some((first, count))) = (dedup, excluded.is_empty(), spec.as_run()) {
+            out.push_run(first, count);
+            continue;
+        }
         spec.for_each(|addr| {
             if dedup && !seen.insert(addr) {
                 return;
@@ -244,6 +252,41 @@ impl Spec {
         }
     }
 
+    /// A block or a range as (first address, how many).
+    fn as_run(&self) -> Option<(IpAddr, u64)> {
+        match self {
+            Spec::Block(net) => Some((net.network().into(), self.count())),
+            Spec::Range(lo, _) => Some((Ipv4Addr::from(*lo).into(), self.count())),
+            Spec::Block6(net) => Some((net.network().into(), self.count())),
+            Spec::Range6(lo, _) => Some((Ipv6Addr::from(*lo).into(), self.count())),
+            Spec::Octets(_) | Spec::Named(_) => None,
+        }
+    }
+
+    /// The lowest and highest address it may hold, as [`addr_key`]s.
+    fn bounds(&self) -> (u128, u128) {
+        let v4 = |a: u32| addr_key(Ipv4Addr::from(a).into());
+        match self {
+            Spec::Block(net) => (v4(u32::from(net.network())), v4(u32::from(net.broadcast()))),
+            Spec::Range(lo, hi) => (v4(*lo), v4(*hi)),
+            Spec::Octets(sets) => {
+                let ends = |pick: fn(&OctetSet) -> u8| {
+                    v4(u32::from_be_bytes(std::array::from_fn(|i| pick(&sets[i]))))
+                };
+                (
+                    ends(|s| s.order.iter().copied().min().unwrap_or(0)),
+                    ends(|s| s.order.iter().copied().max().unwrap_or(255)),
+                )
+            }
+            Spec::Block6(net) => (u128::from(net.network()), u128::from(net.broadcast())),
+            Spec::Range6(lo, hi) => (*lo, *hi),
+            Spec::Named(addrs) => {
+                let keys = addrs.iter().map(|&a| addr_key(a));
+                (keys.clone().min().unwrap_or(0), keys.max().unwrap_or(0))
+            }
+        }
+    }
+
     fn contains(&self, addr: IpAddr) -> bool {
         match (self, addr) {
             (Spec::Block(net), IpAddr::V4(a)) => net.contains(&a),
@@ -320,6 +363,13 @@ impl OctetSet {
     }
 }
 
+/// Whether any two specs may share an address (by their bounds).
+fn overlap(specs: &[Spec]) -> bool {
+    let mut bounds: Vec<(u128, u128)> = specs.iter().map(Spec::bounds).collect();
+    bounds.sort_unstable();
+    bounds.windows(2).any(|w| w[1].0 <= w[0].1)
+}
+
 struct Excluded {
     addrs: HashSet<IpAddr>,
     big: Vec<Spec>,
@@ -347,6 +397,10 @@ impl Excluded {
 
     fn contains(&self, addr: IpAddr) -> bool {
         self.addrs.contains(&addr) || self.big.iter().any(|s| s.contains(addr))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.addrs.is_empty() && self.big.is_empty()
     }
 }
 
@@ -844,7 +898,10 @@ mod tests {
         )
         .unwrap();
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        assert_eq!(addrs, [lo, Ipv4Addr::new(10, 0, 0, 1).into()]);
+        assert_eq!(
+            addrs.iter().collect::<Vec<_>>(),
+            [lo, Ipv4Addr::new(10, 0, 0, 1).into()]
+        );
         assert_eq!(names, [(lo, "localhost".to_string())]);
         // A block by name is no one host's name; an excluded host has none.
         let (_, names) =
@@ -1182,15 +1239,16 @@ mod tests {
         let names = |ipv6, all| {
             expand_targets_named(&strings(&["localhost"]), &[], false, Names { ipv6, all })
         };
-        let (v4, _) = names(false, false).unwrap();
+        let list = |(h, n): (Hosts, HostNames)| (h.iter().collect::<Vec<_>>(), n);
+        let (v4, _) = list(names(false, false).unwrap());
         assert_eq!(v4, ips(&["127.0.0.1"]));
         // /etc/hosts names ::1 localhost only on some systems: where it
         // does, -6 finds it and --resolve-all adds it.
-        match names(true, false) {
+        match names(true, false).map(list) {
             Ok((v6, named)) => {
                 assert_eq!(v6, ips(&["::1"]));
                 assert_eq!(named, [(v6[0], "localhost".to_string())]);
-                let (both, _) = names(false, true).unwrap();
+                let (both, _) = list(names(false, true).unwrap());
                 assert!(both.contains(&v4[0]) && both.contains(&v6[0]), "{both:?}");
             }
             Err(e) => assert!(e.to_string().contains("no IPv6 address"), "{e}"),

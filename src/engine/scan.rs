@@ -22,7 +22,8 @@ use crate::engine::validate::Validator;
 use crate::error::{usage, Notify};
 use crate::io::ping::PingSockets;
 use crate::io::rawsock::{self as io, Capture, IoMode, IoPlan, PacketSender};
-use crate::model::host::HostStatus;
+use crate::model::host::{HostReason, HostStatus, HostStatuses};
+use crate::model::hosts::{Hosts, PerHost};
 use crate::model::payloads::Payloads;
 use crate::model::probe::{ProbeSpace, SendOrder};
 use crate::model::reply::{Reply, ReplyEffect, Verdict};
@@ -35,7 +36,7 @@ use crate::wire::frame::Mac;
 use crate::wire::{ProbeFields, ProbeTemplate};
 
 pub struct ScanConfig {
-    pub targets: Vec<IpAddr>,
+    pub targets: Hosts,
     /// Every port probed (with TCP and UDP in one pass, both lists).
     pub ports: Vec<u16>,
     /// `-r`: probes in index order, not the seeded random one.
@@ -283,12 +284,8 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     result.hosts = match &found {
         // A host discovery did not reach keeps its probes unconcluded
         // (for --resume), not excluded.
-        Some(found) => found
-            .statuses
-            .iter()
-            .map(|s| s.unwrap_or(HostStatus::NOT_ASKED))
-            .collect(),
-        None => vec![HostStatus::ASSUMED_UP; cfg.targets.len()],
+        Some(found) => found.statuses.clone(),
+        None => HostStatuses::all(HostStatus::ASSUMED_UP, cfg.targets.len()),
     };
     if let Some(found) = found {
         result.stats.discovery = Some((found.sent, found.elapsed));
@@ -307,10 +304,10 @@ type LinkSockets = (Vec<(u32, Mac)>, Vec<(u32, Mac)>);
 /// an Ethernet link, ARP or (IPv6) a neighbour solicitation (with `-PR`);
 /// else the IP probes of the plan.
 fn discovery_routes(
-    targets: &[IpAddr],
+    targets: &Hosts,
     route: &RoutePlan,
     plan: &PingPlan,
-) -> (Vec<Via>, LinkSockets) {
+) -> (PerHost<Via>, LinkSockets) {
     let links: Vec<(u32, Mac)> = pnet::datalink::interfaces()
         .iter()
         .filter(|i| !i.is_loopback())
@@ -318,27 +315,29 @@ fn discovery_routes(
         .filter(|(_, mac)| *mac != [0; 6])
         .collect();
     let (mut arp, mut ndp): LinkSockets = Default::default();
-    let via = route
-        .kernel
-        .iter()
-        .zip(targets)
-        .map(|(r, target)| match r {
-            Some(r) if r.kind == RouteKind::Local => Via::Local,
-            Some(r) if plan.arp && r.kind == RouteKind::Unicast && r.gateway.is_none() => {
-                match links.iter().find(|(i, _)| *i == r.oif) {
-                    Some(&link) => {
-                        let list = if target.is_ipv6() { &mut ndp } else { &mut arp };
-                        if !list.contains(&link) {
-                            list.push(link);
+    let mut via = PerHost::new();
+    // A run of targets under one route is asked one way.
+    for (positions, r) in route.kernel.runs() {
+        for (target, count, _) in targets.slice(positions).runs() {
+            let how = match r {
+                Some(r) if r.kind == RouteKind::Local => Via::Local,
+                Some(r) if plan.arp && r.kind == RouteKind::Unicast && r.gateway.is_none() => {
+                    match links.iter().find(|(i, _)| *i == r.oif) {
+                        Some(&link) => {
+                            let list = if target.is_ipv6() { &mut ndp } else { &mut arp };
+                            if !list.contains(&link) {
+                                list.push(link);
+                            }
+                            Via::Link { ifindex: r.oif }
                         }
-                        Via::Link { ifindex: r.oif }
+                        None => Via::Ip,
                     }
-                    None => Via::Ip,
                 }
-            }
-            _ => Via::Ip,
-        })
-        .collect();
+                _ => Via::Ip,
+            };
+            via.push_n(how, count);
+        }
+    }
     (via, (arp, ndp))
 }
 
@@ -347,10 +346,10 @@ fn discovery_sockets(
     cfg: &ScanConfig,
     route: &RoutePlan,
     plan: &PingPlan,
-) -> anyhow::Result<(PingSockets, Vec<Via>)> {
+) -> anyhow::Result<(PingSockets, PerHost<Via>)> {
     let (via, (arp, ndp)) = discovery_routes(&cfg.targets, route, plan);
-    let ip = via.contains(&Via::Ip);
-    let ipv6 = cfg.targets.iter().any(|t| t.is_ipv6());
+    let ip = via.runs().any(|(_, v)| *v == Via::Ip);
+    let ipv6 = cfg.targets.any_ipv6();
     Ok((
         PingSockets::open(ip, ipv6, &arp, &ndp, cfg.device.as_deref())?,
         via,
@@ -364,7 +363,7 @@ struct Ask<'a> {
     keys: &'a ScanKeys,
     plan: &'a PingPlan,
     sockets: &'a PingSockets,
-    via: Vec<Via>,
+    via: PerHost<Via>,
     clock: Instant,
     rate: Option<&'a SharedRate>,
     /// Where ARP's answers teach the scan its next hops' MACs.
@@ -403,7 +402,8 @@ fn discover(ask: Ask, tell: Sender<(usize, bool)>) -> anyhow::Result<discovery::
             let _ = tell.send((host, status.up));
         }
     })?;
-    if !found.interrupted && !found.statuses.iter().flatten().any(|h| h.up) {
+    let up = |h: &HostStatus| h.up && h.reason != HostReason::NotAsked;
+    if !found.interrupted && found.statuses.count(up) == 0 {
         if let Some(notify) = &cfg.notify {
             notify(
                 "no host answered host discovery; if a host is up but blocks those \
@@ -489,7 +489,7 @@ fn open_sockets(
                 .iter()
                 .any(|t| t.protocol == Protocol::Udp)
                 .then(|| keys.ports.udp_range()),
-            ipv6: cfg.targets.iter().any(|t| t.is_ipv6()),
+            ipv6: cfg.targets.any_ipv6(),
             next_hops,
             notify: cfg.notify.clone(),
         },
@@ -649,7 +649,7 @@ impl Threads {
 struct Probes<'a> {
     keys: &'a ScanKeys,
     /// By host position, as the tracker gives it: no hash per probe.
-    sources: &'a [IpAddr],
+    sources: &'a PerHost<IpAddr>,
     /// `-S` with several addresses: every probe, retries and paced tries
     /// included, takes its host's next one, so that each address carries
     /// an even share of every host's probes.
@@ -662,10 +662,10 @@ struct Probes<'a> {
 impl Probes<'_> {
     fn hand_out(&self, o: SendOrder) -> anyhow::Result<()> {
         let src = if self.spread.is_empty() {
-            self.sources
-                .get(o.host_pos)
-                .copied()
-                .ok_or_else(|| anyhow::anyhow!("no source address planned for {}", o.host))?
+            match o.host_pos < self.sources.len() {
+                true => *self.sources.get(o.host_pos),
+                false => anyhow::bail!("no source address planned for {}", o.host),
+            }
         } else {
             let mut turns = self.turns.borrow_mut();
             let turn = turns.entry(o.host_pos).or_insert(0);
@@ -1027,7 +1027,7 @@ fn collect(
         } else {
             Vec::new()
         },
-        hosts: Vec::new(),
+        hosts: HostStatuses::default(),
         rate_limited: tracker.rate_limited(),
         limits: tracker.limits(),
         names: Vec::new(),

@@ -119,6 +119,7 @@ pub fn run(prefix: &str, lang: Lang) -> anyhow::Result<()> {
         .map(|h| std::net::IpAddr::V4(h.addr))
         .collect();
     targets.push(web.addr6.into());
+    let targets: crate::model::hosts::Hosts = targets.into();
     let route = crate::route::plan(&targets, None, &[])?;
     let mut result = scan::run(
         ScanConfig {

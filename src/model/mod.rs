@@ -3,6 +3,7 @@
 //! [`crate::wire`] (flag bits, parsed packets) and [`crate::error`].
 
 pub mod host;
+pub mod hosts;
 pub mod payloads;
 pub mod ports;
 pub mod probe;

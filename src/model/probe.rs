@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use rustc_hash::FxHashMap;
+use crate::model::hosts::{HostIndex, Hosts};
 
 /// Time since the scan started.
 pub type Time = Duration;
@@ -12,7 +12,7 @@ pub type Time = Duration;
 /// Hosts x ports x techniques, indexed without materialising the product.
 #[derive(Debug, Clone)]
 pub struct ProbeSpace {
-    pub hosts: Vec<IpAddr>,
+    pub hosts: Hosts,
     /// Sorted ascending.
     pub ports: Vec<u16>,
     pub techniques: usize,
@@ -38,58 +38,9 @@ pub struct ProbeSpace {
 
 const NO_PORT: u32 = u32::MAX;
 
-/// Address -> position among the hosts. Targets mostly come as blocks and
-/// ranges: their runs of consecutive addresses, searched by bisection,
-/// index a /8 in 12 bytes instead of a 16-million-entry map (seconds
-/// and hundreds of MB before the first probe). Scattered addresses (a list
-/// of single hosts) keep the hash, one probe per lookup.
-#[derive(Debug, Clone)]
-enum HostIndex {
-    /// (first address, last address, position of the first), sorted, as
-    /// [`addr_key`]s.
-    Runs(Vec<(u128, u128, u32)>),
-    Hash(FxHashMap<IpAddr, u32>),
-}
-
-impl HostIndex {
-    fn new(hosts: &[IpAddr]) -> HostIndex {
-        let mut runs: Vec<(u128, u128, u32)> = Vec::new();
-        for (i, h) in hosts.iter().enumerate() {
-            let a = addr_key(*h);
-            match runs.last_mut() {
-                Some((_, last, _)) if last.checked_add(1) == Some(a) => *last = a,
-                _ => runs.push((a, a, i as u32)),
-            }
-        }
-        // Mostly single addresses: the hash is faster and no larger.
-        if runs.len() > 64 && runs.len() > hosts.len() / 4 {
-            return HostIndex::Hash(
-                hosts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| (*h, i as u32))
-                    .collect(),
-            );
-        }
-        runs.sort_unstable();
-        HostIndex::Runs(runs)
-    }
-
-    fn get(&self, host: IpAddr) -> Option<u32> {
-        match self {
-            HostIndex::Hash(m) => m.get(&host).copied(),
-            HostIndex::Runs(runs) => {
-                let a = addr_key(host);
-                let at = runs.partition_point(|&(first, _, _)| first <= a);
-                let &(first, last, pos) = runs.get(at.checked_sub(1)?)?;
-                (a <= last).then(|| pos + (a - first) as u32)
-            }
-        }
-    }
-}
-
 impl ProbeSpace {
-    pub fn new(hosts: Vec<IpAddr>, mut ports: Vec<u16>, techniques: usize) -> ProbeSpace {
+    pub fn new(hosts: impl Into<Hosts>, mut ports: Vec<u16>, techniques: usize) -> ProbeSpace {
+        let hosts: Hosts = hosts.into();
         ports.sort_unstable();
         ports.dedup();
         let host_index = HostIndex::new(&hosts);
@@ -129,7 +80,7 @@ impl ProbeSpace {
     /// `k`'s techniques ask about, `technique_protocols` each technique's
     /// `k` (at most 8 protocols). The space's ports are their union.
     pub fn with_protocols(
-        hosts: Vec<IpAddr>,
+        hosts: impl Into<Hosts>,
         ports_of: &[Vec<u16>],
         technique_protocols: &[usize],
     ) -> ProbeSpace {
@@ -155,7 +106,7 @@ impl ProbeSpace {
         if let Some((i, n)) = self.shard {
             let ports = self.ports.len() as u64;
             let (h, p) = ((pair / ports) as usize, (pair % ports) as usize);
-            if shard_of(self.hosts[h], self.ports[p], n) != i {
+            if shard_of(self.hosts.at(h), self.ports[p], n) != i {
                 return false;
             }
         }
@@ -241,7 +192,7 @@ impl ProbeSpace {
         let rest = index / self.techniques as u64;
         let p = (rest % self.ports.len() as u64) as usize;
         let h = (rest / self.ports.len() as u64) as usize;
-        (self.hosts[h], self.ports[p], t)
+        (self.hosts.at(h), self.ports[p], t)
     }
 }
 
@@ -322,7 +273,7 @@ mod tests {
             .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i * 7)))
             .collect();
         for (hosts, runs) in [(blocks, true), (scattered, false)] {
-            let index = HostIndex::new(&hosts);
+            let index = HostIndex::new(&Hosts::from(hosts.clone()));
             assert_eq!(matches!(index, HostIndex::Runs(_)), runs);
             for (i, h) in hosts.iter().enumerate() {
                 assert_eq!(index.get(*h), Some(i as u32), "{h}");

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::model::host::HostStatus;
+use crate::model::host::HostStatuses;
 use crate::model::probe::ProbeSpace;
 use crate::model::technique::{PortState, Protocol, Reason, Technique};
 
@@ -133,7 +133,7 @@ pub struct ScanResult {
     pub decided: Vec<Range<u64>>,
     /// Per host (in `space.hosts` order): up or down, and why. A down host
     /// has no findings.
-    pub hosts: Vec<HostStatus>,
+    pub hosts: HostStatuses,
     /// Probes (indices in the probe space, ascending) whose silence a rate
     /// limiter may explain: not confirmed within the host's time budget.
     pub rate_limited: Vec<u64>,
@@ -209,7 +209,7 @@ impl ScanResult {
         };
         let old = |h: usize, port: u16, t: usize| {
             self.space
-                .index(hosts[h], port, t)
+                .index(hosts.at(h), port, t)
                 .expect("a part's probe is the whole's")
         };
         let mut findings = Vec::with_capacity(hosts.len() * asked.len() * ts.len());
@@ -294,7 +294,7 @@ impl ScanResult {
 
     /// Whether host `i` (a position in `space.hosts`) was found up.
     pub fn is_up(&self, i: usize) -> bool {
-        self.hosts.get(i).is_none_or(|h| h.up)
+        self.hosts.get(i).up
     }
 
     pub fn is_rate_limited(&self, index: u64) -> bool {
@@ -303,13 +303,12 @@ impl ScanResult {
 
     /// Hosts found up (not those an interrupted discovery never asked).
     pub fn hosts_up(&self) -> usize {
-        (0..self.space.hosts.len())
-            .filter(|&i| {
-                self.hosts
-                    .get(i)
-                    .is_none_or(|h| h.up && h.reason != crate::model::host::HostReason::NotAsked)
-            })
-            .count()
+        let up = |h: &crate::model::host::HostStatus| {
+            h.up && h.reason != crate::model::host::HostReason::NotAsked
+        };
+        // Hosts past the statuses (none given) are taken as up.
+        let beyond = self.space.hosts.len().saturating_sub(self.hosts.len());
+        self.hosts.count(up) + beyond
     }
 }
 
@@ -369,7 +368,7 @@ mod tests {
             interrupted: false,
             complete: true,
             decided: Vec::new(),
-            hosts: vec![HostStatus::ASSUMED_UP],
+            hosts: HostStatuses::all(crate::model::host::HostStatus::ASSUMED_UP, 1),
             rate_limited: vec![marked],
             limits: vec![limit],
             names: Vec::new(),

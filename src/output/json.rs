@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::model::host::HostReason;
 use crate::model::result::ScanResult;
 use crate::model::services::Services;
 use crate::model::technique::PortState;
@@ -273,7 +274,18 @@ fn jsonl_rows(
         };
         let in_chunk =
             rows.contains(&last) || (own.is_empty() && last == total && rows.end == total);
-        if in_chunk {
+        // An interrupted scan says nothing of a host it did not get to
+        // (its resume will): neither a probe concluded nor discovery's word.
+        let untouched = result.interrupted
+            && matches!(
+                host.status.reason,
+                HostReason::UserSet | HostReason::NotAsked
+            )
+            && host
+                .rows
+                .iter()
+                .all(|(_, fs)| fs.iter().all(Option::is_none));
+        if in_chunk && !untouched {
             let findings = match host.status.up {
                 true => part_hosts.findings(span.start + h, host, result, lang),
                 false => Vec::new(),
@@ -360,7 +372,7 @@ mod tests {
             interrupted: false,
             complete: true,
             decided: vec![],
-            hosts: Vec::new(),
+            hosts: Default::default(),
             rate_limited: Vec::new(),
             limits: Vec::new(),
             names: vec![(hosts[0], "first".to_string())],

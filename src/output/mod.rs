@@ -225,12 +225,8 @@ pub(crate) fn host_rows(result: &ScanResult, i: usize) -> HostRows<'_> {
     HostRows {
         limited: limited_of(result, i),
         limit: result.limits.iter().find(|l| l.host == i).copied(),
-        host: result.space.hosts[i],
-        status: result
-            .hosts
-            .get(i)
-            .copied()
-            .unwrap_or(HostStatus::ASSUMED_UP),
+        host: result.space.hosts.at(i),
+        status: result.hosts.get(i),
         rows: result
             .space
             .ports

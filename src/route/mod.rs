@@ -19,26 +19,28 @@ use std::os::fd::AsRawFd;
 use pnet::datalink::{self, NetworkInterface};
 
 use crate::error::usage;
+use crate::model::hosts::{Hosts, PerHost};
+use crate::model::probe::addr_key;
 use crate::route::nexthop::{KernelRoute, RouteKind};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePlan {
     /// Source address per target, in target order.
-    pub sources: Vec<IpAddr>,
+    pub sources: PerHost<IpAddr>,
     /// Interfaces the probes leave through (names), deduplicated.
     pub interfaces: Vec<String>,
     /// Where to capture: one interface's index, or 0 for all of them.
     pub capture_ifindex: u32,
     /// The kernel's route per target, in target order (`None` where it
     /// gave none), with `-e`'s interface as the output interface.
-    pub kernel: Vec<Option<KernelRoute>>,
+    pub kernel: PerHost<Option<KernelRoute>>,
 }
 
 /// `sources` (`-S`): the probes' source addresses, empty for the kernel's
 /// choice; every one must be an address of this host (on one interface,
 /// `-e`'s if given), or the replies would never come back to it.
 pub fn plan(
-    targets: &[IpAddr],
+    targets: &Hosts,
     device: Option<&str>,
     sources: &[IpAddr],
 ) -> anyhow::Result<RoutePlan> {
@@ -55,12 +57,15 @@ pub fn plan(
     };
     let sources_on = check_sources(&all, sources, device)?;
     let link_local = |t: &&IpAddr| matches!(t, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
-    if let (Some(t), None) = (targets.iter().find(link_local), forced) {
+    // Each run of targets is within one family, and a link-local one
+    // starts inside fe80::/10: the runs' first addresses stand for them.
+    let firsts = || targets.runs().map(|(a, _, _)| a);
+    if let (Some(t), None) = (firsts().find(|t| link_local(&t)), forced) {
         return Err(usage(format!(
             "{t} is a link-local address: give the interface it is on ({t}%eth0, or -e eth0)"
         )));
     }
-    let other_family = |s: &IpAddr| targets.iter().find(|t| t.is_ipv6() != s.is_ipv6());
+    let other_family = |s: &IpAddr| firsts().find(|t| t.is_ipv6() != s.is_ipv6());
     if let Some((s, t)) = sources.first().and_then(|s| Some((s, other_family(s)?))) {
         return Err(usage(format!(
             "source address {s} (-S) cannot reach target {t}, which is of the other IP \
@@ -71,7 +76,7 @@ pub fn plan(
     let mut forced_source = [None, None];
     for (slot, v6) in [(0, false), (1, true)] {
         // Link-local targets answer our link-local address (below).
-        if !targets.iter().any(|t| t.is_ipv6() == v6 && !link_local(&t)) {
+        if !firsts().any(|t| t.is_ipv6() == v6 && !link_local(&&t)) {
             continue;
         }
         forced_source[slot] = match (sources.first().copied(), forced) {
@@ -89,61 +94,76 @@ pub fn plan(
     // One batch of questions instead of a UDP socket per target: a /16
     // sweep starts in a quarter of the time (0.2 s instead of 0.65 s).
     let kernel = nexthop::kernel_routes(targets, forced.map(|i| i.index))
-        .unwrap_or_else(|_| vec![None; targets.len()]);
+        .unwrap_or_else(|_| PerHost::filled(None, targets.len()));
     let given = !sources.is_empty();
     // Where the kernel's answer is missing or unusual: one UDP socket.
     let mut lookup: Option<SourceLookup> = None;
-    let mut sources = Vec::with_capacity(targets.len());
+    let mut out_sources = PerHost::new();
     let mut interfaces: Vec<String> = Vec::new();
-    for (&target, route) in targets.iter().zip(&kernel) {
-        let src = match (forced_source[usize::from(target.is_ipv6())], route) {
-            // A link-local target answers our link-local address.
-            (
-                _,
-                Some(KernelRoute {
-                    source: Some(s), ..
-                }),
-            ) if link_local(&&target) && !given => *s,
-            (Some(s), _) => s,
-            (
-                None,
-                Some(KernelRoute {
-                    kind: RouteKind::Unicast | RouteKind::Local,
-                    source: Some(s),
-                    ..
-                }),
-            ) => *s,
-            (None, _) => {
-                let mut l = match lookup.take() {
-                    Some(l) => l,
-                    None => SourceLookup::new()?,
+    // A run of targets under one route has one source, but where the
+    // kernel's answer is missing or unusual, which is asked per target.
+    for (positions, route) in kernel.runs() {
+        for (target, count, _) in targets.slice(positions).runs() {
+            let known = match (forced_source[usize::from(target.is_ipv6())], route) {
+                // A link-local target answers our link-local address.
+                (
+                    _,
+                    Some(KernelRoute {
+                        source: Some(s), ..
+                    }),
+                ) if link_local(&&target) && !given => Some(*s),
+                (Some(s), _) => Some(s),
+                (
+                    None,
+                    Some(KernelRoute {
+                        kind: RouteKind::Unicast | RouteKind::Local,
+                        source: Some(s),
+                        ..
+                    }),
+                ) => Some(*s),
+                (None, _) => None,
+            };
+            let srcs: Vec<(IpAddr, u64)> = match known {
+                Some(src) => vec![(src, count)],
+                None => {
+                    let key = crate::model::probe::addr_key(target);
+                    let l = match &mut lookup {
+                        Some(l) => l,
+                        None => lookup.insert(SourceLookup::new()?),
+                    };
+                    (0..count)
+                        .map(|k| {
+                            let t = crate::model::hosts::from_key(key + u128::from(k));
+                            Ok((l.source(t)?, 1))
+                        })
+                        .collect::<anyhow::Result<_>>()?
+                }
+            };
+            for (src, n) in srcs {
+                // The interface the kernel routes through, which for one of
+                // our own addresses is lo, not the interface that holds the
+                // address (the replies would never be seen there); else the
+                // one that holds the source address.
+                let by_route = route
+                    .as_ref()
+                    .filter(|r| r.oif != 0)
+                    .and_then(|r| all.iter().find(|i| i.index == r.oif));
+                let iface = match (forced, by_route) {
+                    (Some(i), _) | (None, Some(i)) => i.name.clone(),
+                    (None, None) => all
+                        .iter()
+                        .find(|i| i.ips.iter().any(|ip| ip.ip() == src))
+                        .map(|i| i.name.clone())
+                        .unwrap_or_else(|| "?".to_string()),
                 };
-                let src = l.source(target)?;
-                lookup = Some(l);
-                src
+                if !interfaces.contains(&iface) {
+                    interfaces.push(iface);
+                }
+                out_sources.push_n(src, n);
             }
-        };
-        // The interface the kernel routes through, which for one of our own
-        // addresses is lo, not the interface that holds the address (the
-        // replies would never be seen there); else the one that holds the
-        // source address.
-        let by_route = route
-            .as_ref()
-            .filter(|r| r.oif != 0)
-            .and_then(|r| all.iter().find(|i| i.index == r.oif));
-        let iface = match (forced, by_route) {
-            (Some(i), _) | (None, Some(i)) => i.name.clone(),
-            (None, None) => all
-                .iter()
-                .find(|i| i.ips.iter().any(|ip| ip.ip() == src))
-                .map(|i| i.name.clone())
-                .unwrap_or_else(|| "?".to_string()),
-        };
-        if !interfaces.contains(&iface) {
-            interfaces.push(iface);
         }
-        sources.push(src);
     }
+    let sources = out_sources;
     // The replies to a source come back where it lives.
     if let Some(on) = &sources_on {
         if let Some(other) = interfaces.iter().find(|i| *i != on) {
@@ -203,7 +223,7 @@ pub fn subnet_edges() -> Vec<(Ipv4Addr, String)> {
 /// Leaves the subnet edges ([`subnet_edges`]) out of a range of targets
 /// with one notice; a single target that is one is refused.
 pub fn skip_subnet_edges(
-    targets: &mut Vec<IpAddr>,
+    targets: &mut Hosts,
     notify: Option<&crate::error::Notify>,
 ) -> anyhow::Result<()> {
     let edges = subnet_edges();
@@ -212,22 +232,41 @@ pub fn skip_subnet_edges(
         IpAddr::V4(t) => edges.iter().find(|(a, _)| a == t).map(|(_, why)| why),
         IpAddr::V6(t) => t.is_multicast().then_some(&multicast),
     };
-    if let [one] = targets.as_slice() {
-        if let Some(why) = edge(one) {
+    if targets.len() == 1 {
+        let one = targets.at(0);
+        if let Some(why) = edge(&one) {
             return Err(usage(format!(
                 "{one} is {why}: it names no single host to scan"
             )));
         }
         return Ok(());
     }
-    let skipped: Vec<String> = targets
+    // Looked for run by run: a /8 is not walked address by address.
+    let mut keys: Vec<u128> = edges
+        .iter()
+        .map(|(a, _)| addr_key(IpAddr::V4(*a)))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let multicast_from = addr_key("ff00::".parse().expect("an IPv6 address"));
+    let removed = targets.remove(|lo, hi| {
+        let mut inside: Vec<u128> = keys
+            .iter()
+            .copied()
+            .filter(|k| (lo..=hi).contains(k))
+            .collect();
+        if hi >= multicast_from {
+            inside.extend(lo.max(multicast_from)..=hi);
+        }
+        inside
+    });
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let skipped: Vec<String> = removed
         .iter()
         .filter_map(|t| edge(t).map(|why| format!("{t} ({why})")))
         .collect();
-    if skipped.is_empty() {
-        return Ok(());
-    }
-    targets.retain(|t| edge(t).is_none());
     if let Some(notify) = notify {
         notify(&format!(
             "skipping {}: a probe to it would be a broadcast",
@@ -362,8 +401,11 @@ mod tests {
 
     #[test]
     fn loopback_is_reached_from_loopback() {
-        let p = plan(&[Ipv4Addr::LOCALHOST.into()], None, &[]).unwrap();
-        assert_eq!(p.sources, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        let p = plan(&Hosts::from([IpAddr::V4(Ipv4Addr::LOCALHOST)]), None, &[]).unwrap();
+        assert_eq!(
+            p.sources,
+            PerHost::from(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)])
+        );
         assert_eq!(p.interfaces, vec!["lo".to_string()]);
         assert_ne!(p.capture_ifindex, 0);
     }
@@ -374,9 +416,9 @@ mod tests {
             .iter()
             .map(|t| t.parse().unwrap())
             .collect();
-        let routes = nexthop::kernel_routes(&targets, None).unwrap();
+        let routes = nexthop::kernel_routes(&Hosts::from(targets.clone()), None).unwrap();
         let mut udp = SourceLookup::new().unwrap();
-        for (t, r) in targets.iter().zip(routes) {
+        for (t, r) in targets.iter().zip(routes.iter().copied()) {
             let r = r.unwrap_or_else(|| panic!("no route to {t}"));
             assert_eq!(r.kind, RouteKind::Local, "{t}");
             assert_eq!(r.source, Some(udp.source(*t).unwrap()), "{t}");
@@ -385,35 +427,43 @@ mod tests {
 
     #[test]
     fn loopbacks_edges_are_skipped_in_a_range_and_refused_alone() {
-        let mut targets: Vec<IpAddr> = ["127.0.0.0", "127.0.0.1", "127.255.255.255"]
+        let mut targets: Hosts = ["127.0.0.0", "127.0.0.1", "127.255.255.255"]
             .iter()
-            .map(|t| t.parse().unwrap())
+            .map(|t| t.parse::<IpAddr>().unwrap())
             .collect();
         let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let s = said.clone();
         let notify: crate::error::Notify =
             std::sync::Arc::new(move |m: &str| s.lock().unwrap().push(m.to_string()));
         skip_subnet_edges(&mut targets, Some(&notify)).unwrap();
-        assert_eq!(targets, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        assert_eq!(targets, Hosts::from([IpAddr::V4(Ipv4Addr::LOCALHOST)]));
         let said = said.lock().unwrap();
         assert_eq!(said.len(), 1, "one notice: {said:?}");
         assert!(
             said[0].contains("127.255.255.255 (the broadcast address of 127.0.0.0/8 on lo)"),
             "{said:?}"
         );
-        let err = skip_subnet_edges(&mut vec![Ipv4Addr::new(127, 255, 255, 255).into()], None)
-            .unwrap_err();
+        let err = skip_subnet_edges(
+            &mut Hosts::from([Ipv4Addr::new(127, 255, 255, 255).into()]),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
     }
 
     #[test]
     fn overrides_and_unknown_interfaces() {
         let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9));
-        let p = plan(&[Ipv4Addr::LOCALHOST.into()], Some("lo"), &[src]).unwrap();
-        assert_eq!(p.sources, vec![src]);
+        let p = plan(
+            &Hosts::from([IpAddr::V4(Ipv4Addr::LOCALHOST)]),
+            Some("lo"),
+            &[src],
+        )
+        .unwrap();
+        assert_eq!(p.sources, PerHost::from(vec![src]));
         // Not this host's: the replies would go elsewhere.
         let err = plan(
-            &[Ipv4Addr::LOCALHOST.into()],
+            &Hosts::from([IpAddr::V4(Ipv4Addr::LOCALHOST)]),
             None,
             &[src, Ipv4Addr::new(192, 0, 2, 1).into()],
         )
@@ -423,7 +473,12 @@ mod tests {
             err.to_string().contains("192.0.2.1 (-S) is not an address"),
             "{err}"
         );
-        let err = plan(&[Ipv4Addr::LOCALHOST.into()], Some("nosuch0"), &[]).unwrap_err();
+        let err = plan(
+            &Hosts::from([IpAddr::V4(Ipv4Addr::LOCALHOST)]),
+            Some("nosuch0"),
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
         assert!(err.to_string().contains("nosuch0"), "{err}");
     }
@@ -431,7 +486,7 @@ mod tests {
     #[test]
     fn a_link_local_target_needs_its_interface() {
         let t: IpAddr = "fe80::1".parse().unwrap();
-        let err = plan(&[t], None, &[]).unwrap_err();
+        let err = plan(&Hosts::from([t]), None, &[]).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
         assert!(err.to_string().contains("fe80::1%eth0"), "{err}");
     }

@@ -44,6 +44,8 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use rustc_hash::FxHashMap;
 
+use crate::model::hosts::{from_key, Hosts, PerHost};
+use crate::model::probe::addr_key;
 use crate::wire::frame::{ethernet_header, Mac, ETH_HLEN};
 
 /// The kind of route the kernel chose.
@@ -391,99 +393,97 @@ impl Boundaries {
     }
 }
 
-/// Groups `targets` into cells ([`Boundaries::cell_len`]): the cell of each
-/// target, and one target per cell to ask the kernel about.
-fn cells(targets: &[Ipv4Addr], b: &Boundaries) -> (Vec<u32>, Vec<Ipv4Addr>) {
+/// Groups runs of consecutive IPv4 targets (first, how many) into cells
+/// ([`Boundaries::cell_len`]): pieces of a run, each (how many targets,
+/// its cell), and one target per cell to ask the kernel about. A run is
+/// cut where a cell ends, so a /8 in one cell is one piece.
+fn cells(
+    runs: impl Iterator<Item = (Ipv4Addr, u64)>,
+    b: &Boundaries,
+) -> (Vec<(u64, u32)>, Vec<Ipv4Addr>) {
     let mut index: FxHashMap<(u32, u8), u32> = FxHashMap::default();
     let mut asked: Vec<Ipv4Addr> = Vec::new();
-    let mut of = Vec::with_capacity(targets.len());
-    // Targets come in runs (a CIDR block, a range): the last cell is
-    // usually the next target's too, and needs no search.
-    let mut last: Option<(u32, u8, u32)> = None;
-    for &t in targets {
-        let a = u32::from(t);
-        let cell = match last {
-            Some((net, len, i)) if a & mask(len) == net => i,
-            _ => {
-                let len = b.cell_len(a);
-                let net = a & mask(len);
-                let i = *index.entry((net, len)).or_insert_with(|| {
-                    asked.push(t);
-                    (asked.len() - 1) as u32
-                });
-                last = Some((net, len, i));
-                i
+    let mut pieces: Vec<(u64, u32)> = Vec::new();
+    for (first, count) in runs {
+        let (mut a, mut left) = (u64::from(u32::from(first)), count);
+        while left > 0 {
+            let t = a as u32;
+            let len = b.cell_len(t);
+            let net = t & mask(len);
+            let end = u64::from(net) + (1u64 << (32 - u32::from(len)));
+            let n = (end - a).min(left);
+            let i = *index.entry((net, len)).or_insert_with(|| {
+                asked.push(Ipv4Addr::from(t));
+                (asked.len() - 1) as u32
+            });
+            match pieces.last_mut() {
+                Some((m, cell)) if *cell == i => *m += n,
+                _ => pieces.push((n, i)),
             }
-        };
-        of.push(cell);
+            a += n;
+            left -= n;
+        }
     }
-    (of, asked)
+    (pieces, asked)
 }
 
 /// The kernel's route to each target (`None` where it has none, or the
 /// answer was lost), `oif` as `-e` gives it. Asked once per cell of
 /// addresses the routing tables cannot tell apart ([`Boundaries`]): a /8
-/// behind one gateway is one question, not 16 million.
+/// behind one gateway is one question, and one entry, not 16 million.
 ///
 /// IPv6 targets are asked one by one (their sets are lists, not blocks).
-pub fn kernel_routes(targets: &[IpAddr], oif: Option<u32>) -> io::Result<Vec<Option<KernelRoute>>> {
-    let v4: Vec<Ipv4Addr> = targets
-        .iter()
-        .filter_map(|t| match t {
-            IpAddr::V4(a) => Some(*a),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
-    if v4.len() == targets.len() {
-        return kernel_routes_v4(&v4, oif);
-    }
-    let v6: Vec<IpAddr> = targets.iter().copied().filter(IpAddr::is_ipv6).collect();
-    let mut v4_routes = kernel_routes_v4(&v4, oif)?.into_iter();
-    drop(v4);
-    let mut v6_routes = routes_of_each(&v6, oif)?.into_iter();
-    Ok(targets
-        .iter()
-        .map(|t| match t {
-            IpAddr::V4(_) => v4_routes.next().flatten(),
-            IpAddr::V6(_) => v6_routes.next().flatten(),
-        })
-        .collect())
-}
-
-fn kernel_routes_v4(
-    targets: &[Ipv4Addr],
+pub fn kernel_routes(
+    targets: &Hosts,
     oif: Option<u32>,
-) -> io::Result<Vec<Option<KernelRoute>>> {
-    if targets.is_empty() {
-        return Ok(Vec::new());
-    }
-    let bounds = Rtnl::open().and_then(|mut nl| Boundaries::read(&mut nl));
-    match bounds {
-        Ok(b) if b.prefixes.len() <= MAX_BOUNDARIES => {
-            let (of, asked) = cells(targets, &b);
-            let asked: Vec<IpAddr> = asked.into_iter().map(IpAddr::V4).collect();
-            let answers = routes_of_each(&asked, oif)?;
-            Ok(of
-                .iter()
-                .zip(targets)
-                .map(|(&i, &t)| {
-                    let mut r = answers[i as usize];
-                    // A local route without a preferred source answers
-                    // from the destination itself: each target's own.
-                    if let Some(r) = r.as_mut().filter(|r| {
-                        r.kind == RouteKind::Local && r.source == Some(asked[i as usize])
-                    }) {
-                        r.source = Some(t.into());
-                    }
-                    r
-                })
-                .collect())
-        }
-        _ => {
-            let targets: Vec<IpAddr> = targets.iter().map(|&t| t.into()).collect();
-            routes_of_each(&targets, oif)
+) -> io::Result<PerHost<Option<KernelRoute>>> {
+    let bounds = match targets.any_ipv4() {
+        true => Rtnl::open()
+            .and_then(|mut nl| Boundaries::read(&mut nl))
+            .ok()
+            .filter(|b| b.prefixes.len() <= MAX_BOUNDARIES),
+        false => None,
+    };
+    // Per run of targets: (how many, which question), in target order.
+    let mut pieces: Vec<(u64, u32)> = Vec::new();
+    let mut asked: Vec<IpAddr> = Vec::new();
+    for (first, count, start) in targets.runs() {
+        match (first, &bounds) {
+            (IpAddr::V4(a), Some(b)) => {
+                let (of, cells_asked) = cells(std::iter::once((a, count)), b);
+                let base = asked.len() as u32;
+                asked.extend(cells_asked.into_iter().map(IpAddr::V4));
+                pieces.extend(of.into_iter().map(|(n, i)| (n, base + i)));
+            }
+            _ => {
+                for k in 0..count as usize {
+                    asked.push(targets.at(start + k));
+                    pieces.push((1, (asked.len() - 1) as u32));
+                }
+            }
         }
     }
+    let answers = routes_of_each(&asked, oif)?;
+    let mut out = PerHost::new();
+    let mut at = 0usize;
+    for (n, i) in pieces {
+        let r = answers[i as usize];
+        // A local route without a preferred source answers from the
+        // destination itself: each target's own.
+        match r.filter(|r| r.kind == RouteKind::Local && r.source == Some(asked[i as usize])) {
+            Some(r) => {
+                for k in 0..n as usize {
+                    out.push(Some(KernelRoute {
+                        source: Some(targets.at(at + k)),
+                        ..r
+                    }));
+                }
+            }
+            None => out.push_n(r, n),
+        }
+        at += n as usize;
+    }
+    Ok(out)
 }
 
 /// The kernel's route to each target (`None` where it has none, or the
@@ -647,11 +647,10 @@ pub struct HopCounts {
 impl NextHops {
     /// The next hops of `targets`, whose routes [`kernel_routes`] gave.
     /// Never fails: what cannot be resolved stays at layer 3.
-    pub fn resolve(targets: &[IpAddr], routes: &[Option<KernelRoute>]) -> NextHops {
+    pub fn resolve(targets: &Hosts, routes: &PerHost<Option<KernelRoute>>) -> NextHops {
         if !routes
-            .iter()
-            .flatten()
-            .any(|r| r.kind == RouteKind::Unicast)
+            .runs()
+            .any(|(_, r)| r.is_some_and(|r| r.kind == RouteKind::Unicast))
         {
             return NextHops::default();
         }
@@ -666,8 +665,8 @@ impl NextHops {
 
     /// The pure part of [`NextHops::resolve`].
     fn build(
-        targets: &[IpAddr],
-        routes: &[Option<KernelRoute>],
+        targets: &Hosts,
+        routes: &PerHost<Option<KernelRoute>>,
         links: &HashMap<u32, Mac>,
         neigh: &HashMap<(u32, IpAddr), Mac>,
     ) -> NextHops {
@@ -675,49 +674,56 @@ impl NextHops {
         let mut index: HashMap<(u32, IpAddr), u32> = HashMap::new();
         let mut by_target = FxHashMap::default();
         let mut routed: Vec<(u32, u32, u32)> = Vec::new();
-        let mut last: Option<((u32, IpAddr), u32)> = None;
         let mut targets_with_hop = 0;
         let mut by_target6 = FxHashMap::default();
-        for (&t, r) in targets.iter().zip(routes) {
+        let mut hop_of = |key: (u32, IpAddr), src: Mac| {
+            *index.entry(key).or_insert_with(|| {
+                hops.push(Hop {
+                    ifindex: key.0,
+                    addr: key.1,
+                    src,
+                    dst: AtomicU64::new(neigh.get(&key).map_or(0, |&m| pack(m))),
+                });
+                (hops.len() - 1) as u32
+            })
+        };
+        for (positions, r) in routes.runs() {
             let Some(r) = r.filter(|r| r.kind == RouteKind::Unicast) else {
                 continue;
             };
             let Some(&src) = links.get(&r.oif) else {
                 continue;
             };
-            let key = (r.oif, r.next_hop(t));
-            let i = match last {
-                Some((k, i)) if k == key => i,
-                _ => *index.entry(key).or_insert_with(|| {
-                    hops.push(Hop {
-                        ifindex: key.0,
-                        addr: key.1,
-                        src,
-                        dst: AtomicU64::new(neigh.get(&key).map_or(0, |&m| pack(m))),
-                    });
-                    (hops.len() - 1) as u32
-                }),
-            };
-            last = Some((key, i));
-            targets_with_hop += 1;
-            let a = match t {
-                IpAddr::V4(a) => u32::from(a),
-                // IPv6 targets are lists, each its own entry.
-                IpAddr::V6(a) => {
-                    by_target6.insert(u128::from(a), i);
-                    continue;
+            targets_with_hop += positions.len();
+            for (first, count, _) in targets.slice(positions).runs() {
+                match (first, r.gateway) {
+                    // Behind a gateway, runs of addresses share it: a /8
+                    // is one range, not 16 million map entries.
+                    (IpAddr::V4(a), Some(gw)) => {
+                        let i = hop_of((r.oif, gw), src);
+                        let a = u32::from(a);
+                        let last = a + (count - 1) as u32;
+                        match routed.last_mut() {
+                            Some((_, end, hop)) if *hop == i && end.checked_add(1) == Some(a) => {
+                                *end = last
+                            }
+                            _ => routed.push((a, last, i)),
+                        }
+                    }
+                    // On the link every target is its own next hop; IPv6
+                    // targets are lists, each its own entry.
+                    _ => {
+                        let key = addr_key(first);
+                        for k in 0..count {
+                            let t = from_key(key + u128::from(k));
+                            let i = hop_of((r.oif, r.next_hop(t)), src);
+                            match t {
+                                IpAddr::V4(a) => by_target.insert(u32::from(a), i),
+                                IpAddr::V6(a) => by_target6.insert(u128::from(a), i),
+                            };
+                        }
+                    }
                 }
-            };
-            if r.gateway.is_none() {
-                // On the link every target is its own next hop.
-                by_target.insert(a, i);
-                continue;
-            }
-            // Behind a gateway, runs of addresses share it: a /8 is one
-            // range, not 16 million map entries.
-            match routed.last_mut() {
-                Some((_, end, hop)) if *hop == i && end.checked_add(1) == Some(a) => *end = a,
-                _ => routed.push((a, a, i)),
             }
         }
         routed.sort_unstable();
@@ -836,6 +842,25 @@ impl NextHops {
 #[cfg(test)]
 mod tests {
     use super::{cells, Boundaries};
+    use crate::model::hosts::Hosts;
+
+    /// Each target's cell, and the targets asked.
+    fn cells_of(
+        targets: &[std::net::Ipv4Addr],
+        b: &Boundaries,
+    ) -> (Vec<u32>, Vec<std::net::Ipv4Addr>) {
+        let hosts: Hosts = targets.iter().map(|&t| t.into()).collect();
+        let runs = hosts.runs().map(|(a, n, _)| match a {
+            std::net::IpAddr::V4(a) => (a, n),
+            std::net::IpAddr::V6(_) => unreachable!("IPv4 targets"),
+        });
+        let (pieces, asked) = cells(runs, b);
+        let of = pieces
+            .into_iter()
+            .flat_map(|(n, c)| std::iter::repeat_n(c, n as usize))
+            .collect();
+        (of, asked)
+    }
 
     fn net(a: &str, len: u8) -> (u32, u8) {
         (u32::from(a.parse::<std::net::Ipv4Addr>().unwrap()), len)
@@ -866,7 +891,7 @@ mod tests {
         let targets: Vec<std::net::Ipv4Addr> = (0u32..1 << 16)
             .map(|i| (0x0a00_0000 + i * 256 + 7).into())
             .collect();
-        let (of, asked) = cells(&targets, &b);
+        let (of, asked) = cells_of(&targets, &b);
         assert_eq!(asked.len(), 1);
         assert!(of.iter().all(|&c| c == 0));
         assert_eq!(b.cell_len(0x0a01_0203), 8);
@@ -897,7 +922,7 @@ mod tests {
         let targets: Vec<std::net::Ipv4Addr> = (0u32..1 << 12)
             .map(|i| (0x0a00_0000u32.wrapping_add(i.wrapping_mul(0x000f_3a11))).into())
             .collect();
-        let (of, asked) = cells(&targets, &b);
+        let (of, asked) = cells_of(&targets, &b);
         for (i, &x) in targets.iter().enumerate() {
             let rep = u32::from(asked[of[i] as usize]);
             for &(n, l) in &b.prefixes {
@@ -1226,7 +1251,7 @@ mod tests {
             routes.push(r);
         }
         let started = Instant::now();
-        let hops = NextHops::build(&targets, &routes, &links, &neigh);
+        let hops = NextHops::build(&targets.into(), &routes.into(), &links, &neigh);
         assert!(started.elapsed() < Duration::from_secs(1));
         assert_eq!(
             hops.counts(),
@@ -1262,8 +1287,8 @@ mod tests {
     #[test]
     fn rechecks_only_after_a_fallback_and_on_schedule() {
         let hops = NextHops::build(
-            &[ip("10.0.1.3")],
-            &[route(2, None)],
+            &Hosts::from([ip("10.0.1.3")]),
+            &PerHost::from(vec![route(2, None)]),
             &HashMap::from([(2, [2, 0, 0, 0, 0, 1])]),
             &HashMap::new(),
         );
@@ -1285,12 +1310,12 @@ mod tests {
         let mut gateway = route(2, None).unwrap();
         gateway.gateway = Some(ip("fd00:213:1::fe"));
         let hops = NextHops::build(
-            &[
+            &Hosts::from([
                 ip("fd00:213:1::2"),
                 ip("fd00:213:2::2"),
                 ip("fd00:213:1::9"),
-            ],
-            &[route(2, None), Some(gateway), route(2, None)],
+            ]),
+            &PerHost::from(vec![route(2, None), Some(gateway), route(2, None)]),
             &HashMap::from([(2, ours)]),
             &HashMap::from([
                 ((2, ip("fd00:213:1::2")), web),

@@ -1,0 +1,440 @@
+//! The target addresses in scan order, held as runs of consecutive
+//! addresses: a /8 is one run of 32 bytes, not 16 million addresses of 17
+//! (before any table is built from it, and for every copy of it).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rustc_hash::FxHashMap;
+
+use crate::model::probe::addr_key;
+
+/// `count` consecutive addresses from `first` (an [`addr_key`]), at
+/// positions `start..start + count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    first: u128,
+    count: u64,
+    start: u64,
+}
+
+impl Run {
+    fn is_v6(&self) -> bool {
+        !is_v4_key(self.first)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hosts {
+    runs: Vec<Run>,
+    len: u64,
+}
+
+/// Whether an [`addr_key`] is an IPv4 address's.
+fn is_v4_key(key: u128) -> bool {
+    key >> 32 == 0xffff
+}
+
+/// The address an [`addr_key`] stands for.
+pub fn from_key(key: u128) -> IpAddr {
+    match is_v4_key(key) {
+        true => IpAddr::V4(Ipv4Addr::from(key as u32)),
+        false => IpAddr::V6(Ipv6Addr::from(key)),
+    }
+}
+
+impl Hosts {
+    pub fn new() -> Hosts {
+        Hosts::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends one address.
+    pub fn push(&mut self, addr: IpAddr) {
+        self.push_run(addr, 1);
+    }
+
+    /// Appends `count` consecutive addresses from `first` (within its
+    /// family: a run never crosses from IPv4 into IPv6).
+    pub fn push_run(&mut self, first: IpAddr, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let key = addr_key(first);
+        let start = self.len;
+        self.len += count;
+        if let Some(last) = self.runs.last_mut() {
+            let next = last.first.checked_add(u128::from(last.count));
+            if next == Some(key) && last.is_v6() == first.is_ipv6() {
+                last.count += count;
+                return;
+            }
+        }
+        self.runs.push(Run {
+            first: key,
+            count,
+            start,
+        });
+    }
+
+    /// The address at position `i` (`i < len()`).
+    pub fn at(&self, i: usize) -> IpAddr {
+        let i = i as u64;
+        let r = match self.runs.as_slice() {
+            [only] => only,
+            runs => &runs[runs.partition_point(|r| r.start <= i) - 1],
+        };
+        from_key(r.first + u128::from(i - r.start))
+    }
+
+    /// The addresses in order.
+    pub fn iter(&self) -> impl Iterator<Item = IpAddr> + Clone + '_ {
+        self.runs
+            .iter()
+            .flat_map(|r| (0..r.count).map(move |k| from_key(r.first + u128::from(k))))
+    }
+
+    /// The runs of consecutive addresses, in order: (first address, how
+    /// many, position of the first).
+    pub fn runs(&self) -> impl Iterator<Item = (IpAddr, u64, usize)> + '_ {
+        self.runs
+            .iter()
+            .map(|r| (from_key(r.first), r.count, r.start as usize))
+    }
+
+    /// How many runs: what a table per run of targets costs.
+    pub fn run_count(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn any_ipv6(&self) -> bool {
+        self.runs.iter().any(Run::is_v6)
+    }
+
+    pub fn any_ipv4(&self) -> bool {
+        self.runs.iter().any(|r| !r.is_v6())
+    }
+
+    /// The addresses at `range` of positions.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Hosts {
+        let mut out = Hosts::new();
+        let (lo, hi) = (range.start as u64, range.end as u64);
+        let from = self.runs.partition_point(|r| r.start + r.count <= lo);
+        for r in &self.runs[from..] {
+            if r.start >= hi {
+                break;
+            }
+            let a = lo.max(r.start);
+            let b = hi.min(r.start + r.count);
+            out.push_run(from_key(r.first + u128::from(a - r.start)), b - a);
+        }
+        out
+    }
+
+    /// Leaves out the addresses that `inside(first, last)` lists (sorted
+    /// [`addr_key`]s between a run's first and last, inclusive), run by
+    /// run, without visiting the addresses kept; returns those left out.
+    pub fn remove(&mut self, mut inside: impl FnMut(u128, u128) -> Vec<u128>) -> Vec<IpAddr> {
+        let mut out = Hosts::new();
+        let mut removed = Vec::new();
+        for r in &self.runs {
+            let last = r.first + u128::from(r.count - 1);
+            let mut from = r.first;
+            for k in inside(r.first, last) {
+                if k < from || k > last {
+                    continue;
+                }
+                out.push_run(from_key(from), (k - from) as u64);
+                removed.push(from_key(k));
+                from = k + 1;
+            }
+            if from <= last {
+                out.push_run(from_key(from), (last - from + 1) as u64);
+            }
+        }
+        *self = out;
+        removed
+    }
+
+    /// Keeps the addresses `keep` says yes to, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(IpAddr) -> bool) {
+        let mut out = Hosts::new();
+        for a in self.iter() {
+            if keep(a) {
+                out.push(a);
+            }
+        }
+        *self = out;
+    }
+}
+
+impl FromIterator<IpAddr> for Hosts {
+    fn from_iter<I: IntoIterator<Item = IpAddr>>(iter: I) -> Hosts {
+        let mut h = Hosts::new();
+        for a in iter {
+            h.push(a);
+        }
+        h
+    }
+}
+
+impl From<Vec<IpAddr>> for Hosts {
+    fn from(v: Vec<IpAddr>) -> Hosts {
+        v.into_iter().collect()
+    }
+}
+
+impl From<&[IpAddr]> for Hosts {
+    fn from(v: &[IpAddr]) -> Hosts {
+        v.iter().copied().collect()
+    }
+}
+
+impl<const N: usize> From<[IpAddr; N]> for Hosts {
+    fn from(v: [IpAddr; N]) -> Hosts {
+        v.into_iter().collect()
+    }
+}
+
+/// Address -> position among the hosts. Targets mostly come as blocks and
+/// ranges: their runs of consecutive addresses, searched by bisection,
+/// index a /8 in 12 bytes instead of a 16-million-entry map (seconds
+/// and hundreds of MB before the first probe). Scattered addresses (a list
+/// of single hosts) keep the hash, one probe per lookup.
+#[derive(Debug, Clone)]
+pub enum HostIndex {
+    /// (first address, last address, position of the first), sorted, as
+    /// [`addr_key`]s.
+    Runs(Vec<(u128, u128, u32)>),
+    Hash(FxHashMap<IpAddr, u32>),
+}
+
+impl HostIndex {
+    pub fn new(hosts: &Hosts) -> HostIndex {
+        // Mostly single addresses: the hash is faster and no larger.
+        let runs = hosts.run_count();
+        if runs > 64 && runs > hosts.len() / 4 {
+            return HostIndex::Hash(
+                hosts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (h, i as u32))
+                    .collect(),
+            );
+        }
+        let mut runs: Vec<(u128, u128, u32)> = hosts
+            .runs()
+            .map(|(first, n, at)| {
+                let a = addr_key(first);
+                (a, a + u128::from(n) - 1, at as u32)
+            })
+            .collect();
+        runs.sort_unstable();
+        HostIndex::Runs(runs)
+    }
+
+    pub fn get(&self, host: IpAddr) -> Option<u32> {
+        match self {
+            HostIndex::Hash(m) => m.get(&host).copied(),
+            HostIndex::Runs(runs) => {
+                let a = addr_key(host);
+                let at = runs.partition_point(|&(first, _, _)| first <= a);
+                let &(first, last, pos) = runs.get(at.checked_sub(1)?)?;
+                (a <= last).then(|| pos + (a - first) as u32)
+            }
+        }
+    }
+}
+
+/// A value per target position, held as runs of equal values: the route
+/// and the source address of a /8 behind one gateway are one entry each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerHost<T> {
+    /// Position of each run's first target, ascending.
+    starts: Vec<u64>,
+    values: Vec<T>,
+    len: u64,
+}
+
+impl<T> Default for PerHost<T> {
+    fn default() -> Self {
+        PerHost {
+            starts: Vec::new(),
+            values: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: PartialEq> PerHost<T> {
+    pub fn new() -> PerHost<T> {
+        PerHost::default()
+    }
+
+    /// `n` copies of `value`.
+    pub fn filled(value: T, n: usize) -> PerHost<T> {
+        let mut p = PerHost::new();
+        p.push_n(value, n as u64);
+        p
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push(&mut self, value: T) {
+        self.push_n(value, 1);
+    }
+
+    /// Appends `n` positions holding `value`.
+    pub fn push_n(&mut self, value: T, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if self.values.last() != Some(&value) {
+            self.starts.push(self.len);
+            self.values.push(value);
+        }
+        self.len += n;
+    }
+
+    /// The value at position `i` (`i < len()`).
+    pub fn get(&self, i: usize) -> &T {
+        let at = match self.values.len() {
+            1 => 0,
+            _ => self.starts.partition_point(|&s| s <= i as u64) - 1,
+        };
+        &self.values[at]
+    }
+
+    /// Every position's value, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.runs()
+            .flat_map(|(range, v)| std::iter::repeat_n(v, range.len()))
+    }
+
+    /// The runs: positions and their one value.
+    pub fn runs(&self) -> impl Iterator<Item = (std::ops::Range<usize>, &T)> + '_ {
+        self.values.iter().enumerate().map(|(k, v)| {
+            let end = self.starts.get(k + 1).copied().unwrap_or(self.len);
+            (self.starts[k] as usize..end as usize, v)
+        })
+    }
+}
+
+impl<T: PartialEq> FromIterator<T> for PerHost<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> PerHost<T> {
+        let mut p = PerHost::new();
+        for v in iter {
+            p.push(v);
+        }
+        p
+    }
+}
+
+impl<T: PartialEq> From<Vec<T>> for PerHost<T> {
+    fn from(v: Vec<T>) -> PerHost<T> {
+        v.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_block_is_one_run_and_reads_back_in_order() {
+        let mut h = Hosts::new();
+        h.push_run(v4("10.0.0.0"), 1 << 24);
+        assert_eq!(h.len(), 1 << 24);
+        assert_eq!(h.run_count(), 1);
+        assert_eq!(h.at(0), v4("10.0.0.0"));
+        assert_eq!(h.at((1 << 24) - 1), v4("10.255.255.255"));
+        assert_eq!(h.at(258), v4("10.0.1.2"));
+    }
+
+    #[test]
+    fn runs_merge_only_consecutive_addresses_of_one_family() {
+        let list: Vec<IpAddr> = [
+            "10.0.0.1",
+            "10.0.0.2",
+            "10.0.0.3",
+            "10.0.0.9",
+            "255.255.255.255",
+            "::1:0:0:0",
+            "fd00::1",
+            "fd00::2",
+            "10.0.0.4",
+        ]
+        .iter()
+        .map(|s| v4(s))
+        .collect();
+        let h = Hosts::from(list.clone());
+        assert_eq!(h.run_count(), 6);
+        assert_eq!(h.iter().collect::<Vec<_>>(), list);
+        for (i, a) in list.iter().enumerate() {
+            assert_eq!(h.at(i), *a, "position {i}");
+        }
+        assert!(h.any_ipv4() && h.any_ipv6());
+        let runs: Vec<_> = h.runs().map(|(a, n, s)| (a.to_string(), n, s)).collect();
+        assert_eq!(runs[0], ("10.0.0.1".to_string(), 3, 0));
+        assert_eq!(runs[4], ("fd00::1".to_string(), 2, 6));
+    }
+
+    #[test]
+    fn slices_and_retains_keep_order_and_positions() {
+        let mut h = Hosts::new();
+        h.push_run(v4("10.0.0.0"), 10);
+        h.push_run(v4("10.0.1.0"), 10);
+        let s = h.slice(5..15);
+        let want: Vec<IpAddr> = h.iter().skip(5).take(10).collect();
+        assert_eq!(s.iter().collect::<Vec<_>>(), want);
+        assert_eq!(s.run_count(), 2);
+        h.retain(|a| a != v4("10.0.0.3"));
+        assert_eq!(h.len(), 19);
+        assert_eq!(h.at(3), v4("10.0.0.4"));
+        let gone = h.remove(|lo, hi| {
+            [addr_key(v4("10.0.0.0")), addr_key(v4("10.0.1.9"))]
+                .into_iter()
+                .filter(|k| (lo..=hi).contains(k))
+                .collect()
+        });
+        assert_eq!(gone, vec![v4("10.0.0.0"), v4("10.0.1.9")]);
+        assert_eq!(h.len(), 17);
+        assert_eq!(h.at(0), v4("10.0.0.1"));
+        assert_eq!(h.at(16), v4("10.0.1.8"));
+    }
+
+    #[test]
+    fn per_host_values_are_runs_of_equal_values() {
+        let mut p: PerHost<Option<u8>> = PerHost::new();
+        p.push_n(Some(1), 1 << 24);
+        p.push(None);
+        p.push(None);
+        p.push(Some(1));
+        assert_eq!(p.len(), (1 << 24) + 3);
+        assert_eq!(p.runs().count(), 3);
+        assert_eq!(*p.get(0), Some(1));
+        assert_eq!(*p.get((1 << 24) - 1), Some(1));
+        assert_eq!(*p.get(1 << 24), None);
+        assert_eq!(*p.get((1 << 24) + 2), Some(1));
+        let back: Vec<Option<u8>> = p.iter().skip((1 << 24) - 1).copied().collect();
+        assert_eq!(back, vec![Some(1), None, None, Some(1)]);
+        let ranges: Vec<_> = p.runs().map(|(r, _)| r).collect();
+        assert_eq!(ranges[1], (1 << 24)..(1 << 24) + 2);
+    }
+}
