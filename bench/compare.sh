@@ -8,7 +8,9 @@
 # Network rule: every probe goes to an address that exists only inside a
 # namespace created here (the flagscan lab 10.213.x.x and its IPv6 twin
 # fd00:213:x::, a /16 of local addresses 10.214.0.0/16 behind a veth, a
-# lossy host 10.213.1.9). The scanner namespace has no default route (IPv4
+# lossy host 10.213.1.9; for job 13 a /8, 10.0.0.0/8, routed from a scanner
+# namespace of its own to a namespace that drops it). The scanner
+# namespaces have no default route (IPv4
 # or IPv6) and no link to the host's own network, so nothing can leave it.
 # Every tool runs under `timeout`; an EXIT trap removes the lab and the
 # namespaces whatever happens.
@@ -19,7 +21,7 @@
 #   FSBENCH_RATE     masscan --rate and zmap -r (default 300000)
 #   FSBENCH_NO_BUILD=1  use target/release/flagscan as it is
 #   FSBENCH_JOBS     the jobs to run, by number, e.g. "12" or "1,12"
-#                    (default: all, 1-12); the lab is built whole either way,
+#                    (default: all, 1-13); the lab is built whole either way,
 #                    and the targets summary has only the lines of the jobs run
 #   CARGO_TARGET_DIR where the build goes and the binary is taken from
 #                    (default target/ under the repository)
@@ -50,6 +52,8 @@ FWD_IP=10.213.1.5
 REJ_IP=10.213.1.6
 SWEEP_NS=$PREFIX-sweep
 LOSS_NS=$PREFIX-loss
+S8_NS=$PREFIX-s8   # job 13: a scanner with a route for 10.0.0.0/8 only
+K8_NS=$PREFIX-k8   # job 13: where that route leads; it forwards nothing
 WEB=10.213.1.2
 SCAN_IP=10.213.1.1
 LOSS_IP=10.213.1.9
@@ -62,7 +66,7 @@ WEB6=fd00:213:1::2  # web's IPv6 twin (job 12)
 SCAN_IP6=fd00:213:1::1
 STATES="python3 $HERE/states.py"
 
-ALL_JOBS="1 2 3 4 5 6 7 8 9 10 11 12"
+ALL_JOBS="1 2 3 4 5 6 7 8 9 10 11 12 13"
 jobs_arg=${FSBENCH_JOBS:-$ALL_JOBS}
 read -ra JOB_LIST <<<"${jobs_arg//,/ }"
 ((${#JOB_LIST[@]})) || { echo "compare.sh: FSBENCH_JOBS is empty (jobs: $ALL_JOBS)" >&2; exit 2; }
@@ -100,9 +104,11 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     set +e
-    log "cleaning up: removing namespaces $SWEEP_NS $LOSS_NS and lab '$PREFIX'"
+    log "cleaning up: removing namespaces $SWEEP_NS $LOSS_NS $S8_NS $K8_NS and lab '$PREFIX'"
     del_ns "$SWEEP_NS"
     del_ns "$LOSS_NS"
+    del_ns "$S8_NS"
+    del_ns "$K8_NS"
     if [[ -n $FS && -x $FS ]]; then
         timeout 60 "$FS" lab down --prefix "$PREFIX" >/dev/null 2>&1
     fi
@@ -564,6 +570,61 @@ if want 12; then
     row "$J12" zmap - - - - - - - - "n/a: zmap does not scan IPv6 (and -p takes one port per scan)"
 fi
 
+# ---------------------------------------------------------------- job 13
+# Large target sets (issue 11, item 6): a /8 of which nothing answers, one
+# port, -Pn. Each tool runs 10 s and is interrupted as with Ctrl-C; the row
+# gives how soon its first probe reached the sink, its peak RSS (from
+# /usr/bin/time, output writing included) and the packets that arrived.
+if want 13; then
+    J13="13. a /8 (10.0.0.0/8, nothing answers), port 80, -Pn, 10 s then Ctrl-C"
+    log "job $J13"
+    del_ns "$S8_NS"
+    del_ns "$K8_NS"
+    ip netns add "$S8_NS"
+    ip netns add "$K8_NS"
+    ip -n "$S8_NS" link add s8a type veth peer name k8b netns "$K8_NS"
+    ip -n "$S8_NS" addr add 192.0.2.1/30 dev s8a
+    ip -n "$K8_NS" addr add 192.0.2.2/30 dev k8b
+    ip -n "$S8_NS" link set s8a up
+    ip -n "$K8_NS" link set k8b up
+    ip -n "$S8_NS" link set lo up
+    ip netns exec "$K8_NS" sysctl -qw net.ipv4.ip_forward=0
+    ip -n "$S8_NS" route add 10.0.0.0/8 via 192.0.2.2
+    [[ -z $(ip -n "$S8_NS" route show default) ]] || { echo "compare.sh: $S8_NS has a default route" >&2; exit 1; }
+    S8_MAC=$(mac_of "$S8_NS" s8a)
+    K8_MAC=$(mac_of "$K8_NS" k8b)
+    # big NAME TOOL CMD...: the row of one tool.
+    big() {
+        local name=$1 tool=$2
+        shift 2
+        local first packets rc rss
+        read -r first packets rc < <(python3 "$HERE/firstprobe.py" "$K8_NS" k8b 10 -- \
+            /usr/bin/time -o "$WORK/$name.time" -f '%M' ip netns exec "$S8_NS" "$@")
+        rss=$(tail -1 "$WORK/$name.time" | awk '{ printf "%.0f", $1 / 1024 }')
+        row "$J13" "$tool" "-" "-" "$packets" "-" "$((rss * 1024))" "-" "" "" \
+            "first probe after ${first} s; peak RSS ${rss} MB; $packets packets reached the sink in 10 s; exit status $rc"
+        eval "B13_${name}=\"$first $rss\""
+    }
+    big f13 flagscan "$FS" -Pn -sS -p80 --yes 10.0.0.0/8 -oJ "$WORK/f13.json"
+    big f13d "flagscan, discovery" "$FS" -sS -p80 --yes 10.0.0.0/8 -oJ "$WORK/f13d.json"
+    big n13 "nmap -T4" nmap -sS -T4 -p80 -n -Pn 10.0.0.0/8 -oX "$WORK/n13.xml"
+    if ((HAVE_MASSCAN)); then
+        big m13 masscan masscan -p80 10.0.0.0/8 --rate "$RATE" -e s8a --adapter-ip 192.0.2.1 \
+            --adapter-mac "$S8_MAC" --router-mac "$K8_MAC" --wait 1 -oL "$WORK/m13.txt"
+    else
+        row "$J13" masscan - - - - - - - - "not installed"
+    fi
+    if ((HAVE_ZMAP)); then
+        : >"$WORK/zmap-blocklist13.conf" # zmap's default blocklist holds 10/8
+        big z13 zmap zmap -p 80 -i s8a -G "$K8_MAC" -S 192.0.2.1 -r "$RATE" -c 1 \
+            -b "$WORK/zmap-blocklist13.conf" --disable-syslog -f saddr -o "$WORK/z13.csv" 10.0.0.0/8
+    else
+        row "$J13" zmap - - - - - - - - "not installed"
+    fi
+    del_ns "$S8_NS"
+    del_ns "$K8_NS"
+fi
+
 # ---------------------------------------------------------------- job 5
 if want 5; then
     J5="5. one host ($LOSS_IP) dropping 10% of incoming TCP, ports 1-10000, SYN"
@@ -707,5 +768,14 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 >= b + 0) ? 1 : 0 }'; }
         else
             echo "  masscan over IPv6: did not run; zmap: n/a (no IPv6)"
         fi
+    fi
+    if want 13; then
+        echo
+        echo "== large target sets (issue 11), this run"
+        read -r b13f b13m <<<"$B13_f13"
+        ok=0; [[ $b13f != - ]] && ok=$(awk -v f="$b13f" -v m="$b13m" 'BEGIN { print (f < 1 && m < 100) ? 1 : 0 }')
+        echo "a /8, -Pn: first probe within 1 s and under 100 MB: ${b13f} s, ${b13m} MB -> $(verdict "$ok")"
+        read -r b13f b13m <<<"$B13_f13d"
+        echo "  with host discovery (no target): first probe ${b13f} s, ${b13m} MB"
     fi
 } | tee -a "$WORK/report.txt"
