@@ -444,16 +444,40 @@ pub fn kernel_routes(
             .filter(|b| b.prefixes.len() <= MAX_BOUNDARIES),
         false => None,
     };
+    // Every IPv4 run's cells at once, so that runs in one cell (a list of
+    // scattered addresses behind one gateway) share its question.
+    let v4_runs = targets.runs().filter_map(|(first, count, _)| match first {
+        IpAddr::V4(a) => Some((a, count)),
+        IpAddr::V6(_) => None,
+    });
+    let (v4_pieces, mut asked): (Vec<(u64, u32)>, Vec<IpAddr>) = match &bounds {
+        Some(b) => {
+            let (pieces, asked) = cells(v4_runs, b);
+            (pieces, asked.into_iter().map(IpAddr::V4).collect())
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut v4_pieces = v4_pieces.into_iter().peekable();
     // Per run of targets: (how many, which question), in target order.
     let mut pieces: Vec<(u64, u32)> = Vec::new();
-    let mut asked: Vec<IpAddr> = Vec::new();
     for (first, count, start) in targets.runs() {
         match (first, &bounds) {
-            (IpAddr::V4(a), Some(b)) => {
-                let (of, cells_asked) = cells(std::iter::once((a, count)), b);
-                let base = asked.len() as u32;
-                asked.extend(cells_asked.into_iter().map(IpAddr::V4));
-                pieces.extend(of.into_iter().map(|(n, i)| (n, base + i)));
+            (IpAddr::V4(_), Some(_)) => {
+                // The cells' pieces cover the IPv4 runs in order (a piece
+                // may span two runs: it is split between them).
+                let mut left = count;
+                while left > 0 {
+                    let Some((n, cell)) = v4_pieces.peek_mut() else {
+                        break;
+                    };
+                    let take = (*n).min(left);
+                    pieces.push((take, *cell));
+                    *n -= take;
+                    left -= take;
+                    if *n == 0 {
+                        v4_pieces.next();
+                    }
+                }
             }
             _ => {
                 for k in 0..count as usize {
