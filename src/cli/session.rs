@@ -230,9 +230,7 @@ pub fn run(mut args: Args, raw: &[OsString]) -> anyhow::Result<i32> {
     // What is said counts the probes this scan asks (not the other
     // protocol's ports, nor other shards'), decided here or before.
     let asked = result.space.asked();
-    let concluded = (result.findings.iter().filter(|f| f.is_some()).count() as u64
-        + result.stats.skipped)
-        .min(asked);
+    let concluded = (result.findings.concluded() + result.stats.skipped).min(asked);
     match resume_sink.as_mut() {
         Some(sink) => {
             sink.write(&rf)?;

@@ -1009,7 +1009,6 @@ fn collect(
             ));
         }
     }
-    let findings = tracker.findings().map(|(_, _, _, f)| f).collect();
     // Stopped while confirming, every probe has a state (the unconfirmed
     // ones marked) and nothing is left to resume; still interrupted.
     let unfinished = !tracker.is_done();
@@ -1017,7 +1016,6 @@ fn collect(
     ScanResult {
         space: tracker.space().clone(),
         techniques: tracker.techniques().to_vec(),
-        findings,
         stats,
         seed,
         interrupted,
@@ -1031,6 +1029,8 @@ fn collect(
         rate_limited: tracker.rate_limited(),
         limits: tracker.limits(),
         names: Vec::new(),
+        // Last, as it moves the tracker's store rather than copying it.
+        findings: tracker.into_findings(),
     }
 }
 

@@ -18,44 +18,70 @@ use crate::engine::permutation::Permutation;
 use crate::engine::timing::{CongestionWindow, RttEstimator, TimingParams};
 use crate::model::probe::{prefetch, ProbeSpace, SendOrder, Time};
 use crate::model::reply::{Reply, ReplyEffect};
-use crate::model::result::{Finding, LimitKind, RateLimit, TrackerStats};
+use crate::model::result::{Finding, Findings, LimitKind, RateLimit, TrackerStats};
 use crate::model::technique::{PortState, Protocol, Reason, ReplyKind, Technique};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Pending,
-    InFlight {
-        attempt: u8,
-        sent: Time,
-    },
-    /// Timed out; waiting for window room to be sent again as `attempt`.
-    Retry {
-        attempt: u8,
-    },
-    Done(Finding),
-    /// Concluded on silence after try `last`: a reply to any of its tries
-    /// that still comes in before the scan ends revises it.
-    Silent {
-        finding: Finding,
-        last: u8,
-    },
+/// A probe's state, one byte each: a /8 has 16,777,216 probes, and a
+/// state that carried its data would cost tens of bytes for every one of
+/// them. What a state needs besides lives in maps holding only the probes
+/// in it: `Tracker::tries` (in flight or waiting for a retry) and
+/// `Tracker::answered_findings` (decided by a reply). `PENDING` is zero so a
+/// new tracker's states are zeroed memory, which costs nothing up front.
+mod state {
+    pub const PENDING: u8 = 0;
+    /// Sent; its try and when are in `tries`.
+    pub const IN_FLIGHT: u8 = 1;
+    /// Timed out; waiting for window room to be sent again as the try in
+    /// `tries`.
+    pub const RETRY: u8 = 2;
+    /// Decided by a reply: its finding is in `answered`.
+    pub const DONE: u8 = 3;
     /// Decided by an earlier run this one resumes: never sent, never reported.
-    Skipped,
+    pub const SKIPPED: u8 = 4;
     /// Its host was found down: never sent, never reported.
-    Excluded,
+    pub const EXCLUDED: u8 = 5;
     /// Its host is still being asked whether it is up: not sent yet.
-    Held,
+    pub const HELD: u8 = 6;
     /// Not part of the scan: a port of another protocol than the
     /// technique's, in a pass of TCP and UDP. Decided from the start.
-    NotAsked,
+    pub const NOT_ASKED: u8 = 7;
+    /// `SILENT + last`: concluded on silence after try `last` (its finding
+    /// is the technique's `no_response`); a reply to any of its tries that
+    /// still comes in before the scan ends revises it. A `last` of
+    /// `MAX_CODED_LAST` or more is kept in `Tracker::long_silent`.
+    pub const SILENT: u8 = 8;
+    pub const MAX_CODED_LAST: u8 = u8::MAX - SILENT;
+
+    pub fn is_silent(s: u8) -> bool {
+        s >= SILENT
+    }
 }
+
+/// The try a probe in flight or waiting for a retry is at.
+#[derive(Debug, Clone, Copy)]
+struct Try {
+    attempt: u8,
+    /// When it was sent (in flight only).
+    sent: Time,
+}
+
+/// How many probes concluded on silence [`Tracker::silent_log`] lists in
+/// the order they were concluded (8 MiB). Beyond it they are found by
+/// their state, in index order: the same probes get the extra tries when
+/// loss grows and the same ones are suspects of a rate limiter, only
+/// queued in another order, and where a host has more reason-only
+/// suspects than [`REASON_ONLY_PER_HOST`] some others of them are picked.
+/// Only a sweep of a large block concludes this many on silence, and
+/// there the order they were concluded in is the permutation's, no more
+/// telling than the index order.
+const SILENT_LOG_CAP: usize = 1 << 20;
 
 fn in_flight_bit(index: u64) -> (usize, u64) {
     ((index / 64) as usize, 1 << (index % 64))
 }
 
-/// How many probes ahead [`Tracker::next_order`] prefetches slots.
+/// How many probes ahead [`Tracker::next_order`] prefetches states.
 const PREFETCH_AHEAD: u64 = 8;
 
 pub struct Tracker {
@@ -67,7 +93,15 @@ pub struct Tracker {
     /// `order.at(pos)` for the next [`PREFETCH_AHEAD`] new positions, at
     /// `pos % PREFETCH_AHEAD` ([`Tracker::upcoming`]).
     ahead: [u64; PREFETCH_AHEAD as usize],
-    slots: Vec<Slot>,
+    /// Per probe, a [`state`].
+    states: Vec<u8>,
+    /// Probes in flight or waiting for a retry: bounded by the window and
+    /// the retry queue, not by the scan's size.
+    tries: FxHashMap<u64, Try>,
+    /// Findings of probes decided by a reply.
+    answered_findings: FxHashMap<u64, Finding>,
+    /// Silent probes whose last try does not fit in their state.
+    long_silent: FxHashMap<u64, u8>,
     deadlines: BinaryHeap<Reverse<(Time, u64, u8)>>,
     retries: VecDeque<u64>,
     in_flight: usize,
@@ -82,8 +116,9 @@ pub struct Tracker {
     skip_end: u64,
     rtt: RttEstimator,
     /// Per host, so one slow host does not stretch every other host's
-    /// timeouts (and a fast one is not held to the global mean).
-    host_rtt: Vec<RttEstimator>,
+    /// timeouts (and a fast one is not held to the global mean): of the
+    /// hosts that answered, the others have no sample.
+    host_rtt: FxHashMap<usize, RttEstimator>,
     window: CongestionWindow,
     stats: TrackerStats,
     /// Probes decided `open`, for the progress line.
@@ -94,9 +129,17 @@ pub struct Tracker {
     answered_late: u64,
     /// Retries a probe gets now (grows with observed loss).
     retry_budget: u8,
-    /// Probes concluded on silence, with the retries they had: if loss
-    /// turns out higher, they get the extra tries too.
-    silent: Vec<(u64, u8)>,
+    /// Probes concluded on silence, in that order (their last try is in
+    /// their state): if loss turns out higher, they get the extra tries
+    /// too, and a rate limiter's suspects are picked among them. Entries
+    /// whose probe a late reply revised stay until the next prune. At most
+    /// [`SILENT_LOG_CAP`]; past it, `silent_overflow`.
+    silent_log: Vec<u64>,
+    silent_overflow: bool,
+    /// How many entries `silent_log` would hold were it not capped.
+    silent_listed: u64,
+    /// Of those, probes revised since the last prune.
+    silent_revised: u64,
     /// When the window last shrank: at most once per timeout, as TCP's
     /// fast recovery does, or random loss would pin it at the floor.
     last_drop: Option<Time>,
@@ -157,7 +200,6 @@ impl Tracker {
     ) -> Tracker {
         assert_eq!(space.techniques, techniques.len());
         let n = space.len();
-        let hosts = space.hosts.len();
         let order = Permutation::new(n, seed);
         let udp = techniques.iter().any(|t| t.protocol == Protocol::Udp);
         let ahead = std::array::from_fn(|pos| {
@@ -168,16 +210,13 @@ impl Tracker {
                 0
             }
         });
-        let slots: Vec<Slot> = (0..n)
-            .map(|i| match space.asks(i) {
-                true => Slot::Pending,
-                false => Slot::NotAsked,
-            })
-            .collect();
-        let not_asked = slots.iter().filter(|s| **s == Slot::NotAsked).count() as u64;
+        let (states, not_asked) = initial_states(&space);
         Tracker {
             order,
-            slots,
+            states,
+            tries: FxHashMap::default(),
+            answered_findings: FxHashMap::default(),
+            long_silent: FxHashMap::default(),
             window: CongestionWindow::new(&params),
             space,
             techniques,
@@ -192,13 +231,16 @@ impl Tracker {
             skipped: 0,
             skip_end: 0,
             rtt: RttEstimator::default(),
-            host_rtt: vec![RttEstimator::default(); hosts],
+            host_rtt: FxHashMap::default(),
             stats: TrackerStats::default(),
             open_found: 0,
             answered: 0,
             answered_late: 0,
             retry_budget: params.max_retries,
-            silent: Vec::new(),
+            silent_log: Vec::new(),
+            silent_overflow: false,
+            silent_listed: 0,
+            silent_revised: 0,
             last_drop: None,
             floor: params.min_rto,
             last_backoff: None,
@@ -253,11 +295,9 @@ impl Tracker {
     /// A host's timeout: from its own round trips once it has answered,
     /// from the scan's until then.
     fn rto_for(&self, host: usize) -> Duration {
-        let own = &self.host_rtt[host];
-        let rto = if own.srtt().is_some() {
-            own.rto(&self.params)
-        } else {
-            self.rtt.rto(&self.params)
+        let rto = match self.host_rtt.get(&host) {
+            Some(own) if own.srtt().is_some() => own.rto(&self.params),
+            _ => self.rtt.rto(&self.params),
         };
         rto.max(self.floor)
     }
@@ -282,7 +322,7 @@ impl Tracker {
     /// the scan's last reply, so there is nothing left to wait for). `None`
     /// when nothing was concluded on silence.
     pub fn listen_until(&self) -> Option<Time> {
-        if self.silent.is_empty() {
+        if self.silent_listed == 0 {
             return None;
         }
         self.last_silent.map(|t| t + self.final_wait())
@@ -322,8 +362,8 @@ impl Tracker {
     pub fn skip(&mut self, indices: impl IntoIterator<Item = u64>) -> u64 {
         let mut n = 0;
         for index in indices {
-            if let Some(slot @ Slot::Pending) = self.slots.get_mut(index as usize) {
-                *slot = Slot::Skipped;
+            if let Some(s @ &mut state::PENDING) = self.states.get_mut(index as usize) {
+                *s = state::SKIPPED;
                 n += 1;
             }
         }
@@ -365,12 +405,14 @@ impl Tracker {
     /// says whether its host is up: host discovery runs beside the scan,
     /// and the order passes the probes of hosts not yet concluded.
     pub fn hold_all(&mut self) {
-        for slot in &mut self.slots {
-            if *slot == Slot::Pending {
-                *slot = Slot::Held;
-                self.held += 1;
+        let mut held = 0;
+        for s in &mut self.states {
+            if *s == state::PENDING {
+                *s = state::HELD;
+                held += 1;
             }
         }
+        self.held += held;
     }
 
     /// Probes whose host discovery has not concluded.
@@ -387,20 +429,20 @@ impl Tracker {
     pub fn conclude_host(&mut self, host: usize, up: bool) -> u64 {
         let per_host = self.space.ports.len() * self.space.techniques;
         let to = match up {
-            true => Slot::Pending,
-            false => Slot::Excluded,
+            true => state::PENDING,
+            false => state::EXCLUDED,
         };
         let mut n = 0;
         let mut revived = 0;
-        for slot in self.slots.iter_mut().skip(host * per_host).take(per_host) {
-            if *slot == Slot::Held {
+        for s in self.states.iter_mut().skip(host * per_host).take(per_host) {
+            if *s == state::HELD {
                 self.held -= 1;
             }
-            if *slot == Slot::Held || (!up && *slot == Slot::Pending) {
-                *slot = to;
+            if *s == state::HELD || (!up && *s == state::PENDING) {
+                *s = to;
                 n += 1;
-            } else if up && *slot == Slot::Excluded {
-                *slot = Slot::Pending;
+            } else if up && *s == state::EXCLUDED {
+                *s = state::PENDING;
                 revived += 1;
             }
         }
@@ -416,7 +458,7 @@ impl Tracker {
                 let first = (host * per_host) as u64;
                 self.released.extend(
                     (first..first + per_host as u64)
-                        .filter(|&i| self.slots[i as usize] == Slot::Pending),
+                        .filter(|&i| self.states[i as usize] == state::PENDING),
                 );
             }
             n + revived
@@ -449,14 +491,12 @@ impl Tracker {
         // Only probes handed out or skipped can be decided.
         for pos in 0..self.next_new.max(self.skip_end) {
             let index = self.order.at(pos);
+            let s = self.states[index as usize];
             if !matches!(
-                self.slots[index as usize],
-                Slot::Done(_)
-                    | Slot::Silent { .. }
-                    | Slot::Skipped
-                    | Slot::Excluded
-                    | Slot::NotAsked
-            ) {
+                s,
+                state::DONE | state::SKIPPED | state::EXCLUDED | state::NOT_ASKED
+            ) && !state::is_silent(s)
+            {
                 continue;
             }
             match out.last_mut() {
@@ -511,16 +551,15 @@ impl Tracker {
         }
         for reply in replies {
             if let Some(index) = self.space.index(reply.host, reply.port, reply.technique) {
-                prefetch(&self.slots[index as usize]);
+                prefetch(&self.states[index as usize]);
             }
         }
     }
 
     /// `order.at(pos)`, where `pos` is the next new position. The order
-    /// jumps across a slot table of megabytes, and a slot looked at cold
-    /// waits for memory (most of `next_order`'s time, measured): so the
-    /// positions are computed [`PREFETCH_AHEAD`] early and their slots
-    /// prefetched.
+    /// jumps across a state table of up to megabytes, and a state looked at
+    /// cold waits for memory: so the positions are computed
+    /// [`PREFETCH_AHEAD`] early and their states prefetched.
     fn upcoming(&mut self, pos: u64) -> u64 {
         let at = (pos % PREFETCH_AHEAD) as usize;
         let index = self.ahead[at];
@@ -528,7 +567,7 @@ impl Tracker {
         if later < self.order.len() {
             let next = self.order.at(later);
             self.ahead[at] = next;
-            prefetch(&self.slots[next as usize]);
+            prefetch(&self.states[next as usize]);
         }
         index
     }
@@ -537,13 +576,13 @@ impl Tracker {
         // Retransmissions first: they are the oldest unanswered work.
         let (index, attempt) = loop {
             if let Some(index) = self.retries.pop_front() {
-                if let Slot::Retry { attempt } = self.slots[index as usize] {
+                if let Some(attempt) = self.retry_of(index) {
                     break (index, attempt);
                 }
                 continue;
             }
             if let Some(index) = self.released.pop_front() {
-                if self.slots[index as usize] == Slot::Pending {
+                if self.states[index as usize] == state::PENDING {
                     break (index, 0);
                 }
                 continue;
@@ -551,9 +590,9 @@ impl Tracker {
             if self.next_new < self.order.len() && self.deferred_count < DEFER_LIMIT {
                 let index = self.upcoming(self.next_new);
                 self.next_new += 1;
-                match self.slots[index as usize] {
-                    Slot::Pending => break (index, 0),
-                    Slot::Held => {
+                match self.states[index as usize] {
+                    state::PENDING => break (index, 0),
+                    state::HELD => {
                         let host = self.space.host_of(index);
                         self.deferred.entry(host).or_default().push(index);
                         self.deferred_count += 1;
@@ -570,7 +609,8 @@ impl Tracker {
 
     /// Puts try `attempt` of probe `index` in flight at `now`.
     fn launch(&mut self, index: u64, attempt: u8, now: Time) -> SendOrder {
-        self.slots[index as usize] = Slot::InFlight { attempt, sent: now };
+        self.states[index as usize] = state::IN_FLIGHT;
+        self.tries.insert(index, Try { attempt, sent: now });
         self.set_in_flight(index, true);
         self.in_flight += 1;
         self.stats.sent += 1;
@@ -599,7 +639,7 @@ impl Tracker {
         loop {
             let index = self.pacing.values_mut().find_map(|p| p.next(now))?;
             // A suspect revised by a late answer while queued is done.
-            if let Slot::Retry { attempt } = self.slots[index as usize] {
+            if let Some(attempt) = self.retry_of(index) {
                 return Some(self.launch(index, attempt, now));
             }
         }
@@ -616,8 +656,11 @@ impl Tracker {
             if !self.is_in_flight(index) {
                 continue;
             }
-            let slot = &mut self.slots[index as usize];
-            if !matches!(*slot, Slot::InFlight { attempt: a, .. } if a == attempt) {
+            // In flight, so in `tries`.
+            let Some(current) = self.tries.get_mut(&index) else {
+                continue;
+            };
+            if current.attempt != attempt {
                 continue;
             }
             self.in_flight -= 1;
@@ -638,10 +681,8 @@ impl Tracker {
                     == Protocol::Udp;
                 let quiet = udp && pacing.gone_quiet(now);
                 if tries < allowed && !over && !pacing.found_nothing(now) && !quiet {
-                    self.slots[index as usize] = Slot::Retry {
-                        attempt: attempt + 1,
-                    };
                     pacing.queue.push_back(index);
+                    self.set_retry(index, attempt + 1);
                 } else {
                     // Out of budget, or out of tries on a host whose limiter
                     // answered others: the silence may still be the
@@ -660,9 +701,8 @@ impl Tracker {
                 continue;
             }
             if attempt < self.retry_budget {
-                *slot = Slot::Retry {
-                    attempt: attempt + 1,
-                };
+                current.attempt = attempt + 1;
+                self.states[index as usize] = state::RETRY;
                 self.retries.push_back(index);
             } else {
                 self.conclude_silent(index, attempt, now);
@@ -680,19 +720,72 @@ impl Tracker {
 
     /// Concludes probe `index` on silence after try `last`.
     fn conclude_silent(&mut self, index: u64, last: u8, now: Time) {
-        let technique = (index % self.space.techniques as u64) as usize;
-        let o = self.techniques[technique].no_response;
-        self.slots[index as usize] = Slot::Silent {
-            finding: Finding {
-                state: o.state,
-                reason: o.reason,
-                ttl: None,
-            },
-            last,
-        };
+        self.tries.remove(&index);
+        self.states[index as usize] = state::SILENT + last.min(state::MAX_CODED_LAST);
+        if last >= state::MAX_CODED_LAST {
+            self.long_silent.insert(index, last);
+        }
         self.decided += 1;
-        self.silent.push((index, last));
+        self.silent_listed += 1;
+        if self.silent_overflow {
+            // Found by its state from now on.
+        } else if self.silent_log.len() < SILENT_LOG_CAP {
+            self.silent_log.push(index);
+        } else {
+            self.silent_log = Vec::new();
+            self.silent_overflow = true;
+        }
         self.last_silent = Some(now);
+    }
+
+    /// The last try of probe `index`, concluded on silence.
+    fn silent_last(&self, index: u64) -> Option<u8> {
+        let s = self.states[index as usize];
+        if !state::is_silent(s) {
+            return None;
+        }
+        match s - state::SILENT {
+            state::MAX_CODED_LAST => self.long_silent.get(&index).copied(),
+            last => Some(last),
+        }
+    }
+
+    /// The try probe `index` waits to send again, if it waits.
+    fn retry_of(&self, index: u64) -> Option<u8> {
+        match self.states[index as usize] {
+            state::RETRY => self.tries.get(&index).map(|t| t.attempt),
+            _ => None,
+        }
+    }
+
+    /// Probe `index` waits for window room (or its paced turn) to be sent
+    /// again as try `attempt`.
+    fn set_retry(&mut self, index: u64, attempt: u8) {
+        let s = &mut self.states[index as usize];
+        if state::is_silent(*s) {
+            self.long_silent.remove(&index);
+        }
+        *s = state::RETRY;
+        self.tries
+            .entry(index)
+            .and_modify(|t| t.attempt = attempt)
+            .or_insert(Try {
+                attempt,
+                sent: Time::ZERO,
+            });
+    }
+
+    /// The probes [`Tracker::silent_log`] lists: those it holds, or past its
+    /// cap every probe concluded on silence, in index order.
+    fn silent_listed(&self) -> impl Iterator<Item = u64> + '_ {
+        let scan = match self.silent_overflow {
+            true => 0..self.space.len(),
+            false => 0..0,
+        };
+        self.silent_log
+            .iter()
+            .copied()
+            .chain(scan.filter(move |&i| state::is_silent(self.states[i as usize])))
     }
 
     /// Concludes the queued suspects of hosts whose budget is spent
@@ -722,7 +815,7 @@ impl Tracker {
             }
         }
         for (index, over, quiet) in ended {
-            if let Slot::Retry { attempt } = self.slots[index as usize] {
+            if let Some(attempt) = self.retry_of(index) {
                 if over || quiet {
                     self.rate_limited.push(index);
                     let (host, lane) = (self.space.host_of(index), self.lane(index));
@@ -761,15 +854,14 @@ impl Tracker {
         // with silence proves its host's limiter: every silence of that
         // host an ICMP error would change is suspect then.
         let proven: FxHashSet<usize> = self
-            .silent
-            .iter()
-            .filter(|(index, _)| self.same_port_icmp(*index))
-            .map(|(index, _)| self.space.host_of(*index))
+            .silent_listed()
+            .filter(|&index| self.same_port_icmp(index))
+            .map(|index| self.space.host_of(index))
             .collect();
-        for &(index, last) in &self.silent {
-            if !matches!(self.slots[index as usize], Slot::Silent { .. }) {
+        for index in self.silent_listed() {
+            let Some(last) = self.silent_last(index) else {
                 continue;
-            }
+            };
             let host = self.space.host_of(index);
             let t = &self.techniques[(index % self.space.techniques as u64) as usize];
             // A UDP port's closed answer is an ICMP error, which Linux
@@ -850,12 +942,13 @@ impl Tracker {
             p.queue.push_back(index);
             p.suspects += 1;
             p.lanes[lane].paced += 1;
-            self.slots[index as usize] = Slot::Retry { attempt: last + 1 };
+            self.set_retry(index, last + 1);
             self.paced_tries.insert(index, (0, tries));
             self.decided -= 1;
         }
         let paced = &self.paced_tries;
-        self.silent.retain(|(index, _)| !paced.contains_key(index));
+        self.silent_log.retain(|index| !paced.contains_key(index));
+        self.silent_listed -= suspects.len() as u64;
         if self.limit_budget.is_zero() {
             // `--limit-budget 0`: nothing is confirmed, so every suspect is
             // marked unconfirmed at once, not taken for a filter's silence.
@@ -867,7 +960,7 @@ impl Tracker {
     }
 
     /// Whether another technique of the same protocol probing the same
-    /// port (their slots sit side by side) was decided as `pred` says.
+    /// port (their states sit side by side) was decided as `pred` says.
     fn other_technique(&self, index: u64, pred: impl Fn(&Finding) -> bool) -> bool {
         let n = self.space.techniques as u64;
         let first = index - index % n;
@@ -875,7 +968,8 @@ impl Tracker {
         (first..first + n).any(|i| {
             i != index
                 && self.space.same_protocol(t, (i - first) as usize)
-                && matches!(&self.slots[i as usize], Slot::Done(f) if pred(f))
+                && self.states[i as usize] == state::DONE
+                && self.answered_findings.get(&i).is_some_and(&pred)
         })
     }
 
@@ -903,7 +997,7 @@ impl Tracker {
         same.len() > 1
             && same
                 .iter()
-                .all(|&i| matches!(self.slots[i as usize], Slot::Silent { .. }))
+                .all(|&i| state::is_silent(self.states[i as usize]))
     }
 
     /// Counts the RSTs and ICMP errors a host sent (limiter evidence).
@@ -1001,9 +1095,13 @@ impl Tracker {
     fn retime_in_flight(&mut self) {
         let entries: Vec<_> = self.deadlines.drain().collect();
         for Reverse((deadline, index, attempt)) in entries {
-            let new = match self.slots[index as usize] {
-                Slot::InFlight { attempt: a, sent } if a == attempt => {
-                    (sent + self.rto_for(self.space.host_of(index))).min(deadline)
+            let flight = match self.states[index as usize] {
+                state::IN_FLIGHT => self.tries.get(&index),
+                _ => None,
+            };
+            let new = match flight {
+                Some(t) if t.attempt == attempt => {
+                    (t.sent + self.rto_for(self.space.host_of(index))).min(deadline)
                 }
                 // Stale: dropped when popped, as before.
                 _ => deadline,
@@ -1028,21 +1126,36 @@ impl Tracker {
             return;
         }
         self.retry_budget = budget;
-        let slots = &mut self.slots;
-        let (retries, decided) = (&mut self.retries, &mut self.decided);
-        self.silent.retain(|&(index, had)| {
-            if !matches!(slots[index as usize], Slot::Silent { .. }) {
+        self.silent_listed -= self.silent_revised;
+        self.silent_revised = 0;
+        if self.silent_overflow {
+            for index in 0..self.space.len() {
+                match self.silent_last(index) {
+                    Some(had) if had < budget => self.reopen(index, had),
+                    _ => {}
+                }
+            }
+        } else {
+            let mut log = std::mem::take(&mut self.silent_log);
+            log.retain(|&index| match self.silent_last(index) {
                 // Revised by a late reply since.
-                return false;
-            }
-            if had >= budget {
-                return true;
-            }
-            slots[index as usize] = Slot::Retry { attempt: had + 1 };
-            retries.push_back(index);
-            *decided -= 1;
-            false
-        });
+                None => false,
+                Some(had) if had >= budget => true,
+                Some(had) => {
+                    self.reopen(index, had);
+                    false
+                }
+            });
+            self.silent_log = log;
+        }
+    }
+
+    /// Probe `index`, concluded on silence after try `had`, gets another.
+    fn reopen(&mut self, index: u64, had: u8) {
+        self.set_retry(index, had + 1);
+        self.retries.push_back(index);
+        self.decided -= 1;
+        self.silent_listed -= 1;
     }
 
     /// Retries a probe gets now.
@@ -1055,22 +1168,30 @@ impl Tracker {
             self.stats.unexpected += 1;
             return ReplyEffect::Unexpected;
         };
-        let slot = self.slots[index as usize];
-        let current = match slot {
-            Slot::Done(_) => {
+        let s = self.states[index as usize];
+        let flight = match s {
+            state::IN_FLIGHT | state::RETRY => *self.tries.get(&index).expect("a try under way"),
+            state::DONE => {
                 self.stats.duplicates += 1;
                 return ReplyEffect::Duplicate;
             }
-            Slot::Silent { last, .. } => return self.revise(index, last, reply),
+            s if state::is_silent(s) => {
+                let last = self.silent_last(index).expect("silent");
+                return self.revise(index, last, reply);
+            }
             // Not sent yet, or decided by the run this one resumes (its
-            // cookies are the same: same seed), or its host is down.
-            Slot::Pending | Slot::Skipped | Slot::Excluded | Slot::Held | Slot::NotAsked => {
+            // cookies are the same: same seed), or its host is down, or
+            // not asked.
+            _ => {
                 self.stats.unexpected += 1;
                 return ReplyEffect::Unexpected;
             }
-            Slot::InFlight { attempt, .. } => attempt,
-            // `Retry` holds the try waiting to go out; the last one sent is before it.
-            Slot::Retry { attempt } => attempt - 1,
+        };
+        let current = match s {
+            state::IN_FLIGHT => flight.attempt,
+            // A retry's try is the one waiting to go out; the last one sent
+            // is before it.
+            _ => flight.attempt - 1,
         };
         if reply.attempt_slot as u16 >= TRY_SLOTS || reply.attempt_slot > current {
             // Answers a try we have not sent: forged or stale from another scan.
@@ -1095,7 +1216,8 @@ impl Tracker {
                 p.lanes[lane].confirmed += 1;
             }
         }
-        if let Slot::InFlight { attempt, sent } = slot {
+        if s == state::IN_FLIGHT {
+            let Try { attempt, sent } = flight;
             self.in_flight -= 1;
             self.set_in_flight(index, false);
             // Karn's rule: only a reply to the latest try times a round trip.
@@ -1103,7 +1225,10 @@ impl Tracker {
                 let first = self.rtt.srtt().is_none();
                 let rtt = reply.at - sent;
                 self.rtt.sample(rtt);
-                self.host_rtt[self.space.host_of(index)].sample(rtt);
+                self.host_rtt
+                    .entry(self.space.host_of(index))
+                    .or_default()
+                    .sample(rtt);
                 self.max_rtt = self.max_rtt.max(rtt);
                 if first {
                     self.retime_in_flight();
@@ -1130,11 +1255,16 @@ impl Tracker {
             }
             self.update_retry_budget();
         }
-        self.slots[index as usize] = Slot::Done(Finding {
-            state: outcome.state,
-            reason: outcome.reason,
-            ttl: known_ttl(reply),
-        });
+        self.states[index as usize] = state::DONE;
+        self.tries.remove(&index);
+        self.answered_findings.insert(
+            index,
+            Finding {
+                state: outcome.state,
+                reason: outcome.reason,
+                ttl: known_ttl(reply),
+            },
+        );
         self.decided += 1;
         self.stats.replies += 1;
         self.maybe_plan_confirmation(reply.at);
@@ -1151,11 +1281,17 @@ impl Tracker {
             self.stats.unmatched += 1;
             return ReplyEffect::Unmatched;
         };
-        self.slots[index as usize] = Slot::Done(Finding {
-            state: outcome.state,
-            reason: outcome.reason,
-            ttl: known_ttl(reply),
-        });
+        self.states[index as usize] = state::DONE;
+        self.long_silent.remove(&index);
+        self.answered_findings.insert(
+            index,
+            Finding {
+                state: outcome.state,
+                reason: outcome.reason,
+                ttl: known_ttl(reply),
+            },
+        );
+        self.silent_revised += 1;
         self.note_answer(index, reply);
         if let Some(at) = self.rate_limited.iter().position(|&i| i == index) {
             // Marked unconfirmed at the budget's end, answered since.
@@ -1252,7 +1388,10 @@ impl Tracker {
     pub fn confirming(&self) -> u64 {
         self.paced_tries
             .keys()
-            .filter(|&&i| !matches!(self.slots[i as usize], Slot::Done(_) | Slot::Silent { .. }))
+            .filter(|&&i| {
+                let s = self.states[i as usize];
+                s != state::DONE && !state::is_silent(s)
+            })
             .count() as u64
     }
 
@@ -1264,15 +1403,99 @@ impl Tracker {
     /// Decided findings in (host, port, technique) order; `None` where a
     /// probe was not concluded (an interrupted scan).
     pub fn findings(&self) -> impl Iterator<Item = (IpAddr, u16, usize, Option<Finding>)> + '_ {
-        self.slots.iter().enumerate().map(|(i, slot)| {
-            let (h, p, t) = self.space.probe(i as u64);
-            let f = match slot {
-                Slot::Done(f) | Slot::Silent { finding: f, .. } => Some(*f),
-                _ => None,
-            };
-            (h, p, t, f)
+        (0..self.space.len()).map(|i| {
+            let (h, p, t) = self.space.probe(i);
+            (h, p, t, self.finding(i))
         })
     }
+
+    /// Probe `index`'s finding, if it was concluded.
+    pub fn finding(&self, index: u64) -> Option<Finding> {
+        match *self.states.get(usize::try_from(index).ok()?)? {
+            state::DONE => self.answered_findings.get(&index).copied(),
+            s if state::is_silent(s) => Some(self.no_response(index)),
+            _ => None,
+        }
+    }
+
+    /// What silence concludes for probe `index`'s technique.
+    fn no_response(&self, index: u64) -> Finding {
+        let o = self.techniques[(index % self.space.techniques as u64) as usize].no_response;
+        Finding {
+            state: o.state,
+            reason: o.reason,
+            ttl: None,
+        }
+    }
+
+    /// The findings, moved out of the tracker: its states, turned in place
+    /// into [`Findings`]' codes, and the answered probes' findings.
+    pub fn into_findings(self) -> Findings {
+        let mut codes = self.states;
+        for c in &mut codes {
+            *c = match *c {
+                state::DONE => Findings::ANSWERED,
+                s if state::is_silent(s) => Findings::SILENT,
+                _ => Findings::NONE,
+            };
+        }
+        Findings::from_parts(codes, &self.techniques, self.answered_findings)
+    }
+
+    /// About how many bytes the tracker holds on the heap (its probe space
+    /// and techniques aside): what a scan's size costs.
+    pub fn approx_heap_bytes(&self) -> usize {
+        fn map<K, V>(m: &FxHashMap<K, V>) -> usize {
+            m.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+        }
+        fn vec<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        let deferred: usize = self.deferred.values().map(vec).sum();
+        let paced: usize = self.pacing.values().map(|p| p.queue.capacity() * 8).sum();
+        self.states.capacity()
+            + vec(&self.in_flight_bits)
+            + map(&self.tries)
+            + map(&self.answered_findings)
+            + map(&self.long_silent)
+            + self.deadlines.capacity() * std::mem::size_of::<Reverse<(Time, u64, u8)>>()
+            + self.retries.capacity() * 8
+            + map(&self.host_rtt)
+            + vec(&self.silent_log)
+            + map(&self.answers)
+            + map(&self.pacing)
+            + paced
+            + map(&self.paced_tries)
+            + vec(&self.rate_limited)
+            + map(&self.deferred)
+            + deferred
+            + self.released.capacity() * 8
+    }
+}
+
+/// Every probe's first state, and how many are not asked. Zeroed memory
+/// (all pending) when every probe is asked; otherwise, unsharded, one
+/// host's pattern repeated (whether a probe is asked depends on its port
+/// and technique alone), so that a large scan starts at once.
+fn initial_states(space: &ProbeSpace) -> (Vec<u8>, u64) {
+    let n = space.len();
+    let mark = |i: u64| match space.asks(i) {
+        true => state::PENDING,
+        false => state::NOT_ASKED,
+    };
+    let count = |v: &[u8]| v.iter().filter(|&&s| s == state::NOT_ASKED).count() as u64;
+    if space.is_sharded() {
+        let states: Vec<u8> = (0..n).map(mark).collect();
+        let not_asked = count(&states);
+        return (states, not_asked);
+    }
+    if space.asked() == n {
+        return (vec![state::PENDING; n as usize], 0);
+    }
+    let per_host = (space.ports.len() * space.techniques) as u64;
+    let pattern: Vec<u8> = (0..per_host).map(mark).collect();
+    let hosts = n / per_host.max(1);
+    (pattern.repeat(hosts as usize), count(&pattern) * hosts)
 }
 
 /// An ICMP error about the host or its network (from a router, or from our

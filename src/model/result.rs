@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::model::host::HostStatuses;
 use crate::model::probe::ProbeSpace;
 use crate::model::technique::{PortState, Protocol, Reason, Technique};
+use rustc_hash::FxHashMap;
 
 /// A port's final answer for one technique.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +16,130 @@ pub struct Finding {
     pub reason: Reason,
     /// TTL of the deciding reply; `None` for no-response.
     pub ttl: Option<u8>,
+}
+
+/// Every probe's finding, in (host, port, technique) order: a byte per
+/// probe, and a [`Finding`] kept only for probes a reply decided. A probe
+/// concluded on silence has its technique's `no_response`, which is the
+/// same for all of them (a /8 would otherwise take a `Finding` per address).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Findings {
+    /// Per probe: [`Findings::NONE`], [`Findings::SILENT`] or
+    /// [`Findings::ANSWERED`].
+    codes: Vec<u8>,
+    /// Per technique (`index % len`): what silence concludes.
+    no_response: Vec<Finding>,
+    answered: FxHashMap<u64, Finding>,
+}
+
+impl Findings {
+    /// Not concluded (an interrupted scan, a probe skipped, excluded or
+    /// not asked).
+    pub(crate) const NONE: u8 = 0;
+    /// Concluded on silence: the technique's `no_response`.
+    pub(crate) const SILENT: u8 = 1;
+    /// Decided by a reply: in `answered`.
+    pub(crate) const ANSWERED: u8 = 2;
+
+    /// No probe yet, for `techniques` (what their silence concludes).
+    pub fn new(techniques: &[Technique]) -> Findings {
+        Findings {
+            codes: Vec::new(),
+            no_response: techniques
+                .iter()
+                .map(|t| Finding {
+                    state: t.no_response.state,
+                    reason: t.no_response.reason,
+                    ttl: None,
+                })
+                .collect(),
+            answered: FxHashMap::default(),
+        }
+    }
+
+    /// `findings` in probe order, for `techniques`.
+    pub fn of(
+        techniques: &[Technique],
+        findings: impl IntoIterator<Item = Option<Finding>>,
+    ) -> Findings {
+        let mut out = Findings::new(techniques);
+        for f in findings {
+            out.push(f);
+        }
+        out
+    }
+
+    /// From the tracker's store: `codes` as above, for `techniques`, with
+    /// `answered` holding every probe coded so.
+    pub(crate) fn from_parts(
+        codes: Vec<u8>,
+        techniques: &[Technique],
+        answered: FxHashMap<u64, Finding>,
+    ) -> Findings {
+        debug_assert!(codes.iter().all(|&c| c <= Findings::ANSWERED));
+        Findings {
+            codes,
+            answered,
+            ..Findings::new(techniques)
+        }
+    }
+
+    /// Appends the next probe's finding.
+    pub fn push(&mut self, f: Option<Finding>) {
+        let index = self.codes.len() as u64;
+        let code = match f {
+            None => Findings::NONE,
+            Some(f) if Some(&f) == self.silence_of(index) => Findings::SILENT,
+            Some(f) => {
+                self.answered.insert(index, f);
+                Findings::ANSWERED
+            }
+        };
+        self.codes.push(code);
+    }
+
+    fn silence_of(&self, index: u64) -> Option<&Finding> {
+        match self.no_response.len() as u64 {
+            0 => None,
+            n => self.no_response.get((index % n) as usize),
+        }
+    }
+
+    /// Probe `index`'s finding; `None` where it was not concluded or is
+    /// out of range.
+    pub fn get(&self, index: u64) -> Option<Finding> {
+        match *self.codes.get(usize::try_from(index).ok()?)? {
+            Findings::SILENT => self.silence_of(index).copied(),
+            Findings::ANSWERED => self.answered.get(&index).copied(),
+            _ => None,
+        }
+    }
+
+    /// How many probes (concluded or not).
+    pub fn len(&self) -> u64 {
+        self.codes.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    /// How many probes were concluded.
+    pub fn concluded(&self) -> u64 {
+        self.codes.iter().filter(|&&c| c != Findings::NONE).count() as u64
+    }
+
+    /// Every probe's finding, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Option<Finding>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// About how many bytes the store holds on the heap.
+    pub fn approx_heap_bytes(&self) -> usize {
+        self.codes.capacity()
+            + self.no_response.capacity() * std::mem::size_of::<Finding>()
+            + self.answered.capacity() * (std::mem::size_of::<(u64, Finding)>() + 1)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,7 +244,7 @@ pub struct ScanResult {
     pub space: ProbeSpace,
     pub techniques: Vec<Technique>,
     /// In (host, port, technique) order, one per probe.
-    pub findings: Vec<Option<Finding>>,
+    pub findings: Findings,
     pub stats: ScanStats,
     /// The seed the scan used (drawn at random without `--seed`).
     pub seed: u64,
@@ -212,16 +337,12 @@ impl ScanResult {
                 .index(hosts.at(h), port, t)
                 .expect("a part's probe is the whole's")
         };
-        let mut findings = Vec::with_capacity(hosts.len() * asked.len() * ts.len());
+        let techniques: Vec<Technique> = ts.iter().map(|&t| self.techniques[t].clone()).collect();
+        let mut findings = Findings::new(&techniques);
         for h in 0..hosts.len() {
             for &port in &asked {
                 for &t in &ts {
-                    findings.push(
-                        self.findings
-                            .get(old(h, port, t) as usize)
-                            .copied()
-                            .flatten(),
-                    );
+                    findings.push(self.findings.get(old(h, port, t)));
                 }
             }
         }
@@ -262,7 +383,7 @@ impl ScanResult {
         limits.sort_by_key(|l| l.host);
         ScanResult {
             space,
-            techniques: ts.iter().map(|&t| self.techniques[t].clone()).collect(),
+            techniques,
             findings,
             stats: self.stats.clone(),
             seed: self.seed,
@@ -335,8 +456,9 @@ mod tests {
             reason: Reason::NoResponse,
             ttl: None,
         };
-        let findings: Vec<Option<Finding>> = (0..space.len())
-            .map(|i| {
+        let findings = Findings::of(
+            &techniques,
+            (0..space.len()).map(|i| {
                 let (_, port, t) = space.probe(i);
                 let state = match (t, port) {
                     (0, 22) => PortState::Open,
@@ -344,8 +466,8 @@ mod tests {
                     _ => PortState::OpenFiltered,
                 };
                 space.asks(i).then(|| finding(state))
-            })
-            .collect();
+            }),
+        );
         let marked = space.index(H, 53, 1).unwrap();
         let limit = RateLimit {
             host: 0,

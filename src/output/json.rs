@@ -325,8 +325,8 @@ impl Exporter for JsonLines {
 mod tests {
     use super::*;
     use crate::model::probe::ProbeSpace;
-    use crate::model::result::Finding;
     use crate::model::result::ScanStats;
+    use crate::model::result::{Finding, Findings};
     use crate::model::technique::{builtin_by_name, Reason};
     use std::net::Ipv4Addr;
 
@@ -346,8 +346,10 @@ mod tests {
         let ports: Vec<u16> = (1..=port_count).collect();
         let n = hosts.len() * ports.len();
         assert!(n > 2 * JSON_CHUNK_ROWS);
-        let findings = (0..n)
-            .map(|i| {
+        let techniques = vec![builtin_by_name("syn").unwrap()];
+        let findings = Findings::of(
+            &techniques,
+            (0..n).map(|i| {
                 Some(Finding {
                     state: if i % 1000 == 0 {
                         PortState::Open
@@ -361,11 +363,11 @@ mod tests {
                     },
                     ttl: Some(64),
                 })
-            })
-            .collect();
+            }),
+        );
         let result = ScanResult {
             space: ProbeSpace::new(hosts.clone(), ports.clone(), 1),
-            techniques: vec![builtin_by_name("syn").unwrap()],
+            techniques,
             findings,
             stats: ScanStats::default(),
             seed: 1,

@@ -64,17 +64,19 @@ pub fn open(path: &Path, option: &str, append: bool) -> anyhow::Result<Dest> {
 }
 
 /// One host's rows: port -> finding per technique.
-pub(crate) struct HostRows<'a> {
+pub(crate) struct HostRows {
     pub(crate) host: IpAddr,
     pub(crate) status: HostStatus,
     /// (port, technique) of the probes left unconfirmed by a rate
     /// limiter, sorted.
     pub(crate) limited: Vec<(u16, usize)>,
     pub(crate) limit: Option<RateLimit>,
-    pub(crate) rows: Vec<(u16, &'a [Option<Finding>])>,
+    /// Built for one host at a time: [`ScanResult::findings`] holds no
+    /// `Finding` per probe to borrow.
+    pub(crate) rows: Vec<(u16, Vec<Option<Finding>>)>,
 }
 
-impl<'a> HostRows<'a> {
+impl HostRows {
     pub(crate) fn port_rows(&self) -> Vec<PortRow<'_>> {
         self.rows
             .iter()
@@ -99,7 +101,7 @@ impl<'a> HostRows<'a> {
 
     /// The rows of the ports this scan asked about: a shard's own
     /// (`--shard`), not the other shards'.
-    pub(crate) fn asked_only(&self, result: &ScanResult) -> HostRows<'a> {
+    pub(crate) fn asked_only(&self, result: &ScanResult) -> HostRows {
         let space = &result.space;
         let asked = |port: u16| {
             (0..result.techniques.len()).any(|t| {
@@ -117,7 +119,7 @@ impl<'a> HostRows<'a> {
                 .rows
                 .iter()
                 .filter(|(p, _)| asked(*p))
-                .copied()
+                .cloned()
                 .collect(),
         }
     }
@@ -168,7 +170,7 @@ impl<'a> HostRows<'a> {
 /// ([`ScanResult::by_protocol`]): each part's findings are its own.
 pub(crate) struct PartHosts<'a> {
     parts: &'a [std::borrow::Cow<'a, ScanResult>],
-    hosts: Vec<Vec<HostRows<'a>>>,
+    hosts: Vec<Vec<HostRows>>,
 }
 
 impl<'a> PartHosts<'a> {
@@ -205,34 +207,44 @@ impl<'a> PartHosts<'a> {
     }
 }
 
-pub(crate) fn hosts(result: &ScanResult) -> Vec<HostRows<'_>> {
+pub(crate) fn hosts(result: &ScanResult) -> Vec<HostRows> {
     hosts_iter(result).collect()
 }
 
 /// The hosts' rows one at a time: a writer that needs one host at a time
 /// holds one, not a row set per address of a /8.
-pub(crate) fn hosts_iter(result: &ScanResult) -> impl Iterator<Item = HostRows<'_>> {
+pub(crate) fn hosts_iter(result: &ScanResult) -> impl Iterator<Item = HostRows> + '_ {
     (0..result.space.hosts.len()).map(move |i| host_rows(result, i))
 }
 
 /// Host `i`'s rows.
-pub(crate) fn host_rows(result: &ScanResult, i: usize) -> HostRows<'_> {
-    let per_host = result.space.ports.len() * result.techniques.len();
-    let chunk = result
-        .findings
-        .get(i * per_host..(i + 1) * per_host)
-        .unwrap_or(&[]);
+pub(crate) fn host_rows(result: &ScanResult, i: usize) -> HostRows {
+    let nt = result.techniques.len();
+    let per_host = (result.space.ports.len() * nt) as u64;
+    let first = i as u64 * per_host;
+    // A host the findings do not cover has no rows.
+    let covered = per_host > 0 && first + per_host <= result.findings.len();
+    let ports = match covered {
+        true => &result.space.ports[..],
+        false => &[],
+    };
     HostRows {
         limited: limited_of(result, i),
         limit: result.limits.iter().find(|l| l.host == i).copied(),
         host: result.space.hosts.at(i),
         status: result.hosts.get(i),
-        rows: result
-            .space
-            .ports
+        rows: ports
             .iter()
-            .copied()
-            .zip(chunk.chunks(result.techniques.len().max(1)))
+            .enumerate()
+            .map(|(p, &port)| {
+                let row = first + (p * nt) as u64;
+                (
+                    port,
+                    (row..row + nt as u64)
+                        .map(|x| result.findings.get(x))
+                        .collect(),
+                )
+            })
             .collect(),
     }
 }
@@ -289,7 +301,7 @@ pub fn summary(result: &ScanResult) -> String {
     let names: Vec<&str> = result.techniques.iter().map(|t| t.name.as_str()).collect();
     let mut tail = String::new();
     if result.interrupted {
-        let concluded = result.findings.iter().filter(|f| f.is_some()).count();
+        let concluded = result.findings.concluded();
         tail.push_str(&format!(
             "; interrupted: {concluded} of {} probes concluded",
             result.space.asked() - s.skipped
