@@ -124,6 +124,13 @@ impl Findings {
         self.codes.is_empty()
     }
 
+    /// Whether any probe of `range` was concluded.
+    pub fn any_concluded(&self, range: std::ops::Range<u64>) -> bool {
+        let end = (range.end as usize).min(self.codes.len());
+        let start = (range.start as usize).min(end);
+        self.codes[start..end].iter().any(|&c| c != Findings::NONE)
+    }
+
     /// How many probes were concluded.
     pub fn concluded(&self) -> u64 {
         self.codes.iter().filter(|&&c| c != Findings::NONE).count() as u64

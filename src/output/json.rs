@@ -6,11 +6,10 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::model::host::HostReason;
 use crate::model::result::ScanResult;
 use crate::model::services::Services;
 use crate::model::technique::PortState;
-use crate::output::{host_rows, rate, Exporter, PartHosts};
+use crate::output::{host_rows, rate, reported, Exporter, PartHosts};
 use crate::teach::findings::HostFinding;
 use crate::teach::lang::Lang;
 use crate::teach::portnotes;
@@ -235,8 +234,13 @@ fn jsonl_rows(
         0 => 0..n,
         k => (rows.start / k).min(n)..rows.end.div_ceil(k).min(n),
     };
-    for (h, host) in span.clone().map(|i| host_rows(result, i)).enumerate() {
-        let host = &host;
+    for h in 0..span.len() {
+        // An interrupted scan says nothing of a host it did not get to
+        // (its resume will): decided before any row of it is built.
+        if !reported(result, span.start + h) {
+            continue;
+        }
+        let host = &host_rows(result, span.start + h);
         debug_assert_eq!(host.rows.len(), per_host);
         let first = (span.start + h) * per_host;
         let own = first..first + per_host;
@@ -274,18 +278,7 @@ fn jsonl_rows(
         };
         let in_chunk =
             rows.contains(&last) || (own.is_empty() && last == total && rows.end == total);
-        // An interrupted scan says nothing of a host it did not get to
-        // (its resume will): neither a probe concluded nor discovery's word.
-        let untouched = result.interrupted
-            && matches!(
-                host.status.reason,
-                HostReason::UserSet | HostReason::NotAsked
-            )
-            && host
-                .rows
-                .iter()
-                .all(|(_, fs)| fs.iter().all(Option::is_none));
-        if in_chunk && !untouched {
+        if in_chunk {
             let findings = match host.status.up {
                 true => part_hosts.findings(span.start + h, host, result, lang),
                 false => Vec::new(),

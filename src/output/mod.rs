@@ -17,7 +17,7 @@ use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::Path;
 
-use crate::model::host::HostStatus;
+use crate::model::host::{HostReason, HostStatus};
 use crate::model::result::{Finding, LimitKind, RateLimit, ScanResult};
 use crate::model::services::Services;
 use crate::sys::files::{open_write, Existing};
@@ -214,7 +214,26 @@ pub(crate) fn hosts(result: &ScanResult) -> Vec<HostRows> {
 /// The hosts' rows one at a time: a writer that needs one host at a time
 /// holds one, not a row set per address of a /8.
 pub(crate) fn hosts_iter(result: &ScanResult) -> impl Iterator<Item = HostRows> + '_ {
-    (0..result.space.hosts.len()).map(move |i| host_rows(result, i))
+    (0..result.space.hosts.len())
+        .filter(|&i| reported(result, i))
+        .map(move |i| host_rows(result, i))
+}
+
+/// Whether host `i` is in the outputs: every host of a finished scan; of
+/// an interrupted one, those it reached (a probe concluded, or host
+/// discovery's word on it). The others are its resume's: an interrupted
+/// /8 reports the thousands of hosts it probed, not 16 million blanks.
+pub(crate) fn reported(result: &ScanResult, i: usize) -> bool {
+    if !result.interrupted {
+        return true;
+    }
+    let status = result.hosts.get(i);
+    if !matches!(status.reason, HostReason::UserSet | HostReason::NotAsked) {
+        return true;
+    }
+    let per_host = (result.space.ports.len() * result.techniques.len()) as u64;
+    let first = i as u64 * per_host;
+    result.findings.any_concluded(first..first + per_host)
 }
 
 /// Host `i`'s rows.

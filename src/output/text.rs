@@ -10,7 +10,7 @@ use crate::model::host::{HostReason, HostStatus};
 use crate::model::result::{Finding, ScanResult};
 use crate::model::services::Services;
 use crate::model::technique::PortState;
-use crate::output::{host_rows, hosts_line, summary, Exporter, HostRows};
+use crate::output::{host_rows, hosts_line, reported, summary, Exporter, HostRows};
 use crate::teach::findings::{self, PortRow};
 use crate::teach::lang::Lang;
 use crate::teach::portnotes;
@@ -81,8 +81,12 @@ pub fn write_text(
     };
     // Hosts an interrupted discovery never reached: one line for all of
     // them (a /8 would otherwise print 16 million reports of nothing).
-    let mut not_asked = 0usize;
+    let not_asked = result.hosts.count(|h| h.reason == HostReason::NotAsked);
     for i in 0..result.space.hosts.len() {
+        // Checked before a row is built: an interrupted /8 walks 16 million.
+        if !reported(result, i) {
+            continue;
+        }
         // One host's rows at a time, per protocol part.
         let part_hosts: Vec<HostRows> = parts.iter().map(|p| host_rows(p, i)).collect();
         let Some(status) = part_hosts.first().map(|h| h.status) else {
@@ -93,7 +97,6 @@ pub fn write_text(
             continue;
         }
         if status.reason == HostReason::NotAsked {
-            not_asked += 1;
             continue;
         }
         // -sn has no port to ask about: --open keeps every host up.
