@@ -775,6 +775,43 @@ mod tests {
         items.iter().map(|s| s.parse().unwrap()).collect()
     }
 
+    fn hosts(targets: &[&str], excludes: &[&str]) -> Hosts {
+        expand_targets_named(
+            &strings(targets),
+            &strings(excludes),
+            true,
+            Names::default(),
+        )
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn blocks_are_held_as_runs_and_repeats_are_dropped_only_where_specs_overlap() {
+        // A /8 is one run, taken whole, not 16 million addresses.
+        let h = hosts(&["10.0.0.0/8"], &[]);
+        assert_eq!((h.len(), h.run_count()), (1 << 24, 1));
+        // Two adjacent blocks make one run; a repeat inside the /8 is
+        // dropped (the specs overlap), the first occurrence staying.
+        let h = hosts(&["10.0.0.0/9", "10.128.0.0/9"], &[]);
+        assert_eq!((h.len(), h.run_count()), (1 << 24, 1));
+        let h = hosts(&["10.0.0.0/30", "10.0.0.2", "10.0.0.9"], &[]);
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            ips(&["10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.9"])
+        );
+        // An octet list's bounds overlap a block: repeats dropped.
+        let h = hosts(&["10.0.0.1-3", "10.0.0.2/31"], &[]);
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            ips(&["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+        );
+        // Excluding splits the run.
+        let h = hosts(&["10.0.0.0/24"], &["10.0.0.5"]);
+        assert_eq!((h.len(), h.run_count()), (255, 2));
+        assert_eq!(h.at(5), ips(&["10.0.0.6"])[0]);
+    }
+
     #[test]
     fn source_ranges_lists_and_their_errors() {
         let a = |s: &str| parse_sources(s).unwrap();
