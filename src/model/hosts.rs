@@ -3,6 +3,7 @@
 //! (before any table is built from it, and for every copy of it).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -25,7 +26,9 @@ impl Run {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hosts {
-    runs: Vec<Run>,
+    /// Shared: the probe space, the route plan and discovery each hold the
+    /// targets, and a list of a million single addresses is 32 MB of runs.
+    runs: Arc<Vec<Run>>,
     len: u64,
 }
 
@@ -69,14 +72,15 @@ impl Hosts {
         let key = addr_key(first);
         let start = self.len;
         self.len += count;
-        if let Some(last) = self.runs.last_mut() {
+        let runs = Arc::make_mut(&mut self.runs);
+        if let Some(last) = runs.last_mut() {
             let next = last.first.checked_add(u128::from(last.count));
             if next == Some(key) && last.is_v6() == first.is_ipv6() {
                 last.count += count;
                 return;
             }
         }
-        self.runs.push(Run {
+        runs.push(Run {
             first: key,
             count,
             start,
@@ -141,10 +145,19 @@ impl Hosts {
     /// [`addr_key`]s between a run's first and last, inclusive), run by
     /// run, without visiting the addresses kept; returns those left out.
     pub fn remove(&mut self, mut inside: impl FnMut(u128, u128) -> Vec<u128>) -> Vec<IpAddr> {
+        let last_of = |r: &Run| r.first + u128::from(r.count - 1);
+        // Nothing to remove (the usual case): the runs stay as they are.
+        if self
+            .runs
+            .iter()
+            .all(|r| inside(r.first, last_of(r)).is_empty())
+        {
+            return Vec::new();
+        }
         let mut out = Hosts::new();
         let mut removed = Vec::new();
-        for r in &self.runs {
-            let last = r.first + u128::from(r.count - 1);
+        for r in self.runs.iter() {
+            let last = last_of(r);
             let mut from = r.first;
             for k in inside(r.first, last) {
                 if k < from || k > last {
@@ -211,8 +224,10 @@ impl<const N: usize> From<[IpAddr; N]> for Hosts {
 pub enum HostIndex {
     /// (first address, last address, position of the first), sorted, as
     /// [`addr_key`]s.
-    Runs(Vec<(u128, u128, u32)>),
-    Hash(FxHashMap<IpAddr, u32>),
+    Runs(Arc<Vec<(u128, u128, u32)>>),
+    /// IPv4 addresses by their 4 bytes (a million-address list: 18 MB,
+    /// not the 52 MB of `IpAddr` keys), IPv6 ones by their 16.
+    Hash(Arc<(FxHashMap<u32, u32>, FxHashMap<u128, u32>)>),
 }
 
 impl HostIndex {
@@ -220,13 +235,14 @@ impl HostIndex {
         // Mostly single addresses: the hash is faster and no larger.
         let runs = hosts.run_count();
         if runs > 64 && runs > hosts.len() / 4 {
-            return HostIndex::Hash(
-                hosts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| (h, i as u32))
-                    .collect(),
-            );
+            let mut maps: (FxHashMap<u32, u32>, FxHashMap<u128, u32>) = Default::default();
+            for (i, h) in hosts.iter().enumerate() {
+                match h {
+                    IpAddr::V4(a) => maps.0.insert(u32::from(a), i as u32),
+                    IpAddr::V6(a) => maps.1.insert(u128::from(a), i as u32),
+                };
+            }
+            return HostIndex::Hash(Arc::new(maps));
         }
         let mut runs: Vec<(u128, u128, u32)> = hosts
             .runs()
@@ -236,12 +252,15 @@ impl HostIndex {
             })
             .collect();
         runs.sort_unstable();
-        HostIndex::Runs(runs)
+        HostIndex::Runs(Arc::new(runs))
     }
 
     pub fn get(&self, host: IpAddr) -> Option<u32> {
         match self {
-            HostIndex::Hash(m) => m.get(&host).copied(),
+            HostIndex::Hash(maps) => match host {
+                IpAddr::V4(a) => maps.0.get(&u32::from(a)).copied(),
+                IpAddr::V6(a) => maps.1.get(&u128::from(a)).copied(),
+            },
             HostIndex::Runs(runs) => {
                 let a = addr_key(host);
                 let at = runs.partition_point(|&(first, _, _)| first <= a);
