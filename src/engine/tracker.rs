@@ -18,7 +18,7 @@ use crate::engine::permutation::Permutation;
 use crate::engine::timing::{CongestionWindow, RttEstimator, TimingParams};
 use crate::model::probe::{prefetch, ProbeSpace, SendOrder, Time};
 use crate::model::reply::{Reply, ReplyEffect};
-use crate::model::result::{Finding, Findings, LimitKind, RateLimit, TrackerStats};
+use crate::model::result::{Finding, Findings, LimitKind, Palette, RateLimit, TrackerStats};
 use crate::model::technique::{PortState, Protocol, Reason, ReplyKind, Technique};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -26,8 +26,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 /// state that carried its data would cost tens of bytes for every one of
 /// them. What a state needs besides lives in maps holding only the probes
 /// in it: `Tracker::tries` (in flight or waiting for a retry) and
-/// `Tracker::answered_findings` (decided by a reply). `PENDING` is zero so a
-/// new tracker's states are zeroed memory, which costs nothing up front.
+/// `Tracker::answered_findings` (decided by a reply whose finding is not
+/// in the palette). `PENDING` is zero so a new tracker's states are zeroed
+/// memory, which costs nothing up front.
 mod state {
     pub const PENDING: u8 = 0;
     /// Sent; its try and when are in `tries`.
@@ -35,7 +36,7 @@ mod state {
     /// Timed out; waiting for window room to be sent again as the try in
     /// `tries`.
     pub const RETRY: u8 = 2;
-    /// Decided by a reply: its finding is in `answered`.
+    /// Decided by a reply: its finding is in `answered_findings`.
     pub const DONE: u8 = 3;
     /// Decided by an earlier run this one resumes: never sent, never reported.
     pub const SKIPPED: u8 = 4;
@@ -51,10 +52,19 @@ mod state {
     /// still comes in before the scan ends revises it. A `last` of
     /// `MAX_CODED_LAST` or more is kept in `Tracker::long_silent`.
     pub const SILENT: u8 = 8;
-    pub const MAX_CODED_LAST: u8 = u8::MAX - SILENT;
+    pub const MAX_CODED_LAST: u8 = 63;
+    /// `PALETTE + i`: decided by a reply, whose finding is the `i`th of
+    /// `Tracker::palette`.
+    pub const PALETTE: u8 = SILENT + MAX_CODED_LAST + 1;
+    pub const PALETTE_LEN: usize = (u8::MAX - PALETTE) as usize + 1;
 
     pub fn is_silent(s: u8) -> bool {
-        s >= SILENT
+        (SILENT..PALETTE).contains(&s)
+    }
+
+    /// Decided by a reply.
+    pub fn is_done(s: u8) -> bool {
+        s == DONE || s >= PALETTE
     }
 }
 
@@ -98,7 +108,9 @@ pub struct Tracker {
     /// Probes in flight or waiting for a retry: bounded by the window and
     /// the retry queue, not by the scan's size.
     tries: FxHashMap<u64, Try>,
-    /// Findings of probes decided by a reply.
+    /// The findings replies decided, by the states that name them.
+    palette: Palette,
+    /// Findings of probes decided by a reply, when the palette is full.
     answered_findings: FxHashMap<u64, Finding>,
     /// Silent probes whose last try does not fit in their state.
     long_silent: FxHashMap<u64, u8>,
@@ -133,8 +145,9 @@ pub struct Tracker {
     /// their state): if loss turns out higher, they get the extra tries
     /// too, and a rate limiter's suspects are picked among them. Entries
     /// whose probe a late reply revised stay until the next prune. At most
-    /// [`SILENT_LOG_CAP`]; past it, `silent_overflow`.
+    /// `silent_log_cap` ([`SILENT_LOG_CAP`]); past it, `silent_overflow`.
     silent_log: Vec<u64>,
+    silent_log_cap: usize,
     silent_overflow: bool,
     /// How many entries `silent_log` would hold were it not capped.
     silent_listed: u64,
@@ -211,10 +224,14 @@ impl Tracker {
             }
         });
         let (states, not_asked) = initial_states(&space);
+        // Sized for a full window from the start: growing it as the window
+        // opens rehashes on the hot path.
+        let window = (params.max_cwnd as usize).min(1 << 16);
         Tracker {
             order,
             states,
-            tries: FxHashMap::default(),
+            tries: FxHashMap::with_capacity_and_hasher(window, Default::default()),
+            palette: Palette::default(),
             answered_findings: FxHashMap::default(),
             long_silent: FxHashMap::default(),
             window: CongestionWindow::new(&params),
@@ -238,6 +255,7 @@ impl Tracker {
             answered_late: 0,
             retry_budget: params.max_retries,
             silent_log: Vec::new(),
+            silent_log_cap: SILENT_LOG_CAP,
             silent_overflow: false,
             silent_listed: 0,
             silent_revised: 0,
@@ -492,11 +510,10 @@ impl Tracker {
         for pos in 0..self.next_new.max(self.skip_end) {
             let index = self.order.at(pos);
             let s = self.states[index as usize];
-            if !matches!(
-                s,
-                state::DONE | state::SKIPPED | state::EXCLUDED | state::NOT_ASKED
-            ) && !state::is_silent(s)
-            {
+            let decided = matches!(s, state::SKIPPED | state::EXCLUDED | state::NOT_ASKED)
+                || state::is_done(s)
+                || state::is_silent(s);
+            if !decided {
                 continue;
             }
             match out.last_mut() {
@@ -729,7 +746,7 @@ impl Tracker {
         self.silent_listed += 1;
         if self.silent_overflow {
             // Found by its state from now on.
-        } else if self.silent_log.len() < SILENT_LOG_CAP {
+        } else if self.silent_log.len() < self.silent_log_cap {
             self.silent_log.push(index);
         } else {
             self.silent_log = Vec::new();
@@ -968,8 +985,8 @@ impl Tracker {
         (first..first + n).any(|i| {
             i != index
                 && self.space.same_protocol(t, (i - first) as usize)
-                && self.states[i as usize] == state::DONE
-                && self.answered_findings.get(&i).is_some_and(&pred)
+                && state::is_done(self.states[i as usize])
+                && self.finding(i).is_some_and(|f| pred(&f))
         })
     }
 
@@ -1169,9 +1186,11 @@ impl Tracker {
             return ReplyEffect::Unexpected;
         };
         let s = self.states[index as usize];
+        // Taken out at once and put back where the reply changes nothing:
+        // one map operation for the usual reply.
         let flight = match s {
-            state::IN_FLIGHT | state::RETRY => *self.tries.get(&index).expect("a try under way"),
-            state::DONE => {
+            state::IN_FLIGHT | state::RETRY => self.tries.remove(&index).expect("a try under way"),
+            s if state::is_done(s) => {
                 self.stats.duplicates += 1;
                 return ReplyEffect::Duplicate;
             }
@@ -1195,10 +1214,12 @@ impl Tracker {
         };
         if reply.attempt_slot as u16 >= TRY_SLOTS || reply.attempt_slot > current {
             // Answers a try we have not sent: forged or stale from another scan.
+            self.tries.insert(index, flight);
             self.stats.unexpected += 1;
             return ReplyEffect::Unexpected;
         }
         let Some((rule, outcome)) = self.techniques[reply.technique].classify(reply.kind) else {
+            self.tries.insert(index, flight);
             self.stats.unmatched += 1;
             return ReplyEffect::Unmatched;
         };
@@ -1225,13 +1246,21 @@ impl Tracker {
                 let first = self.rtt.srtt().is_none();
                 let rtt = reply.at - sent;
                 self.rtt.sample(rtt);
-                self.host_rtt
-                    .entry(self.space.host_of(index))
-                    .or_default()
-                    .sample(rtt);
+                let host = self.space.host_of(index);
+                match self.host_rtt.get_mut(&host) {
+                    Some(own) => own.sample(rtt),
+                    None => {
+                        let mut own = RttEstimator::default();
+                        own.sample(rtt);
+                        self.host_rtt.insert(host, own);
+                    }
+                }
                 self.max_rtt = self.max_rtt.max(rtt);
                 if first {
+                    // Retimed with the others, as still in flight.
+                    self.tries.insert(index, flight);
                     self.retime_in_flight();
+                    self.tries.remove(&index);
                 }
             }
         }
@@ -1255,9 +1284,7 @@ impl Tracker {
             }
             self.update_retry_budget();
         }
-        self.states[index as usize] = state::DONE;
-        self.tries.remove(&index);
-        self.answered_findings.insert(
+        self.set_done(
             index,
             Finding {
                 state: outcome.state,
@@ -1271,6 +1298,17 @@ impl Tracker {
         ReplyEffect::Decided { rule, outcome }
     }
 
+    /// Probe `index` was decided by a reply: `f`.
+    fn set_done(&mut self, index: u64, f: Finding) {
+        self.states[index as usize] = match self.palette.position(f, state::PALETTE_LEN) {
+            Some(at) => state::PALETTE + at,
+            None => {
+                self.answered_findings.insert(index, f);
+                state::DONE
+            }
+        };
+    }
+
     /// A reply to a probe concluded on silence after try `last`.
     fn revise(&mut self, index: u64, last: u8, reply: &Reply) -> ReplyEffect {
         if reply.attempt_slot as u16 >= TRY_SLOTS || reply.attempt_slot > last {
@@ -1281,9 +1319,8 @@ impl Tracker {
             self.stats.unmatched += 1;
             return ReplyEffect::Unmatched;
         };
-        self.states[index as usize] = state::DONE;
         self.long_silent.remove(&index);
-        self.answered_findings.insert(
+        self.set_done(
             index,
             Finding {
                 state: outcome.state,
@@ -1390,7 +1427,7 @@ impl Tracker {
             .keys()
             .filter(|&&i| {
                 let s = self.states[i as usize];
-                s != state::DONE && !state::is_silent(s)
+                !state::is_done(s) && !state::is_silent(s)
             })
             .count() as u64
     }
@@ -1414,6 +1451,7 @@ impl Tracker {
         match *self.states.get(usize::try_from(index).ok()?)? {
             state::DONE => self.answered_findings.get(&index).copied(),
             s if state::is_silent(s) => Some(self.no_response(index)),
+            s if state::is_done(s) => self.palette.get(s - state::PALETTE),
             _ => None,
         }
     }
@@ -1431,15 +1469,22 @@ impl Tracker {
     /// The findings, moved out of the tracker: its states, turned in place
     /// into [`Findings`]' codes, and the answered probes' findings.
     pub fn into_findings(self) -> Findings {
+        const { assert!(state::PALETTE_LEN <= Findings::PALETTE_LEN) };
         let mut codes = self.states;
         for c in &mut codes {
             *c = match *c {
                 state::DONE => Findings::ANSWERED,
                 s if state::is_silent(s) => Findings::SILENT,
+                s if s >= state::PALETTE => Findings::PALETTE + (s - state::PALETTE),
                 _ => Findings::NONE,
             };
         }
-        Findings::from_parts(codes, &self.techniques, self.answered_findings)
+        Findings::from_parts(
+            codes,
+            &self.techniques,
+            self.palette,
+            self.answered_findings,
+        )
     }
 
     /// About how many bytes the tracker holds on the heap (its probe space
@@ -1456,6 +1501,7 @@ impl Tracker {
         self.states.capacity()
             + vec(&self.in_flight_bits)
             + map(&self.tries)
+            + self.palette.heap_bytes()
             + map(&self.answered_findings)
             + map(&self.long_silent)
             + self.deadlines.capacity() * std::mem::size_of::<Reverse<(Time, u64, u8)>>()
@@ -2356,5 +2402,300 @@ mod tests {
         let more: Vec<_> = std::iter::from_fn(|| t.poll_send(rto + ms(2))).collect();
         assert_eq!(more.len(), 1, "sent {more:?}");
         assert_eq!(t.in_flight(), 3);
+    }
+
+    /// 4,096 hosts x 4,096 ports (a /8's worth of probes) where nothing
+    /// answers: what the tracker holds is a byte and a bit per probe, and
+    /// otherwise what is under way, however many probes were concluded.
+    #[test]
+    fn a_silent_sweep_of_16_million_probes_costs_about_a_byte_per_probe() {
+        let hosts: Vec<IpAddr> = (0..4096u32)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))
+            .collect();
+        let space = ProbeSpace::new(hosts, (1..=4096).collect(), 1);
+        let n = space.len();
+        assert_eq!(n, 1 << 24);
+        let techniques = vec![builtin_by_name("syn").unwrap()];
+        let mut t = Tracker::new(space, techniques, TimingParams::default(), 5);
+        let budget = |t: &Tracker| t.approx_heap_bytes() as u64;
+        let bound = n + n / 2 + (1 << 20);
+        assert!(budget(&t) < bound, "new: {} bytes", budget(&t));
+        let mut now = ms(0);
+        let mut sent = 0;
+        while sent < 5000 {
+            sent += std::iter::from_fn(|| t.poll_send(now)).count();
+            now = t.next_deadline().expect("probes wait for their timeouts");
+            t.expire(now);
+        }
+        assert!(t.decided() > 1000, "some concluded: {}", t.decided());
+        assert!(budget(&t) < bound, "{} bytes", budget(&t));
+        assert!(t.host_rtt.is_empty() && t.answered_findings.is_empty());
+        let concluded = t.decided();
+        let f = t.into_findings();
+        assert_eq!(f.len(), n);
+        assert_eq!(f.concluded(), concluded);
+        assert!((f.approx_heap_bytes() as u64) < n + (1 << 16));
+    }
+
+    /// Every kind of state comes out of the tracker, and through
+    /// [`Findings`], as the probe ended: answered (open, closed), revised
+    /// by a late reply, silent, skipped, excluded, not asked, and not
+    /// concluded.
+    #[test]
+    fn findings_come_out_as_each_probe_ended() {
+        let h3 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
+        let techniques: Vec<Technique> = ["syn", "fin", "udp"]
+            .iter()
+            .map(|n| builtin_by_name(n).unwrap())
+            .collect();
+        let (tcp, udp) = ((1..=30).collect::<Vec<u16>>(), vec![5, 10, 53]);
+        let space = ProbeSpace::with_protocols(vec![H1, H2, h3], &[tcp, udp], &[0, 0, 1]);
+        let n = space.len();
+        let mut t = Tracker::new(space, techniques.clone(), TimingParams::default(), 2);
+        t.exclude_hosts([2]);
+        let skipped: Vec<u64> = (0..n).filter(|i| i % 11 == 4 && t.space.asks(*i)).collect();
+        t.skip(skipped.iter().copied());
+        let mut now = ms(0);
+        let mut late: Vec<Reply> = Vec::new();
+        while !t.is_done() {
+            while let Some(o) = t.poll_send(now) {
+                let kind = match (o.technique, o.port % 5) {
+                    (2, 0) => ReplyKind::Udp,
+                    (2, _) => ReplyKind::Unreachable { code: 3 },
+                    (_, 0) => continue,
+                    (0, 1) => ReplyKind::SynAck,
+                    (1, 1) => continue,
+                    _ => ReplyKind::Rst { window: 0 },
+                };
+                let r = reply_to(&o, kind, now + ms(1));
+                // Port 3's answers to FIN come after the scan gave up.
+                if o.port == 3 && o.technique == 1 {
+                    late.push(r);
+                } else {
+                    t.on_reply(&r);
+                }
+            }
+            now += ms(5);
+            t.expire(now);
+        }
+        for mut r in late.into_iter().filter(|r| r.attempt_slot == 0) {
+            r.at = now;
+            assert!(matches!(t.on_reply(&r), ReplyEffect::Revised { .. }));
+        }
+        let seen: Vec<Option<Finding>> = t.findings().map(|f| f.3).collect();
+        for (i, f) in seen.iter().enumerate() {
+            let i = i as u64;
+            let (h, port, tech) = t.space.probe(i);
+            assert_eq!(t.finding(i), *f);
+            let want = if h == h3 || skipped.contains(&i) || !t.space.asks(i) {
+                None
+            } else {
+                let (state, reason) = match (tech, port % 5, port) {
+                    (2, 0, _) => (PortState::Open, Reason::UdpResponse),
+                    (2, _, _) => (PortState::Closed, Reason::Unreachable(3)),
+                    (0, 0, _) => (PortState::Filtered, Reason::NoResponse),
+                    (_, 0, _) => (PortState::OpenFiltered, Reason::NoResponse),
+                    (0, 1, _) => (PortState::Open, Reason::SynAck),
+                    (1, 1, _) => (PortState::OpenFiltered, Reason::NoResponse),
+                    // Port 3's FIN revised from silence.
+                    (_, _, _) => (PortState::Closed, Reason::Reset),
+                };
+                Some((state, reason))
+            };
+            assert_eq!(f.map(|f| (f.state, f.reason)), want, "{h} {port} {tech}");
+            if let Some(f) = f {
+                let silent = f.reason == Reason::NoResponse;
+                assert_eq!(f.ttl.is_none(), silent, "{f:?}");
+            }
+        }
+        assert_eq!(t.stats().revised, 2, "port 3's FIN on two hosts");
+        let findings = t.into_findings();
+        assert_eq!(findings.len(), n);
+        assert_eq!(findings.iter().collect::<Vec<_>>(), seen);
+        let concluded = seen.iter().filter(|f| f.is_some()).count() as u64;
+        assert_eq!(findings.concluded(), concluded);
+        // Rebuilt probe by probe, the same.
+        let again = Findings::of(&techniques, seen.iter().copied());
+        assert_eq!(again.iter().collect::<Vec<_>>(), seen);
+        assert_eq!(findings.get(n), None);
+    }
+
+    /// More distinct findings than a state byte can name (a TTL per
+    /// port): the others are kept by probe, and every one comes out.
+    #[test]
+    fn findings_past_the_palette_come_out_too() {
+        let techniques = vec![builtin_by_name("syn").unwrap()];
+        let space = ProbeSpace::new(vec![H1], (1..=600).collect(), 1);
+        let mut t = Tracker::new(space, techniques.clone(), TimingParams::default(), 4);
+        let ttl = |port: u16| (port % 256) as u8;
+        let mut now = ms(0);
+        while !t.is_done() {
+            while let Some(o) = t.poll_send(now) {
+                let mut r = reply_to(&o, ReplyKind::Rst { window: 0 }, now + ms(1));
+                r.ttl = ttl(o.port);
+                t.on_reply(&r);
+            }
+            now += ms(5);
+            t.expire(now);
+        }
+        assert!(!t.answered_findings.is_empty());
+        let seen: Vec<Option<Finding>> = t.findings().map(|f| f.3).collect();
+        for (i, f) in seen.iter().enumerate() {
+            let port = t.space.probe(i as u64).1;
+            let want = (ttl(port) != 0).then_some(ttl(port));
+            assert_eq!(f.map(|f| f.ttl), Some(want), "port {port}");
+        }
+        let findings = t.into_findings();
+        assert_eq!(findings.iter().collect::<Vec<_>>(), seen);
+        assert_eq!(
+            Findings::of(&techniques, seen.clone())
+                .iter()
+                .collect::<Vec<_>>(),
+            seen
+        );
+    }
+
+    /// What a scan sent (in any order), its findings, its marked probes
+    /// and its retry budget at the end.
+    type LossyScan = (Vec<(u64, u8)>, Vec<Option<Finding>>, Vec<u64>, u8);
+
+    /// A scan on a lossy network whose answers depend on the probe and
+    /// try alone (not on when they are sent), with `cap` as the silent
+    /// log's cap. Every seventh port drops everything; of the others,
+    /// `lost(index)` tries are lost first.
+    fn lossy_scan_with_log_cap(cap: usize, lost: fn(u64) -> u8) -> LossyScan {
+        let techniques: Vec<Technique> = ["syn", "udp"]
+            .iter()
+            .map(|n| builtin_by_name(n).unwrap())
+            .collect();
+        let ports: Vec<u16> = (1..=40).collect();
+        let space = ProbeSpace::with_protocols(vec![H1, H2], &[ports.clone(), ports], &[0, 1]);
+        let params = TimingParams {
+            max_retries: 1,
+            max_adaptive_retries: 4,
+            ..TimingParams::default()
+        };
+        let mut t = Tracker::new(space, techniques, params, 9);
+        t.silent_log_cap = cap;
+        let mut sent = Vec::new();
+        let mut now = ms(0);
+        while !t.is_done() && now < Duration::from_secs(600) {
+            while let Some(o) = t.poll_send(now) {
+                sent.push((o.index, o.attempt));
+                if o.port % 7 == 0 || o.attempt < lost(o.index) {
+                    continue;
+                }
+                let kind = match (o.technique, o.port % 4) {
+                    (1, 0) => ReplyKind::Udp,
+                    (1, _) => ReplyKind::Unreachable { code: 3 },
+                    (_, 0) => ReplyKind::SynAck,
+                    _ => ReplyKind::Rst { window: 0 },
+                };
+                t.on_reply(&reply_to(&o, kind, now + ms(1)));
+            }
+            now += ms(5);
+            t.expire(now);
+        }
+        assert!(t.is_done());
+        assert_eq!(t.silent_overflow, cap < 100);
+        sent.sort_unstable();
+        let findings = t.findings().map(|f| f.3).collect();
+        (sent, findings, t.rate_limited(), t.retry_budget())
+    }
+
+    /// Past its cap the silent log is given up and the probes concluded on
+    /// silence are found by their state: the same ones get the extra tries
+    /// that loss buys and are confirmed as a limiter's suspects.
+    #[test]
+    fn past_the_silent_logs_cap_the_same_probes_are_tried_again() {
+        // Answers to retries: more tries for all, the silent ones reopened.
+        let retried: fn(u64) -> u8 = |i| match (i % 3, i % 5) {
+            (_, 0) => 2,
+            (0, _) => 1,
+            _ => 0,
+        };
+        // No answer to a retry, so no more tries: silences a limiter
+        // would explain, confirmed and some marked.
+        let limited: fn(u64) -> u8 = |i| if i % 3 == 0 { 2 } else { 0 };
+        for (lost, what) in [(retried, "retried"), (limited, "limited")] {
+            let whole = lossy_scan_with_log_cap(SILENT_LOG_CAP, lost);
+            assert_eq!(whole.3 > 1, what == "retried", "{what}: loss bought tries");
+            assert_eq!(!whole.2.is_empty(), what == "limited", "{what}: marked");
+            assert_eq!(lossy_scan_with_log_cap(3, lost), whole, "{what}");
+        }
+    }
+
+    /// A scan of TCP and UDP, concluded by the tracker, splits into the
+    /// two scans it stands for with each probe's finding.
+    #[test]
+    fn a_tracked_pass_of_tcp_and_udp_splits_by_protocol() {
+        let techniques: Vec<Technique> = ["syn", "udp"]
+            .iter()
+            .map(|n| builtin_by_name(n).unwrap())
+            .collect();
+        let (tcp, udp) = (vec![22, 80, 443], vec![53, 80]);
+        let space = ProbeSpace::with_protocols(vec![H1, H2], &[tcp.clone(), udp.clone()], &[0, 1]);
+        let mut t = Tracker::new(
+            space.clone(),
+            techniques.clone(),
+            TimingParams::default(),
+            6,
+        );
+        let mut now = ms(0);
+        while !t.is_done() {
+            while let Some(o) = t.poll_send(now) {
+                let kind = match (o.technique, o.port) {
+                    (0, 22) => ReplyKind::SynAck,
+                    (0, 443) | (1, 53) => continue,
+                    (0, _) => ReplyKind::Rst { window: 0 },
+                    _ => ReplyKind::Unreachable { code: 3 },
+                };
+                t.on_reply(&reply_to(&o, kind, now + ms(1)));
+            }
+            now += ms(5);
+            t.expire(now);
+        }
+        let whole: Vec<(IpAddr, u16, usize, Option<Finding>)> = t.findings().collect();
+        let result = crate::model::result::ScanResult {
+            space,
+            techniques,
+            findings: t.into_findings(),
+            stats: Default::default(),
+            seed: 6,
+            interrupted: false,
+            complete: true,
+            decided: Vec::new(),
+            hosts: Vec::new(),
+            rate_limited: Vec::new(),
+            limits: Vec::new(),
+            names: Vec::new(),
+        };
+        let parts = result.by_protocol();
+        assert_eq!(parts.len(), 2);
+        for (part, (proto, ports)) in parts.iter().zip([(0, &tcp), (1, &udp)]) {
+            assert_eq!(&part.space.ports, ports);
+            assert_eq!(part.findings.len(), 2 * ports.len() as u64);
+            assert_eq!(part.findings.concluded(), part.findings.len());
+            for i in 0..part.findings.len() {
+                let (h, p, _) = part.space.probe(i);
+                let want = whole
+                    .iter()
+                    .find(|w| (w.0, w.1, w.2) == (h, p, proto))
+                    .and_then(|w| w.3);
+                assert_eq!(part.findings.get(i), want, "{h} {p}");
+            }
+        }
+        let states = |r: &crate::model::result::ScanResult| -> Vec<PortState> {
+            r.findings.iter().map(|f| f.unwrap().state).collect()
+        };
+        use PortState::*;
+        assert_eq!(
+            states(&parts[0]),
+            [Open, Closed, Filtered, Open, Closed, Filtered]
+        );
+        assert_eq!(
+            states(&parts[1]),
+            [OpenFiltered, Closed, OpenFiltered, Closed]
+        );
     }
 }

@@ -10,7 +10,7 @@ use crate::model::technique::{PortState, Protocol, Reason, Technique};
 use rustc_hash::FxHashMap;
 
 /// A port's final answer for one technique.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Finding {
     pub state: PortState,
     pub reason: Reason,
@@ -18,17 +18,62 @@ pub struct Finding {
     pub ttl: Option<u8>,
 }
 
+/// Distinct findings that replies decided, each named by its position:
+/// most replies of a scan decide one of a few (closed by a reset, with the
+/// host's TTL), and a probe whose finding is here takes no map entry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Palette {
+    findings: Vec<Finding>,
+    positions: FxHashMap<Finding, u8>,
+    /// The position found last: replies mostly decide what the one before
+    /// decided.
+    last: u8,
+}
+
+impl Palette {
+    /// `f`'s position, added if the palette holds fewer than `cap` (at
+    /// most 256).
+    pub(crate) fn position(&mut self, f: Finding, cap: usize) -> Option<u8> {
+        if self.findings.get(usize::from(self.last)) == Some(&f) {
+            return Some(self.last);
+        }
+        if let Some(&at) = self.positions.get(&f) {
+            self.last = at;
+            return Some(at);
+        }
+        let at = self.findings.len();
+        if at >= cap.min(usize::from(u8::MAX) + 1) {
+            return None;
+        }
+        self.findings.push(f);
+        self.positions.insert(f, at as u8);
+        Some(at as u8)
+    }
+
+    pub(crate) fn get(&self, at: u8) -> Option<Finding> {
+        self.findings.get(usize::from(at)).copied()
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.findings.capacity() * std::mem::size_of::<Finding>()
+            + self.positions.capacity() * (std::mem::size_of::<(Finding, u8)>() + 1)
+    }
+}
+
 /// Every probe's finding, in (host, port, technique) order: a byte per
-/// probe, and a [`Finding`] kept only for probes a reply decided. A probe
-/// concluded on silence has its technique's `no_response`, which is the
-/// same for all of them (a /8 would otherwise take a `Finding` per address).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// probe, and a [`Finding`] kept only for probes a reply decided whose
+/// finding is not among the [`Palette`]'s. A probe concluded on silence has
+/// its technique's `no_response`, the same for all of them (a /8 would
+/// otherwise take a `Finding` per address).
+#[derive(Debug, Clone, Default)]
 pub struct Findings {
-    /// Per probe: [`Findings::NONE`], [`Findings::SILENT`] or
-    /// [`Findings::ANSWERED`].
+    /// Per probe: [`Findings::NONE`], [`Findings::SILENT`],
+    /// [`Findings::ANSWERED`], or [`Findings::PALETTE`] plus a position in
+    /// `palette`.
     codes: Vec<u8>,
     /// Per technique (`index % len`): what silence concludes.
     no_response: Vec<Finding>,
+    palette: Palette,
     answered: FxHashMap<u64, Finding>,
 }
 
@@ -40,6 +85,10 @@ impl Findings {
     pub(crate) const SILENT: u8 = 1;
     /// Decided by a reply: in `answered`.
     pub(crate) const ANSWERED: u8 = 2;
+    /// Decided by a reply: `PALETTE + i` is the palette's `i`th finding.
+    pub(crate) const PALETTE: u8 = 3;
+    /// How many findings the palette may hold.
+    pub(crate) const PALETTE_LEN: usize = (u8::MAX - Findings::PALETTE) as usize + 1;
 
     /// No probe yet, for `techniques` (what their silence concludes).
     pub fn new(techniques: &[Technique]) -> Findings {
@@ -53,6 +102,7 @@ impl Findings {
                     ttl: None,
                 })
                 .collect(),
+            palette: Palette::default(),
             answered: FxHashMap::default(),
         }
     }
@@ -70,15 +120,16 @@ impl Findings {
     }
 
     /// From the tracker's store: `codes` as above, for `techniques`, with
-    /// `answered` holding every probe coded so.
+    /// `palette` and `answered` holding what the codes name.
     pub(crate) fn from_parts(
         codes: Vec<u8>,
         techniques: &[Technique],
+        palette: Palette,
         answered: FxHashMap<u64, Finding>,
     ) -> Findings {
-        debug_assert!(codes.iter().all(|&c| c <= Findings::ANSWERED));
         Findings {
             codes,
+            palette,
             answered,
             ..Findings::new(techniques)
         }
@@ -90,10 +141,13 @@ impl Findings {
         let code = match f {
             None => Findings::NONE,
             Some(f) if Some(&f) == self.silence_of(index) => Findings::SILENT,
-            Some(f) => {
-                self.answered.insert(index, f);
-                Findings::ANSWERED
-            }
+            Some(f) => match self.palette.position(f, Findings::PALETTE_LEN) {
+                Some(at) => Findings::PALETTE + at,
+                None => {
+                    self.answered.insert(index, f);
+                    Findings::ANSWERED
+                }
+            },
         };
         self.codes.push(code);
     }
@@ -109,9 +163,10 @@ impl Findings {
     /// out of range.
     pub fn get(&self, index: u64) -> Option<Finding> {
         match *self.codes.get(usize::try_from(index).ok()?)? {
+            Findings::NONE => None,
             Findings::SILENT => self.silence_of(index).copied(),
             Findings::ANSWERED => self.answered.get(&index).copied(),
-            _ => None,
+            c => self.palette.get(c - Findings::PALETTE),
         }
     }
 
@@ -145,6 +200,7 @@ impl Findings {
     pub fn approx_heap_bytes(&self) -> usize {
         self.codes.capacity()
             + self.no_response.capacity() * std::mem::size_of::<Finding>()
+            + self.palette.heap_bytes()
             + self.answered.capacity() * (std::mem::size_of::<(u64, Finding)>() + 1)
     }
 }
