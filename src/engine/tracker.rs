@@ -2665,7 +2665,7 @@ mod tests {
             interrupted: false,
             complete: true,
             decided: Vec::new(),
-            hosts: Vec::new(),
+            hosts: Default::default(),
             rate_limited: Vec::new(),
             limits: Vec::new(),
             names: Vec::new(),
