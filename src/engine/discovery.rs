@@ -215,6 +215,7 @@ impl Discovery {
         if !matches!(self.state(host), State::Done(_)) {
             self.done += 1;
         }
+        self.unreachable.remove(&host);
         self.set_state(host, State::Done(status));
         self.news.push(host);
     }
