@@ -382,7 +382,14 @@ fn an_interrupt_during_discovery_leaves_the_hosts_not_asked_unknown() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "interrupted");
     let records = host_records_any(&std::fs::read_to_string(&json).unwrap());
-    let unknown = records.values().filter(|r| r.0 == "unknown").count();
+    // The outputs say what discovery found of the hosts it reached; the
+    // hosts it never asked are its resume's, not records of "down" (nor
+    // of "unknown": a /8 would write 16 million of those).
+    assert!(
+        records.values().all(|r| r.0 == "down" || r.0 == "up"),
+        "{records:?}"
+    );
+    let unknown = 256 - records.len();
     // The text report gives them one line, not a report each.
     let told: Vec<&String> = report.iter().filter(|l| l.contains("not asked")).collect();
     assert_eq!(
@@ -392,13 +399,10 @@ fn an_interrupt_during_discovery_leaves_the_hosts_not_asked_unknown() {
         )],
         "{report:?}"
     );
-    let down = records.values().filter(|r| r.0 == "down").count();
-    assert_eq!(records.len(), 256);
     assert!(
         unknown > 200,
-        "hosts never asked are unknown, not down: {unknown}"
+        "hosts never asked are left to the resume, not down: {unknown}"
     );
-    assert!(down < 50, "{down}");
     assert!(dir.join("resume").exists(), "a resume file");
     let _ = std::fs::remove_dir_all(&dir);
 }

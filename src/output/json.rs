@@ -332,6 +332,88 @@ mod tests {
         json_order(20_000, 1);
     }
 
+    /// An interrupted pass of TCP and UDP over three hosts, the first of
+    /// which nothing concluded: it has no record, and each other host's
+    /// findings are its own (its UDP part's rate limit), not a neighbour's.
+    #[test]
+    fn an_interrupted_pass_of_tcp_and_udp_gives_each_host_reached_its_own_findings() {
+        use crate::model::host::{HostStatus, HostStatuses};
+        use crate::model::result::{LimitKind, RateLimit};
+        use crate::model::technique::Protocol;
+        let hosts: Vec<IpAddr> = (1..=3u32)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))
+            .collect();
+        let space = ProbeSpace::with_protocols(hosts.clone(), &[vec![80], vec![53]], &[0, 1]);
+        let techniques = vec![
+            builtin_by_name("syn").unwrap(),
+            builtin_by_name("udp").unwrap(),
+        ];
+        let findings = Findings::of(
+            &techniques,
+            (0..space.len()).map(|i| {
+                let (host, _, t) = space.probe(i);
+                (host != hosts[0] && space.asks(i)).then_some(Finding {
+                    state: [PortState::Closed, PortState::OpenFiltered][t],
+                    reason: [Reason::Reset, Reason::NoResponse][t],
+                    ttl: None,
+                })
+            }),
+        );
+        let marked = space.index(hosts[2], 53, 1).unwrap();
+        let limit = RateLimit {
+            host: 2,
+            kind: LimitKind::Icmp,
+            rate: Some(1.0),
+            paced: 5,
+            confirmed: 4,
+            unconfirmed: 1,
+            out_of_tries: 1,
+            budget: std::time::Duration::from_secs(40),
+            protocol: Some(Protocol::Udp),
+            stopped: false,
+        };
+        let result = ScanResult {
+            space,
+            techniques,
+            findings,
+            stats: ScanStats::default(),
+            seed: 1,
+            interrupted: true,
+            complete: false,
+            decided: vec![],
+            hosts: HostStatuses::all(HostStatus::ASSUMED_UP, 3),
+            rate_limited: vec![marked],
+            limits: vec![limit],
+            names: Vec::new(),
+        };
+        let mut out = Vec::new();
+        write_jsonl(&mut out, &result, &Services::load(), Lang::En).unwrap();
+        let ids = |host: &str| -> Option<Vec<String>> {
+            String::from_utf8(out.clone())
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|r| r["type"] == "host" && r["host"] == host)
+                .map(|r| {
+                    r["findings"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|f| f["id"].as_str().unwrap().to_string())
+                        .collect()
+                })
+        };
+        assert_eq!(ids("10.0.0.1"), None, "not reached: no record");
+        assert_eq!(ids("10.0.0.2"), Some(vec![]));
+        assert!(
+            ids("10.0.0.3")
+                .unwrap()
+                .contains(&"icmp-rate-limit".to_string()),
+            "{:?}",
+            ids("10.0.0.3")
+        );
+    }
+
     fn json_order(host_count: u32, port_count: u16) {
         let hosts: Vec<IpAddr> = (0..host_count)
             .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))

@@ -167,23 +167,20 @@ impl HostRows {
 }
 
 /// The hosts of a pass of TCP and UDP, per protocol part
-/// ([`ScanResult::by_protocol`]): each part's findings are its own.
+/// ([`ScanResult::by_protocol`]): each part's findings are its own, and
+/// its rows are built for one host when asked (holding every host's rows
+/// of both parts would cost a row set per address of a /8).
 pub(crate) struct PartHosts<'a> {
     parts: &'a [std::borrow::Cow<'a, ScanResult>],
-    hosts: Vec<Vec<HostRows>>,
 }
 
 impl<'a> PartHosts<'a> {
-    /// Empty for a result of one protocol: its host rows tell all.
     pub(crate) fn new(parts: &'a [std::borrow::Cow<'a, ScanResult>]) -> PartHosts<'a> {
-        let hosts = match parts.len() {
-            0 | 1 => Vec::new(),
-            _ => parts.iter().map(|p| hosts(p)).collect(),
-        };
-        PartHosts { parts, hosts }
+        PartHosts { parts }
     }
 
-    /// Host `i`'s findings: `host`'s own, or each part's in turn.
+    /// Host `i`'s findings: `host`'s own (a result of one protocol: its
+    /// rows tell all), or each part's in turn.
     pub(crate) fn findings(
         &self,
         i: usize,
@@ -191,24 +188,15 @@ impl<'a> PartHosts<'a> {
         result: &ScanResult,
         lang: Lang,
     ) -> Vec<HostFinding> {
-        if self.hosts.is_empty() {
+        if self.parts.len() < 2 {
             return host.findings(result, lang);
         }
         self.parts
             .iter()
-            .zip(&self.hosts)
-            .flat_map(|(part, hosts)| {
-                hosts
-                    .get(i)
-                    .map(|h| h.findings(part, lang))
-                    .unwrap_or_default()
-            })
+            .filter(|part| i < part.space.hosts.len())
+            .flat_map(|part| host_rows(part, i).findings(part, lang))
             .collect()
     }
-}
-
-pub(crate) fn hosts(result: &ScanResult) -> Vec<HostRows> {
-    hosts_iter(result).collect()
 }
 
 /// The hosts' rows one at a time: a writer that needs one host at a time
