@@ -582,6 +582,10 @@ if want 13; then
     del_ns "$K8_NS"
     ip netns add "$S8_NS"
     ip netns add "$K8_NS"
+    # IPv4 only: an IPv6 router solicitation or MLD report on the new link
+    # would count as the first probe.
+    ip netns exec "$S8_NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip netns exec "$K8_NS" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     ip -n "$S8_NS" link add s8a type veth peer name k8b netns "$K8_NS"
     ip -n "$S8_NS" addr add 192.0.2.1/30 dev s8a
     ip -n "$K8_NS" addr add 192.0.2.2/30 dev k8b

@@ -174,7 +174,7 @@ fn an_interrupted_scan_resumed_equals_an_uninterrupted_one() {
     }
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&r).unwrap()).unwrap();
-    assert_eq!(saved["flagscan_resume"], 2);
+    assert_eq!(saved["flagscan_resume"], 3);
     assert_eq!(saved["probes"], PROBES as u64);
     assert_eq!(saved["decided_count"], first.len() as u64);
     assert!(saved["seed"].is_u64());

@@ -4,7 +4,7 @@
 //! A resume file is one JSON object:
 //!
 //! ```json
-//! {"flagscan_resume":2,"args":["-sS","-p","1-1000","10.0.0.2","-oJ","a.jsonl"],
+//! {"flagscan_resume":3,"args":["-sS","-p","1-1000","10.0.0.2","-oJ","a.jsonl"],
 //!  "cwd":"/home/me","seed":1234,"probes":2000,"decided_count":1501,
 //!  "decided":[[0,1480],[1482,1503]],"digest":"6c1f...e2"}
 //! ```
@@ -46,8 +46,8 @@ use crate::model::technique::Technique;
 use crate::sys::files::{create_unique_dir, open_write, Existing};
 
 /// The format version written to and accepted from `flagscan_resume`
-/// (2: with `digest`).
-pub const FORMAT: u32 = 2;
+/// (2: with `digest`; 3: the digest hashes the targets as runs).
+pub const FORMAT: u32 = 3;
 /// Where an interrupted scan writes its resume file without `--resume-file`
 /// (but see [`default_path`]).
 pub const DEFAULT_PATH: &str = "flagscan.resume";
@@ -523,11 +523,11 @@ mod tests {
             ("{", "not JSON"),
             ("{\"args\":[]}", "not a flagscan resume file"),
             (
-                &good.replace("\"flagscan_resume\":2", "\"flagscan_resume\":9"),
+                &good.replace("\"flagscan_resume\":3", "\"flagscan_resume\":9"),
                 "version 9",
             ),
             (
-                &good.replace("\"flagscan_resume\":2", "\"flagscan_resume\":1"),
+                &good.replace("\"flagscan_resume\":3", "\"flagscan_resume\":1"),
                 "version 1",
             ),
             (&good.replace("\"digest\":", "\"dig\":"), "digest"),

@@ -32,6 +32,17 @@ pub struct Hosts {
     len: u64,
 }
 
+/// Where a kind of address begins, as [`addr_key`]s: IPv4 (as IPv4-mapped
+/// IPv6) and the IPv6 after it, IPv6 link-local (fe80::/10) and what
+/// follows it. No run crosses one, so a run's first address tells its
+/// family and whether it is link-local.
+const KINDS: [u128; 4] = [
+    0xffff_0000_0000,
+    0x1_0000_0000_0000,
+    0xfe80 << 112,
+    0xfec0 << 112,
+];
+
 /// Whether an [`addr_key`] is an IPv4 address's.
 fn is_v4_key(key: u128) -> bool {
     key >> 32 == 0xffff
@@ -70,12 +81,22 @@ impl Hosts {
             return;
         }
         let key = addr_key(first);
+        // A run holds addresses of one kind: cut where one begins.
+        if let Some(&b) = KINDS
+            .iter()
+            .find(|&&b| key < b && b - key < u128::from(count))
+        {
+            let head = (b - key) as u64;
+            self.push_run(first, head);
+            self.push_run(from_key(b), count - head);
+            return;
+        }
         let start = self.len;
         self.len += count;
         let runs = Arc::make_mut(&mut self.runs);
         if let Some(last) = runs.last_mut() {
             let next = last.first.checked_add(u128::from(last.count));
-            if next == Some(key) && last.is_v6() == first.is_ipv6() {
+            if next == Some(key) && !KINDS.contains(&key) {
                 last.count += count;
                 return;
             }
@@ -158,17 +179,19 @@ impl Hosts {
         let mut removed = Vec::new();
         for r in self.runs.iter() {
             let last = last_of(r);
-            let mut from = r.first;
+            // The first address not yet kept or removed; `None` past the
+            // end of the address space.
+            let mut from = Some(r.first);
             for k in inside(r.first, last) {
-                if k < from || k > last {
+                let Some(f) = from.filter(|&f| f <= k && k <= last) else {
                     continue;
-                }
-                out.push_run(from_key(from), (k - from) as u64);
+                };
+                out.push_run(from_key(f), (k - f) as u64);
                 removed.push(from_key(k));
-                from = k + 1;
+                from = k.checked_add(1);
             }
-            if from <= last {
-                out.push_run(from_key(from), (last - from + 1) as u64);
+            if let Some(f) = from.filter(|&f| f <= last) {
+                out.push_run(from_key(f), (last - f + 1) as u64);
             }
         }
         *self = out;
@@ -248,7 +271,7 @@ impl HostIndex {
             .runs()
             .map(|(first, n, at)| {
                 let a = addr_key(first);
-                (a, a + u128::from(n) - 1, at as u32)
+                (a, a + u128::from(n - 1), at as u32)
             })
             .collect();
         runs.sort_unstable();
@@ -436,6 +459,36 @@ mod tests {
         assert_eq!(h.len(), 17);
         assert_eq!(h.at(0), v4("10.0.0.1"));
         assert_eq!(h.at(16), v4("10.0.1.8"));
+    }
+
+    #[test]
+    fn no_run_crosses_a_kind_of_address_nor_the_end_of_the_space() {
+        // Into link-local from below, and out of it.
+        let mut h = Hosts::new();
+        h.push_run(v4("fe7f:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), 4);
+        let firsts: Vec<String> = h.runs().map(|(a, _, _)| a.to_string()).collect();
+        assert_eq!(
+            firsts,
+            ["fe7f:ffff:ffff:ffff:ffff:ffff:ffff:fffe", "fe80::"]
+        );
+        let h: Hosts = ["febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fec0::"]
+            .iter()
+            .map(|a| v4(a))
+            .collect();
+        assert_eq!(h.run_count(), 2);
+        // The last address of all, removed and kept.
+        let top = v4("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+        let mut h = Hosts::new();
+        h.push_run(v4("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"), 2);
+        assert_eq!(h.at(1), top);
+        let index = HostIndex::new(&h);
+        assert_eq!(index.get(top), Some(1));
+        let mut kept = h.clone();
+        assert!(kept.remove(|_, _| Vec::new()).is_empty());
+        assert_eq!(kept, h);
+        let gone = h.remove(|_, hi| vec![hi]);
+        assert_eq!(gone, vec![top]);
+        assert_eq!((h.len(), h.run_count()), (1, 1));
     }
 
     #[test]

@@ -489,5 +489,12 @@ mod tests {
         let err = plan(&Hosts::from([t]), None, &[]).unwrap_err();
         assert_eq!(crate::error::exit_code(&err), crate::error::EXIT_USAGE);
         assert!(err.to_string().contains("fe80::1%eth0"), "{err}");
+        // Also where it follows the address before it (one range).
+        let next: Hosts = ["fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fe80::"]
+            .iter()
+            .map(|a| a.parse::<IpAddr>().unwrap())
+            .collect();
+        let err = plan(&next, None, &[]).unwrap_err();
+        assert!(err.to_string().contains("fe80::%eth0"), "{err}");
     }
 }
