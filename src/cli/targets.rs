@@ -10,7 +10,7 @@ use std::path::Path;
 use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::error::usage;
-use crate::model::hosts::Hosts;
+use crate::model::hosts::{from_key, Hosts};
 use crate::model::probe::addr_key;
 
 /// A /8. Anything larger is almost always a typo (`/4` for `/24`), so it
@@ -128,7 +128,21 @@ pub fn expand_targets_named(
     let mut seen = HashSet::new();
     let mut out = Hosts::new();
     let mut dropped = 0u64;
-    for spec in &specs {
+    // Blocks and ranges that overlap: what the earlier ones left uncovered,
+    // as runs (`10.0.0.0/8 10.1.2.3` would otherwise hash 16 million).
+    let runs: Option<Vec<(IpAddr, u64)>> = specs.iter().map(Spec::as_run).collect();
+    let by_runs = dedup && excluded.is_empty() && runs.is_some();
+    if let (true, Some(runs)) = (by_runs, runs) {
+        let mut covered = Covered::default();
+        for (first, count) in runs {
+            let lo = addr_key(first);
+            for (a, b) in covered.take(lo, lo + u128::from(count - 1)) {
+                out.push_run(from_key(a), (b - a + 1) as u64);
+            }
+        }
+    }
+    let rest: &[Spec] = if by_runs { &[] } else { &specs };
+    for spec in rest {
         // A block or a range is one run, taken whole.
         if let (false, true, Some((first, count))) = (dedup, excluded.is_empty(), spec.as_run()) {
             out.push_run(first, count);
@@ -360,6 +374,45 @@ impl OctetSet {
             self.bits[usize::from(v >> 6)] |= 1 << (v & 63);
             self.order.push(v);
         }
+    }
+}
+
+/// Disjoint intervals of [`addr_key`]s already taken, by first key.
+#[derive(Default)]
+struct Covered(std::collections::BTreeMap<u128, u128>);
+
+impl Covered {
+    /// The parts of `lo..=hi` not taken yet, in order; then takes it all.
+    fn take(&mut self, lo: u128, hi: u128) -> Vec<(u128, u128)> {
+        let from = match self.0.range(..lo).next_back() {
+            Some((&s, &e)) if e >= lo.saturating_sub(1) => s,
+            _ => lo,
+        };
+        let touching: Vec<(u128, u128)> = self
+            .0
+            .range(from..=hi.saturating_add(1))
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        let mut free = Vec::new();
+        // The first key not yet looked at (`None`: past the end of all).
+        let mut at = Some(lo);
+        for &(s, e) in &touching {
+            if let Some(a) = at.filter(|&a| a < s && a <= hi) {
+                free.push((a, (s - 1).min(hi)));
+            }
+            at = at.max(e.checked_add(1)).filter(|_| e < u128::MAX);
+        }
+        if let Some(a) = at.filter(|&a| a <= hi) {
+            free.push((a, hi));
+        }
+        let (mut s, mut e) = (lo, hi);
+        for (ts, te) in touching {
+            self.0.remove(&ts);
+            s = s.min(ts);
+            e = e.max(te);
+        }
+        self.0.insert(s, e);
+        free
     }
 }
 
@@ -795,6 +848,17 @@ mod tests {
         // dropped (the specs overlap), the first occurrence staying.
         let h = hosts(&["10.0.0.0/9", "10.128.0.0/9"], &[]);
         assert_eq!((h.len(), h.run_count()), (1 << 24, 1));
+        let h = hosts(&["10.0.0.0/8", "10.1.2.3"], &[]);
+        assert_eq!((h.len(), h.run_count()), (1 << 24, 1));
+        // Later blocks keep what earlier ones left, in their own order.
+        let h = hosts(&["10.0.0.4/30", "10.0.0.0/28", "10.0.0.6-10.0.0.20"], &[]);
+        let want: Vec<IpAddr> = [
+            4, 5, 6, 7, 0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+        ]
+        .iter()
+        .map(|d| IpAddr::V4(Ipv4Addr::new(10, 0, 0, *d)))
+        .collect();
+        assert_eq!(h.iter().collect::<Vec<_>>(), want);
         let h = hosts(&["10.0.0.0/30", "10.0.0.2", "10.0.0.9"], &[]);
         assert_eq!(
             h.iter().collect::<Vec<_>>(),
