@@ -118,6 +118,15 @@ const SILENT: HostStatus = HostStatus {
     mac: None,
 };
 
+/// One of our own addresses.
+const LOCAL: HostStatus = HostStatus {
+    up: true,
+    reason: HostReason::LocalhostResponse,
+    latency: None,
+    ttl: None,
+    mac: None,
+};
+
 /// Hosts whose tries are outstanding at once.
 const MAX_HOSTS_IN_FLIGHT: usize = 4096;
 
@@ -177,31 +186,36 @@ impl Discovery {
             arp_tries: ip_tries.max(3),
             news: Vec::new(),
         };
-        let local: Vec<usize> = d
+        // Our own addresses are up without a probe, and need no entry:
+        // the scan does not hold their probes (a /8 of them is possible).
+        d.done = d
             .via
             .runs()
             .filter(|(_, v)| **v == Via::Local)
-            .flat_map(|(hosts, _)| hosts)
-            .collect();
-        for host in local {
-            d.conclude(
-                host,
-                HostStatus::up(HostReason::LocalhostResponse, None, None),
-            );
-        }
+            .map(|(hosts, _)| hosts.len())
+            .sum();
         d
     }
 
+    /// What a host without an entry is: up if it is one of ours, else down
+    /// on silence once asked, else waiting.
     fn state(&self, host: usize) -> State {
         match self.state.get(&host) {
             Some(s) => *s,
-            None if host < self.next => State::Done(SILENT),
-            None => State::Waiting,
+            None => self.implied(host),
+        }
+    }
+
+    fn implied(&self, host: usize) -> State {
+        match self.via(host) {
+            Via::Local => State::Done(LOCAL),
+            _ if host < self.next => State::Done(SILENT),
+            _ => State::Waiting,
         }
     }
 
     fn set_state(&mut self, host: usize, state: State) {
-        match state == State::Done(SILENT) && host < self.next {
+        match state == self.implied(host) {
             true => self.state.remove(&host),
             false => self.state.insert(host, state),
         };
@@ -460,8 +474,15 @@ impl Discovery {
     /// concluded (an interrupted discovery).
     pub fn statuses(&self) -> HostStatuses {
         let mut common = PerHost::new();
-        common.push_n(SILENT, self.next as u64);
-        common.push_n(HostStatus::NOT_ASKED, (self.hosts - self.next) as u64);
+        for (hosts, via) in self.via.runs() {
+            if *via == Via::Local {
+                common.push_n(LOCAL, hosts.len() as u64);
+                continue;
+            }
+            let asked = hosts.start..hosts.end.min(self.next).max(hosts.start);
+            common.push_n(SILENT, asked.len() as u64);
+            common.push_n(HostStatus::NOT_ASKED, (hosts.end - asked.end) as u64);
+        }
         let mut out = HostStatuses::from_runs(common);
         for (&h, st) in &self.state {
             match st {

@@ -203,9 +203,14 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     if let Some(decided) = &cfg.resume {
         tracker.skip_positions(decided);
     }
-    if pinging.is_some() {
-        // Discovery runs beside the scan: a host's probes wait for it.
-        tracker.hold_all();
+    if let Some((_, via)) = &pinging {
+        // Discovery runs beside the scan: a host's probes wait for it,
+        // but for our own addresses, which are up without asking.
+        for (hosts, how) in via.runs() {
+            if *how != Via::Local {
+                tracker.hold_hosts(hosts);
+            }
+        }
     }
     let started = Instant::now();
     let clock = started;

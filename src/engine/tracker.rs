@@ -423,8 +423,15 @@ impl Tracker {
     /// says whether its host is up: host discovery runs beside the scan,
     /// and the order passes the probes of hosts not yet concluded.
     pub fn hold_all(&mut self) {
+        self.hold_hosts(0..self.space.hosts.len());
+    }
+
+    /// Holds the probes of `hosts` (positions) until discovery concludes
+    /// each ([`Tracker::conclude_host`]).
+    pub fn hold_hosts(&mut self, hosts: Range<usize>) {
+        let per_host = self.space.ports.len() * self.space.techniques;
         let mut held = 0;
-        for s in &mut self.states {
+        for s in &mut self.states[hosts.start * per_host..hosts.end * per_host] {
             if *s == state::PENDING {
                 *s = state::HELD;
                 held += 1;

@@ -216,7 +216,13 @@ pub(crate) fn reported(result: &ScanResult, i: usize) -> bool {
         return true;
     }
     let status = result.hosts.get(i);
-    if !matches!(status.reason, HostReason::UserSet | HostReason::NotAsked) {
+    // Taken as up without an answer (-Pn, our own addresses), or not
+    // asked: only a concluded probe says the scan got to it.
+    let assumed = matches!(
+        status.reason,
+        HostReason::UserSet | HostReason::NotAsked | HostReason::LocalhostResponse
+    );
+    if !assumed {
         return true;
     }
     let per_host = (result.space.ports.len() * result.techniques.len()) as u64;
