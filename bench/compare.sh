@@ -604,8 +604,10 @@ if want 13; then
         local first packets rc rss
         read -r first packets rc < <(python3 "$HERE/firstprobe.py" "$K8_NS" k8b 10 -- \
             /usr/bin/time -o "$WORK/$name.time" -f '%M' ip netns exec "$S8_NS" "$@")
-        rss=$(tail -1 "$WORK/$name.time" | awk '{ printf "%.0f", $1 / 1024 }')
-        row "$J13" "$tool" "-" "-" "$packets" "-" "$((rss * 1024))" "-" "" "" \
+        # Empty when the tool had to be killed (time reports no figures then).
+        rss=$(grep -E '^[0-9]+$' "$WORK/$name.time" | tail -1 | awk '{ printf "%.0f", $1 / 1024 }')
+        [[ -n $rss ]] || rss=-
+        row "$J13" "$tool" "-" "-" "$packets" "-" "$([[ $rss == - ]] && echo - || echo $((rss * 1024)))" "-" "" "" \
             "first probe after ${first} s; peak RSS ${rss} MB; $packets packets reached the sink in 10 s; exit status $rc"
         eval "B13_${name}=\"$first $rss\""
     }
