@@ -1291,14 +1291,7 @@ impl Tracker {
             }
             self.update_retry_budget();
         }
-        self.set_done(
-            index,
-            Finding {
-                state: outcome.state,
-                reason: outcome.reason,
-                ttl: known_ttl(reply),
-            },
-        );
+        self.set_done(index, reply_finding(outcome, reply));
         self.decided += 1;
         self.stats.replies += 1;
         self.maybe_plan_confirmation(reply.at);
@@ -1327,14 +1320,7 @@ impl Tracker {
             return ReplyEffect::Unmatched;
         };
         self.long_silent.remove(&index);
-        self.set_done(
-            index,
-            Finding {
-                state: outcome.state,
-                reason: outcome.reason,
-                ttl: known_ttl(reply),
-            },
-        );
+        self.set_done(index, reply_finding(outcome, reply));
         self.silent_revised += 1;
         self.note_answer(index, reply);
         if let Some(at) = self.rate_limited.iter().position(|&i| i == index) {
@@ -1549,6 +1535,15 @@ fn initial_states(space: &ProbeSpace) -> (Vec<u8>, u64) {
     let pattern: Vec<u8> = (0..per_host).map(mark).collect();
     let hosts = n / per_host.max(1);
     (pattern.repeat(hosts as usize), count(&pattern) * hosts)
+}
+
+/// What a reply that decided a probe says of it.
+fn reply_finding(outcome: crate::model::technique::Outcome, reply: &Reply) -> Finding {
+    Finding {
+        state: outcome.state,
+        reason: outcome.reason,
+        ttl: known_ttl(reply),
+    }
 }
 
 /// An ICMP error about the host or its network (from a router, or from our
