@@ -60,6 +60,11 @@ impl ProbeSpace {
         }
     }
 
+    /// The address of host `h` (a position in `hosts`).
+    pub fn host_addr(&self, h: usize) -> IpAddr {
+        self.host_index.addr(&self.hosts, h)
+    }
+
     /// Whether this is one shard of a scan (`--shard`).
     pub fn is_sharded(&self) -> bool {
         self.shard.is_some()
@@ -106,7 +111,7 @@ impl ProbeSpace {
         if let Some((i, n)) = self.shard {
             let ports = self.ports.len() as u64;
             let (h, p) = ((pair / ports) as usize, (pair % ports) as usize);
-            if shard_of(self.hosts.at(h), self.ports[p], n) != i {
+            if shard_of(self.host_addr(h), self.ports[p], n) != i {
                 return false;
             }
         }
@@ -192,7 +197,7 @@ impl ProbeSpace {
         let rest = index / self.techniques as u64;
         let p = (rest % self.ports.len() as u64) as usize;
         let h = (rest / self.ports.len() as u64) as usize;
-        (self.hosts.at(h), self.ports[p], t)
+        (self.host_addr(h), self.ports[p], t)
     }
 }
 
@@ -272,11 +277,19 @@ mod tests {
         let scattered: Vec<IpAddr> = (0u32..500)
             .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i * 7)))
             .collect();
-        for (hosts, runs) in [(blocks, true), (scattered, false)] {
-            let index = HostIndex::new(&Hosts::from(hosts.clone()));
+        // Both families, scattered: positions are kept as 16-byte keys.
+        let mixed: Vec<IpAddr> = scattered
+            .iter()
+            .copied()
+            .chain((0u128..100).map(|i| IpAddr::V6(((0xfd00u128 << 112) | (i * 3)).into())))
+            .collect();
+        for (hosts, runs) in [(blocks, true), (scattered, false), (mixed, false)] {
+            let list = Hosts::from(hosts.clone());
+            let index = HostIndex::new(&list);
             assert_eq!(matches!(index, HostIndex::Runs(_)), runs);
             for (i, h) in hosts.iter().enumerate() {
                 assert_eq!(index.get(*h), Some(i as u32), "{h}");
+                assert_eq!(index.addr(&list, i), *h, "position {i}");
             }
             for absent in [
                 0x0a00_0000 + 60,

@@ -397,7 +397,7 @@ impl ScanResult {
         };
         let old = |h: usize, port: u16, t: usize| {
             self.space
-                .index(hosts.at(h), port, t)
+                .index(self.space.host_addr(h), port, t)
                 .expect("a part's probe is the whole's")
         };
         let techniques: Vec<Technique> = ts.iter().map(|&t| self.techniques[t].clone()).collect();

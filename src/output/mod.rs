@@ -244,7 +244,7 @@ pub(crate) fn host_rows(result: &ScanResult, i: usize) -> HostRows {
     HostRows {
         limited: limited_of(result, i),
         limit: result.limits.iter().find(|l| l.host == i).copied(),
-        host: result.space.hosts.at(i),
+        host: result.space.host_addr(i),
         status: result.hosts.get(i),
         rows: ports
             .iter()

@@ -106,7 +106,7 @@ pub fn write_text(
         if opts.open_only && !result.space.ports.is_empty() && !any_open {
             continue;
         }
-        let addr = result.space.hosts.at(i);
+        let addr = result.space.host_addr(i);
         match result.name_of(addr) {
             Some(name) => writeln!(w, "flagscan report for {name} ({addr})")?,
             None => writeln!(w, "flagscan report for {addr}")?,
