@@ -165,17 +165,6 @@ impl HostStatuses {
             n + usize::from(pred(s)) - usize::from(pred(self.common.get(i)))
         })
     }
-
-    /// The hosts whose status is not their run's, in no order.
-    pub fn exceptions(&self) -> impl Iterator<Item = (usize, HostStatus)> + '_ {
-        self.own.iter().map(|(&i, s)| (i, *s))
-    }
-}
-
-impl FromIterator<HostStatus> for HostStatuses {
-    fn from_iter<I: IntoIterator<Item = HostStatus>>(iter: I) -> HostStatuses {
-        HostStatuses::from_runs(iter.into_iter().collect())
-    }
 }
 
 #[cfg(test)]
@@ -199,6 +188,5 @@ mod statuses_tests {
         assert_eq!(s.get(1 << 24), HostStatus::NOT_ASKED);
         assert_eq!(s.count(|h| h.up), 11);
         assert_eq!(s.count(|h| h.up && h.reason != HostReason::NotAsked), 2);
-        assert_eq!(s.exceptions().count(), 2);
     }
 }
