@@ -136,7 +136,6 @@ pub struct Discovery {
     /// it that are not here were found down on silence: a /8's empty
     /// addresses take no entry.
     state: FxHashMap<usize, State>,
-    hosts: usize,
     next: usize,
     retries: VecDeque<usize>,
     deadlines: BinaryHeap<Reverse<(Time, usize, u8)>>,
@@ -165,11 +164,9 @@ pub struct Discovery {
 
 impl Discovery {
     pub fn new(via: PerHost<Via>, params: TimingParams) -> Discovery {
-        let n = via.len();
         let ip_tries = 1 + params.max_retries.max(1);
         let mut d = Discovery {
             state: FxHashMap::default(),
-            hosts: n,
             via,
             next: 0,
             retries: VecDeque::new(),
@@ -255,7 +252,7 @@ impl Discovery {
     }
 
     pub fn is_done(&self) -> bool {
-        self.done == self.hosts
+        self.done == self.via.len()
     }
 
     fn rtt(&self, host: usize) -> &RttEstimator {
@@ -296,7 +293,7 @@ impl Discovery {
                 }
                 continue;
             }
-            if self.next < self.hosts {
+            if self.next < self.via.len() {
                 let h = self.next;
                 let waiting = self.state(h) == State::Waiting;
                 self.next += 1;
@@ -467,7 +464,7 @@ impl Discovery {
     }
 
     pub fn has_unsent(&self) -> bool {
-        !self.retries.is_empty() || self.next < self.hosts
+        !self.retries.is_empty() || self.next < self.via.len()
     }
 
     /// Every host's status; [`HostStatus::NOT_ASKED`] for hosts not

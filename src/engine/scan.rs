@@ -286,13 +286,11 @@ pub fn run(mut cfg: ScanConfig, route: RoutePlan) -> anyhow::Result<ScanResult> 
     scanned?;
     let found = found?;
     let mut result = collect(tracker, sstats, rstats, elapsed, seed, cfg.notify.as_ref());
-    result.hosts = match &found {
+    result.hosts = HostStatuses::all(HostStatus::ASSUMED_UP, cfg.targets.len());
+    if let Some(found) = found {
         // A host discovery did not reach keeps its probes unconcluded
         // (for --resume), not excluded.
-        Some(found) => found.statuses.clone(),
-        None => HostStatuses::all(HostStatus::ASSUMED_UP, cfg.targets.len()),
-    };
-    if let Some(found) = found {
+        result.hosts = found.statuses;
         result.stats.discovery = Some((found.sent, found.elapsed));
         // Interrupted before every host was asked: not done, even where no
         // port was left to probe (-sn, or nothing up yet).
